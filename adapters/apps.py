@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class AdaptersConfig(AppConfig):
+    name = "adapters"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Importing the tool modules registers every tool exactly once.
+        from adapters import tools  # noqa: F401

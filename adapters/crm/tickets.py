@@ -1,0 +1,140 @@
+"""``crm.create_ticket`` and ``crm.update_ticket``: previews for the reviewer, and the commits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters import http
+from adapters.crm import client
+from adapters.crm.schemas import CreateTicketArgs, Ticket, TicketEnvelope, UpdateTicketArgs
+from adapters.errors import InvalidArgs, PermanentFailure, StaleTarget
+from adapters.registry import Outcome, Preview
+
+TICKET_NOT_FOUND = "no ticket with this id in the CRM"
+STALE_TICKET = "The ticket changed in the CRM after it was reviewed; it needs a new review."
+NO_SNAPSHOT = "The update has no preview snapshot of the ticket to compare with; it needs a new review."
+
+
+def _outcome(ticket: Ticket, attempts: int) -> Outcome:
+    return Outcome(
+        system="crm",
+        external_id=str(ticket.id),
+        # Enough for a receipt; the requester's email stays in the CRM.
+        summary={
+            "id": ticket.id,
+            "status": ticket.status,
+            "priority": ticket.priority,
+            "subject": ticket.subject,
+        },
+        attempts=attempts,
+        url=client.ticket_url(ticket.id),
+    )
+
+
+# --- create -------------------------------------------------------------------------------------------
+
+
+def preview_create(args: CreateTicketArgs) -> Preview:
+    values = args.model_dump(mode="json", exclude_none=True)
+    changes = [{"field": name, "before": None, "after": value} for name, value in values.items()]
+    summary = f'Create ticket "{args.subject}" ({args.priority})'
+    if args.customer_email:
+        summary += f" for {args.customer_email}"
+    return Preview(summary=summary, changes=changes)
+
+
+def create_body(args: CreateTicketArgs) -> dict[str, Any]:
+    ticket: dict[str, Any] = {
+        "subject": args.subject,
+        "comment": {"body": args.description},
+        "priority": args.priority,
+    }
+    if args.customer_email:
+        ticket["requester"] = {"email": args.customer_email}
+    if args.tags:
+        ticket["tags"] = args.tags
+    return {"ticket": ticket}
+
+
+def execute_create(args: CreateTicketArgs, idempotency_key: str, snapshot: dict[str, Any]) -> Outcome:
+    # The CRM keeps the Idempotency-Key: a retry after a lost response returns the first ticket.
+    response = client.call("POST", "tickets.json", json=create_body(args), idempotency_key=idempotency_key)
+    ticket = http.parse(TicketEnvelope, response, client.DOWNSTREAM).ticket
+    return _outcome(ticket, getattr(response, "attempts", 1))
+
+
+# --- update -------------------------------------------------------------------------------------------
+
+
+def _live(ticket_id: int) -> tuple[Ticket, int]:
+    try:
+        return client.get_ticket(ticket_id)
+    except PermanentFailure as exc:
+        if exc.status == 404:
+            raise InvalidArgs(
+                errors=[{"loc": ["args", "ticket_id"], "msg": TICKET_NOT_FOUND, "type": "not_found"}],
+                detail=f"Ticket {ticket_id} does not exist in the CRM.",
+            ) from None
+        raise
+
+
+def diff(args: UpdateTicketArgs, live: Ticket) -> list[dict[str, Any]]:
+    """Field by field, only what changes; a comment is always an addition."""
+    changes = []
+    for name in ("subject", "priority", "status", "tags"):
+        after = getattr(args, name)
+        before = getattr(live, name)
+        if after is not None and after != before:
+            changes.append({"field": name, "before": before, "after": after})
+    if args.comment is not None:
+        changes.append({"field": "comment", "before": None, "after": args.comment})
+    return changes
+
+
+def preview_update(args: UpdateTicketArgs) -> Preview:
+    live, _ = _live(args.ticket_id)
+    changes = diff(args, live)
+    parts = [
+        f"{c['field']} {c['before']} → {c['after']}" if c["field"] != "comment" else "add a comment"
+        for c in changes
+    ]
+    summary = f"Update ticket #{live.id}: " + (", ".join(parts) if parts else "no change")
+    notes = [] if changes else ["The ticket already has these values; committing changes nothing."]
+    return Preview(summary=summary, changes=changes, snapshot={"updated_at": live.updated_at}, notes=notes)
+
+
+def update_body(args: UpdateTicketArgs, updated_stamp: str) -> dict[str, Any]:
+    ticket: dict[str, Any] = args.model_dump(
+        mode="json", exclude_none=True, include={"subject", "priority", "status", "tags"}
+    )
+    if args.comment is not None:
+        ticket["comment"] = {"body": args.comment, "public": True}
+    # Zendesk's own collision guard: the CRM refuses (409) if the ticket moved after ``updated_stamp``,
+    # closing the gap between our re-read and the PUT.
+    ticket["safe_update"] = True
+    ticket["updated_stamp"] = updated_stamp
+    return {"ticket": ticket}
+
+
+def execute_update(args: UpdateTicketArgs, idempotency_key: str, snapshot: dict[str, Any]) -> Outcome:
+    seen = snapshot.get("updated_at")
+    if not seen:
+        raise StaleTarget(detail=NO_SNAPSHOT)
+    live, _ = client.get_ticket(args.ticket_id)
+    if live.updated_at != seen:
+        raise StaleTarget(detail=STALE_TICKET)
+    try:
+        response = client.call(
+            "PUT",
+            f"tickets/{args.ticket_id}.json",
+            json=update_body(args, seen),
+            idempotency_key=idempotency_key,
+        )
+    except PermanentFailure as exc:
+        if exc.status == 409:
+            raise StaleTarget(detail=STALE_TICKET) from None
+        raise
+    ticket = http.parse(TicketEnvelope, response, client.DOWNSTREAM).ticket
+    outcome = _outcome(ticket, getattr(response, "attempts", 1))
+    outcome.summary["updated_at"] = ticket.updated_at
+    return outcome

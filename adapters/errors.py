@@ -1,0 +1,90 @@
+"""Errors the integration layer raises. The domain above turns them into statuses and API errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class AdapterError(Exception):
+    """Base of every error raised by adapters."""
+
+
+@dataclass
+class InvalidArgs(AdapterError):
+    """The agent's args broke the tool contract. ``errors`` items: {"loc": [...], "msg": str, "type": str}."""
+
+    errors: list[dict[str, Any]]
+    detail: str = "The args do not satisfy the tool's contract."
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+@dataclass
+class UnknownTool(AdapterError):
+    name: str
+    allowed: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"Unknown tool {self.name!r}."
+
+
+@dataclass
+class PolicyDenied(AdapterError):
+    """A policy refused the call. ``policy`` names the rule; ``detail`` is a sentence the agent can act on."""
+
+    policy: str
+    detail: str
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class DownstreamError(AdapterError):
+    """Calling the outside system failed."""
+
+
+@dataclass
+class TransientFailure(DownstreamError):
+    """Retries were exhausted on errors that may heal (timeouts, 5xx, 429, connection errors)."""
+
+    detail: str
+    attempts: int = 1
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+@dataclass
+class PermanentFailure(DownstreamError):
+    """The outside system refused the call for good (4xx other than 429, a malformed response...)."""
+
+    detail: str
+    attempts: int = 1
+    status: int | None = None
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+@dataclass
+class Deferred(DownstreamError):
+    """Not attempted now: a breaker is open or a rate limit applies. Try again at ``retry_at`` (epoch s)."""
+
+    reason: str  # "breaker_open" | "rate_limited"
+    retry_at: float
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return self.detail or self.reason
+
+
+@dataclass
+class StaleTarget(DownstreamError):
+    """The target changed since the preview (e.g. a ticket's updated_at moved): needs a new review."""
+
+    detail: str
+
+    def __str__(self) -> str:
+        return self.detail

@@ -1,0 +1,239 @@
+"""The one door for every outbound HTTP call (Saleor's ``core/http_client.py``, Zulip's
+``outgoing_http.py``): a session with a mandatory timeout and no redirects, retries with exponential
+backoff and full jitter on errors that may heal, ``Retry-After`` honoured, the same ``Idempotency-Key``
+on every attempt, and the shared circuit breaker consulted before each attempt.
+
+Logs carry downstream, method, path (never the query: it can hold an email), status, attempt and
+elapsed time; never headers (tokens) or bodies (PII).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from adapters import breaker
+from adapters.errors import Deferred, PermanentFailure, TransientFailure
+
+logger = logging.getLogger(__name__)
+
+# Only these statuses may heal by themselves; any other 4xx is the request's fault and is never retried.
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+USER_AGENT = "acme-integration-gateway/1.0"
+
+
+def sleep(seconds: float) -> None:
+    """The retry loop's sleep; tests replace it (``monkeypatch.setattr(adapters.http, "sleep", ...)``)."""
+    time.sleep(seconds)
+
+
+class _Session(requests.Session):
+    """A session that cannot forget a timeout or follow a redirect (a redirect could carry our bearer
+    token to another host, and a write must never be silently re-sent as a GET)."""
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs.setdefault("timeout", float(settings.ACME_HTTP_TIMEOUT))
+        kwargs["allow_redirects"] = False
+        return super().request(method, url, *args, **kwargs)
+
+
+def make_session() -> requests.Session:
+    session = _Session()
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+class _Retryable(Exception):
+    """One attempt failed in a way that may heal; ``retry_after`` is the server's minimum wait, if any."""
+
+    def __init__(self, detail: str, retry_after: float | None = None, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+        self.status = status
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP-date (RFC 9110 section 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class _Wait:
+    """Full-jitter exponential backoff (tenacity's ``wait_random_exponential``), but never sooner than
+    the ``Retry-After`` the server asked for."""
+
+    def __init__(self, base: float, cap: float) -> None:
+        self._backoff = wait_random_exponential(multiplier=base, max=cap)
+
+    def __call__(self, state: RetryCallState) -> float:
+        backoff = self._backoff(state)
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        return max(backoff, retry_after) if retry_after is not None else backoff
+
+
+def _error_code(response: requests.Response) -> str:
+    # The downstream's machine-readable error code only (e.g. "RecordInvalid"): bodies can hold PII.
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    code = body.get("error") if isinstance(body, dict) else None
+    return code[:100] if isinstance(code, str) else ""
+
+
+def _attempt(
+    session: requests.Session, downstream: str, method: str, url: str, number: int, **kwargs: Any
+) -> requests.Response:
+    permit = breaker.acquire(downstream)  # raises Deferred while open: no request leaves
+    path = urlsplit(url).path
+    started = time.monotonic()
+    verdict_given = False
+    try:
+        try:
+            response = session.request(method, url, **kwargs)
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            breaker.record_failure(permit)
+            verdict_given = True
+            kind = "timeout" if isinstance(exc, requests.Timeout) else "connection error"
+            logger.info(
+                "outbound %s %s %s: %s (attempt %d, %.0f ms)",
+                downstream,
+                method,
+                path,
+                kind,
+                number,
+                (time.monotonic() - started) * 1000,
+            )
+            raise _Retryable(f"{downstream}: {kind}") from None
+        elapsed_ms = (time.monotonic() - started) * 1000
+        status = response.status_code
+        if status >= 500:
+            breaker.record_failure(permit)
+        else:
+            breaker.record_success(permit)  # a 4xx proves the downstream is up
+        verdict_given = True
+        logger.info(
+            "outbound %s %s %s -> %d (attempt %d, %.0f ms)",
+            downstream,
+            method,
+            path,
+            status,
+            number,
+            elapsed_ms,
+        )
+    finally:
+        if not verdict_given:
+            breaker.release(permit)  # e.g. an invalid URL: the probe never reached the downstream
+    if status in RETRYABLE_STATUSES:
+        retry_after = parse_retry_after(response.headers.get("Retry-After")) if status == 429 else None
+        if retry_after is not None and retry_after > float(settings.ACME_RETRY_CAP):
+            # Sleeping minutes inside a worker would hold it hostage; the caller reschedules instead.
+            # Safe for writes: a 429 means the request was refused, not performed.
+            raise Deferred(
+                reason="rate_limited",
+                retry_at=time.time() + retry_after,
+                detail=f"{downstream} asked us to wait {retry_after:.0f} s (429).",
+            )
+        raise _Retryable(f"{downstream} answered {status}", retry_after=retry_after, status=status)
+    if status >= 300:
+        code = _error_code(response)
+        raise PermanentFailure(
+            detail=f"{downstream} answered {status}" + (f" ({code})" if code else ""),
+            attempts=number,
+            status=status,
+        )
+    return response
+
+
+def call(
+    downstream: str,
+    method: str,
+    url: str,
+    *,
+    json: Any = None,
+    headers: dict[str, str] | None = None,
+    idempotency_key: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> requests.Response:
+    """Send one logical request to ``downstream`` ("crm", "slack"), retrying what may heal.
+
+    Returns the 2xx response with an ``attempts`` attribute (for the receipt). Raises
+    ``TransientFailure`` when retries ran out, ``PermanentFailure`` on any other 3xx/4xx/5xx, and
+    ``Deferred`` (not retried here: it does not spend this call's budget) when the breaker is open or
+    the server asked for a wait longer than the retry cap.
+    """
+    request_headers = dict(headers or {})
+    if idempotency_key:
+        # Set once, outside the loop: every attempt of this call carries the same key.
+        request_headers["Idempotency-Key"] = idempotency_key
+    max_attempts = max(1, int(settings.ACME_RETRY_MAX))
+    retrying = Retrying(
+        stop=stop_after_attempt(max_attempts),
+        wait=_Wait(float(settings.ACME_RETRY_BASE), float(settings.ACME_RETRY_CAP)),
+        retry=retry_if_exception_type(_Retryable),
+        # Late-bound so a test's monkeypatch of ``sleep`` applies.
+        sleep=lambda seconds: sleep(seconds),
+    )
+    with make_session() as session:
+        try:
+            for attempt in retrying:
+                with attempt:
+                    number = attempt.retry_state.attempt_number
+                    response = _attempt(
+                        session,
+                        downstream,
+                        method,
+                        url,
+                        number,
+                        json=json,
+                        headers=request_headers,
+                        params=params,
+                    )
+                    response.attempts = number  # type: ignore[attr-defined]
+        except RetryError as exc:
+            last = exc.last_attempt
+            cause = last.exception()
+            detail = getattr(cause, "detail", str(cause))
+            logger.warning(
+                "outbound %s %s gave up after %d attempts", downstream, method, last.attempt_number
+            )
+            raise TransientFailure(
+                detail=f"{detail}; gave up after {last.attempt_number} attempts", attempts=last.attempt_number
+            ) from None
+    return response
+
+
+def parse(model: Any, response: requests.Response, downstream: str) -> Any:
+    """Parse a response into a pydantic model; anything malformed is a ``PermanentFailure``, not a crash."""
+    from pydantic import ValidationError
+
+    attempts = getattr(response, "attempts", 1)
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        where = ", ".join(".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()[:5])
+        raise PermanentFailure(
+            detail=f"{downstream} sent a malformed response ({where})",
+            attempts=attempts,
+            status=response.status_code,
+        ) from None

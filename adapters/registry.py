@@ -1,0 +1,185 @@
+"""The tool registry: every tool is declared once and the rest of the product asks it.
+
+The domain calls four functions and knows nothing else of the outside world:
+
+* ``prepare(name, raw_args, ctx)`` -> ``Prepared``: validate (strict pydantic), normalize, apply
+  policy, compute the preview. Raises ``UnknownTool``, ``InvalidArgs``, ``PolicyDenied``.
+* ``execute(name, args, idempotency_key=..., preview=...)`` -> ``Outcome``: perform a write exactly as
+  approved. Raises ``Deferred``, ``StaleTarget``, ``TransientFailure``, ``PermanentFailure``.
+* ``read(name, raw_args, ctx)`` -> dict: run a read tool (no approval).
+* ``tools()``: the declared tools, for ``GET /api/v1/tools/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from adapters.errors import InvalidArgs, UnknownTool
+
+Kind = Literal["read", "write"]
+Risk = Literal["low", "medium", "high"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who is asking, in plain data: the integration layer knows tenants and agents only by name."""
+
+    tenant: str
+    agent: str = ""
+    allowed_tools: tuple[str, ...] = ("*",)
+    # Policy rules as plain data (see adapters.policy); empty means the defaults.
+    policy: tuple[Any, ...] = ()
+    # Count of this agent's recent proposals for a tool (for rate policies), supplied by the caller.
+    recent_count: Callable[[str, int], int] | None = None
+
+
+@dataclass(frozen=True)
+class Preview:
+    summary: str
+    changes: list[dict[str, Any]]
+    # What the commit must find unchanged (e.g. {"updated_at": "..."} of a ticket); opaque to callers.
+    snapshot: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "summary": self.summary,
+            "changes": self.changes,
+            "snapshot": self.snapshot,
+            "notes": self.notes,
+        }
+
+
+@dataclass(frozen=True)
+class Prepared:
+    tool: Tool
+    args: dict[str, Any]
+    args_hash: str
+    risk: Risk
+    preview: Preview
+
+
+@dataclass(frozen=True)
+class Outcome:
+    system: str
+    external_id: str
+    summary: dict[str, Any]
+    attempts: int = 1
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    kind: Kind
+    description: str
+    args_model: type[BaseModel]
+    risk: Risk
+    system: str
+    # write tools: preview(args_model_instance) -> Preview; execute(args, idempotency_key, snapshot) -> Outcome
+    preview: Callable[[BaseModel], Preview] | None = None
+    execute: Callable[[BaseModel, str, dict[str, Any]], Outcome] | None = None
+    # read tools: run(args_model_instance, ctx) -> dict
+    run: Callable[[BaseModel, Context], dict[str, Any]] | None = None
+
+    @property
+    def requires_approval(self) -> bool:
+        return self.kind == "write"
+
+    def parameters(self) -> dict[str, Any]:
+        return self.args_model.model_json_schema()
+
+
+_REGISTRY: dict[str, Tool] = {}
+
+
+def register(tool: Tool) -> Tool:
+    if tool.name in _REGISTRY:
+        raise ValueError(f"tool {tool.name} declared twice")
+    _REGISTRY[tool.name] = tool
+    return tool
+
+
+def tools() -> list[Tool]:
+    return sorted(_REGISTRY.values(), key=lambda t: t.name)
+
+
+def get(name: str) -> Tool:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownTool(name=name, allowed=sorted(_REGISTRY)) from None
+
+
+def args_hash(args: dict[str, Any]) -> str:
+    """Hash of normalized args: canonical JSON (sorted keys, no spaces), sha256 hex."""
+    canonical = json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def validate(tool: Tool, raw_args: Any) -> BaseModel:
+    if not isinstance(raw_args, dict):
+        raise InvalidArgs(errors=[{"loc": ["args"], "msg": "must be a JSON object", "type": "dict_type"}])
+    try:
+        return tool.args_model.model_validate(raw_args)
+    except ValidationError as exc:
+        errors = [
+            {"loc": ["args", *[str(p) for p in e["loc"]]], "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_context=False, include_input=False)
+        ]
+        raise InvalidArgs(errors=errors) from None
+
+
+def prepare(name: str, raw_args: Any, ctx: Context) -> Prepared:
+    from adapters import policy
+
+    tool = get(name)
+    model = validate(tool, raw_args)
+    args = model.model_dump(mode="json", exclude_none=True)
+    risk = policy.check(tool, args, ctx)
+    if tool.preview is None:
+        preview = Preview(summary=f"{tool.name}", changes=[])
+    else:
+        preview = tool.preview(model)
+    return Prepared(tool=tool, args=args, args_hash=args_hash(args), risk=risk, preview=preview)
+
+
+def execute(
+    name: str,
+    args: dict[str, Any],
+    *,
+    idempotency_key: str,
+    snapshot: dict[str, Any] | None = None,
+    tenant: str = "",
+) -> Outcome:
+    from adapters import ratelimit
+
+    tool = get(name)
+    if tool.execute is None:
+        raise ValueError(f"{name} is not a write tool")
+    model = validate(tool, args)
+    # Rate limits (per tool / tenant / arg such as a Slack channel) are shared buckets in Redis; over the
+    # limit raises Deferred before anything is sent, so the caller reschedules instead of failing.
+    ratelimit.enforce(name, model.model_dump(mode="json", exclude_none=True), tenant=tenant)
+    return tool.execute(model, idempotency_key, snapshot or {})
+
+
+def read(name: str, raw_args: Any, ctx: Context) -> dict[str, Any]:
+    from adapters import policy
+
+    tool = get(name)
+    if tool.run is None:
+        raise ValueError(f"{name} is not a read tool")
+    from adapters import ratelimit
+
+    model = validate(tool, raw_args)
+    args = model.model_dump(mode="json", exclude_none=True)
+    policy.check(tool, args, ctx)
+    ratelimit.enforce(name, args, tenant=ctx.tenant)
+    return tool.run(model, ctx)

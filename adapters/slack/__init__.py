@@ -1,0 +1,1 @@
+"""The Slack adapter: Web API ``chat.postMessage`` (contract section 4)."""

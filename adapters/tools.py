@@ -1,0 +1,57 @@
+"""Declares every tool once (imported by AdaptersConfig.ready)."""
+
+from __future__ import annotations
+
+from adapters.crm import customers, tickets
+from adapters.crm.schemas import CreateTicketArgs, GetCustomerArgs, UpdateTicketArgs
+from adapters.registry import Tool, register
+from adapters.slack import messages
+
+register(
+    Tool(
+        name="crm.create_ticket",
+        kind="write",
+        description="Open a support ticket in the CRM. Priority low, medium, high or critical.",
+        args_model=CreateTicketArgs,
+        risk="medium",
+        system="crm",
+        preview=tickets.preview_create,  # type: ignore[arg-type]
+        execute=tickets.execute_create,  # type: ignore[arg-type]
+    )
+)
+register(
+    Tool(
+        name="crm.update_ticket",
+        kind="write",
+        description="Change a CRM ticket's subject, priority, status or tags, or add a comment. "
+        "The reviewer sees a diff against the live ticket.",
+        args_model=UpdateTicketArgs,
+        risk="medium",
+        system="crm",
+        preview=tickets.preview_update,  # type: ignore[arg-type]
+        execute=tickets.execute_update,  # type: ignore[arg-type]
+    )
+)
+register(
+    Tool(
+        name="crm.get_customer",
+        kind="read",
+        description="Look a customer up in the CRM by email.",
+        args_model=GetCustomerArgs,
+        risk="low",
+        system="crm",
+        run=customers.get_customer,  # type: ignore[arg-type]
+    )
+)
+register(
+    Tool(
+        name="slack.post_message",
+        kind="write",
+        description="Post a message to a Slack channel ('#name' or a channel id).",
+        args_model=messages.PostMessageArgs,
+        risk="low",
+        system="slack",
+        preview=messages.preview,  # type: ignore[arg-type]
+        execute=messages.execute,  # type: ignore[arg-type]
+    )
+)

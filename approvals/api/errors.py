@@ -1,0 +1,99 @@
+"""Every API error has the contract's shape: {"error": "<code>", "detail": "<sentence>", ...}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from adapters import errors as adapter_errors
+from approvals import errors as domain_errors
+
+
+class ApiError(exceptions.APIException):
+    def __init__(self, status_code: int, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.code = code
+        self.extra = extra
+
+
+def _flatten(detail: Any, loc: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    if isinstance(detail, dict):
+        out: list[dict[str, Any]] = []
+        for key, value in detail.items():
+            out.extend(_flatten(value, (*loc, str(key))))
+        return out
+    if isinstance(detail, list):
+        if all(not isinstance(v, dict | list) for v in detail):
+            return [{"loc": list(loc), "msg": str(v), "type": getattr(v, "code", "invalid")} for v in detail]
+        out = []
+        for index, value in enumerate(detail):
+            out.extend(_flatten(value, (*loc, str(index))))
+        return out
+    return [{"loc": list(loc), "msg": str(detail), "type": getattr(detail, "code", "invalid")}]
+
+
+def body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
+    return {"error": code, "detail": detail, **extra}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ApiError):
+        return Response(body(exc.code, str(exc.detail), **exc.extra), status=exc.status_code)
+    if isinstance(exc, domain_errors.DomainError):
+        extra = dict(exc.extra)
+        code = extra.pop("error", exc.code)
+        return Response(body(code, exc.detail, **extra), status=exc.status)
+    if isinstance(exc, adapter_errors.InvalidArgs):
+        return Response(body("invalid_args", exc.detail, errors=exc.errors), status=400)
+    if isinstance(exc, adapter_errors.UnknownTool):
+        return Response(
+            body(
+                "invalid_args",
+                f"Unknown tool {exc.name!r}. Allowed tools: {', '.join(exc.allowed)}.",
+                errors=[{"loc": ["tool"], "msg": "unknown tool", "type": "unknown_tool"}],
+                allowed=exc.allowed,
+            ),
+            status=400,
+        )
+    if isinstance(exc, adapter_errors.PolicyDenied):
+        return Response(body("policy_denied", exc.detail, policy=exc.policy), status=403)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = body("invalid_request", "The request body is not valid.", errors=_flatten(exc.detail))
+        return response
+    codes = {
+        exceptions.NotAuthenticated: ("unauthenticated", "Authentication is required: send Authorization: Bearer <token>."),
+        exceptions.AuthenticationFailed: ("invalid_token", None),
+        exceptions.PermissionDenied: ("forbidden", None),
+        exceptions.NotFound: ("not_found", "Not found."),
+        exceptions.MethodNotAllowed: ("method_not_allowed", None),
+        exceptions.NotAcceptable: ("not_acceptable", None),
+        exceptions.UnsupportedMediaType: ("unsupported_media_type", None),
+        exceptions.ParseError: ("malformed_request", None),
+        exceptions.Throttled: ("rate_limited", None),
+    }
+    code, detail = "error", None
+    for klass, (candidate, text) in codes.items():
+        if isinstance(exc, klass):
+            code, detail = candidate, text
+            break
+    if detail is None:
+        raw = getattr(exc, "detail", "")
+        detail = str(raw) if not isinstance(raw, dict | list) else "The request could not be processed."
+    if response.status_code == status.HTTP_401_UNAUTHORIZED and code == "forbidden":
+        code = "unauthenticated"
+    response.data = body(code, detail)
+    return response

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from rest_framework import serializers
+
+from approvals.models import Proposal, Receipt, Risk, Status, Verdict
+
+
+class SubmitIn(serializers.Serializer):
+    tool = serializers.CharField(max_length=64)
+    args = serializers.JSONField(help_text="The tool's arguments: see GET /api/v1/tools/ for each tool's schema.")
+    rationale = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+    on_behalf_of = serializers.CharField(
+        max_length=150, required=False, allow_null=True, default=None,
+        help_text="Username of the person in this tenant the agent acts for.",
+    )
+
+
+class ApproveIn(serializers.Serializer):
+    comment = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+    args = serializers.JSONField(required=False, default=None, help_text="Edited args to approve instead.")
+
+
+class RejectIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=4000, allow_blank=False)
+
+
+class ChangeOut(serializers.Serializer):
+    field = serializers.CharField()
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+
+
+class PreviewOut(serializers.Serializer):
+    summary = serializers.CharField()
+    changes = ChangeOut(many=True)
+
+
+class DecisionOut(serializers.Serializer):
+    verdict = serializers.ChoiceField(choices=Verdict.choices)
+    by = serializers.CharField()
+    at = serializers.DateTimeField()
+    reason = serializers.CharField(allow_blank=True)
+
+
+class ReceiptOut(serializers.ModelSerializer):
+    class Meta:
+        model = Receipt
+        fields = ["system", "external_id", "external_url", "committed_at", "attempts", "response_summary"]
+
+
+class ReceiptSummaryOut(serializers.Serializer):
+    system = serializers.CharField()
+    external_id = serializers.CharField()
+    committed_at = serializers.DateTimeField()
+
+
+class LinksOut(serializers.Serializer):
+    self = serializers.URLField()
+    review = serializers.URLField()
+    approve = serializers.URLField()
+    reject = serializers.URLField()
+    cancel = serializers.URLField()
+    receipt = serializers.URLField()
+
+
+class ProposalOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    tenant = serializers.CharField(source="tenant.slug")
+    tool = serializers.CharField()
+    status = serializers.ChoiceField(choices=Status.choices)
+    status_reason = serializers.CharField(allow_blank=True)
+    args = serializers.DictField()
+    rationale = serializers.CharField(allow_blank=True)
+    risk = serializers.ChoiceField(choices=Risk.choices)
+    preview = serializers.SerializerMethodField()
+    idempotency_key = serializers.CharField()
+    agent = serializers.CharField(source="agent.name")
+    on_behalf_of = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    decision = serializers.SerializerMethodField()
+    receipt = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    def get_preview(self, obj: Proposal) -> PreviewOut:  # type: ignore[valid-type]
+        preview = obj.preview or {}
+        return {"summary": preview.get("summary", ""), "changes": preview.get("changes", [])}  # type: ignore[return-value]
+
+    def get_on_behalf_of(self, obj: Proposal) -> str | None:
+        return obj.on_behalf_of.get_username() if obj.on_behalf_of_id else None
+
+    def get_decision(self, obj: Proposal) -> DecisionOut | None:  # type: ignore[valid-type]
+        decisions = getattr(obj, "prefetched_decisions", None)
+        decision = decisions[0] if decisions else (None if decisions is not None else obj.decisions.select_related("reviewer").first())
+        if decision is None:
+            return None
+        return {"verdict": decision.verdict, "by": decision.reviewer.get_username(), "at": decision.at, "reason": decision.reason}  # type: ignore[return-value]
+
+    def get_receipt(self, obj: Proposal) -> ReceiptSummaryOut | None:  # type: ignore[valid-type]
+        try:
+            receipt = obj.receipt
+        except Receipt.DoesNotExist:
+            return None
+        return {"system": receipt.system, "external_id": receipt.external_id, "committed_at": receipt.committed_at}  # type: ignore[return-value]
+
+    def get_links(self, obj: Proposal) -> LinksOut:  # type: ignore[valid-type]
+        base = settings.ACME_PUBLIC_URL
+        request = self.context.get("request")
+        if request is not None:
+            base = request.build_absolute_uri("/").rstrip("/")
+
+        def url(name: str) -> str:
+            return base + reverse(name, kwargs={"pk": obj.pk})
+
+        return {  # type: ignore[return-value]
+            "self": url("api-proposal-detail"),
+            "review": url("proposal-review"),
+            "approve": url("api-proposal-approve"),
+            "reject": url("api-proposal-reject"),
+            "cancel": url("api-proposal-cancel"),
+            "receipt": url("api-proposal-receipt"),
+        }
+
+
+def proposal_out(proposal: Proposal, request: Any) -> dict[str, Any]:
+    return ProposalOut(proposal, context={"request": request}).data  # type: ignore[return-value]
+
+
+class ToolOut(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["read", "write"])
+    description = serializers.CharField()
+    parameters = serializers.DictField()
+    requires_approval = serializers.BooleanField()
+    risk = serializers.ChoiceField(choices=Risk.choices)
+
+
+class ToolsOut(serializers.Serializer):
+    tools = ToolOut(many=True)

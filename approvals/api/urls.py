@@ -1,0 +1,16 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from approvals.api import views
+
+urlpatterns = [
+    path("tools/", views.ToolsView.as_view(), name="api-tools"),
+    path("proposals/", views.ProposalListView.as_view(), name="api-proposals"),
+    path("proposals/<uuid:pk>/", views.ProposalDetailView.as_view(), name="api-proposal-detail"),
+    path("proposals/<uuid:pk>/approve/", views.ProposalApproveView.as_view(), name="api-proposal-approve"),
+    path("proposals/<uuid:pk>/reject/", views.ProposalRejectView.as_view(), name="api-proposal-reject"),
+    path("proposals/<uuid:pk>/cancel/", views.ProposalCancelView.as_view(), name="api-proposal-cancel"),
+    path("proposals/<uuid:pk>/receipt/", views.ProposalReceiptView.as_view(), name="api-proposal-receipt"),
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[], authentication_classes=[]), name="api-docs"),
+]

@@ -1,0 +1,204 @@
+"""REST API (contract 3). Views are thin: validate input, call one service or selector, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from adapters import registry
+from approvals import selectors, services
+from approvals.api import serializers as s
+from approvals.api.errors import ApiError
+from approvals.models import AgentCredential, Proposal, Receipt, Status
+from audit.services import Where
+
+ERROR = inline_serializer(
+    "Error",
+    fields={"error": serializers.CharField(), "detail": serializers.CharField()},
+)
+
+
+def where(request: Request) -> Where:
+    channel = "web" if getattr(request, "successful_authenticator", None).__class__.__name__ == "SessionAuthentication" else "api"
+    return Where(
+        channel=channel,
+        ip=request.META.get("REMOTE_ADDR") or None,
+        user_agent=(request.META.get("HTTP_USER_AGENT") or "")[:256],
+    )
+
+
+def _valid(serializer_class: type[serializers.Serializer], data: Any, code: str = "invalid_request") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ApiError(400, code, "The request body must be a JSON object.",
+                       errors=[{"loc": [], "msg": "must be a JSON object", "type": "dict_type"}])
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        from approvals.api.errors import _flatten
+
+        raise ApiError(400, code, "The request body is not valid.", errors=_flatten(serializer.errors))
+    return dict(serializer.validated_data)
+
+
+def _require_agent(request: Request) -> AgentCredential:
+    if not isinstance(request.user, AgentCredential):
+        raise ApiError(403, "forbidden", "Only an agent token can do this.")
+    return request.user
+
+
+def _require_person(request: Request) -> Any:
+    if isinstance(request.user, AgentCredential):
+        raise ApiError(403, "forbidden", "Agents cannot decide on proposals; a reviewer must.")
+    return request.user
+
+
+def _get_visible(request: Request, pk: Any) -> Proposal:
+    try:
+        return selectors.proposals_visible_to(request.user).get(pk=pk)
+    except Proposal.DoesNotExist:
+        raise Http404 from None
+
+
+class ToolsView(APIView):
+    # The catalogue holds no tenant data; an agent token narrows it to the tools that agent may use.
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["openai"], required=False,
+                                     description="`openai` returns the function-calling shape.")],
+        responses={200: s.ToolsOut},
+        summary="The tools an agent can use, with a JSON Schema for each one's args.",
+    )
+    def get(self, request: Request) -> Response:
+        tools = registry.tools()
+        if isinstance(request.user, AgentCredential) and "*" not in (request.user.allowed_tools or []):
+            tools = [t for t in tools if t.name in request.user.allowed_tools]
+        if request.query_params.get("format") == "openai":
+            return Response([
+                {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters()}}
+                for t in tools
+            ])
+        return Response({"tools": [
+            {"name": t.name, "kind": t.kind, "description": t.description, "parameters": t.parameters(),
+             "requires_approval": t.requires_approval, "risk": t.risk}
+            for t in tools
+        ]})
+
+
+class ProposalPagination(CursorPagination):
+    # Keyset pagination: no COUNT(*), stable under inserts, fast at any depth.
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class ProposalListView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=Status.values, required=False),
+            OpenApiParameter("tool", str, required=False),
+            OpenApiParameter("cursor", str, required=False),
+            OpenApiParameter("page_size", int, required=False),
+        ],
+        responses={200: inline_serializer("ProposalPage", fields={
+            "next": serializers.URLField(allow_null=True), "previous": serializers.URLField(allow_null=True),
+            "results": s.ProposalOut(many=True)}), 400: ERROR, 401: ERROR},
+        summary="Proposals the caller can see, newest first.",
+    )
+    def get(self, request: Request) -> Response:
+        status = request.query_params.get("status") or None
+        if status and status not in Status.values:
+            raise ApiError(400, "invalid_request", f"Unknown status {status!r}.", allowed=Status.values)
+        qs = selectors.proposal_list(principal=request.user, status=status, tool=request.query_params.get("tool") or None)
+        paginator = ProposalPagination()
+        page = paginator.paginate_queryset(qs.prefetch_related("decisions__reviewer"), request, view=self)
+        return paginator.get_paginated_response([s.proposal_out(p, request) for p in page or []])
+
+    @extend_schema(
+        request=s.SubmitIn,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={201: s.ProposalOut, 200: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 409: ERROR, 429: ERROR},
+        summary="Submit a proposal (agents).",
+    )
+    def post(self, request: Request) -> Response:
+        agent = _require_agent(request)
+        data = _valid(s.SubmitIn, request.data, code="invalid_args")
+        on_behalf_of = None
+        if data.get("on_behalf_of"):
+            on_behalf_of = selectors.tenant_member(tenant=agent.tenant, username=data["on_behalf_of"])
+            if on_behalf_of is None:
+                raise ApiError(400, "invalid_args", "on_behalf_of must be the username of a person in this tenant.",
+                               errors=[{"loc": ["on_behalf_of"], "msg": "unknown person in this tenant", "type": "unknown_user"}])
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not (1 <= len(key) <= 255 and key.isprintable()):
+            raise ApiError(400, "invalid_args", "Idempotency-Key must be 1 to 255 printable characters.",
+                           errors=[{"loc": ["header", "Idempotency-Key"], "msg": "1 to 255 printable characters", "type": "value_error"}])
+        submitted = services.proposal_submit(
+            agent=agent, tool=data["tool"], args=data["args"], rationale=data.get("rationale") or "",
+            on_behalf_of=on_behalf_of, idempotency_key=key, where=where(request),
+        )
+        body = s.proposal_out(submitted.proposal, request)
+        if submitted.created:
+            return Response(body, status=201, headers={"Location": body["links"]["self"]})
+        return Response(body, status=200, headers={"Idempotent-Replayed": "true"})
+
+
+class ProposalDetailView(APIView):
+    @extend_schema(responses={200: s.ProposalOut, 401: ERROR, 404: ERROR}, summary="One proposal.")
+    def get(self, request: Request, pk: Any) -> Response:
+        return Response(s.proposal_out(_get_visible(request, pk), request))
+
+
+class ProposalApproveView(APIView):
+    @extend_schema(request=s.ApproveIn, responses={202: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+                   summary="Approve (optionally with edited args); the commit runs in the background.")
+    def post(self, request: Request, pk: Any) -> Response:
+        proposal = _get_visible(request, pk)
+        reviewer = _require_person(request)
+        data = _valid(s.ApproveIn, request.data if request.data else {})
+        approved = services.proposal_approve(
+            proposal=proposal, reviewer=reviewer, where=where(request),
+            comment=data.get("comment") or "", args=data.get("args"),
+        )
+        return Response(s.proposal_out(_get_visible(request, approved.pk), request), status=202)
+
+
+class ProposalRejectView(APIView):
+    @extend_schema(request=s.RejectIn, responses={200: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+                   summary="Reject, with a reason.")
+    def post(self, request: Request, pk: Any) -> Response:
+        proposal = _get_visible(request, pk)
+        reviewer = _require_person(request)
+        data = _valid(s.RejectIn, request.data)
+        rejected = services.proposal_reject(proposal=proposal, reviewer=reviewer, reason=data["reason"], where=where(request))
+        return Response(s.proposal_out(_get_visible(request, rejected.pk), request))
+
+
+class ProposalCancelView(APIView):
+    @extend_schema(request=None, responses={200: s.ProposalOut, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+                   summary="Cancel a pending proposal (the agent that made it).")
+    def post(self, request: Request, pk: Any) -> Response:
+        proposal = _get_visible(request, pk)
+        agent = _require_agent(request)
+        cancelled = services.proposal_cancel(proposal=proposal, agent=agent, where=where(request))
+        return Response(s.proposal_out(_get_visible(request, cancelled.pk), request))
+
+
+class ProposalReceiptView(APIView):
+    @extend_schema(responses={200: s.ReceiptOut, 401: ERROR, 404: ERROR}, summary="The receipt, once committed.")
+    def get(self, request: Request, pk: Any) -> Response:
+        proposal = _get_visible(request, pk)
+        try:
+            receipt = proposal.receipt
+        except Receipt.DoesNotExist:
+            raise ApiError(404, "not_found", f"No receipt: the proposal is {proposal.status}.", status=proposal.status) from None
+        return Response(s.ReceiptOut(receipt).data)
+

@@ -1,0 +1,39 @@
+"""Domain errors. The API turns each into the contract's error shape; messages tests check live here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+INVALID_STATE = "This proposal is {status}; it can be {action} only while {allowed}."
+SELF_APPROVAL = "You cannot decide on a proposal made on your own behalf; ask another reviewer."
+NOT_A_REVIEWER = "Only a reviewer or admin of this tenant can decide on proposals."
+NOT_THE_PROPOSER = "Only the agent that made this proposal can cancel it."
+KEY_REUSED = "This Idempotency-Key was already used with other args; use a new key for a different request."
+REASON_REQUIRED = "A reason is required to reject a proposal."
+
+
+class DomainError(Exception):
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class InvalidTransition(DomainError):
+    """An illegal status change; the API answers 409 invalid_state."""
+
+    status = 409
+    code = "invalid_state"
+
+
+class NotAllowed(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+class IdempotencyConflict(DomainError):
+    status = 409
+    code = "idempotency_key_reused"

@@ -1,0 +1,227 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Tenant(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Role(models.TextChoices):
+    REQUESTER = "requester", "Requester"
+    REVIEWER = "reviewer", "Reviewer"
+    ADMIN = "admin", "Admin"
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "tenant"], name="membership_one_per_user_tenant"),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.tenant} ({self.role})"
+
+    @property
+    def can_review(self) -> bool:
+        return self.role in (Role.REVIEWER, Role.ADMIN)
+
+
+class AgentCredential(models.Model):
+    """An AI agent's identity in one tenant. Only the token's sha256 is stored."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="agents")
+    name = models.CharField(max_length=100)
+    allowed_tools = models.JSONField(default=list, help_text='Tool names, or ["*"] for every tool.')
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_prefix = models.CharField(max_length=16, editable=False, help_text="First characters, to recognise it.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="agent_name_unique_in_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.tenant})"
+
+    # DRF reads these on request.user.
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def username(self) -> str:
+        return f"agent:{self.name}"
+
+
+class UserToken(models.Model):
+    """An API token of a person (reviewer or admin). Only the token's sha256 is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, default="api")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_prefix = models.CharField(max_length=16, editable=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} / {self.name} ({self.token_prefix}…)"
+
+
+class Status(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    COMMITTING = "committing"
+    COMMITTED = "committed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    STALE = "stale"
+
+
+class Risk(models.TextChoices):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Proposal(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="proposals")
+    agent = models.ForeignKey(AgentCredential, on_delete=models.PROTECT, related_name="proposals")
+    on_behalf_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    tool = models.CharField(max_length=64)
+    args = models.JSONField(help_text="Normalized args: exactly what a commit sends.")
+    args_hash = models.CharField(max_length=64)
+    rationale = models.TextField(blank=True)
+    risk = models.CharField(max_length=8, choices=Risk.choices)
+    preview = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    status_reason = models.TextField(blank=True, help_text="Why it waits or failed, for people.")
+    idempotency_key = models.CharField(max_length=255)
+    expires_at = models.DateTimeField()
+    commit_attempts = models.PositiveIntegerField(default=0)
+    # A worker committing the proposal holds it until then; past it, another worker may take over.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "idempotency_key"], name="proposal_idempotency_key_unique"),
+            models.CheckConstraint(condition=Q(status__in=Status.values), name="proposal_status_valid"),
+            models.CheckConstraint(condition=Q(risk__in=Risk.values), name="proposal_risk_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "status", "created_at"], name="proposal_inbox"),
+            models.Index(fields=["tenant", "-created_at", "id"], name="proposal_tenant_recent"),
+            models.Index(fields=["agent", "tool", "created_at"], name="proposal_agent_tool_recent"),
+            models.Index(fields=["status", "lease_until"], name="proposal_status_lease"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tool} {self.status} ({self.id})"
+
+    @property
+    def crm_idempotency_key(self) -> str:
+        """The key sent to the outside system: one per proposal, the same on every attempt."""
+        return f"acme-proposal-{self.id}"
+
+
+class Verdict(models.TextChoices):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class Channel(models.TextChoices):
+    API = "api"
+    WEB = "web"
+    CLI = "cli"
+
+
+class Decision(models.Model):
+    proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="decisions")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    reason = models.TextField(blank=True)
+    args_hash = models.CharField(max_length=64, help_text="Hash of the exact args approved.")
+    edited_from = models.JSONField(
+        null=True, blank=True, help_text="When the reviewer edited the args: the changes, field by field."
+    )
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=256, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at"]
+        constraints = [
+            # A proposal is decided once: a second approval cannot be recorded even by a racing request.
+            models.UniqueConstraint(fields=["proposal"], name="decision_one_per_proposal"),
+            models.CheckConstraint(condition=Q(verdict__in=Verdict.values), name="decision_verdict_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} by {self.reviewer} ({self.proposal_id})"
+
+
+class Receipt(models.Model):
+    proposal = models.OneToOneField(Proposal, on_delete=models.PROTECT, related_name="receipt")
+    system = models.CharField(max_length=32)
+    external_id = models.CharField(max_length=128)
+    external_url = models.URLField(max_length=500, blank=True)
+    response_summary = models.JSONField(default=dict)
+    attempts = models.PositiveIntegerField(default=1)
+    args_hash = models.CharField(max_length=64, help_text="Hash of the args that were sent.")
+    committed_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.system} #{self.external_id}"
+
+
+class OutboxMessage(models.Model):
+    """An event that must leave the database, written in the same transaction as the change.
+
+    The dispatcher hands it to Redis (RQ) and only then marks it dispatched, so an approval made while
+    Redis is down is enqueued once Redis is back. Handlers are idempotent, so a hand-off repeated after
+    a crash between enqueue and mark does no harm.
+    """
+
+    class Kind(models.TextChoices):
+        COMMIT = "commit"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    available_at = models.DateTimeField(db_index=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["available_at"], condition=Q(dispatched_at__isnull=True), name="outbox_undispatched")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.payload}"

@@ -1,0 +1,41 @@
+"""Reads. Every query here is scoped to what the caller may see: another tenant's rows never match."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q, QuerySet
+
+from approvals.models import AgentCredential, Membership, Proposal, Role, Tenant
+
+
+def reviewer_tenant_ids(user: AbstractBaseUser) -> list[int]:
+    return list(
+        Membership.objects.filter(user=user, role__in=[Role.REVIEWER, Role.ADMIN]).values_list("tenant_id", flat=True)
+    )
+
+
+def proposals_visible_to(principal: Any) -> QuerySet[Proposal]:
+    """An agent sees its own proposals; a person sees their tenants' (as reviewer/admin) and those made on
+    their behalf."""
+    base = Proposal.objects.select_related("tenant", "agent", "on_behalf_of", "receipt")
+    if isinstance(principal, AgentCredential):
+        return base.filter(agent=principal)
+    if principal is None or not getattr(principal, "is_authenticated", False):
+        return base.none()
+    return base.filter(Q(tenant_id__in=reviewer_tenant_ids(principal)) | Q(on_behalf_of=principal))
+
+
+def proposal_list(*, principal: Any, status: str | None = None, tool: str | None = None) -> QuerySet[Proposal]:
+    qs = proposals_visible_to(principal)
+    if status:
+        qs = qs.filter(status=status)
+    if tool:
+        qs = qs.filter(tool=tool)
+    return qs
+
+
+def tenant_member(*, tenant: Tenant, username: str) -> AbstractBaseUser | None:
+    membership = Membership.objects.select_related("user").filter(tenant=tenant, user__username=username).first()
+    return membership.user if membership else None

@@ -1,0 +1,501 @@
+"""The only place a proposal's status changes. Every change writes its audit event in the same transaction.
+
+Plain functions, keyword-only arguments (HackSoft's styleguide): ``proposal_submit``,
+``proposal_approve``, ``proposal_reject``, ``proposal_cancel``, ``proposal_commit``,
+plus the worker's housekeeping (``proposal_expire_due``, ``commits_redispatch``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from adapters import errors as adapter_errors
+from adapters import registry
+from approvals import errors, outbox
+from approvals.models import (
+    AgentCredential,
+    Decision,
+    Membership,
+    Proposal,
+    Receipt,
+    Role,
+    Status,
+    Tenant,
+    Verdict,
+)
+from audit import services as audit
+from audit.services import Actor, Where
+
+logger = logging.getLogger(__name__)
+
+# Statuses from which a commit job has nothing to do.
+FINAL = {Status.COMMITTED, Status.REJECTED, Status.CANCELLED, Status.EXPIRED, Status.FAILED, Status.STALE}
+
+
+def agent_actor(agent: AgentCredential) -> Actor:
+    return Actor(type="agent", id=str(agent.pk), label=agent.name)
+
+
+def user_actor(user: AbstractBaseUser) -> Actor:
+    return Actor(type="user", id=str(user.pk), label=user.get_username())
+
+
+def derive_idempotency_key(*, tool: str, args: dict[str, Any], agent: AgentCredential, on_behalf_of: Any) -> str:
+    """Contract 3: sha256 of (tool, normalized args, agent, on_behalf_of) when the agent sends no key."""
+    material = json.dumps(
+        [tool, args, agent.pk, getattr(on_behalf_of, "pk", None)], sort_keys=True, separators=(",", ":"), default=str
+    )
+    return "derived-" + hashlib.sha256(material.encode()).hexdigest()
+
+
+def agent_context(agent: AgentCredential) -> registry.Context:
+    return registry.Context(
+        tenant=agent.tenant.slug,
+        agent=agent.name,
+        allowed_tools=tuple(agent.allowed_tools or ()),
+    )
+
+
+def _audit_proposal(
+    proposal: Proposal,
+    *,
+    actor: Actor,
+    action: str,
+    where: Where,
+    result: str = "ok",
+    data: dict[str, Any] | None = None,
+    decision: Decision | None = None,
+) -> None:
+    audit.record(
+        tenant=proposal.tenant.slug,
+        actor=actor,
+        action=action,
+        where=where,
+        subject_type="proposal",
+        subject_id=str(proposal.pk),
+        result=result,
+        data={"tool": proposal.tool, "status": proposal.status, **(data or {})},
+        decision_id=str(decision.pk) if decision else "",
+        args_hash=proposal.args_hash,
+    )
+
+
+def _is_reviewer(user: AbstractBaseUser, tenant: Tenant) -> bool:
+    return Membership.objects.filter(user=user, tenant=tenant, role__in=[Role.REVIEWER, Role.ADMIN]).exists()
+
+
+def _preview_dict(preview: registry.Preview) -> dict[str, Any]:
+    return preview.as_dict()
+
+
+# --- submit --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Submitted:
+    proposal: Proposal
+    created: bool
+
+
+def proposal_submit(
+    *,
+    agent: AgentCredential,
+    tool: str,
+    args: Any,
+    rationale: str = "",
+    on_behalf_of: AbstractBaseUser | None = None,
+    idempotency_key: str | None = None,
+    where: Where,
+) -> Submitted:
+    """Validate, normalize, check policy, preview, and store a pending proposal (or replay a stored one).
+
+    Raises adapters' InvalidArgs / UnknownTool / PolicyDenied, or IdempotencyConflict.
+    """
+    tenant = agent.tenant
+    try:
+        prepared = registry.prepare(tool, args, agent_context(agent))
+    except adapter_errors.PolicyDenied as denied:
+        with transaction.atomic():
+            audit.record(
+                tenant=tenant.slug,
+                actor=agent_actor(agent),
+                action="proposal.denied",
+                where=where,
+                result="denied",
+                data={"tool": tool, "policy": denied.policy},
+            )
+        raise
+    if not prepared.tool.requires_approval:
+        raise adapter_errors.InvalidArgs(
+            errors=[{"loc": ["tool"], "msg": f"{tool} is a read tool: call it directly, it needs no proposal", "type": "read_tool"}]
+        )
+    key = idempotency_key or derive_idempotency_key(
+        tool=tool, args=prepared.args, agent=agent, on_behalf_of=on_behalf_of
+    )
+    existing = _replay(tenant=tenant, key=key, args_hash=prepared.args_hash, tool=tool)
+    if existing is not None:
+        return Submitted(existing, created=False)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            proposal = Proposal.objects.create(
+                tenant=tenant,
+                agent=agent,
+                on_behalf_of=on_behalf_of,
+                tool=tool,
+                args=prepared.args,
+                args_hash=prepared.args_hash,
+                rationale=rationale,
+                risk=prepared.risk,
+                preview=_preview_dict(prepared.preview),
+                idempotency_key=key,
+                expires_at=now + timedelta(seconds=settings.ACME_PROPOSAL_TTL),
+            )
+            _audit_proposal(proposal, actor=agent_actor(agent), action="proposal.submitted", where=where)
+    except IntegrityError:
+        # A concurrent submission with the same key won the insert; answer as a replay of it.
+        existing = _replay(tenant=tenant, key=key, args_hash=prepared.args_hash, tool=tool)
+        if existing is None:
+            raise
+        return Submitted(existing, created=False)
+    return Submitted(proposal, created=True)
+
+
+def _replay(*, tenant: Tenant, key: str, args_hash: str, tool: str) -> Proposal | None:
+    existing = Proposal.objects.select_related("tenant").filter(tenant=tenant, idempotency_key=key).first()
+    if existing is None:
+        return None
+    if existing.args_hash != args_hash or existing.tool != tool:
+        raise errors.IdempotencyConflict(errors.KEY_REUSED, proposal=str(existing.pk))
+    return existing
+
+
+# --- decide --------------------------------------------------------------------------------------------
+
+
+def _locked(proposal_id: Any) -> Proposal:
+    return Proposal.objects.select_for_update().select_related("tenant").get(pk=proposal_id)
+
+
+class _Due(Exception):
+    """A pending proposal found past its expiry while deciding on it."""
+
+
+def _on_pending(pk: Any, action: str, change: Callable[[Proposal], Proposal]) -> Proposal:
+    """Run ``change`` on the locked proposal if it is pending, in one transaction; otherwise raise
+    InvalidTransition. One found past its expiry is expired (in its own transaction, so the expiry sticks)."""
+    try:
+        with transaction.atomic():
+            locked = _locked(pk)
+            if locked.status == Status.PENDING and locked.expires_at <= timezone.now():
+                raise _Due
+            if locked.status != Status.PENDING:
+                raise errors.InvalidTransition(
+                    errors.INVALID_STATE.format(status=locked.status, action=action, allowed="pending"),
+                    status=locked.status,
+                )
+            return change(locked)
+    except _Due:
+        with transaction.atomic():
+            locked = _locked(pk)
+            if locked.status == Status.PENDING:
+                _expire(locked)
+        raise errors.InvalidTransition(
+            errors.INVALID_STATE.format(status=Status.EXPIRED, action=action, allowed="pending"), status=Status.EXPIRED
+        ) from None
+
+
+def _require_reviewer(proposal: Proposal, reviewer: AbstractBaseUser) -> None:
+    if not _is_reviewer(reviewer, proposal.tenant):
+        raise errors.NotAllowed(errors.NOT_A_REVIEWER)
+    if proposal.on_behalf_of_id is not None and proposal.on_behalf_of_id == reviewer.pk:
+        raise errors.NotAllowed(errors.SELF_APPROVAL, error="self_approval_forbidden")
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    fields = sorted(set(before) | set(after))
+    return [
+        {"field": f, "before": before.get(f), "after": after.get(f)} for f in fields if before.get(f) != after.get(f)
+    ]
+
+
+def _decide(
+    locked: Proposal, reviewer: AbstractBaseUser, verdict: Verdict, reason: str, where: Where,
+    edited_from: list[dict[str, Any]] | None = None,
+) -> Decision:
+    try:
+        with transaction.atomic():
+            return Decision.objects.create(
+                proposal=locked,
+                reviewer=reviewer,
+                verdict=verdict,
+                reason=reason,
+                args_hash=locked.args_hash,
+                edited_from=edited_from,
+                channel=where.channel if where.channel in ("api", "web") else "cli",
+                ip=where.ip or None,
+                user_agent=where.user_agent[:256],
+            )
+    except IntegrityError:
+        # The database's one-decision-per-proposal constraint: reachable only where row locks are not
+        # available (the status check ran under the lock everywhere else). The other decision won.
+        raise errors.InvalidTransition(
+            errors.INVALID_STATE.format(status="decided", action=verdict, allowed="pending")
+        ) from None
+
+
+def proposal_approve(
+    *,
+    proposal: Proposal,
+    reviewer: AbstractBaseUser,
+    where: Where,
+    comment: str = "",
+    args: Any = None,
+) -> Proposal:
+    """Record the approval of the exact args (edited ones when ``args`` is given) and stage the commit."""
+    _require_reviewer(proposal, reviewer)
+    edited = None
+    if args is not None:
+        # The edit goes through the same contract and policy as the agent's submission.
+        agent = AgentCredential.objects.select_related("tenant").get(pk=proposal.agent_id)
+        edited = registry.prepare(proposal.tool, args, agent_context(agent))
+
+    def change(locked: Proposal) -> Proposal:
+        edited_from = None
+        if edited is not None and edited.args_hash != locked.args_hash:
+            edited_from = _changes(locked.args, edited.args)
+            locked.args = edited.args
+            locked.args_hash = edited.args_hash
+            locked.risk = edited.risk
+            locked.preview = _preview_dict(edited.preview)
+        decision = _decide(locked, reviewer, Verdict.APPROVED, comment, where, edited_from=edited_from)
+        locked.status = Status.APPROVED
+        locked.status_reason = "Approved; waiting for a worker to commit it."
+        locked.next_attempt_at = timezone.now()
+        locked.save(update_fields=["status", "status_reason", "args", "args_hash", "risk", "preview",
+                                   "next_attempt_at", "updated_at"])
+        _audit_proposal(
+            locked,
+            actor=user_actor(reviewer),
+            action="proposal.approved",
+            where=where,
+            decision=decision,
+            data={"edited": bool(edited_from), "comment": bool(comment)},
+        )
+        outbox.stage_commit(locked.pk)
+        return locked
+
+    return _on_pending(proposal.pk, "approved", change)
+
+
+def proposal_reject(*, proposal: Proposal, reviewer: AbstractBaseUser, reason: str, where: Where) -> Proposal:
+    _require_reviewer(proposal, reviewer)
+    reason = (reason or "").strip()
+    if not reason:
+        raise errors.DomainError(errors.REASON_REQUIRED, errors=[{"loc": ["reason"], "msg": "required", "type": "missing"}])
+
+    def change(locked: Proposal) -> Proposal:
+        decision = _decide(locked, reviewer, Verdict.REJECTED, reason, where)
+        locked.status = Status.REJECTED
+        locked.status_reason = ""
+        locked.save(update_fields=["status", "status_reason", "updated_at"])
+        _audit_proposal(locked, actor=user_actor(reviewer), action="proposal.rejected", where=where, decision=decision)
+        return locked
+
+    return _on_pending(proposal.pk, "rejected", change)
+
+
+def proposal_cancel(*, proposal: Proposal, agent: AgentCredential, where: Where) -> Proposal:
+    if proposal.agent_id != agent.pk:
+        raise errors.NotAllowed(errors.NOT_THE_PROPOSER)
+    def change(locked: Proposal) -> Proposal:
+        locked.status = Status.CANCELLED
+        locked.save(update_fields=["status", "updated_at"])
+        _audit_proposal(locked, actor=agent_actor(agent), action="proposal.cancelled", where=where)
+        return locked
+
+    return _on_pending(proposal.pk, "cancelled", change)
+
+
+def _expire(proposal: Proposal) -> None:
+    """Fail-closed: a pending proposal past its time becomes expired (never rejected). Caller holds the lock."""
+    proposal.status = Status.EXPIRED
+    proposal.status_reason = "No decision before it expired."
+    proposal.save(update_fields=["status", "status_reason", "updated_at"])
+    _audit_proposal(proposal, actor=audit.SYSTEM, action="proposal.expired", where=audit.WORKER)
+
+
+def proposal_expire_due(*, now: datetime | None = None, limit: int = 500) -> int:
+    now = now or timezone.now()
+    ids = list(
+        Proposal.objects.filter(status=Status.PENDING, expires_at__lte=now).order_by("expires_at").values_list("pk", flat=True)[:limit]
+    )
+    count = 0
+    for pk in ids:
+        with transaction.atomic():
+            locked = _locked(pk)
+            if locked.status == Status.PENDING and locked.expires_at <= now:
+                _expire(locked)
+                count += 1
+    return count
+
+
+# --- commit --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    outcome: str  # "committed" | "noop" | "deferred" | "stale" | "failed"
+    proposal_id: str
+
+
+def _claim(proposal_id: Any) -> tuple[Proposal, Decision] | None:
+    """approved → committing under a row lock; also takes over a committing proposal whose lease ran out."""
+    now = timezone.now()
+    with transaction.atomic():
+        try:
+            proposal = _locked(proposal_id)
+        except Proposal.DoesNotExist:
+            return None
+        if proposal.status == Status.COMMITTING and proposal.lease_until and proposal.lease_until > now:
+            return None  # another worker holds it
+        if proposal.status not in (Status.APPROVED, Status.COMMITTING):
+            return None
+        if proposal.status == Status.APPROVED and proposal.next_attempt_at and proposal.next_attempt_at > now:
+            return None  # deferred (breaker open or rate limit): its own dispatch comes later
+        decision = proposal.decisions.filter(verdict=Verdict.APPROVED).order_by("-at").first()
+        actual_hash = registry.args_hash(proposal.args)
+        if decision is None or decision.args_hash != proposal.args_hash or actual_hash != proposal.args_hash:
+            proposal.status = Status.FAILED
+            proposal.status_reason = "Refused: the args differ from what was approved."
+            proposal.save(update_fields=["status", "status_reason", "updated_at"])
+            _audit_proposal(proposal, actor=audit.SYSTEM, action="proposal.commit_refused", where=audit.WORKER,
+                            result="error", decision=decision, data={"reason": "args_hash_mismatch"})
+            return None
+        took_over = proposal.status == Status.COMMITTING
+        proposal.status = Status.COMMITTING
+        proposal.status_reason = "Working on it…"
+        proposal.lease_until = now + timedelta(seconds=settings.ACME_COMMIT_LEASE)
+        proposal.save(update_fields=["status", "status_reason", "lease_until", "updated_at"])
+        _audit_proposal(proposal, actor=audit.SYSTEM, action="proposal.commit_started", where=audit.WORKER,
+                        decision=decision, data={"resumed": took_over})
+        return proposal, decision
+
+
+def proposal_commit(*, proposal_id: Any) -> CommitResult:
+    """Commit an approved proposal exactly once. Safe to run twice, concurrently, or after a crash."""
+    claimed = _claim(proposal_id)
+    if claimed is None:
+        return CommitResult("noop", str(proposal_id))
+    proposal, decision = claimed
+    try:
+        outcome = registry.execute(
+            proposal.tool,
+            proposal.args,
+            idempotency_key=proposal.crm_idempotency_key,
+            snapshot=(proposal.preview or {}).get("snapshot") or {},
+        )
+    except adapter_errors.Deferred as deferred:
+        return _finish_deferred(proposal, decision, deferred)
+    except adapter_errors.StaleTarget as stale:
+        return _finish_unsuccessful(proposal, decision, Status.STALE, str(stale), attempts=1, result="stale")
+    except (adapter_errors.TransientFailure, adapter_errors.PermanentFailure) as failure:
+        return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts,
+                                    result="error")
+    except Exception as exc:  # an unexpected error must not leave the proposal looking in progress
+        logger.exception("commit of %s crashed", proposal.pk)
+        return _finish_unsuccessful(proposal, decision, Status.FAILED, f"Internal error ({type(exc).__name__}).",
+                                    attempts=1, result="error")
+    with transaction.atomic():
+        locked = _locked(proposal.pk)
+        if locked.status == Status.COMMITTED:
+            return CommitResult("noop", str(proposal.pk))
+        Receipt.objects.create(
+            proposal=locked,
+            system=outcome.system,
+            external_id=outcome.external_id,
+            external_url=outcome.url,
+            response_summary=outcome.summary,
+            attempts=outcome.attempts,
+            args_hash=locked.args_hash,
+        )
+        locked.status = Status.COMMITTED
+        locked.status_reason = ""
+        locked.lease_until = None
+        locked.commit_attempts += outcome.attempts
+        locked.save(update_fields=["status", "status_reason", "lease_until", "commit_attempts", "updated_at"])
+        _audit_proposal(locked, actor=audit.SYSTEM, action="outbound.call", where=audit.WORKER, decision=decision,
+                        data={"system": outcome.system, "attempts": outcome.attempts, "external_id": outcome.external_id})
+        _audit_proposal(locked, actor=audit.SYSTEM, action="proposal.committed", where=audit.WORKER, decision=decision,
+                        data={"system": outcome.system, "external_id": outcome.external_id})
+    return CommitResult("committed", str(proposal.pk))
+
+
+def _finish_deferred(proposal: Proposal, decision: Decision, deferred: adapter_errors.Deferred) -> CommitResult:
+    """An open breaker or a rate limit: not a failure; back to approved, retried when it may pass."""
+    retry_at = datetime.fromtimestamp(deferred.retry_at, tz=timezone.get_current_timezone())
+    reason = {
+        "breaker_open": "Waiting: the {system} circuit breaker is open until {at:%H:%M:%S} UTC.",
+        "rate_limited": "Waiting: rate limit for {system}; next try at {at:%H:%M:%S} UTC.",
+    }.get(deferred.reason, "Waiting until {at:%H:%M:%S} UTC.")
+    with transaction.atomic():
+        locked = _locked(proposal.pk)
+        if locked.status != Status.COMMITTING:
+            return CommitResult("noop", str(proposal.pk))
+        locked.status = Status.APPROVED
+        locked.status_reason = reason.format(system=registry.get(locked.tool).system, at=retry_at)
+        locked.lease_until = None
+        locked.next_attempt_at = retry_at
+        locked.save(update_fields=["status", "status_reason", "lease_until", "next_attempt_at", "updated_at"])
+        _audit_proposal(locked, actor=audit.SYSTEM, action="proposal.commit_deferred", where=audit.WORKER,
+                        result="deferred", decision=decision, data={"reason": deferred.reason})
+        outbox.stage_commit(locked.pk, available_at=retry_at)
+    return CommitResult("deferred", str(proposal.pk))
+
+
+def _finish_unsuccessful(
+    proposal: Proposal, decision: Decision, status: Status, reason: str, *, attempts: int, result: str
+) -> CommitResult:
+    with transaction.atomic():
+        locked = _locked(proposal.pk)
+        if locked.status != Status.COMMITTING:
+            return CommitResult("noop", str(proposal.pk))
+        locked.status = status
+        locked.status_reason = reason[:2000]
+        locked.lease_until = None
+        locked.commit_attempts += attempts
+        locked.save(update_fields=["status", "status_reason", "lease_until", "commit_attempts", "updated_at"])
+        _audit_proposal(locked, actor=audit.SYSTEM, action="outbound.call", where=audit.WORKER, result=result,
+                        decision=decision, data={"attempts": attempts, "error": reason[:500]})
+        _audit_proposal(locked, actor=audit.SYSTEM, action=f"proposal.{status}", where=audit.WORKER, result=result,
+                        decision=decision)
+    return CommitResult(str(status), str(proposal.pk))
+
+
+def commits_redispatch(*, now: datetime | None = None, grace: int = 30, limit: int = 200) -> int:
+    """Re-stage commits that should be running but are not: a lease that ran out (the worker died) or an
+    approval whose job was lost (e.g. Redis restarted without persistence). The claim makes repeats harmless."""
+    now = now or timezone.now()
+    expired_leases = Proposal.objects.filter(status=Status.COMMITTING, lease_until__lt=now)
+    lost = Proposal.objects.filter(status=Status.APPROVED, next_attempt_at__lt=now - timedelta(seconds=grace))
+    ids = list(expired_leases.values_list("pk", flat=True)[:limit]) + list(lost.values_list("pk", flat=True)[:limit])
+    for pk in ids:
+        with transaction.atomic():
+            locked = _locked(pk)
+            if locked.status == Status.APPROVED:
+                # Push the next look further out so a slow queue is not flooded with duplicates.
+                locked.next_attempt_at = now
+                locked.save(update_fields=["next_attempt_at", "updated_at"])
+            outbox.stage_commit(locked.pk)
+    return len(ids)

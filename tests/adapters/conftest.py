@@ -1,0 +1,118 @@
+"""Fixtures for the integration layer: a private Redis namespace per test, a real sandbox process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from adapters.redis import get_redis
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def redis_namespace(settings: Any) -> Iterator[str]:
+    """Every key this test writes lives under its own prefix and is deleted afterwards. The Redis
+    server is shared (other tests, a running ``make run``): never FLUSHDB."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    settings.ACME_REDIS_PREFIX = prefix
+    yield prefix
+    client = get_redis()
+    keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the retry loop's sleeps instead of sleeping."""
+    recorded: list[float] = []
+    monkeypatch.setattr("adapters.http.sleep", recorded.append)
+    return recorded
+
+
+@pytest.fixture
+def fast_retries(settings: Any) -> None:
+    settings.ACME_RETRY_MAX = 5
+    settings.ACME_RETRY_BASE = 0.01
+    settings.ACME_BREAKER_FAILURES = 5
+    settings.ACME_BREAKER_COOLDOWN = 30
+
+
+@dataclass
+class Sandbox:
+    """A running ``manage.py sandbox`` process and helpers for its ``/_sandbox/`` controls."""
+
+    url: str
+    process: subprocess.Popen[str] = field(repr=False)
+
+    def control(self, method: str, path: str, json: Any = None) -> Any:
+        response = requests.request(method, f"{self.url}/_sandbox/{path}", json=json, timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def fault(self, mode: str, *, target: str = "crm", count: int = 1, **extra: Any) -> None:
+        self.control("POST", "faults", {"target": target, "mode": mode, "count": count, **extra})
+
+    def requests(self, target: str | None = None) -> list[dict[str, Any]]:
+        logged = self.control("GET", "requests")["requests"]
+        return [r for r in logged if target is None or r["target"] == target]
+
+    def tickets(self) -> list[dict[str, Any]]:
+        return self.control("GET", "tickets")["tickets"]
+
+
+@pytest.fixture(scope="session")
+def sandbox_process() -> Iterator[Sandbox]:
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "sandbox", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CRM_API_TOKEN": "sandbox", "SLACK_BOT_TOKEN": "sandbox"},
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline().strip()  # "sandbox listening on http://127.0.0.1:PORT"
+        if not first.startswith("sandbox listening on "):
+            process.kill()
+            raise RuntimeError(f"sandbox did not start: {first!r} {process.stderr.read() if process.stderr else ''}")
+        url = first.removeprefix("sandbox listening on ")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                requests.get(f"{url}/_sandbox/health", timeout=1).raise_for_status()
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield Sandbox(url=url, process=process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def sandbox(sandbox_process: Sandbox, settings: Any, fast_retries: None) -> Sandbox:
+    """The shared sandbox process, emptied, with the settings pointing at it."""
+    sandbox_process.control("POST", "reset")
+    settings.CRM_BASE_URL = f"{sandbox_process.url}/crm"
+    settings.SLACK_API_URL = f"{sandbox_process.url}/slack/api"
+    settings.CRM_API_TOKEN = "sandbox"
+    settings.SLACK_BOT_TOKEN = "sandbox"
+    return sandbox_process

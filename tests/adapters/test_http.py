@@ -1,0 +1,243 @@
+"""The one door: retries, backoff, Retry-After, idempotency keys, timeouts, no redirects, errors."""
+
+from __future__ import annotations
+
+import logging
+from email.utils import format_datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+import responses
+from responses import matchers
+
+from adapters import breaker, http
+from adapters.errors import Deferred, PermanentFailure, TransientFailure
+
+URL = "https://crm.test/api/v2/tickets.json"
+
+pytestmark = pytest.mark.usefixtures("fast_retries")
+
+
+@pytest.fixture
+def mocked() -> Any:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        yield rsps
+
+
+def test_success_first_time_reports_one_attempt(mocked: Any, sleeps: list[float]) -> None:
+    mocked.post(URL, json={"ok": True}, status=201)
+    response = http.call("crm", "POST", URL, json={"a": 1})
+    assert response.status_code == 201
+    assert response.attempts == 1
+    assert sleeps == []
+
+
+@pytest.mark.parametrize("status", [502, 503, 504, 429])
+def test_retryable_statuses_are_retried(mocked: Any, sleeps: list[float], status: int) -> None:
+    mocked.post(URL, status=status)
+    mocked.post(URL, status=status)
+    mocked.post(URL, json={"ok": True}, status=201)
+    response = http.call("crm", "POST", URL)
+    assert response.attempts == 3
+    assert len(sleeps) == 2
+
+
+@pytest.mark.parametrize("exc", [requests.ConnectionError("refused"), requests.ReadTimeout("slow")])
+def test_connection_errors_and_timeouts_are_retried(mocked: Any, sleeps: list[float], exc: Exception) -> None:
+    mocked.post(URL, body=exc)
+    mocked.post(URL, json={}, status=200)
+    assert http.call("crm", "POST", URL).attempts == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+def test_other_4xx_are_tried_once(mocked: Any, sleeps: list[float], status: int) -> None:
+    mocked.post(URL, json={"error": "RecordInvalid", "details": {"email": "ada@example.com"}}, status=status)
+    with pytest.raises(PermanentFailure) as info:
+        http.call("crm", "POST", URL)
+    assert (info.value.attempts, info.value.status) == (1, status)
+    assert len(mocked.calls) == 1
+    assert sleeps == []
+    # The error code is kept, the body (which may hold PII) is not.
+    assert "RecordInvalid" in info.value.detail
+    assert "ada@example.com" not in info.value.detail
+
+
+def test_500_is_permanent_not_retried(mocked: Any, sleeps: list[float]) -> None:
+    mocked.post(URL, status=500)
+    with pytest.raises(PermanentFailure) as info:
+        http.call("crm", "POST", URL)
+    assert info.value.status == 500
+    assert len(mocked.calls) == 1
+
+
+def test_retries_exhausted_raise_transient_failure_with_attempts(
+    mocked: Any, sleeps: list[float], settings: Any
+) -> None:
+    settings.ACME_RETRY_MAX = 3
+    for _ in range(3):
+        mocked.post(URL, status=503)
+    with pytest.raises(TransientFailure) as info:
+        http.call("crm", "POST", URL)
+    assert info.value.attempts == 3
+    assert len(mocked.calls) == 3
+
+
+def test_backoff_is_exponential_with_full_jitter_and_capped(
+    mocked: Any, sleeps: list[float], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.ACME_RETRY_MAX = 5
+    settings.ACME_RETRY_BASE = 1.0
+    settings.ACME_RETRY_CAP = 3.0
+    settings.ACME_BREAKER_FAILURES = 100
+    # The jitter draws uniformly from [0, window]: pin it to the top of the window to see the windows.
+    monkeypatch.setattr("tenacity.wait.random.uniform", lambda low, high: high)
+    for _ in range(5):
+        mocked.post(URL, status=503)
+    with pytest.raises(TransientFailure):
+        http.call("crm", "POST", URL)
+    assert sleeps == [1.0, 2.0, 3.0, 3.0]  # base * 2**n, capped
+
+
+def test_jitter_is_random_within_window(mocked: Any, sleeps: list[float], settings: Any) -> None:
+    settings.ACME_RETRY_BASE = 1.0
+    for _ in range(4):
+        mocked.post(URL, status=503)
+    mocked.post(URL, status=200, json={})
+    http.call("crm", "POST", URL)
+    windows = [1.0, 2.0, 4.0, 8.0]
+    assert all(0 <= s <= w for s, w in zip(sleeps, windows, strict=True))
+    assert len(set(sleeps)) > 1  # drawn, not fixed
+
+
+def test_retry_after_seconds_is_honoured(mocked: Any, sleeps: list[float]) -> None:
+    mocked.post(URL, status=429, headers={"Retry-After": "7"})
+    mocked.post(URL, json={}, status=200)
+    http.call("crm", "POST", URL)
+    assert sleeps[0] >= 7
+
+
+def test_retry_after_http_date_is_honoured(mocked: Any, sleeps: list[float]) -> None:
+    when = datetime.now(UTC) + timedelta(seconds=10)
+    mocked.post(URL, status=429, headers={"Retry-After": format_datetime(when, usegmt=True)})
+    mocked.post(URL, json={}, status=200)
+    http.call("crm", "POST", URL)
+    assert 8 <= sleeps[0] <= 10.5
+
+
+def test_retry_after_beyond_the_cap_defers_instead_of_sleeping(mocked: Any, sleeps: list[float]) -> None:
+    mocked.post(URL, status=429, headers={"Retry-After": "120"})
+    with pytest.raises(Deferred) as info:
+        http.call("crm", "POST", URL)
+    assert info.value.reason == "rate_limited"
+    assert sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("2", 2.0), ("0", 0.0), ("1.5", 1.5), ("-3", 0.0), ("", None), (None, None), ("soon", None)],
+)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    assert http.parse_retry_after(value) == expected
+
+
+def test_same_idempotency_key_on_every_attempt(mocked: Any, sleeps: list[float]) -> None:
+    key_matcher = matchers.header_matcher({"Idempotency-Key": "key-1"})
+    mocked.post(URL, status=503, match=[key_matcher])
+    mocked.post(URL, body=requests.ConnectionError("reset"), match=[key_matcher])
+    mocked.post(URL, status=201, json={}, match=[key_matcher])
+    assert http.call("crm", "POST", URL, idempotency_key="key-1").attempts == 3
+
+
+def test_every_request_has_a_timeout_and_no_redirects(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
+    settings.ACME_HTTP_TIMEOUT = 4.5
+    seen: dict[str, Any] = {}
+
+    def fake_send(self: Any, request: Any, **kwargs: Any) -> Any:
+        seen.update(kwargs)
+        response = requests.Response()
+        response.status_code = 200
+        response._content = b"{}"
+        response.request = request
+        return response
+
+    monkeypatch.setattr(requests.Session, "send", fake_send)
+    http.call("crm", "GET", URL)
+    assert seen["timeout"] == 4.5
+    assert seen["allow_redirects"] is False
+
+
+def test_redirect_is_not_followed(mocked: Any, sleeps: list[float]) -> None:
+    mocked.post(URL, status=302, headers={"Location": "https://evil.test/steal"})
+    with pytest.raises(PermanentFailure) as info:
+        http.call("crm", "POST", URL)
+    assert info.value.status == 302
+    assert len(mocked.calls) == 1
+
+
+def test_logs_carry_no_token_query_or_body(mocked: Any, sleeps: list[float], caplog: Any) -> None:
+    mocked.get(URL, status=503)
+    mocked.get(URL, json={"email": "ada@example.com"}, status=200)
+    with caplog.at_level(logging.INFO, logger="adapters.http"):
+        http.call(
+            "crm",
+            "GET",
+            URL,
+            params={"query": "email:ada@example.com"},
+            headers={"Authorization": "Bearer s3cret-token"},
+        )
+    text = caplog.text
+    assert "crm" in text and "503" in text and "attempt 2" in text
+    assert "s3cret-token" not in text
+    assert "ada@example.com" not in text
+
+
+def test_malformed_response_is_a_permanent_failure(mocked: Any) -> None:
+    from adapters.crm.schemas import TicketEnvelope
+
+    mocked.post(URL, status=201, body="<html>oops</html>")
+    response = http.call("crm", "POST", URL)
+    with pytest.raises(PermanentFailure, match="malformed"):
+        http.parse(TicketEnvelope, response, "crm")
+
+
+# --- the breaker inside the door ------------------------------------------------------------------------
+
+
+def test_open_breaker_fails_fast_without_sending(mocked: Any, sleeps: list[float], settings: Any) -> None:
+    settings.ACME_RETRY_MAX = 5
+    for _ in range(5):
+        mocked.post(URL, status=503)
+    with pytest.raises(TransientFailure):
+        http.call("crm", "POST", URL)
+    assert breaker.state("crm") == "open"
+    # Nothing registered any more: a request leaving now would fail with ConnectionError, not Deferred.
+    with pytest.raises(Deferred) as info:
+        http.call("crm", "POST", URL)
+    assert info.value.reason == "breaker_open"
+    assert len(mocked.calls) == 5
+
+
+def test_breaker_opening_mid_call_defers_without_spending_the_budget(
+    mocked: Any, sleeps: list[float], settings: Any
+) -> None:
+    settings.ACME_RETRY_MAX = 5
+    settings.ACME_BREAKER_FAILURES = 2
+    mocked.post(URL, status=503)
+    mocked.post(URL, status=503)
+    with pytest.raises(Deferred) as info:
+        http.call("crm", "POST", URL)
+    # The breaker opened on the second failure; the third attempt never left and is not a failure.
+    assert info.value.reason == "breaker_open"
+    assert len(mocked.calls) == 2
+
+
+def test_4xx_do_not_count_towards_the_breaker(mocked: Any, sleeps: list[float], settings: Any) -> None:
+    settings.ACME_BREAKER_FAILURES = 2
+    for _ in range(3):
+        mocked.post(URL, status=400)
+    for _ in range(3):
+        with pytest.raises(PermanentFailure):
+            http.call("crm", "POST", URL)
+    assert breaker.state("crm") == "closed"

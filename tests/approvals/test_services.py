@@ -1,0 +1,216 @@
+"""approvals/services.py: the status machine, the commit's exactly-once guarantees, and the audit it writes."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+import responses
+from django.conf import settings
+from django.utils import timezone
+
+from adapters import errors as adapter_errors
+from adapters import registry
+from approvals import errors, outbox, services
+from approvals.models import OutboxMessage, Proposal, Receipt, Status
+from audit.models import AuditEvent
+from audit.services import Where
+
+API = Where(channel="api", ip="127.0.0.1")
+TICKETS_URL = f"{settings.CRM_BASE_URL}/api/v2/tickets.json"
+ARGS = {"subject": "Broken login", "description": "Users cannot log in.", "priority": "high"}
+
+
+def created(rsps, ticket_id=77):
+    rsps.add(responses.POST, TICKETS_URL, status=201, json={"ticket": {"id": ticket_id, "subject": "Broken login",
+             "priority": "high", "status": "new", "updated_at": "2026-11-23T10:00:00Z"}})
+
+
+def pending(party, **kw):
+    return services.proposal_submit(agent=party.agent, tool="crm.create_ticket", args=kw.pop("args", ARGS), where=API, **kw).proposal
+
+
+def approved(party):
+    proposal = pending(party)
+    # Approve without running the on-commit hand-off: the tests drive the commit themselves.
+    return services.proposal_approve(proposal=proposal, reviewer=party.reviewer, where=API)
+
+
+@pytest.mark.django_db
+class TestCommit:
+    def test_a_commit_run_twice_sends_one_request(self, acme):
+        proposal = approved(acme)
+
+        with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+            created(rsps, 77)
+            first = services.proposal_commit(proposal_id=proposal.pk)
+            second = services.proposal_commit(proposal_id=proposal.pk)
+            assert len(rsps.calls) == 1
+
+        assert (first.outcome, second.outcome) == ("committed", "noop")
+        assert Receipt.objects.get(proposal=proposal).external_id == "77"
+
+    @pytest.mark.parametrize("end", ["pending", "rejected", "cancelled", "expired"])
+    def test_no_write_without_approval(self, acme, end):
+        proposal = pending(acme)
+        if end == "rejected":
+            services.proposal_reject(proposal=proposal, reviewer=acme.reviewer, reason="no", where=API)
+        elif end == "cancelled":
+            services.proposal_cancel(proposal=proposal, agent=acme.agent, where=API)
+        elif end == "expired":
+            Proposal.objects.filter(pk=proposal.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+            assert services.proposal_expire_due() == 1
+
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            created(rsps)
+            assert services.proposal_commit(proposal_id=proposal.pk).outcome == "noop"
+            assert len(rsps.calls) == 0
+
+        assert Proposal.objects.get(pk=proposal.pk).status == end
+        assert not Receipt.objects.exists()
+
+    def test_args_changed_after_approval_are_refused(self, acme):
+        proposal = approved(acme)
+        Proposal.objects.filter(pk=proposal.pk).update(args={**ARGS, "subject": "Tampered"})
+
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            created(rsps)
+            assert services.proposal_commit(proposal_id=proposal.pk).outcome == "noop"
+            assert len(rsps.calls) == 0
+
+        proposal.refresh_from_db()
+        assert proposal.status == Status.FAILED
+        assert AuditEvent.objects.filter(action="proposal.commit_refused", subject_id=str(proposal.pk)).exists()
+
+    def test_a_4xx_fails_the_proposal_after_one_attempt(self, acme):
+        proposal = approved(acme)
+
+        with responses.RequestsMock() as rsps:
+            rsps.add(responses.POST, TICKETS_URL, status=422, json={"error": "RecordInvalid"})
+            assert services.proposal_commit(proposal_id=proposal.pk).outcome == "failed"
+            assert len(rsps.calls) == 1
+
+        proposal.refresh_from_db()
+        assert proposal.status == Status.FAILED
+        assert proposal.status_reason
+        assert proposal.commit_attempts == 1
+
+    def test_an_open_breaker_defers_without_failing(self, acme, monkeypatch):
+        proposal = approved(acme)
+        retry_at = time.time() + 30
+
+        def deferred(*args, **kwargs):
+            raise adapter_errors.Deferred(reason="breaker_open", retry_at=retry_at)
+
+        monkeypatch.setattr(registry, "execute", deferred)
+
+        assert services.proposal_commit(proposal_id=proposal.pk).outcome == "deferred"
+
+        proposal.refresh_from_db()
+        assert proposal.status == Status.APPROVED
+        assert "circuit breaker" in proposal.status_reason
+        assert proposal.commit_attempts == 0
+        later = OutboxMessage.objects.order_by("-id").first()
+        assert later.available_at.timestamp() == pytest.approx(retry_at, abs=1)
+        # Not before its time: a commit job arriving early does nothing.
+        assert services.proposal_commit(proposal_id=proposal.pk).outcome == "noop"
+
+    def test_a_stale_target_is_not_overwritten(self, acme, monkeypatch):
+        proposal = approved(acme)
+
+        def stale(*args, **kwargs):
+            raise adapter_errors.StaleTarget("ticket 5 changed since the preview")
+
+        monkeypatch.setattr(registry, "execute", stale)
+
+        assert services.proposal_commit(proposal_id=proposal.pk).outcome == "stale"
+        assert Proposal.objects.get(pk=proposal.pk).status == Status.STALE
+
+    def test_a_live_lease_keeps_other_workers_out_and_an_expired_one_is_taken_over(self, acme):
+        proposal = approved(acme)
+        Proposal.objects.filter(pk=proposal.pk).update(
+            status=Status.COMMITTING, lease_until=timezone.now() + timedelta(seconds=60)
+        )
+
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            created(rsps, 9)
+            assert services.proposal_commit(proposal_id=proposal.pk).outcome == "noop"
+            assert len(rsps.calls) == 0
+            Proposal.objects.filter(pk=proposal.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+            assert services.commits_redispatch() == 1
+            assert services.proposal_commit(proposal_id=proposal.pk).outcome == "committed"
+            assert rsps.calls[0].request.headers["Idempotency-Key"] == f"acme-proposal-{proposal.pk}"
+
+        assert AuditEvent.objects.filter(action="proposal.commit_started", data__resumed=True).count() == 1
+
+
+@pytest.mark.django_db
+class TestTransitions:
+    def test_illegal_transitions_raise_invalid_transition(self, acme):
+        proposal = pending(acme)
+        services.proposal_reject(proposal=proposal, reviewer=acme.reviewer, reason="no", where=API)
+
+        with pytest.raises(errors.InvalidTransition):
+            services.proposal_approve(proposal=proposal, reviewer=acme.reviewer, where=API)
+        with pytest.raises(errors.InvalidTransition):
+            services.proposal_cancel(proposal=proposal, agent=acme.agent, where=API)
+
+    def test_approving_an_expired_proposal_expires_it(self, acme):
+        proposal = pending(acme)
+        Proposal.objects.filter(pk=proposal.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+        with pytest.raises(errors.InvalidTransition):
+            services.proposal_approve(proposal=proposal, reviewer=acme.reviewer, where=API)
+
+        assert Proposal.objects.get(pk=proposal.pk).status == Status.EXPIRED
+
+    def test_the_database_refuses_an_unknown_status(self, acme):
+        from django.db import IntegrityError, transaction
+
+        proposal = pending(acme)
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Proposal.objects.filter(pk=proposal.pk).update(status="teleported")
+
+    def test_approval_stages_the_commit_in_the_outbox(self, acme):
+        proposal = approved(acme)
+
+        message = OutboxMessage.objects.get()
+        assert message.payload == {"proposal_id": str(proposal.pk)}
+        assert message.dispatched_at is None  # the hand-off waits for the transaction to commit
+
+    def test_outbox_keeps_messages_while_redis_is_down(self, acme, monkeypatch):
+        approved(acme)
+        from approvals import jobs
+
+        def down(*args, **kwargs):
+            import redis
+
+            raise redis.ConnectionError("down")
+
+        monkeypatch.setattr(jobs, "enqueue_commit", down)
+        assert outbox.drain() == 0
+        message = OutboxMessage.objects.get()
+        assert message.dispatched_at is None and "down" in message.last_error
+
+        monkeypatch.undo()
+        with responses.RequestsMock() as rsps:
+            created(rsps)
+            assert outbox.drain() == 1
+        assert OutboxMessage.objects.get().dispatched_at is not None
+
+    def test_the_audit_trail_of_one_life(self, acme):
+        proposal = approved(acme)
+        with responses.RequestsMock() as rsps:
+            created(rsps)
+            services.proposal_commit(proposal_id=proposal.pk)
+
+        events = list(AuditEvent.objects.filter(subject_id=str(proposal.pk)).order_by("id"))
+        assert [e.action for e in events] == [
+            "proposal.submitted", "proposal.approved", "proposal.commit_started", "outbound.call", "proposal.committed",
+        ]
+        assert [e.actor_type for e in events] == ["agent", "user", "system", "system", "system"]
+        assert [e.channel for e in events] == ["api", "api", "worker", "worker", "worker"]
+        decision = proposal.decisions.get()
+        assert all(e.decision_id == str(decision.pk) for e in events[1:])
+        assert {e.args_hash for e in events} == {proposal.args_hash}
