@@ -43,7 +43,8 @@ def _executable() -> str:
 
 def ensure_running(directory: Path, timeout: float = 10.0) -> str:
     """Start the embedded server if it is not answering; return its URL."""
-    directory = Path(directory)
+    # Absolute: redis-server changes directory (--dir) before it creates the socket.
+    directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     url = f"unix://{socket_path(directory)}?db=0"
     if is_alive(directory):
