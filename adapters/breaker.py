@@ -19,7 +19,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from django.conf import settings
 
@@ -118,7 +118,7 @@ def _keys(downstream: str) -> list[str]:
     ]
 
 
-def _run(source: str, keys: list[str], args: list[object]) -> object:
+def _run(source: str, keys: list[str], args: list[str | int]) -> Any:
     client = get_redis()
     return client.register_script(source)(keys=keys, args=args, client=client)
 
@@ -132,13 +132,13 @@ def _probe_ttl_ms() -> int:
 def acquire(downstream: str) -> Permit:
     """Ask leave to send a request. Raises ``Deferred("breaker_open", retry_at)`` while open."""
     token = uuid.uuid4().hex
-    verdict, until_ms = _run(_ACQUIRE, _keys(downstream)[:2], [token, _probe_ttl_ms()])  # type: ignore[misc]
+    verdict, until_ms = (int(v) for v in _run(_ACQUIRE, _keys(downstream)[:2], [token, _probe_ttl_ms()]))
     if verdict == 0:
         return Permit(downstream)
     if verdict == 1:
         logger.info("circuit breaker half-open, probing: %s", downstream)
         return Permit(downstream, probe_token=token)
-    retry_at = int(until_ms) / 1000.0
+    retry_at = until_ms / 1000.0
     raise Deferred(
         reason="breaker_open",
         retry_at=retry_at,
@@ -184,7 +184,8 @@ def release(permit: Permit) -> None:
 
 def state(downstream: str) -> State:
     value = _run(_STATE, _keys(downstream)[:1], [])
-    return value.decode() if isinstance(value, bytes) else value  # type: ignore[return-value]
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return "open" if text == "open" else "half_open" if text == "half_open" else "closed"
 
 
 def trips(downstream: str) -> int:

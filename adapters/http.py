@@ -39,7 +39,7 @@ class _Session(requests.Session):
     """A session that cannot forget a timeout or follow a redirect (a redirect could carry our bearer
     token to another host, and a write must never be silently re-sent as a GET)."""
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("timeout", float(settings.ACME_HTTP_TIMEOUT))
         kwargs["allow_redirects"] = False
         return super().request(method, url, *args, **kwargs)
@@ -223,11 +223,16 @@ def call(
     return response
 
 
+def attempts_of(response: requests.Response) -> int:
+    """How many attempts ``call`` needed for this response (1 for responses made elsewhere)."""
+    return int(getattr(response, "attempts", 1))
+
+
 def parse(model: Any, response: requests.Response, downstream: str) -> Any:
     """Parse a response into a pydantic model; anything malformed is a ``PermanentFailure``, not a crash."""
     from pydantic import ValidationError
 
-    attempts = getattr(response, "attempts", 1)
+    attempts = attempts_of(response)
     try:
         return model.model_validate_json(response.content)
     except ValidationError as exc:

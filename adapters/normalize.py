@@ -3,7 +3,7 @@
 Each rule is a small function wrapped in an ``Annotated`` type, so an args model reads as its contract:
 
     class CreateTicketArgs(ArgsModel):
-        subject: Annotated[str, CleanLine, Field(min_length=1, max_length=200)]
+        subject: Annotated[str, Field(min_length=1, max_length=200), CleanLine]
         priority: Priority
 
 Models are strict (no silent type juggling); the only coercions are the lossless ones spelled out here
@@ -51,8 +51,9 @@ def clean_text(value: Any) -> Any:
     return "\n".join(line.rstrip() for line in value.split("\n")).strip()
 
 
-# Markers for ``Annotated[str, CleanLine, Field(max_length=...)]``: the length limit applies to the
-# cleaned value, so invisible padding cannot push text past (or sneak it under) a limit.
+# Markers for ``Annotated[str, Field(max_length=...), CleanLine]``: the cleaner wraps the constrained
+# type, so the length limit applies to the cleaned value (invisible padding cannot push text past, or
+# sneak it under, a limit).
 CleanLine = BeforeValidator(clean_line)
 CleanText = BeforeValidator(clean_text)
 
@@ -158,11 +159,7 @@ def normalize_tags(value: Any) -> Any:
     return tags
 
 
-Tags = Annotated[
-    list[str],
-    BeforeValidator(normalize_tags),
-    Field(max_length=MAX_TAGS),
-]
+Tags = Annotated[list[str], Field(max_length=MAX_TAGS), BeforeValidator(normalize_tags)]
 
 # Ids -------------------------------------------------------------------------------------------------
 
@@ -177,7 +174,8 @@ def lossless_int(value: Any) -> Any:
     return value
 
 
-TicketId = Annotated[int, BeforeValidator(lossless_int), Field(gt=0)]
+# The constraint comes first so the before-validator wraps it (and the JSON Schema shows exclusiveMinimum).
+TicketId = Annotated[int, Field(gt=0), BeforeValidator(lossless_int)]
 
 # Slack channels --------------------------------------------------------------------------------------
 

@@ -404,6 +404,7 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
             proposal.tool,
             proposal.args,
             idempotency_key=proposal.crm_idempotency_key,
+            tenant=proposal.tenant.slug,
             snapshot=(proposal.preview or {}).get("snapshot") or {},
         )
     except adapter_errors.Deferred as deferred:

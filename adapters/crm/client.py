@@ -29,4 +29,4 @@ def call(method: str, path: str, **kwargs: Any) -> requests.Response:
 def get_ticket(ticket_id: int) -> tuple[Ticket, int]:
     """The live ticket and the attempts it took."""
     response = call("GET", f"tickets/{ticket_id}.json")
-    return http.parse(TicketEnvelope, response, DOWNSTREAM).ticket, getattr(response, "attempts", 1)
+    return http.parse(TicketEnvelope, response, DOWNSTREAM).ticket, http.attempts_of(response)

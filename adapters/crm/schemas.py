@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adapters.normalize import ArgsModel, CleanLine, CleanText, Email, Priority, Tags, TicketId, TicketStatus
 
-Subject = Annotated[str, CleanLine, Field(min_length=1, max_length=200)]
-Description = Annotated[str, CleanText, Field(min_length=1, max_length=10000)]
+Subject = Annotated[str, Field(min_length=1, max_length=200), CleanLine]
+Description = Annotated[str, Field(min_length=1, max_length=10000), CleanText]
 
 # --- Args (tool contracts) ---------------------------------------------------------------------------
 

@@ -60,7 +60,7 @@ def execute_create(args: CreateTicketArgs, idempotency_key: str, snapshot: dict[
     # The CRM keeps the Idempotency-Key: a retry after a lost response returns the first ticket.
     response = client.call("POST", "tickets.json", json=create_body(args), idempotency_key=idempotency_key)
     ticket = http.parse(TicketEnvelope, response, client.DOWNSTREAM).ticket
-    return _outcome(ticket, getattr(response, "attempts", 1))
+    return _outcome(ticket, http.attempts_of(response))
 
 
 # --- update -------------------------------------------------------------------------------------------
@@ -135,6 +135,6 @@ def execute_update(args: UpdateTicketArgs, idempotency_key: str, snapshot: dict[
             raise StaleTarget(detail=STALE_TICKET) from None
         raise
     ticket = http.parse(TicketEnvelope, response, client.DOWNSTREAM).ticket
-    outcome = _outcome(ticket, getattr(response, "attempts", 1))
+    outcome = _outcome(ticket, http.attempts_of(response))
     outcome.summary["updated_at"] = ticket.updated_at
     return outcome

@@ -27,7 +27,7 @@ TRANSIENT_ERRORS = frozenset(
 
 class PostMessageArgs(ArgsModel):
     channel: Channel = Field(description="'#name' or a channel id like C0123ABCD.")
-    text: Annotated[str, CleanText, Field(min_length=1, max_length=4000)]
+    text: Annotated[str, Field(min_length=1, max_length=4000), CleanText]
 
 
 class PostMessageResponse(BaseModel):
@@ -63,7 +63,7 @@ def execute(args: PostMessageArgs, idempotency_key: str, snapshot: dict[str, Any
         },
         idempotency_key=idempotency_key,
     )
-    attempts = getattr(response, "attempts", 1)
+    attempts = http.attempts_of(response)
     body = http.parse(PostMessageResponse, response, DOWNSTREAM)
     if not body.ok:
         error = (body.error or "unknown_error")[:100]

@@ -87,7 +87,9 @@ def sandbox_process() -> Iterator[Sandbox]:
         first = process.stdout.readline().strip()  # "sandbox listening on http://127.0.0.1:PORT"
         if not first.startswith("sandbox listening on "):
             process.kill()
-            raise RuntimeError(f"sandbox did not start: {first!r} {process.stderr.read() if process.stderr else ''}")
+            raise RuntimeError(
+                f"sandbox did not start: {first!r} {process.stderr.read() if process.stderr else ''}"
+            )
         url = first.removeprefix("sandbox listening on ")
         deadline = time.monotonic() + 10
         while True:

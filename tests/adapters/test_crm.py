@@ -144,7 +144,13 @@ def test_update_preview_diffs_only_what_changes(mocked: Any) -> None:
     mocked.get(f"{BASE}/api/v2/tickets/42.json", json={"ticket": ticket()})
     prepared = registry.prepare(
         "crm.update_ticket",
-        {"ticket_id": "42", "priority": "p1", "status": "open", "subject": "Printer on fire", "comment": "On it"},
+        {
+            "ticket_id": "42",
+            "priority": "p1",
+            "status": "open",
+            "subject": "Printer on fire",
+            "comment": "On it",
+        },
         CTX,
     )
     assert prepared.args["ticket_id"] == 42
@@ -210,7 +216,10 @@ def test_update_execute_maps_a_crm_update_conflict_to_stale(mocked: Any) -> None
     mocked.put(f"{BASE}/api/v2/tickets/42.json", status=409, json={"error": "UpdateConflict"})
     with pytest.raises(StaleTarget):
         registry.execute(
-            "crm.update_ticket", {"ticket_id": 42, "status": "solved"}, idempotency_key="k", snapshot={"updated_at": stamp}
+            "crm.update_ticket",
+            {"ticket_id": 42, "status": "solved"},
+            idempotency_key="k",
+            snapshot={"updated_at": stamp},
         )
 
 
@@ -226,11 +235,16 @@ def test_get_customer_searches_by_normalized_email(mocked: Any) -> None:
     mocked.get(
         f"{BASE}/api/v2/users/search.json",
         match=[matchers.query_param_matcher({"query": "email:ada@example.com"})],
-        json={"users": [{"id": 1, "name": "Ada", "email": "ada@example.com", "role": "end-user", "x": 1}], "count": 1},
+        json={
+            "users": [{"id": 1, "name": "Ada", "email": "ada@example.com", "role": "end-user", "x": 1}],
+            "count": 1,
+        },
     )
     result = registry.read("crm.get_customer", {"email": " ADA@example.com"}, CTX)
     assert result == {
-        "customers": [{"id": 1, "name": "Ada", "email": "ada@example.com", "role": "end-user", "created_at": None}]
+        "customers": [
+            {"id": 1, "name": "Ada", "email": "ada@example.com", "role": "end-user", "created_at": None}
+        ]
     }
 
 

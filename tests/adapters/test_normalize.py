@@ -24,8 +24,8 @@ from adapters.normalize import (
 
 
 class Probe(ArgsModel):
-    line: Annotated[str, CleanLine, Field(min_length=1, max_length=10)] | None = None
-    text: Annotated[str, CleanText, Field(min_length=1, max_length=20)] | None = None
+    line: Annotated[str, Field(min_length=1, max_length=10), CleanLine] | None = None
+    text: Annotated[str, Field(min_length=1, max_length=20), CleanText] | None = None
     email: Email | None = None
     priority: Priority | None = None
     status: TicketStatus | None = None
@@ -40,7 +40,7 @@ def ok(**kwargs: Any) -> Any:
     return getattr(model, name)
 
 
-def rejected(**kwargs: Any) -> list[dict[str, Any]]:
+def rejected(**kwargs: Any) -> list[Any]:
     with pytest.raises(ValidationError) as info:
         Probe.model_validate(kwargs)
     return info.value.errors()
@@ -70,8 +70,8 @@ def test_clean_line(raw: str, expected: str) -> None:
 
 def test_line_length_limit_applies_after_cleaning() -> None:
     assert ok(line="   0123456789   ") == "0123456789"
-    assert rejected(line="0123456789a")[0]["type"] in {"too_long", "string_too_long"}
-    assert rejected(line=" \u200b ")[0]["type"] in {"too_short", "string_too_short"}
+    assert rejected(line="0123456789a")[0]["type"] == "string_too_long"
+    assert rejected(line=" \u200b ")[0]["type"] == "string_too_short"
 
 
 # --- long text ----------------------------------------------------------------------------------------
@@ -94,7 +94,7 @@ def test_clean_text(raw: str, expected: str) -> None:
 
 
 def test_text_length_limit() -> None:
-    assert rejected(text="x" * 21)[0]["type"] in {"too_long", "string_too_long"}
+    assert rejected(text="x" * 21)[0]["type"] == "string_too_long"
 
 
 # --- email --------------------------------------------------------------------------------------------
@@ -114,7 +114,8 @@ def test_email_normalized(raw: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["not-an-email", "a@b", "a@@b.com", "a b@c.com", "@b.com", "a@b..com", "a@-b.com", "x" * 250 + "@b.com"]
+    "raw",
+    ["not-an-email", "a@b", "a@@b.com", "a b@c.com", "@b.com", "a@b..com", "a@-b.com", "x" * 250 + "@b.com"],
 )
 def test_email_rejected(raw: str) -> None:
     assert rejected(email=raw)[0]["loc"] == ("email",)

@@ -59,7 +59,9 @@ def test_execute_defers_before_sending_when_over_the_limit(settings: Any) -> Non
     settings.SLACK_API_URL = "https://slack.test/api"
     args = {"channel": "#support", "text": "hello"}
     with responses.RequestsMock(assert_all_requests_are_fired=True) as mocked:
-        mocked.post("https://slack.test/api/chat.postMessage", json={"ok": True, "channel": "C1", "ts": "1.0"})
+        mocked.post(
+            "https://slack.test/api/chat.postMessage", json={"ok": True, "channel": "C1", "ts": "1.0"}
+        )
         registry.execute("slack.post_message", args, idempotency_key="k1")
         with pytest.raises(Deferred):
             registry.execute("slack.post_message", args, idempotency_key="k2")

@@ -20,7 +20,12 @@ from adapters.errors import Deferred, PermanentFailure, StaleTarget, TransientFa
 from .conftest import ROOT, Sandbox
 
 CTX = registry.Context(tenant="acme", agent="bot")
-ARGS = {"subject": "Printer on fire", "description": "Smoke", "priority": "critical", "customer_email": "a@b.com"}
+ARGS = {
+    "subject": "Printer on fire",
+    "description": "Smoke",
+    "priority": "critical",
+    "customer_email": "a@b.com",
+}
 
 # A peer process: boots Django with this test's settings, then obeys "state" / "call" lines on stdin.
 PEER = r"""
@@ -107,7 +112,10 @@ def test_breaker_is_shared_across_processes_and_probes_once(
 
         # when: five consecutive 503s in this process
         sandbox.fault("status", status=503, count=5)
-        with caplog.at_level(logging.WARNING, logger="adapters.breaker"), pytest.raises(TransientFailure) as info:
+        with (
+            caplog.at_level(logging.WARNING, logger="adapters.breaker"),
+            pytest.raises(TransientFailure) as info,
+        ):
             registry.execute("crm.create_ticket", ARGS, idempotency_key="k-1")
         assert info.value.attempts == 5
         assert "circuit breaker tripped: crm" in [r.getMessage() for r in caplog.records]
@@ -229,20 +237,24 @@ def test_update_ticket_preview_commit_and_stale(sandbox: Sandbox) -> None:
         timeout=5,
     ).raise_for_status()
     with pytest.raises(StaleTarget):
-        registry.execute("crm.update_ticket", prepared.args, idempotency_key="u-2", snapshot=prepared.preview.snapshot)
+        registry.execute(
+            "crm.update_ticket", prepared.args, idempotency_key="u-2", snapshot=prepared.preview.snapshot
+        )
     assert sandbox.tickets()[0]["status"] == "new"
 
 
 def test_get_customer_finds_the_requester(sandbox: Sandbox) -> None:
     registry.execute("crm.create_ticket", ARGS, idempotency_key="k-c")
-    assert [c["email"] for c in registry.read("crm.get_customer", {"email": "A@B.com"}, CTX)["customers"]] == [
-        "a@b.com"
-    ]
+    assert [
+        c["email"] for c in registry.read("crm.get_customer", {"email": "A@B.com"}, CTX)["customers"]
+    ] == ["a@b.com"]
     assert registry.read("crm.get_customer", {"email": "nobody@b.com"}, CTX) == {"customers": []}
 
 
 def test_slack_post_message(sandbox: Sandbox) -> None:
-    outcome = registry.execute("slack.post_message", {"channel": "#support", "text": "hi"}, idempotency_key="s")
+    outcome = registry.execute(
+        "slack.post_message", {"channel": "#support", "text": "hi"}, idempotency_key="s"
+    )
     assert outcome.external_id.startswith("C0SUPPORT1:")
     with pytest.raises(PermanentFailure, match="channel_not_found"):
         registry.execute("slack.post_message", {"channel": "#nowhere", "text": "hi"}, idempotency_key="s2")
@@ -296,9 +308,13 @@ def test_sandbox_put_moves_updated_at(sandbox: Sandbox) -> None:
     before = requests.get(url, headers=auth, timeout=5).json()["ticket"]["updated_at"]
     after = requests.put(url, json={"ticket": {"status": "open"}}, headers=auth, timeout=5).json()["ticket"]
     assert after["updated_at"] > before
-    assert requests.get(f"{sandbox.url}/crm/api/v2/tickets/999.json", headers=auth, timeout=5).status_code == 404
+    assert (
+        requests.get(f"{sandbox.url}/crm/api/v2/tickets/999.json", headers=auth, timeout=5).status_code == 404
+    )
 
 
 def test_sandbox_slack_auth(sandbox: Sandbox) -> None:
-    response = requests.post(f"{sandbox.url}/slack/api/chat.postMessage", json={"channel": "#support"}, timeout=5)
+    response = requests.post(
+        f"{sandbox.url}/slack/api/chat.postMessage", json={"channel": "#support"}, timeout=5
+    )
     assert response.json() == {"ok": False, "error": "not_authed"}

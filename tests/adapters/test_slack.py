@@ -55,7 +55,9 @@ def test_post_sends_channel_text_and_bearer(mocked: Any) -> None:
             matchers.json_params_matcher({"channel": "#support", "text": "hi"}),
         ],
     )
-    outcome = registry.execute("slack.post_message", {"channel": "#support", "text": "hi"}, idempotency_key="k")
+    outcome = registry.execute(
+        "slack.post_message", {"channel": "#support", "text": "hi"}, idempotency_key="k"
+    )
     assert outcome.system == "slack"
     assert outcome.external_id == "C0SUPPORT1:1712.000100"
 

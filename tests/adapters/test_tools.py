@@ -26,7 +26,9 @@ def test_schemas_are_strict_and_advertise_the_agent_vocabulary() -> None:
 
 def test_invalid_args_name_the_field() -> None:
     with pytest.raises(InvalidArgs) as info:
-        registry.prepare("crm.create_ticket", {"subject": "", "description": "d"}, registry.Context(tenant="t"))
+        registry.prepare(
+            "crm.create_ticket", {"subject": "", "description": "d"}, registry.Context(tenant="t")
+        )
     assert info.value.errors[0]["loc"] == ["args", "subject"]
 
 

@@ -21,7 +21,7 @@ class Command(BaseCommand):
         server = make_server(
             host, port, crm_token=settings.CRM_API_TOKEN, slack_token=settings.SLACK_BOT_TOKEN
         )
-        bound_host, bound_port = server.server_address[:2]
+        bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
         # Tests read this first line to learn the port; keep its shape.
         self.stdout.write(f"sandbox listening on http://{bound_host}:{bound_port}")
         self.stdout.flush()
