@@ -36,9 +36,22 @@ class PolicyDenied(AdapterError):
 
     policy: str
     detail: str
+    # Which check refused (adapters.policy: "allowed_fields", "pii.card_number", ...), for agents to branch on.
+    check: str = ""
 
     def __str__(self) -> str:
         return self.detail
+
+
+@dataclass
+class RateLimited(PolicyDenied):
+    """A rate policy refused the call for now: the same call passes in ``retry_after`` seconds.
+
+    A kind of PolicyDenied (callers that audit or refuse denials treat it alike); the API answers 429 with
+    ``Retry-After`` rather than 403, because waiting -- not changing the call -- is what the agent should do.
+    """
+
+    retry_after: int = 1
 
 
 class DownstreamError(AdapterError):
