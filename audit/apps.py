@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class AuditConfig(AppConfig):
     name = "audit"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from audit import tracing
+
+        tracing.configure()  # exports spans only when OTEL_EXPORTER_OTLP_ENDPOINT is set

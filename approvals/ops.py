@@ -1,0 +1,158 @@
+"""The operator dashboard (``/ops/``, staff only): the /metrics figures as charts, for people who would
+rather look than read.
+
+Everything is computed on request from what every process shares: breaker state and queues in Redis,
+the last 24 hours of audit events and receipts in the database (grouped by hour in SQL, using the
+``at`` index). Charts are inline SVG made in Python (audit.charts): no JavaScript, no CDN.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.db.models import Count
+from django.db.models.functions import TruncHour
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+
+from approvals import metrics
+from approvals.models import Receipt
+from audit import charts
+from audit.models import AuditEvent
+
+logger = logging.getLogger(__name__)
+
+HOURS = 24
+# Latency is computed from at most this many recent receipts (the newest): enough for an hourly p95.
+LATENCY_SAMPLE = 20_000
+FLOW_ACTIONS = {
+    "proposal.approved": "approved",
+    "proposal.rejected": "rejected",
+    "proposal.committed": "committed",
+    "proposal.failed": "failed",
+}
+
+
+def _hours(now: datetime) -> list[datetime]:
+    end = now.replace(minute=0, second=0, microsecond=0)
+    return [end - timedelta(hours=HOURS - 1 - i) for i in range(HOURS)]
+
+
+def _hour_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def flows_per_hour(since: datetime) -> dict[str, dict[datetime, int]]:
+    rows = (
+        AuditEvent.objects.filter(at__gte=since, action__in=list(FLOW_ACTIONS))
+        .annotate(hour=TruncHour("at")).order_by().values("hour", "action").annotate(n=Count("id"))
+    )
+    flows: dict[str, dict[datetime, int]] = {name: {} for name in FLOW_ACTIONS.values()}
+    for row in rows:
+        flows[FLOW_ACTIONS[row["action"]]][_hour_of(row["hour"])] = row["n"]
+    return flows
+
+
+def breaker_deferrals_per_hour(since: datetime) -> dict[datetime, int]:
+    rows = (
+        AuditEvent.objects.filter(at__gte=since, action="proposal.commit_deferred", data__reason="breaker_open")
+        .annotate(hour=TruncHour("at")).order_by().values("hour").annotate(n=Count("id"))
+    )
+    return {_hour_of(row["hour"]): row["n"] for row in rows}
+
+
+def commit_latency_per_hour(since: datetime) -> dict[datetime, tuple[float, float]]:
+    """Approval to receipt, in seconds: (median, p95) per hour of commit."""
+    pairs = (
+        Receipt.objects.filter(committed_at__gte=since, proposal__decisions__verdict="approved")
+        .order_by("-committed_at").values_list("committed_at", "proposal__decisions__at")[:LATENCY_SAMPLE]
+    )
+    buckets: dict[datetime, list[float]] = {}
+    for committed_at, approved_at in pairs:
+        if approved_at is not None:
+            buckets.setdefault(_hour_of(committed_at), []).append((committed_at - approved_at).total_seconds())
+    result = {}
+    for hour, values in buckets.items():
+        values.sort()
+        result[hour] = (values[len(values) // 2], values[min(len(values) - 1, int(len(values) * 0.95))])
+    return result
+
+
+def _safely(fn: Any, default: Any) -> Any:
+    try:
+        return fn()
+    except Exception:  # Redis down: the page still shows what the database knows
+        logger.exception("ops dashboard: %s failed", getattr(fn, "__name__", fn))
+        return default
+
+
+def dashboard_context(now: datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    hours = _hours(now)
+    since = hours[0]
+    labels = [f"{h:%H}h" for h in hours]
+    flows = flows_per_hour(since)
+    latency = commit_latency_per_hour(since)
+    deferrals = breaker_deferrals_per_hour(since)
+    breakers = _safely(metrics.breaker_snapshot, None)
+    queues = _safely(metrics.queue_snapshot, None)
+    dead = metrics.dead_letter_snapshot()
+    pending = metrics.pending_snapshot(now)
+    queue_points = [
+        (f"{name} {state}", float(count))
+        for name, states in (queues or {}).items()
+        for state, count in states.items()
+        if state in ("queued", "started", "scheduled", "failed")
+    ]
+    return {
+        "now": now,
+        "breakers": breakers,
+        "queues": queues,
+        "dead_letters": dead,
+        "dead_letter_total": sum(dead.values()),
+        "pending": pending,
+        "pending_total": sum(int(p["count"]) for p in pending.values()),
+        "oldest_pending_age": max((p["oldest_age"] for p in pending.values()), default=0.0),
+        "charts": {
+            "approvals": charts.bar_chart(
+                [(label, float(flows["approved"].get(h, 0))) for label, h in zip(labels, hours, strict=True)],
+                title="Approvals per hour, last 24 hours",
+            ),
+            "flows": charts.line_chart(
+                labels,
+                {name: [float(flows[name].get(h, 0)) for h in hours] for name in ("committed", "rejected", "failed")},
+                title="Commits, rejections and failures per hour",
+            ),
+            "latency": charts.line_chart(
+                labels,
+                {
+                    "median": [latency[h][0] if h in latency else None for h in hours],
+                    "p95": [latency[h][1] if h in latency else None for h in hours],
+                },
+                title="Commit latency (approval to receipt), seconds",
+                unit="s",
+            ),
+            "breaker": charts.bar_chart(
+                [(label, float(deferrals.get(h, 0))) for label, h in zip(labels, hours, strict=True)],
+                title="Commits held back by an open breaker, per hour",
+                color=charts.PALETTE[1],
+            ),
+            "queues": charts.bar_chart(queue_points, title="Queue depth by state", color=charts.PALETTE[4])
+            if queue_points else None,
+            "dead_letters": charts.bar_chart(
+                sorted((tool, float(n)) for tool, n in dead.items()), title="Dead letters by tool",
+                color=charts.PALETTE[3],
+            ) if dead else None,
+        },
+    }
+
+
+@never_cache
+@staff_member_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, "ops/dashboard.html", dashboard_context())
