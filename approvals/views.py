@@ -1,27 +1,479 @@
-"""The reviewer's web UI (placeholder until the inbox lands): the review page agents link to."""
+"""The reviewer's web UI: inbox, proposal page, approve / reject / edit-then-approve, live commit status.
+
+Views stay thin: they read through scoped queries and change nothing themselves — every decision goes
+through ``approvals.services`` (which locks the row, checks the status and the reviewer, and audits).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+from uuid import UUID
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AbstractBaseUser
+from django.core import signing
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KT
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_POST
 
-from approvals import selectors
-from approvals.models import Proposal
+from adapters import errors as adapter_errors
+from adapters import registry
+from approvals import errors, selectors, services
+from approvals.forms import ApproveForm, ArgsForm, RejectForm
+from approvals.models import AgentCredential, Decision, Membership, Proposal, Receipt, Risk, Role, Status
+from audit.models import AuditEvent
+from audit.services import Where
+
+PAGE_SIZE = 50
+# Status counts are exact up to here, then shown as "1000+" (see _status_counts).
+COUNT_CAP = 1000
+ALREADY_DECIDED = "Nothing was done: this proposal is already {status}."
+EDIT_EXPIRED = "The edit could not be confirmed (it was changed or is too old); please review it again."
+# Statuses the live panel keeps polling for: the commit is still to come.
+IN_FLIGHT = {Status.APPROVED, Status.COMMITTING}
+EDIT_SALT = "approvals.edit"
+EDIT_MAX_AGE = 3600
 
 
-@login_required
-def inbox(request: HttpRequest) -> HttpResponse:
-    proposals = selectors.proposal_list(principal=request.user)[:50]
-    return render(request, "approvals/inbox.html", {"proposals": proposals})
+def _person(request: HttpRequest) -> AbstractBaseUser:
+    """The logged-in person (every view here is behind login_required)."""
+    return cast(AbstractBaseUser, request.user)
 
 
-@login_required
-def proposal_review(request: HttpRequest, pk: Any) -> HttpResponse:
+def _where(request: HttpRequest) -> Where:
+    return Where(
+        channel="web",
+        ip=request.META.get("REMOTE_ADDR") or None,
+        user_agent=(request.META.get("HTTP_USER_AGENT") or "")[:256],
+    )
+
+
+# --- Inbox -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The tenants a person reviews in, and those where they only see what was asked on their behalf."""
+
+    review: list[int]
+    requester: list[int]
+
+    @classmethod
+    def of(cls, user: Any) -> Scope:
+        review: list[int] = []
+        requester: list[int] = []
+        for tenant_id, role in Membership.objects.filter(user=user).values_list("tenant_id", "role"):
+            (review if role in (Role.REVIEWER, Role.ADMIN) else requester).append(tenant_id)
+        return cls(review=review, requester=requester)
+
+    def proposals(self, user: Any) -> QuerySet[Proposal]:
+        # The same rows as selectors.proposals_visible_to, spelled so that the common case (a reviewer)
+        # is a plain ``tenant_id IN (...)`` that the inbox indexes serve, with no OR to defeat them.
+        q = Q(tenant_id__in=self.review)
+        if self.requester:
+            q |= Q(tenant_id__in=self.requester, on_behalf_of=user)
+        return Proposal.objects.filter(q)
+
+
+@dataclass(frozen=True)
+class Filters:
+    status: str = ""
+    tool: str = ""
+    agent: str = ""
+    risk: str = ""
+
+    @classmethod
+    def from_query(cls, params: Any) -> Filters:
+        """Unknown values are ignored rather than answered with an error page."""
+        status = params.get("status", "")
+        tool = params.get("tool", "")
+        agent = params.get("agent", "")
+        risk = params.get("risk", "")
+        return cls(
+            status=status if status in Status.values else "",
+            tool=tool if tool in {t.name for t in registry.tools()} else "",
+            agent=agent if agent.isdigit() else "",
+            risk=risk if risk in Risk.values else "",
+        )
+
+    def apply(self, qs: QuerySet[Proposal]) -> QuerySet[Proposal]:
+        """Every filter but the status (the status counts are per status of this selection)."""
+        if self.tool:
+            qs = qs.filter(tool=self.tool)
+        if self.agent:
+            qs = qs.filter(agent_id=int(self.agent))
+        if self.risk:
+            qs = qs.filter(risk=self.risk)
+        return qs
+
+    def query(self, **override: str) -> str:
+        values = {"status": self.status, "tool": self.tool, "agent": self.agent, "risk": self.risk, **override}
+        return urlencode({k: v for k, v in values.items() if v})
+
+    @property
+    def any(self) -> bool:
+        return bool(self.status or self.tool or self.agent or self.risk)
+
+
+# Keyset pagination in two phases, each served by an index and none needing a COUNT:
+#   "p" — pending, oldest first (the work queue): ``proposal_inbox`` (tenant, status, created_at);
+#   "d" — everything else, newest first (the record): ``proposal_tenant_recent`` (tenant, -created_at, id).
+# A cursor is "<phase>|<created_at ISO>|<id>" of the last row shown.
+
+
+def _cursor(phase: str, proposal: Proposal) -> str:
+    return f"{phase}|{proposal.created_at.isoformat()}|{proposal.pk}"
+
+
+def _parse_cursor(raw: str) -> tuple[str, datetime, UUID] | None:
     try:
-        proposal = selectors.proposals_visible_to(request.user).get(pk=pk)
+        phase, at, pk = raw.split("|")
+        if phase not in ("p", "d"):
+            return None
+        parsed = datetime.fromisoformat(at)
+        return phase, parsed, UUID(pk)
+    except ValueError:
+        return None
+
+
+def _page(qs: QuerySet[Proposal], status: str, raw_cursor: str) -> tuple[list[Proposal], str]:
+    """One page (at most two queries, each ``LIMIT page+1``: the extra row says whether there is a next)."""
+    cursor = _parse_cursor(raw_cursor) if raw_cursor else None
+    phases = [p for p in ("p", "d") if not status or (p == "p") == (status == Status.PENDING)]
+    if cursor and cursor[0] == "d":
+        phases = ["d"] if "d" in phases else []
+    rows: list[tuple[str, Proposal]] = []
+    for phase in phases:
+        want = PAGE_SIZE + 1 - len(rows)
+        if want <= 0:
+            break
+        after = cursor if cursor and cursor[0] == phase else None
+        if phase == "p":
+            part = qs.filter(status=Status.PENDING).order_by("created_at", "id")
+            if after:
+                part = part.filter(Q(created_at__gt=after[1]) | Q(created_at=after[1], id__gt=after[2]))
+        else:
+            part = (qs.filter(status=status) if status else qs.exclude(status=Status.PENDING)).order_by(
+                "-created_at", "id"
+            )
+            if after:
+                part = part.filter(Q(created_at__lt=after[1]) | Q(created_at=after[1], id__gt=after[2]))
+        rows.extend((phase, p) for p in part[:want])
+    next_cursor = ""
+    if len(rows) > PAGE_SIZE:
+        rows = rows[:PAGE_SIZE]
+        next_cursor = _cursor(*rows[-1])
+    return [p for _, p in rows], next_cursor
+
+
+def _status_counts(selection: QuerySet[Proposal]) -> dict[str, int]:
+    """Rows per status, each counted only up to COUNT_CAP + 1, in one statement.
+
+    A GROUP BY would read every row of the tenant on every page view (tens of ms at 100,000 proposals, and
+    growing); a capped count reads at most COUNT_CAP + 1 index entries per status, however large the table.
+    Past the cap the inbox says "1000+", which is all a reviewer needs from the count of committed ones.
+    """
+    parts: list[str] = []
+    params: list[Any] = []
+    for i, status in enumerate(Status.values):
+        capped = selection.filter(status=status).order_by().values("pk")[: COUNT_CAP + 1]
+        sql, sub_params = capped.query.sql_with_params()
+        # ``sql`` is compiled by Django with placeholders; the values travel separately in ``params``.
+        parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS c{i})")  # noqa: S608
+        params.extend(sub_params)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(parts), params)
+        row = cursor.fetchone()
+    return dict(zip(Status.values, row, strict=True))
+
+
+def _shown(count: int) -> str:
+    return f"{COUNT_CAP}+" if count > COUNT_CAP else str(count)
+
+
+def _total(counts: dict[str, int]) -> str:
+    total = sum(min(n, COUNT_CAP) for n in counts.values())
+    return f"{total}+" if any(n > COUNT_CAP for n in counts.values()) else str(total)
+
+
+def _age(delta: timedelta) -> str:
+    seconds = max(int(delta.total_seconds()), 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return "just now"
+
+
+@login_required
+@require_GET
+def inbox(request: HttpRequest) -> HttpResponse:
+    scope = Scope.of(request.user)
+    filters = Filters.from_query(request.GET)
+    selection = filters.apply(scope.proposals(request.user))
+    counts = _status_counts(selection)
+    rows_qs = (
+        selection.select_related("agent", "tenant")
+        .defer("args", "preview", "rationale", "status_reason", "agent__allowed_tools")
+        .annotate(summary=KT("preview__summary"))
+    )
+    rows, next_cursor = _page(rows_qs, filters.status, request.GET.get("after", ""))
+    now = timezone.now()
+    for row in rows:
+        row.age = _age(now - row.created_at)  # type: ignore[attr-defined]
+    agents = AgentCredential.objects.filter(tenant_id__in=scope.review + scope.requester).select_related("tenant")
+    status_tabs = [
+        {"value": s.value, "label": s.label, "count": _shown(counts[s.value]), "query": filters.query(status=s.value)}
+        for s in Status
+    ]
+    return render(
+        request,
+        "approvals/inbox.html",
+        {
+            "rows": rows,
+            "filters": filters,
+            "status_tabs": status_tabs,
+            "total": _total(counts),
+            "all_query": filters.query(status=""),
+            "first_query": filters.query(),
+            "next_query": filters.query(after=next_cursor) if next_cursor else "",
+            "is_first_page": not request.GET.get("after"),
+            "tools": [t.name for t in registry.tools() if t.requires_approval],
+            "agents": sorted(agents, key=lambda a: (a.tenant.slug, a.name)),
+            "risks": Risk.values,
+            "statuses": Status.choices,
+            "many_tenants": len(scope.review) + len(scope.requester) > 1,
+            "no_tenant": not (scope.review or scope.requester),
+        },
+    )
+
+
+# --- Proposal page ---------------------------------------------------------------------------------------
+
+
+def _visible(request: HttpRequest, pk: Any) -> Proposal:
+    """The proposal if this person may see it, else 404 (another tenant's proposal does not exist for them)."""
+    try:
+        return selectors.proposals_visible_to(request.user).get(pk=pk)
     except Proposal.DoesNotExist:
-        raise Http404 from None
-    return render(request, "approvals/proposal.html", {"proposal": proposal})
+        raise Http404("No such proposal, or not one of your tenants'.") from None
+
+
+def _display(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def diff_rows(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Changes as the template shows them: kind ``added`` (nothing before), ``removed`` or ``changed``."""
+    rows = []
+    for change in changes:
+        before, after = change.get("before"), change.get("after")
+        kind = "added" if before is None else "removed" if after is None else "changed"
+        rows.append({"field": change.get("field", ""), "before": _display(before), "after": _display(after),
+                     "kind": kind})
+    return rows
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"field": f, "before": before.get(f), "after": after.get(f)}
+        for f in sorted(set(before) | set(after))
+        if before.get(f) != after.get(f)
+    ]
+
+
+def _receipt(proposal: Proposal) -> Receipt | None:
+    try:
+        return proposal.receipt
+    except Receipt.DoesNotExist:
+        return None
+
+
+def _status_context(proposal: Proposal) -> dict[str, Any]:
+    return {
+        "proposal": proposal,
+        "receipt": _receipt(proposal),
+        "final": proposal.status not in IN_FLIGHT,
+        "waiting": proposal.status == Status.APPROVED and proposal.status_reason.startswith("Waiting"),
+    }
+
+
+def _review_context(request: HttpRequest, proposal: Proposal, **extra: Any) -> dict[str, Any]:
+    can_review = proposal.tenant_id in selectors.reviewer_tenant_ids(_person(request))
+    own = proposal.on_behalf_of_id is not None and proposal.on_behalf_of_id == request.user.pk
+    decisions = list(Decision.objects.filter(proposal=proposal).select_related("reviewer").order_by("at"))
+    events = list(AuditEvent.objects.filter(subject_type="proposal", subject_id=str(proposal.pk)).order_by("id"))
+    for decision in decisions:
+        decision.edits = diff_rows(decision.edited_from or [])  # type: ignore[attr-defined]
+    preview = proposal.preview or {}
+    return {
+        **_status_context(proposal),
+        "summary": preview.get("summary") or proposal.tool,
+        "changes": diff_rows(preview.get("changes") or []),
+        "notes": preview.get("notes") or [],
+        "is_message": proposal.tool.startswith("slack."),
+        "args_json": json.dumps(proposal.args, indent=2, sort_keys=True, ensure_ascii=False),
+        "decisions": decisions,
+        "events": events,
+        "can_decide": proposal.status == Status.PENDING and can_review and not own,
+        "own": own and proposal.status == Status.PENDING,
+        "approve_form": extra.pop("approve_form", None) or ApproveForm(),
+        "reject_form": extra.pop("reject_form", None) or RejectForm(),
+        **extra,
+    }
+
+
+@login_required
+@require_GET
+def proposal_review(request: HttpRequest, pk: Any) -> HttpResponse:
+    proposal = _visible(request, pk)
+    return render(request, "approvals/proposal.html", _review_context(request, proposal))
+
+
+@login_required
+@require_GET
+def proposal_status(request: HttpRequest, pk: Any) -> HttpResponse:
+    """The live status panel alone (polled by review.js until the commit is final)."""
+    proposal = _visible(request, pk)
+    response = render(request, "approvals/_status.html", _status_context(proposal))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _forbidden(request: HttpRequest, message: str) -> HttpResponse:
+    return render(request, "403.html", {"message": message}, status=403)
+
+
+def _conflict(request: HttpRequest, pk: Any) -> HttpResponse:
+    proposal = _visible(request, pk)
+    message = ALREADY_DECIDED.format(status=proposal.status)
+    return render(request, "approvals/proposal.html", _review_context(request, proposal, error=message), status=409)
+
+
+@login_required
+@require_POST
+def proposal_approve(request: HttpRequest, pk: Any) -> HttpResponse:
+    proposal = _visible(request, pk)
+    form = ApproveForm(request.POST)
+    if not form.is_valid():
+        context = _review_context(request, proposal, approve_form=form)
+        return render(request, "approvals/proposal.html", context, status=400)
+    try:
+        services.proposal_approve(
+            proposal=proposal, reviewer=_person(request), where=_where(request), comment=form.cleaned_data["comment"]
+        )
+    except errors.NotAllowed as exc:
+        return _forbidden(request, exc.detail)
+    except errors.InvalidTransition:
+        return _conflict(request, pk)
+    messages.success(request, "Approved. A worker is committing it now.")
+    return redirect("proposal-review", pk=pk)
+
+
+@login_required
+@require_POST
+def proposal_reject(request: HttpRequest, pk: Any) -> HttpResponse:
+    proposal = _visible(request, pk)
+    form = RejectForm(request.POST)
+    if not form.is_valid():
+        context = _review_context(request, proposal, reject_form=form)
+        return render(request, "approvals/proposal.html", context, status=400)
+    try:
+        services.proposal_reject(
+            proposal=proposal, reviewer=_person(request), reason=form.cleaned_data["reason"], where=_where(request)
+        )
+    except errors.NotAllowed as exc:
+        return _forbidden(request, exc.detail)
+    except errors.InvalidTransition:
+        return _conflict(request, pk)
+    messages.success(request, "Rejected. The agent will see your reason.")
+    return redirect("proposal-review", pk=pk)
+
+
+# --- Edit, then approve ------------------------------------------------------------------------------------
+
+
+@login_required
+def proposal_edit(request: HttpRequest, pk: Any) -> HttpResponse:
+    """Step 1 (GET): the args form. Step 2 (POST ``step=preview``): validate through the tool's contract and
+    policy and show the edit as a diff. Step 3 (POST ``step=confirm``): approve exactly the previewed args."""
+    proposal = _visible(request, pk)
+    if proposal.tenant_id not in selectors.reviewer_tenant_ids(_person(request)):
+        return _forbidden(request, errors.NOT_A_REVIEWER)
+    if proposal.on_behalf_of_id is not None and proposal.on_behalf_of_id == request.user.pk:
+        return _forbidden(request, errors.SELF_APPROVAL)
+    if proposal.status != Status.PENDING:
+        return _conflict(request, pk)
+    tool = registry.get(proposal.tool)
+    context: dict[str, Any] = {"proposal": proposal}
+    step = request.POST.get("step") if request.method == "POST" else None
+    if step == "confirm":
+        return _edit_confirm(request, proposal, tool)
+    if step == "preview":
+        form = ArgsForm(tool, request.POST)
+        form.is_valid()
+        try:
+            prepared = registry.prepare(proposal.tool, form.raw_args(), services.agent_context(proposal.agent))
+        except adapter_errors.InvalidArgs as exc:
+            form.add_contract_errors(exc.errors)
+        except adapter_errors.PolicyDenied as exc:
+            form.add_error(None, f"Refused by policy ({exc.policy}): {exc.detail}")
+        else:
+            context.update({
+                "prepared": prepared,
+                "edits": diff_rows(_changes(proposal.args, prepared.args)),
+                "new_changes": diff_rows(prepared.preview.changes),
+                "new_notes": prepared.preview.notes,
+                "signed_args": signing.dumps(
+                    {"pk": str(proposal.pk), "from": proposal.args_hash, "args": prepared.args}, salt=EDIT_SALT
+                ),
+                "args_json": json.dumps(prepared.args, indent=2, sort_keys=True, ensure_ascii=False),
+                "approve_form": ApproveForm(initial={"comment": request.POST.get("comment", "")}),
+            })
+        context["form"] = form
+        return render(request, "approvals/edit.html", context, status=200 if "prepared" in context else 400)
+    context["form"] = ArgsForm(tool, current=proposal.args)
+    return render(request, "approvals/edit.html", context)
+
+
+def _edit_confirm(request: HttpRequest, proposal: Proposal, tool: registry.Tool) -> HttpResponse:
+    try:
+        signed = signing.loads(request.POST.get("signed_args", ""), salt=EDIT_SALT, max_age=EDIT_MAX_AGE)
+    except signing.BadSignature:
+        signed = None
+    if not signed or signed.get("pk") != str(proposal.pk) or signed.get("from") != proposal.args_hash:
+        messages.error(request, EDIT_EXPIRED)
+        return redirect("proposal-edit", pk=proposal.pk)
+    form = ApproveForm(request.POST)
+    comment = form.cleaned_data["comment"] if form.is_valid() else ""
+    try:
+        # The service re-validates the args through the same contract and policy, and records the edit.
+        services.proposal_approve(
+            proposal=proposal, reviewer=_person(request), where=_where(request), comment=comment, args=signed["args"]
+        )
+    except errors.NotAllowed as exc:
+        return _forbidden(request, exc.detail)
+    except errors.InvalidTransition:
+        return _conflict(request, proposal.pk)
+    except (adapter_errors.InvalidArgs, adapter_errors.PolicyDenied) as exc:
+        # E.g. the target changed between the preview and the confirmation.
+        form_again = ArgsForm(tool, current=signed["args"])
+        messages.error(request, f"The edit no longer passes the tool's checks: {exc}")
+        return render(request, "approvals/edit.html", {"proposal": proposal, "form": form_again}, status=400)
+    messages.success(request, "Approved with your edits. A worker is committing it now.")
+    return redirect("proposal-review", pk=proposal.pk)
+

@@ -1,0 +1,222 @@
+"""The reviewer UI in a real browser (Debian's chromium through Playwright) against real processes:
+gunicorn serving the app, an acme_worker committing, the sandbox CRM/Slack answering.
+
+One stack and one browser for the module (the machine is small); each test opens its own page.
+Screenshots of the inbox and of a proposal page go to docs/screenshots/ (shown in the README).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ON_CI
+from tests.e2e.stack import ROOT, Stack, running_stack
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("ACME_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
+        if ON_CI:
+            pytest.fail(message)  # CI never skips the browser tests
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def stack(browser: Any) -> Iterator[Stack]:
+    with running_stack(workers=1) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def party(stack: Stack) -> dict[str, str]:
+    return stack.party()
+
+
+@pytest.fixture
+def page(browser: Any, stack: Stack, party: dict[str, str]) -> Iterator[Any]:
+    """A logged-in reviewer's page, through the login form."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=stack.web_url)
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = context.new_page()
+    tab.goto("/")
+    expect(tab).to_have_url(re.compile(r"/accounts/login/\?next=/$"))
+    tab.get_by_label("Username").fill(party["reviewer_username"])
+    tab.get_by_label("Password").fill(party["reviewer_password"])
+    tab.get_by_role("button", name="Log in").click()
+    expect(tab.get_by_role("heading", name="Inbox")).to_be_visible()
+    yield tab
+    context.close()
+
+
+def propose(stack: Stack, party: dict[str, str], tool: str, args: dict[str, Any], rationale: str = "") -> dict[str, Any]:
+    response = stack.api("POST", "/proposals/", party["agent"], json={"tool": tool, "args": args, "rationale": rationale})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def ticket(subject: str, priority: str = "high") -> dict[str, Any]:
+    return {"subject": subject, "description": f"{subject}. Reported by a customer on the phone.",
+            "priority": priority, "customer_email": "dana@example.com", "tags": ["phone"]}
+
+
+def tickets_titled(stack: Stack, subject: str) -> list[dict[str, Any]]:
+    return [t for t in stack.tickets() if t.get("subject") == subject]
+
+
+def test_review_approve_watch_the_commit_and_reject(page: Any, stack: Stack, party: dict[str, str]) -> None:
+    from playwright.sync_api import expect
+
+    # given: proposals from the agent, over the API
+    first = propose(stack, party, "crm.create_ticket", ticket("VPN drops every 10 minutes", "critical"),
+                    "Three customers reported VPN drops today; the on-call should look at it.")
+    propose(stack, party, "slack.post_message", {"channel": "#support", "text": "Heads-up: VPN incidents rising."},
+            "Let the support channel know.")
+    other = propose(stack, party, "crm.create_ticket", ticket("Refund order 1234", "low"), "The customer asked.")
+
+    # the inbox: pending first, with the summary, tool, agent and risk
+    page.goto("/")
+    rows = page.locator("table.inbox tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text("VPN drops every 10 minutes")
+    expect(rows.first).to_contain_text("crm.create_ticket")
+    expect(rows.first).to_contain_text("bot")
+    expect(page.get_by_role("navigation", name="Filter by status")).to_contain_text("Pending 3")
+
+    # open the pending proposal: its diff (every field added for a create), args, key
+    page.get_by_role("link", name=re.compile("VPN drops every 10 minutes")).click()
+    expect(page).to_have_url(re.compile(rf"/proposals/{first['id']}/$"))
+    diff = page.locator("table.diff")
+    expect(diff).to_contain_text("subject")
+    expect(diff.locator("tr.diff-added", has_text="priority")).to_contain_text("urgent")
+    expect(page.locator("pre.json")).to_contain_text('"customer_email": "dana@example.com"')
+    expect(page.get_by_text(first["idempotency_key"])).to_be_visible()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "proposal.png"), full_page=True)
+
+    # approve; the CRM answers slowly, so the page first says it is working, then shows the ticket
+    assert stack.sandbox("POST", "/_sandbox/faults", json={"target": "crm", "mode": "delay", "seconds": 3}).ok
+    page.keyboard.press("a")  # the shortcut focuses the approval comment
+    expect(page.get_by_label("Comment (optional)")).to_be_focused()
+    page.keyboard.type("Looks right.")
+    page.get_by_role("button", name="Approve").click()
+    live = page.locator("#live-status")
+    expect(live).to_contain_text("Working on it…")
+    page.evaluate("window.__sameDocument = true")
+    expect(live).to_contain_text("Committed — ticket", timeout=TIMEOUT_MS)
+    assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
+    [created] = tickets_titled(stack, "VPN drops every 10 minutes")
+    expect(live.locator("a.receipt-link")).to_have_text(f"#{created['id']}")
+    body = stack.api("GET", f"/proposals/{first['id']}/", party["agent"]).json()
+    assert body["status"] == "committed" and body["receipt"]["external_id"] == str(created["id"])
+    assert body["decision"]["verdict"] == "approved" and body["decision"]["reason"] == "Looks right."
+
+    # reject another, with a reason (keyboard: r focuses the reason)
+    page.goto(f"/proposals/{other['id']}/")
+    page.keyboard.press("r")
+    reason = page.get_by_label("Reason (required to reject)")
+    expect(reason).to_be_focused()
+    reason.fill("Refunds go through billing, not support tickets.")
+    page.get_by_role("button", name="Reject").click()
+    expect(page.locator("#live-status")).to_contain_text("Rejected")
+    body = stack.api("GET", f"/proposals/{other['id']}/", party["agent"]).json()
+    assert body["status"] == "rejected"
+    assert body["decision"]["reason"] == "Refunds go through billing, not support tickets."
+    assert tickets_titled(stack, "Refund order 1234") == []
+
+    # the inbox now: the pending message first, then the decided ones, newest first
+    page.goto("/")
+    statuses = page.locator("table.inbox tbody tr td:last-child")
+    expect(statuses).to_have_text(["Pending", "Rejected", "Committed"])
+    page.screenshot(path=str(SCREENSHOTS / "inbox.png"), full_page=True)
+
+
+def test_a_double_click_or_a_second_tab_approves_once(page: Any, stack: Stack, party: dict[str, str]) -> None:
+    from playwright.sync_api import expect
+
+    proposal = propose(stack, party, "crm.create_ticket", ticket("Printer jam on floor 2"), "Asked by the office.")
+    second_tab = page.context.new_page()
+    second_tab.goto(f"/proposals/{proposal['id']}/")  # opened while still pending
+
+    page.goto(f"/proposals/{proposal['id']}/")
+    page.get_by_role("button", name="Approve").dblclick()
+    expect(page.locator("#live-status")).to_contain_text("Committed — ticket", timeout=TIMEOUT_MS)
+
+    second_tab.get_by_role("button", name="Approve").click()
+    expect(second_tab.get_by_role("alert")).to_contain_text("already")
+
+    body = stack.api("GET", f"/proposals/{proposal['id']}/", party["agent"]).json()
+    assert body["status"] == "committed"
+    assert len(tickets_titled(stack, "Printer jam on floor 2")) == 1
+    sent = [r for r in stack.sandbox("GET", "/_sandbox/requests").json().get("requests", [])
+                 if r.get("idempotency_key") == f"acme-proposal-{proposal['id']}"]
+    assert len(sent) == 1
+
+
+def test_login_required_and_a_missing_proposal_is_a_clear_404(browser: Any, stack: Stack, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    response = page.goto("/proposals/00000000-0000-4000-8000-000000000000/")
+    assert response is not None and response.status == 404
+    anonymous = browser.new_context(base_url=stack.web_url)
+    try:
+        tab = anonymous.new_page()
+        tab.goto("/proposals/00000000-0000-4000-8000-000000000000/")
+        expect(tab).to_have_url(re.compile(r"/accounts/login/"))
+    finally:
+        anonymous.close()
+    # logging out is a POST from the nav
+    page.goto("/")
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+
+
+def test_edit_then_approve_shows_the_edit_as_a_diff_first(page: Any, stack: Stack, party: dict[str, str]) -> None:
+    from playwright.sync_api import expect
+
+    proposal = propose(stack, party, "crm.create_ticket", ticket("Badge reader offline", "critical"), "Door 4.")
+
+    page.goto(f"/proposals/{proposal['id']}/")
+    page.keyboard.press("e")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Edit, then approve")).to_be_visible()
+    expect(page.get_by_label("Subject")).to_have_value("Badge reader offline")
+    page.get_by_label("Priority").select_option("high")
+    page.get_by_label("Tags").fill("phone, Facilities")
+    page.get_by_role("button", name="Preview the change").click()
+
+    edits = page.locator("table.diff").first
+    expect(edits.locator("tr", has_text="priority")).to_contain_text("urgent")
+    expect(edits.locator("tr", has_text="priority")).to_contain_text("high")
+    expect(edits.locator("tr", has_text="tags")).to_contain_text("phone, facilities")  # normalized
+    assert stack.api("GET", f"/proposals/{proposal['id']}/", party["agent"]).json()["status"] == "pending"
+    page.get_by_role("button", name="Confirm and approve").click()
+
+    expect(page.locator("#live-status")).to_contain_text("Committed — ticket", timeout=TIMEOUT_MS)
+    [created] = tickets_titled(stack, "Badge reader offline")
+    assert created["priority"] == "high" and created["tags"] == ["phone", "facilities"]
+    expect(page.get_by_text("Edited by the reviewer before approving")).to_be_visible()  # who changed what
