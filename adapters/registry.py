@@ -16,11 +16,16 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from adapters.errors import InvalidArgs, UnknownTool
+from audit import metrics
+from audit.tracing import span
+
+if TYPE_CHECKING:
+    from adapters.policy import PolicyRule
 
 Kind = Literal["read", "write"]
 Risk = Literal["low", "medium", "high"]
@@ -33,8 +38,8 @@ class Context:
     tenant: str
     agent: str = ""
     allowed_tools: tuple[str, ...] = ("*",)
-    # Policy rules as plain data (see adapters.policy); empty means the defaults.
-    policy: tuple[Any, ...] = ()
+    # Policy rules as plain data (adapters.policy.PolicyRule); empty means the defaults.
+    policy: tuple[PolicyRule, ...] = ()
     # Count of this agent's recent proposals for a tool (for rate policies), supplied by the caller.
     recent_count: Callable[[str, int], int] | None = None
 
@@ -75,6 +80,18 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One step of a multi-step tool. ``run(args, results, idempotency_key)`` gets the results of the steps
+    before it (by name) and returns its own (JSON-able); ``compensate(args, result)`` undoes a write."""
+
+    name: str
+    kind: Kind
+    description: str
+    run: Callable[[Any, dict[str, dict[str, Any]], str], dict[str, Any]]
+    compensate: Callable[[Any, dict[str, Any]], None] | None = None
+
+
+@dataclass(frozen=True)
 class Tool:
     name: str
     kind: Kind
@@ -87,6 +104,8 @@ class Tool:
     execute: Callable[[BaseModel, str, dict[str, Any]], Outcome] | None = None
     # read tools: run(args_model_instance, ctx) -> dict
     run: Callable[[BaseModel, Context], dict[str, Any]] | None = None
+    # multi-step tools (sagas): approved once as a whole, run step by step by the domain (see adapters.saga)
+    steps: tuple[Step, ...] = ()
 
     @property
     def requires_approval(self) -> bool:
@@ -124,6 +143,11 @@ def args_hash(args: dict[str, Any]) -> str:
 
 
 def validate(tool: Tool, raw_args: Any) -> BaseModel:
+    with span("adapter.validate", tool=tool.name):
+        return _validate(tool, raw_args)
+
+
+def _validate(tool: Tool, raw_args: Any) -> BaseModel:
     if not isinstance(raw_args, dict):
         raise InvalidArgs(errors=[{"loc": ["args"], "msg": "must be a JSON object", "type": "dict_type"}])
     try:
@@ -141,12 +165,15 @@ def prepare(name: str, raw_args: Any, ctx: Context) -> Prepared:
 
     tool = get(name)
     model = validate(tool, raw_args)
-    args = model.model_dump(mode="json", exclude_none=True)
-    risk = policy.check(tool, args, ctx)
-    if tool.preview is None:
-        preview = Preview(summary=f"{tool.name}", changes=[])
-    else:
-        preview = tool.preview(model)
+    with span("adapter.map", tool=name):
+        args = model.model_dump(mode="json", exclude_none=True)
+    with span("adapter.policy", tool=name):
+        risk = policy.check(tool, args, ctx)
+    with span("adapter.preview", tool=name):
+        if tool.preview is None:
+            preview = Preview(summary=f"{tool.name}", changes=[])
+        else:
+            preview = tool.preview(model)
     return Prepared(tool=tool, args=args, args_hash=args_hash(args), risk=risk, preview=preview)
 
 
@@ -163,11 +190,14 @@ def execute(
     tool = get(name)
     if tool.execute is None:
         raise ValueError(f"{name} is not a write tool")
-    model = validate(tool, args)
-    # Rate limits (per tool / tenant / arg such as a Slack channel) are shared buckets in Redis; over the
-    # limit raises Deferred before anything is sent, so the caller reschedules instead of failing.
-    ratelimit.enforce(name, model.model_dump(mode="json", exclude_none=True), tenant=tenant)
-    return tool.execute(model, idempotency_key, snapshot or {})
+    # The tool scope labels the HTTP door's metrics with this tool; the span holds the mapping to the
+    # outside system's payload and the call(s) it makes.
+    with metrics.tool_scope(name), span("adapter.execute", tool=name, system=tool.system):
+        model = validate(tool, args)
+        # Rate limits (per tool / tenant / arg such as a Slack channel) are shared buckets in Redis; over the
+        # limit raises Deferred before anything is sent, so the caller reschedules instead of failing.
+        ratelimit.enforce(name, model.model_dump(mode="json", exclude_none=True), tenant=tenant)
+        return tool.execute(model, idempotency_key, snapshot or {})
 
 
 def read(name: str, raw_args: Any, ctx: Context) -> dict[str, Any]:
@@ -182,4 +212,21 @@ def read(name: str, raw_args: Any, ctx: Context) -> dict[str, Any]:
     args = model.model_dump(mode="json", exclude_none=True)
     policy.check(tool, args, ctx)
     ratelimit.enforce(name, args, tenant=ctx.tenant)
-    return tool.run(model, ctx)
+    with metrics.tool_scope(name), span("adapter.read", tool=name, system=tool.system):
+        return tool.run(model, ctx)
+
+
+def run_step(name: str, args: dict[str, Any], index: int, results: dict[str, dict[str, Any]], *,
+             idempotency_key: str) -> dict[str, Any]:
+    tool = get(name)
+    return tool.steps[index].run(validate(tool, args), results, idempotency_key)
+
+
+def compensate_step(name: str, args: dict[str, Any], index: int, result: dict[str, Any]) -> bool:
+    """Undo a step's write; False when the step declares no compensation (nothing to undo)."""
+    tool = get(name)
+    step = tool.steps[index]
+    if step.compensate is None:
+        return False
+    step.compensate(validate(tool, args), result)
+    return True

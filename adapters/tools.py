@@ -6,6 +6,9 @@ from adapters.crm import customers, tickets
 from adapters.crm.schemas import CreateTicketArgs, GetCustomerArgs, UpdateTicketArgs
 from adapters.registry import Tool, register
 from adapters.slack import messages
+from adapters.warehouse import plan as warehouse_plan
+from adapters.warehouse import service as warehouse_service
+from adapters.workflows import digest
 
 register(
     Tool(
@@ -53,5 +56,34 @@ register(
         system="slack",
         preview=messages.preview,  # type: ignore[arg-type]
         execute=messages.execute,  # type: ignore[arg-type]
+    )
+)
+
+register(
+    Tool(
+        name="workflow.customer_update_digest",
+        kind="write",
+        description="Read a customer from the CRM, post a digest about them to Slack, and record it in the CRM. "
+        "Approved once as a whole; if a later step fails, earlier writes are undone.",
+        args_model=digest.DigestArgs,
+        risk="medium",
+        system="workflow",
+        preview=digest.preview,  # type: ignore[arg-type]
+        steps=digest.STEPS,
+    )
+)
+
+# The warehouse read path (issue 5): the plan's JSON Schema is the tool's parameters.
+register(
+    Tool(
+        name="warehouse.query",
+        kind="read",
+        description="Query the analytics warehouse (datasets orders, customers, tickets) with a structured "
+        "plan, never SQL: select columns and aggregates (count/sum/avg/min/max), filter, group, order, page "
+        "with next_cursor. Rows are always the caller's tenant's only.",
+        args_model=warehouse_plan.Plan,
+        risk="low",
+        system="warehouse",
+        run=warehouse_service.run_tool,  # type: ignore[arg-type]
     )
 )

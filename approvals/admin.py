@@ -7,6 +7,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from adapters import registry
 from approvals.models import (
     AgentCredential,
     Decision,
@@ -15,11 +16,36 @@ from approvals.models import (
     Proposal,
     Receipt,
     Tenant,
+    ToolPolicy,
     UserToken,
 )
+from audit.admin_tools import ChoicesFilter, EstimatedCountPaginator, input_filter
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ToolFilter(ChoicesFilter):
+    """Tools from the registry: a fixed list, no ``SELECT DISTINCT`` over a large table."""
+
+    title = "tool"
+    parameter_name = "tool"
+    field = "tool"
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        return [(tool.name, tool.name) for tool in registry.tools()]
+
+
+class ProposalToolFilter(ToolFilter):
+    field = "proposal__tool"
+
+
+class LargeTableAdmin(admin.ModelAdmin):
+    """Bounded cost per page however large the table: no full COUNT, no facet counts."""
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+
+
+class ReadOnlyAdmin(LargeTableAdmin):
     """Records of what happened: browsable, never editable."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -74,38 +100,110 @@ class DecisionInline(admin.TabularInline):
     extra = 0
     can_delete = False
     readonly_fields = ["verdict", "reviewer", "reason", "args_hash", "edited_from", "channel", "ip", "at"]
-    fields = readonly_fields
+    fields = tuple(readonly_fields)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
+class DeadLetterFilter(admin.SimpleListFilter):
+    """Failed commits waiting for an admin: requeue them or discard them."""
+
+    title = "dead letters"
+    parameter_name = "dead_letter"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("waiting", "waiting for an admin"), ("discarded", "discarded")]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        if self.value() == "waiting":
+            return queryset.filter(status="failed", discarded_at__isnull=True)
+        if self.value() == "discarded":
+            return queryset.filter(discarded_at__isnull=False)
+        return queryset
+
+
 @admin.register(Proposal)
 class ProposalAdmin(ReadOnlyAdmin):
-    list_display = ["id", "tenant", "tool", "status", "risk", "agent", "created_at"]
-    list_filter = ["status", "tool", "risk", "tenant"]
-    list_select_related = ["tenant", "agent"]
-    search_fields = ["=id", "idempotency_key"]
-    date_hierarchy = "created_at"
-    show_full_result_count = False
+    list_display = ["id", "tenant", "tool", "status", "risk", "agent", "commit_attempts", "created_at"]
+    # No date_hierarchy: it scans for distinct years/months; the relative date filter costs no query.
+    list_filter = [
+        "status", ToolFilter, "risk", "tenant",
+        input_filter("agent", "agent__name", "agent (name)"),
+        ("created_at", admin.DateFieldListFilter),
+    ]
+    list_select_related = ["tenant", "agent", "agent__tenant"]
+    search_fields = ["=id", "=idempotency_key"]
     inlines = [DecisionInline]
     readonly_fields = [f.name for f in Proposal._meta.fields]
+    actions = ["requeue_dead_letters", "discard_dead_letters"]
+
+    def get_list_filter(self, request: HttpRequest) -> list[Any]:
+        return [DeadLetterFilter, *self.list_filter]
+
+    def has_dead_letter_permission(self, request: HttpRequest) -> bool:
+        # Requeue/discard change what happens to an approved write: admins with change rights only.
+        return bool(request.user.has_perm("approvals.change_proposal"))
+
+    def _dead_letter_action(self, request: HttpRequest, queryset: Any, service: Any, verb: str) -> None:
+        from approvals import errors, services
+        from audit.services import Where
+
+        where = Where(channel="web", ip=request.META.get("REMOTE_ADDR") or None,
+                      user_agent=(request.META.get("HTTP_USER_AGENT") or "")[:256])
+        done, skipped = 0, 0
+        for proposal in queryset:
+            try:
+                getattr(services, service)(proposal=proposal, admin=request.user, where=where)
+                done += 1
+            except errors.InvalidTransition:
+                skipped += 1
+        self.message_user(request, f"{verb} {done} dead-lettered proposal(s); {skipped} skipped (not failed, or discarded).")
+
+    @admin.action(description="Requeue the selected dead letters (commit again)", permissions=["dead_letter"])
+    def requeue_dead_letters(self, request: HttpRequest, queryset: Any) -> None:
+        self._dead_letter_action(request, queryset, "proposal_requeue", "Requeued")
+
+    @admin.action(description="Discard the selected dead letters (leave them failed)", permissions=["dead_letter"])
+    def discard_dead_letters(self, request: HttpRequest, queryset: Any) -> None:
+        self._dead_letter_action(request, queryset, "proposal_discard", "Discarded")
 
 
 @admin.register(Decision)
 class DecisionAdmin(ReadOnlyAdmin):
-    list_display = ["proposal", "verdict", "reviewer", "channel", "ip", "at"]
-    list_filter = ["verdict", "channel"]
-    list_select_related = ["proposal", "reviewer"]
-    show_full_result_count = False
+    list_display = ["proposal", "tenant", "verdict", "reviewer", "channel", "ip", "at"]
+    list_filter = [
+        "verdict", "proposal__tenant", ProposalToolFilter,
+        input_filter("reviewer", "reviewer__username", "reviewer (username)"), "channel",
+        ("at", admin.DateFieldListFilter),
+    ]
+    list_select_related = ["proposal", "proposal__tenant", "reviewer"]
+    search_fields = ["=proposal__id", "=reviewer__username"]
+
+    @admin.display(description="tenant", ordering="proposal__tenant__slug")
+    def tenant(self, obj: Decision) -> str:
+        return obj.proposal.tenant.slug
 
 
 @admin.register(Receipt)
 class ReceiptAdmin(ReadOnlyAdmin):
-    list_display = ["external_id", "system", "proposal_link", "outside_link", "attempts", "committed_at"]
-    list_filter = ["system"]
-    list_select_related = ["proposal"]
-    show_full_result_count = False
+    list_display = ["external_id", "system", "tenant", "tool", "proposal_link", "outside_link", "attempts",
+                    "committed_at"]
+    list_filter = [
+        "system", "proposal__tenant", ProposalToolFilter,
+        input_filter("agent", "proposal__agent__name", "agent (name)"),
+        ("committed_at", admin.DateFieldListFilter),
+    ]
+    list_select_related = ["proposal", "proposal__tenant"]
+    search_fields = ["=external_id", "=proposal__id"]
+
+    @admin.display(description="tenant", ordering="proposal__tenant__slug")
+    def tenant(self, obj: Receipt) -> str:
+        return obj.proposal.tenant.slug
+
+    @admin.display(description="tool", ordering="proposal__tool")
+    def tool(self, obj: Receipt) -> str:
+        return obj.proposal.tool
 
     @admin.display(description="proposal")
     def proposal_link(self, obj: Receipt) -> str:
@@ -113,7 +211,8 @@ class ReceiptAdmin(ReadOnlyAdmin):
 
     @admin.display(description="outside object")
     def outside_link(self, obj: Receipt) -> str:
-        if not obj.external_url:
+        # Only web links: the URL comes from an outside system's answer.
+        if not obj.external_url.startswith(("https://", "http://")):
             return "-"
         return format_html('<a href="{}" rel="noopener">{}</a>', obj.external_url, obj.external_url)
 
@@ -122,4 +221,31 @@ class ReceiptAdmin(ReadOnlyAdmin):
 class OutboxMessageAdmin(ReadOnlyAdmin):
     list_display = ["id", "kind", "payload", "available_at", "dispatched_at", "attempts"]
     list_filter = ["kind"]
-    show_full_result_count = False
+
+
+@admin.register(ToolPolicy)
+class ToolPolicyAdmin(admin.ModelAdmin):
+    """Policy rules as data: an edit applies to the agent's next request (rules are read on every call)."""
+
+    list_display = ["name", "tenant", "agent_or_all", "tool", "enabled", "max_per_hour", "max_items",
+                    "refuse_card_numbers", "risk_override", "updated_at"]
+    list_filter = ["tenant", "enabled", "tool", "refuse_card_numbers"]
+    list_editable = ["enabled"]
+    list_select_related = ["tenant", "agent"]
+    search_fields = ["name", "tool", "description", "agent__name"]
+    autocomplete_fields = ["tenant"]
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (None, {
+            "fields": ["tenant", "agent", "tool", "name", "description", "enabled"],
+            "description": "The most specific enabled rule applies, and only that one: this agent + this tool, "
+            'then this agent + "*", then every agent + this tool, then every agent + "*".',
+        }),
+        ("Limits (empty: no limit)", {"fields": ["allowed_fields", "max_items", "max_per_hour"]}),
+        ("PII and risk", {"fields": ["refuse_card_numbers", "risk_override"]}),
+        (None, {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    @admin.display(description="agent", ordering="agent__name")
+    def agent_or_all(self, obj: ToolPolicy) -> str:
+        return obj.agent.name if obj.agent is not None else "every agent"

@@ -24,3 +24,23 @@ def enqueue_commit(proposal_id: str, *, message_id: int) -> None:
         failure_ttl=7 * 86400,
         description=f"commit proposal {proposal_id}",
     )
+
+
+def deliver_webhook(delivery_id: str) -> str:
+    from approvals.webhooks import deliver
+
+    return deliver(delivery_id)
+
+
+def enqueue_webhook(delivery_id: str, *, message_id: int) -> None:
+    django_rq.get_queue("default").enqueue(
+        deliver_webhook,
+        delivery_id,
+        job_id=f"webhook-{delivery_id}-{message_id}",
+        result_ttl=3600,
+        description=f"deliver webhook {delivery_id}",
+    )
+
+
+def commit_queue_depth() -> int:
+    return int(django_rq.get_queue(COMMIT_QUEUE).count)

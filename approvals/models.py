@@ -52,6 +52,12 @@ class AgentCredential(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    webhook_url = models.URLField(
+        max_length=500, blank=True, help_text="Where the agent receives signed events about its proposals."
+    )
+    # The signing secret is derived (see approvals.webhooks.secret_for), never stored; bumping the version
+    # rotates it.
+    webhook_secret_version = models.PositiveIntegerField(default=1)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="agent_name_unique_in_tenant")]
@@ -122,6 +128,8 @@ class Proposal(models.Model):
     # A worker committing the proposal holds it until then; past it, another worker may take over.
     lease_until = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A failed (dead-lettered) commit an admin chose not to retry.
+    discarded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -209,6 +217,7 @@ class OutboxMessage(models.Model):
 
     class Kind(models.TextChoices):
         COMMIT = "commit"
+        WEBHOOK = "webhook"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     payload = models.JSONField()
@@ -225,3 +234,170 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.payload}"
+
+
+class WebhookDelivery(models.Model):
+    """One event for an agent's callback URL. Its id is the event id the agent deduplicates on."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent = models.ForeignKey(AgentCredential, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    event = models.CharField(max_length=64)
+    payload = models.JSONField()
+    url = models.URLField(max_length=500)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=Q(state__in=["pending", "delivered", "failed"]), name="webhook_state_valid")]
+
+    def __str__(self) -> str:
+        return f"{self.event} -> {self.agent} ({self.state})"
+
+
+class InboundEvent(models.Model):
+    """A signed event received from an outside system (e.g. the CRM's "new urgent ticket"), kept so an agent
+    can react to it. ``(source, event_id)`` is unique: a redelivered event is recorded once."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="inbound_events")
+    source = models.CharField(max_length=32)
+    event_id = models.CharField(max_length=128)
+    type = models.CharField(max_length=64, blank=True)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "source", "event_id"], name="inbound_event_once")]
+        indexes = [models.Index(fields=["tenant", "-received_at"], name="inbound_tenant_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.event_id}"
+
+
+class ToolPolicy(models.Model):
+    """A policy rule for agents' tool calls, stored as data and edited in the admin (engine: adapters.policy).
+
+    Exactly one rule applies to a call, the most specific enabled one: this agent + this tool, then this
+    agent + "*", then every agent (agent empty) + this tool, then every agent + "*". Rules do not merge: an
+    agent's own rule replaces the tenant-wide one, so it can relax a limit as well as tighten it. With no
+    rule, only card numbers are refused. Empty limits mean "no limit".
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="tool_policies")
+    agent = models.ForeignKey(
+        AgentCredential,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="tool_policies",
+        help_text="Empty: every agent of the tenant. An agent's own rule replaces the tenant-wide one.",
+    )
+    tool = models.CharField(max_length=64, default="*", help_text='A tool name, or "*" for every tool.')
+    name = models.CharField(
+        max_length=100, help_text="Named in denials (the API's `policy`): say what it is for, e.g. support-bot-limits."
+    )
+    description = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True, help_text="A disabled rule is ignored; the next most specific applies.")
+    allowed_fields = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Fields the agent may set, e.g. [\"subject\", \"description\"]. Empty: all. "
+        "Required fields are always allowed.",
+    )
+    max_per_hour = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Proposals per hour per agent for each tool (0 pauses it). Empty: no limit."
+    )
+    max_items = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Items per list argument (e.g. tags) in one call. Empty: no limit."
+    )
+    refuse_card_numbers = models.BooleanField(
+        default=True, help_text="Refuse payment card numbers in free-text fields (subject, description, text...)."
+    )
+    risk_override = models.CharField(
+        max_length=8,
+        choices=Risk.choices,
+        blank=True,
+        default="",
+        help_text="Raise the risk shown to reviewers (never lowers the tool's own risk). Empty: the tool's.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "tool policies"
+        ordering = ["tenant", "tool", "agent", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="tool_policy_name_unique_in_tenant"),
+            # One rule per scope, so which rule applies is never a matter of load order.
+            models.UniqueConstraint(
+                fields=["tenant", "tool"], condition=Q(agent__isnull=True), name="tool_policy_one_tenant_wide"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "agent", "tool"], condition=Q(agent__isnull=False), name="tool_policy_one_per_agent"
+            ),
+            models.CheckConstraint(
+                condition=Q(risk_override__in=["", *Risk.values]), name="tool_policy_risk_override_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.tool}, {self.agent.name if self.agent is not None else 'every agent'})"
+
+    def clean(self) -> None:
+        # Typos would otherwise fail silently (a misspelt tool never matches, a misspelt field denies a call).
+        from django.core.exceptions import ValidationError
+
+        from adapters import registry
+        from adapters.errors import UnknownTool
+
+        errors: dict[str, str] = {}
+        if self.agent is not None and self.tenant_id and self.agent.tenant_id != self.tenant_id:
+            errors["agent"] = "This agent belongs to another tenant."
+        known: list[str] | None = None
+        if self.tool != "*":
+            try:
+                known = list(registry.get(self.tool).args_model.model_fields)
+            except UnknownTool as exc:
+                errors["tool"] = f'Unknown tool; use "*" or one of: {", ".join(exc.allowed)}.'
+        if not isinstance(self.allowed_fields, list) or not all(isinstance(f, str) for f in self.allowed_fields):
+            errors["allowed_fields"] = 'A JSON list of field names, e.g. ["subject", "description"].'
+        elif known is not None:
+            unknown = [f for f in self.allowed_fields if f not in known]
+            if unknown:
+                errors["allowed_fields"] = f"Not fields of {self.tool}: {', '.join(unknown)}; it has: {', '.join(known)}."
+        if errors:
+            raise ValidationError(errors)
+
+
+class SagaStep(models.Model):
+    """The persisted result of one step of a multi-step proposal: a crash resumes at the next step, and a
+    failure later on knows what to undo."""
+
+    class State(models.TextChoices):
+        DONE = "done"
+        COMPENSATED = "compensated"
+        COMPENSATION_FAILED = "compensation_failed"
+
+    proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="saga_steps")
+    index = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=64)
+    state = models.CharField(max_length=24, choices=State.choices)
+    result = models.JSONField(default=dict)
+    error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["proposal", "index"]
+        constraints = [models.UniqueConstraint(fields=["proposal", "index"], name="saga_step_once")]
+
+    def __str__(self) -> str:
+        return f"{self.proposal_id} #{self.index} {self.name} {self.state}"

@@ -20,15 +20,16 @@ from approvals.models import OutboxMessage
 logger = logging.getLogger(__name__)
 
 
-def stage_commit(proposal_id: Any, *, available_at: datetime | None = None) -> OutboxMessage:
-    message = OutboxMessage.objects.create(
-        kind=OutboxMessage.Kind.COMMIT,
-        payload={"proposal_id": str(proposal_id)},
-        available_at=available_at or timezone.now(),
-    )
+def stage(kind: str, payload: dict[str, Any], *, available_at: datetime | None = None) -> OutboxMessage:
+    """Write the message in the caller's transaction; hand it off right after the commit when it is due."""
+    message = OutboxMessage.objects.create(kind=kind, payload=payload, available_at=available_at or timezone.now())
     if available_at is None or available_at <= timezone.now():
         transaction.on_commit(lambda: drain(only_id=message.pk))
     return message
+
+
+def stage_commit(proposal_id: Any, *, available_at: datetime | None = None) -> OutboxMessage:
+    return stage(OutboxMessage.Kind.COMMIT, {"proposal_id": str(proposal_id)}, available_at=available_at)
 
 
 def _hand_off(message: OutboxMessage) -> None:
@@ -36,6 +37,8 @@ def _hand_off(message: OutboxMessage) -> None:
 
     if message.kind == OutboxMessage.Kind.COMMIT:
         jobs.enqueue_commit(message.payload["proposal_id"], message_id=message.pk)
+    elif message.kind == OutboxMessage.Kind.WEBHOOK:
+        jobs.enqueue_webhook(message.payload["delivery_id"], message_id=message.pk)
     else:  # pragma: no cover - a kind without a handler is a programming error
         raise ValueError(f"no handler for outbox kind {message.kind}")
 

@@ -11,18 +11,19 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from adapters import errors as adapter_errors
-from adapters import registry
-from approvals import errors, outbox
+from adapters import policy, registry
+from approvals import errors, outbox, webhooks
 from approvals.models import (
     AgentCredential,
     Decision,
@@ -30,8 +31,10 @@ from approvals.models import (
     Proposal,
     Receipt,
     Role,
+    SagaStep,
     Status,
     Tenant,
+    ToolPolicy,
     Verdict,
 )
 from audit import services as audit
@@ -59,11 +62,39 @@ def derive_idempotency_key(*, tool: str, args: dict[str, Any], agent: AgentCrede
     return "derived-" + hashlib.sha256(material.encode()).hexdigest()
 
 
+def agent_policy_rules(agent: AgentCredential) -> tuple[policy.PolicyRule, ...]:
+    """The enabled rules that may apply to this agent (its own and its tenant's), as the engine's plain data.
+    Read on every call, so an admin's edit applies to the next request."""
+    rules = ToolPolicy.objects.filter(
+        Q(agent=agent) | Q(agent__isnull=True), tenant_id=agent.tenant_id, enabled=True
+    ).order_by("pk")
+    return tuple(
+        policy.PolicyRule(
+            name=rule.name,
+            tool=rule.tool,
+            agent=agent.name if rule.agent_id else "",
+            allowed_fields=tuple(rule.allowed_fields or ()),
+            max_per_hour=rule.max_per_hour,
+            max_items=rule.max_items,
+            refuse_cards=rule.refuse_card_numbers,
+            risk_override=rule.risk_override or None,  # type: ignore[arg-type]
+        )
+        for rule in rules
+    )
+
+
 def agent_context(agent: AgentCredential) -> registry.Context:
+    def recent_count(tool: str, seconds: int) -> int:
+        # Every proposal counts, whatever became of it: a rejected one took a reviewer's time too.
+        since = timezone.now() - timedelta(seconds=seconds)
+        return Proposal.objects.filter(agent=agent, tool=tool, created_at__gt=since).count()
+
     return registry.Context(
         tenant=agent.tenant.slug,
         agent=agent.name,
         allowed_tools=tuple(agent.allowed_tools or ()),
+        policy=agent_policy_rules(agent),
+        recent_count=recent_count,
     )
 
 
@@ -125,16 +156,16 @@ def proposal_submit(
     tenant = agent.tenant
     try:
         prepared = registry.prepare(tool, args, agent_context(agent))
+    except adapter_errors.RateLimited as limited:
+        # A retry of a submission already stored is a replay, not a new proposal: it must not be refused by
+        # the hourly limit that its own first attempt counts towards.
+        replay = _replay_of(agent=agent, tool=tool, args=args, on_behalf_of=on_behalf_of, key=idempotency_key)
+        if replay is not None:
+            return Submitted(replay, created=False)
+        _audit_denied(agent, tool, where, limited.policy)
+        raise
     except adapter_errors.PolicyDenied as denied:
-        with transaction.atomic():
-            audit.record(
-                tenant=tenant.slug,
-                actor=agent_actor(agent),
-                action="proposal.denied",
-                where=where,
-                result="denied",
-                data={"tool": tool, "policy": denied.policy},
-            )
+        _audit_denied(agent, tool, where, denied.policy)
         raise
     if not prepared.tool.requires_approval:
         raise adapter_errors.InvalidArgs(
@@ -172,6 +203,27 @@ def proposal_submit(
     return Submitted(proposal, created=True)
 
 
+def _audit_denied(agent: AgentCredential, tool: str, where: Where, policy_name: str) -> None:
+    with transaction.atomic():
+        audit.record(
+            tenant=agent.tenant.slug,
+            actor=agent_actor(agent),
+            action="proposal.denied",
+            where=where,
+            result="denied",
+            data={"tool": tool, "policy": policy_name},
+        )
+
+
+def _replay_of(
+    *, agent: AgentCredential, tool: str, args: Any, on_behalf_of: Any, key: str | None
+) -> Proposal | None:
+    """The stored proposal this submission replays, if any (validation only: no policy, no preview)."""
+    normalized = registry.validate(registry.get(tool), args).model_dump(mode="json", exclude_none=True)
+    key = key or derive_idempotency_key(tool=tool, args=normalized, agent=agent, on_behalf_of=on_behalf_of)
+    return _replay(tenant=agent.tenant, key=key, args_hash=registry.args_hash(normalized), tool=tool)
+
+
 def _replay(*, tenant: Tenant, key: str, args_hash: str, tool: str) -> Proposal | None:
     existing = Proposal.objects.select_related("tenant").filter(tenant=tenant, idempotency_key=key).first()
     if existing is None:
@@ -185,7 +237,7 @@ def _replay(*, tenant: Tenant, key: str, args_hash: str, tool: str) -> Proposal 
 
 
 def _locked(proposal_id: Any) -> Proposal:
-    return Proposal.objects.select_for_update().select_related("tenant").get(pk=proposal_id)
+    return Proposal.objects.select_for_update().select_related("tenant", "agent").get(pk=proposal_id)
 
 
 class _Due(Exception):
@@ -269,7 +321,8 @@ def proposal_approve(
     if args is not None:
         # The edit goes through the same contract and policy as the agent's submission.
         agent = AgentCredential.objects.select_related("tenant").get(pk=proposal.agent_id)
-        edited = registry.prepare(proposal.tool, args, agent_context(agent))
+        # The hourly limit is the agent's, not the reviewer's: the proposal under review already counts.
+        edited = registry.prepare(proposal.tool, args, replace(agent_context(agent), recent_count=None))
 
     def change(locked: Proposal) -> Proposal:
         edited_from = None
@@ -294,6 +347,7 @@ def proposal_approve(
             data={"edited": bool(edited_from), "comment": bool(comment)},
         )
         outbox.stage_commit(locked.pk)
+        webhooks.stage(locked, "proposal.decided")
         return locked
 
     return _on_pending(proposal.pk, "approved", change)
@@ -311,6 +365,7 @@ def proposal_reject(*, proposal: Proposal, reviewer: AbstractBaseUser, reason: s
         locked.status_reason = ""
         locked.save(update_fields=["status", "status_reason", "updated_at"])
         _audit_proposal(locked, actor=user_actor(reviewer), action="proposal.rejected", where=where, decision=decision)
+        webhooks.stage(locked, "proposal.decided")
         return locked
 
     return _on_pending(proposal.pk, "rejected", change)
@@ -334,6 +389,7 @@ def _expire(proposal: Proposal) -> None:
     proposal.status_reason = "No decision before it expired."
     proposal.save(update_fields=["status", "status_reason", "updated_at"])
     _audit_proposal(proposal, actor=audit.SYSTEM, action="proposal.expired", where=audit.WORKER)
+    webhooks.stage(proposal, "proposal.expired")
 
 
 def proposal_expire_due(*, now: datetime | None = None, limit: int = 500) -> int:
@@ -382,6 +438,7 @@ def _claim(proposal_id: Any) -> tuple[Proposal, Decision] | None:
             proposal.save(update_fields=["status", "status_reason", "updated_at"])
             _audit_proposal(proposal, actor=audit.SYSTEM, action="proposal.commit_refused", where=audit.WORKER,
                             result="error", decision=decision, data={"reason": "args_hash_mismatch"})
+            webhooks.stage(proposal, "proposal.failed")
             return None
         took_over = proposal.status == Status.COMMITTING
         proposal.status = Status.COMMITTING
@@ -400,13 +457,18 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
         return CommitResult("noop", str(proposal_id))
     proposal, decision = claimed
     try:
-        outcome = registry.execute(
-            proposal.tool,
-            proposal.args,
-            idempotency_key=proposal.crm_idempotency_key,
-            tenant=proposal.tenant.slug,
-            snapshot=(proposal.preview or {}).get("snapshot") or {},
-        )
+        if registry.get(proposal.tool).steps:
+            outcome = _run_steps(proposal)
+        else:
+            outcome = registry.execute(
+                proposal.tool,
+                proposal.args,
+                idempotency_key=proposal.crm_idempotency_key,
+                tenant=proposal.tenant.slug,
+                snapshot=(proposal.preview or {}).get("snapshot") or {},
+            )
+    except SagaFailed as failed:
+        return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failed), attempts=1, result="error")
     except adapter_errors.Deferred as deferred:
         return _finish_deferred(proposal, decision, deferred)
     except adapter_errors.StaleTarget as stale:
@@ -440,7 +502,67 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
                         data={"system": outcome.system, "attempts": outcome.attempts, "external_id": outcome.external_id})
         _audit_proposal(locked, actor=audit.SYSTEM, action="proposal.committed", where=audit.WORKER, decision=decision,
                         data={"system": outcome.system, "external_id": outcome.external_id})
+        webhooks.stage(locked, "proposal.committed")
     return CommitResult("committed", str(proposal.pk))
+
+
+class SagaFailed(Exception):
+    """A step of a multi-step proposal failed for good; earlier writes were compensated."""
+
+    def __init__(self, step: str, error: str, ran: list[str], undone: list[str], not_undone: list[str]) -> None:
+        parts = [f"Step '{step}' failed: {error}", f"Ran: {', '.join(ran) or 'nothing'}",
+                 f"Undone: {', '.join(undone) or 'nothing to undo'}"]
+        if not_undone:
+            parts.append(f"Could not undo: {', '.join(not_undone)} (needs a person)")
+        super().__init__(". ".join(parts) + ".")
+
+
+def _run_steps(proposal: Proposal) -> registry.Outcome:
+    """Run a multi-step tool: each step's result is persisted as it completes, so a crash resumes at the next
+    step; a step that fails for good has the earlier writes compensated, newest first."""
+    tool = registry.get(proposal.tool)
+    done = {s.index: s for s in SagaStep.objects.filter(proposal=proposal)}
+    results = {s.name: s.result for s in done.values() if s.state == SagaStep.State.DONE}
+    for index, step in enumerate(tool.steps):
+        if index in done:
+            continue
+        try:
+            result = registry.run_step(proposal.tool, proposal.args, index, results,
+                                       idempotency_key=f"{proposal.crm_idempotency_key}-step-{index}")
+        except (adapter_errors.TransientFailure, adapter_errors.PermanentFailure, adapter_errors.StaleTarget) as exc:
+            undone, not_undone = _compensate(proposal, before=index)
+            raise SagaFailed(step.name, str(exc), [s.name for s in tool.steps[:index]], undone, not_undone) from exc
+        with transaction.atomic():
+            SagaStep.objects.create(proposal=proposal, index=index, name=step.name, state=SagaStep.State.DONE,
+                                    result=result)
+            _audit_proposal(proposal, actor=audit.SYSTEM, action="saga.step_done", where=audit.WORKER,
+                            data={"step": step.name, "index": index})
+        results[step.name] = result
+    return registry.Outcome(system=tool.system, external_id=str(proposal.pk),
+                            summary={"steps": [{"name": s.name, "result": results.get(s.name)} for s in tool.steps]})
+
+
+def _compensate(proposal: Proposal, *, before: int) -> tuple[list[str], list[str]]:
+    undone: list[str] = []
+    not_undone: list[str] = []
+    steps = SagaStep.objects.filter(proposal=proposal, index__lt=before, state=SagaStep.State.DONE).order_by("-index")
+    for saga_step in steps:
+        try:
+            compensated = registry.compensate_step(proposal.tool, proposal.args, saga_step.index, saga_step.result)
+        except Exception as exc:
+            saga_step.state, saga_step.error = SagaStep.State.COMPENSATION_FAILED, str(exc)[:1000]
+            not_undone.append(saga_step.name)
+        else:
+            if not compensated:
+                continue  # a read: nothing to undo
+            saga_step.state = SagaStep.State.COMPENSATED
+            undone.append(saga_step.name)
+        with transaction.atomic():
+            saga_step.save(update_fields=["state", "error", "updated_at"])
+            _audit_proposal(proposal, actor=audit.SYSTEM, action="saga.step_compensated", where=audit.WORKER,
+                            result="ok" if saga_step.state == SagaStep.State.COMPENSATED else "error",
+                            data={"step": saga_step.name, "index": saga_step.index})
+    return undone, not_undone
 
 
 def _finish_deferred(proposal: Proposal, decision: Decision, deferred: adapter_errors.Deferred) -> CommitResult:
@@ -481,6 +603,7 @@ def _finish_unsuccessful(
                         decision=decision, data={"attempts": attempts, "error": reason[:500]})
         _audit_proposal(locked, actor=audit.SYSTEM, action=f"proposal.{status}", where=audit.WORKER, result=result,
                         decision=decision)
+        webhooks.stage(locked, f"proposal.{status}")
     return CommitResult(str(status), str(proposal.pk))
 
 
@@ -500,3 +623,66 @@ def commits_redispatch(*, now: datetime | None = None, grace: int = 30, limit: i
                 locked.save(update_fields=["next_attempt_at", "updated_at"])
             outbox.stage_commit(locked.pk)
     return len(ids)
+
+
+# --- dead letters --------------------------------------------------------------------------------------
+
+
+def proposal_requeue(*, proposal: Proposal, admin: AbstractBaseUser, where: Where) -> Proposal:
+    """failed → approved, and stage the commit again (an admin's decision, audited). The approval it rests
+    on is unchanged: the same args, the same hash, the same idempotency key towards the outside system."""
+    with transaction.atomic():
+        locked = _locked(proposal.pk)
+        if locked.status != Status.FAILED or locked.discarded_at is not None:
+            raise errors.InvalidTransition(
+                errors.INVALID_STATE.format(status=locked.status, action="requeued", allowed="failed and not discarded")
+            )
+        locked.status = Status.APPROVED
+        locked.status_reason = "Requeued by an admin; waiting for a worker."
+        locked.next_attempt_at = timezone.now()
+        locked.save(update_fields=["status", "status_reason", "next_attempt_at", "updated_at"])
+        decision = locked.decisions.filter(verdict=Verdict.APPROVED).first()
+        _audit_proposal(locked, actor=user_actor(admin), action="proposal.requeued", where=where, decision=decision)
+        outbox.stage_commit(locked.pk)
+    return locked
+
+
+def proposal_discard(*, proposal: Proposal, admin: AbstractBaseUser, where: Where) -> Proposal:
+    """Take a failed commit out of the dead letters for good; it stays failed."""
+    with transaction.atomic():
+        locked = _locked(proposal.pk)
+        if locked.status != Status.FAILED or locked.discarded_at is not None:
+            raise errors.InvalidTransition(
+                errors.INVALID_STATE.format(status=locked.status, action="discarded", allowed="failed and not discarded")
+            )
+        locked.discarded_at = timezone.now()
+        locked.save(update_fields=["discarded_at", "updated_at"])
+        _audit_proposal(locked, actor=user_actor(admin), action="proposal.discarded", where=where)
+    return locked
+
+
+# --- intake backpressure -------------------------------------------------------------------------------
+
+
+def commit_backlog() -> int:
+    """Commits waiting: the RQ queue's length, plus outbox rows not yet handed off (Redis may be down)."""
+    from approvals import jobs
+    from approvals.models import OutboxMessage
+
+    waiting = OutboxMessage.objects.filter(
+        kind=OutboxMessage.Kind.COMMIT, dispatched_at__isnull=True, available_at__lte=timezone.now()
+    ).count()
+    try:
+        waiting += jobs.commit_queue_depth()
+    except Exception:  # Redis unreachable: the outbox count stands alone
+        logger.warning("commit queue depth unavailable")
+    return waiting
+
+
+def intake_allowed(*, tool: str) -> float | None:
+    """None when a submission may proceed; else the seconds to wait (low-priority tools under backpressure)."""
+    if tool not in settings.ACME_LOW_PRIORITY_TOOLS:
+        return None
+    if commit_backlog() <= settings.ACME_BACKPRESSURE_DEPTH:
+        return None
+    return float(settings.ACME_BACKPRESSURE_RETRY_AFTER)

@@ -219,4 +219,8 @@ def route(store: Store, method: str, path: str, query: dict[str, str], body: Any
             return get_ticket(store, int(match.group(1)))
         if match and method == "PUT":
             return update_ticket(store, int(match.group(1)), body, key)
+        if match and method == "DELETE":
+            return Reply(204, None) if store.tickets.pop(int(match.group(1)), None) else Reply(
+                404, {"error": "RecordNotFound", "description": "Not found"}
+            )
     return Reply(404, {"error": "InvalidEndpoint", "description": "Not found"})

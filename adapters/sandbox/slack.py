@@ -52,7 +52,23 @@ def post_message(store: Store, body: Any, headers: Any) -> Reply:
         return reply
 
 
+def delete_message(store: Store, body: Any, headers: Any) -> Reply:
+    if headers.get("Authorization", "") != f"Bearer {store.slack_token}":
+        return Reply(200, {"ok": False, "error": "invalid_auth"})
+    if not isinstance(body, dict):
+        return Reply(200, {"ok": False, "error": "invalid_arguments"})
+    channel_id = _channel_id(str(body.get("channel") or ""))
+    with store.lock:
+        for message in store.messages:
+            if message["channel"] == channel_id and message["ts"] == body.get("ts"):
+                store.messages.remove(message)
+                return Reply(200, {"ok": True, "channel": channel_id, "ts": message["ts"]})
+    return Reply(200, {"ok": False, "error": "message_not_found"})
+
+
 def route(store: Store, method: str, path: str, body: Any, headers: Any) -> Reply:
     if path == "/slack/api/chat.postMessage" and method == "POST":
         return post_message(store, body, headers)
+    if path == "/slack/api/chat.delete" and method == "POST":
+        return delete_message(store, body, headers)
     return Reply(404, {"ok": False, "error": "unknown_method"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -44,7 +45,9 @@ def body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApiError):
-        return Response(body(exc.code, str(exc.detail), **exc.extra), status=exc.status_code)
+        extra = dict(exc.extra)
+        headers = extra.pop("headers", None)
+        return Response(body(exc.code, str(exc.detail), **extra), status=exc.status_code, headers=headers)
     if isinstance(exc, domain_errors.DomainError):
         extra = dict(exc.extra)
         code = extra.pop("error", exc.code)
@@ -61,8 +64,18 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             ),
             status=400,
         )
+    # A rate policy (RateLimited, a kind of PolicyDenied) is 429 + Retry-After: the same call passes later.
+    # A content policy is 403: resending it unchanged never passes, so a client must not just retry.
+    if isinstance(exc, adapter_errors.RateLimited):
+        return Response(
+            body("rate_limited", exc.detail, policy=exc.policy, check=exc.check, retry_after=exc.retry_after),
+            status=429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     if isinstance(exc, adapter_errors.PolicyDenied):
-        return Response(body("policy_denied", exc.detail, policy=exc.policy), status=403)
+        return Response(body("policy_denied", exc.detail, policy=exc.policy, check=exc.check), status=403)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(body("payload_too_large", "The request body is larger than this API accepts."), status=413)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -85,6 +98,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exceptions.ParseError: ("malformed_request", None),
         exceptions.Throttled: ("rate_limited", None),
     }
+    if getattr(exc, "default_code", "") == "payload_too_large":
+        response.data = body("payload_too_large", str(getattr(exc, "detail", "")))
+        return response
     code, detail = "error", None
     for klass, (candidate, text) in codes.items():
         if isinstance(exc, klass):

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from approvals.models import Proposal, Receipt, Risk, Status, Verdict
@@ -67,6 +68,12 @@ class LinksOut(serializers.Serializer):
     receipt = serializers.URLField()
 
 
+class SagaStepOut(serializers.Serializer):
+    index = serializers.IntegerField()
+    name = serializers.CharField()
+    state = serializers.ChoiceField(choices=["done", "compensated", "compensation_failed"])
+
+
 class ProposalOut(serializers.Serializer):
     id = serializers.UUIDField()
     tenant = serializers.CharField(source="tenant.slug")
@@ -84,30 +91,41 @@ class ProposalOut(serializers.Serializer):
     expires_at = serializers.DateTimeField()
     decision = serializers.SerializerMethodField()
     receipt = serializers.SerializerMethodField()
+    steps = serializers.SerializerMethodField(help_text="Multi-step tools: which steps ran and which were undone.")
     links = serializers.SerializerMethodField()
 
-    def get_preview(self, obj: Proposal) -> PreviewOut:  # type: ignore[valid-type]
+    @extend_schema_field(SagaStepOut(many=True))
+    def get_steps(self, obj: Proposal) -> list[dict[str, Any]]:
+        if not obj.tool.startswith("workflow."):
+            return []
+        return [{"index": s.index, "name": s.name, "state": s.state} for s in obj.saga_steps.all()]
+
+    @extend_schema_field(PreviewOut)
+    def get_preview(self, obj: Proposal) -> dict[str, Any]:
         preview = obj.preview or {}
-        return {"summary": preview.get("summary", ""), "changes": preview.get("changes", [])}  # type: ignore[return-value]
+        return {"summary": preview.get("summary", ""), "changes": preview.get("changes", [])}
 
     def get_on_behalf_of(self, obj: Proposal) -> str | None:
         return obj.on_behalf_of.get_username() if obj.on_behalf_of_id else None
 
-    def get_decision(self, obj: Proposal) -> DecisionOut | None:  # type: ignore[valid-type]
+    @extend_schema_field(DecisionOut(allow_null=True))
+    def get_decision(self, obj: Proposal) -> dict[str, Any] | None:
         decisions = getattr(obj, "prefetched_decisions", None)
         decision = decisions[0] if decisions else (None if decisions is not None else obj.decisions.select_related("reviewer").first())
         if decision is None:
             return None
-        return {"verdict": decision.verdict, "by": decision.reviewer.get_username(), "at": decision.at, "reason": decision.reason}  # type: ignore[return-value]
+        return {"verdict": decision.verdict, "by": decision.reviewer.get_username(), "at": decision.at, "reason": decision.reason}
 
-    def get_receipt(self, obj: Proposal) -> ReceiptSummaryOut | None:  # type: ignore[valid-type]
+    @extend_schema_field(ReceiptSummaryOut(allow_null=True))
+    def get_receipt(self, obj: Proposal) -> dict[str, Any] | None:
         try:
             receipt = obj.receipt
         except Receipt.DoesNotExist:
             return None
-        return {"system": receipt.system, "external_id": receipt.external_id, "committed_at": receipt.committed_at}  # type: ignore[return-value]
+        return {"system": receipt.system, "external_id": receipt.external_id, "committed_at": receipt.committed_at}
 
-    def get_links(self, obj: Proposal) -> LinksOut:  # type: ignore[valid-type]
+    @extend_schema_field(LinksOut)
+    def get_links(self, obj: Proposal) -> dict[str, str]:
         base = settings.ACME_PUBLIC_URL
         request = self.context.get("request")
         if request is not None:
@@ -116,7 +134,7 @@ class ProposalOut(serializers.Serializer):
         def url(name: str) -> str:
             return base + reverse(name, kwargs={"pk": obj.pk})
 
-        return {  # type: ignore[return-value]
+        return {
             "self": url("api-proposal-detail"),
             "review": url("proposal-review"),
             "approve": url("api-proposal-approve"),
@@ -127,7 +145,7 @@ class ProposalOut(serializers.Serializer):
 
 
 def proposal_out(proposal: Proposal, request: Any) -> dict[str, Any]:
-    return ProposalOut(proposal, context={"request": request}).data  # type: ignore[return-value]
+    return ProposalOut(proposal, context={"request": request}).data
 
 
 class ToolOut(serializers.Serializer):

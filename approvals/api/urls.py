@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from approvals.api import views
+from approvals.api import queries, views, webhooks
 
 urlpatterns = [
     path("tools/", views.ToolsView.as_view(), name="api-tools"),
@@ -11,6 +11,10 @@ urlpatterns = [
     path("proposals/<uuid:pk>/reject/", views.ProposalRejectView.as_view(), name="api-proposal-reject"),
     path("proposals/<uuid:pk>/cancel/", views.ProposalCancelView.as_view(), name="api-proposal-cancel"),
     path("proposals/<uuid:pk>/receipt/", views.ProposalReceiptView.as_view(), name="api-proposal-receipt"),
+    path("webhook/", webhooks.AgentWebhookView.as_view(), name="api-agent-webhook"),
+    path("webhooks/crm/", webhooks.CrmInboundView.as_view(), name="api-webhooks-crm"),
+    path("events/", webhooks.InboundEventListView.as_view(), name="api-events"),
+    path("queries/", queries.QueriesView.as_view(), name="api-queries"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[], authentication_classes=[]), name="api-docs"),
 ]

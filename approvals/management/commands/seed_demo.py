@@ -3,6 +3,7 @@ import os
 from django.core.management.base import BaseCommand
 
 from adapters import errors as adapter_errors
+from adapters.warehouse.seed import warehouse_seed
 from approvals import services
 from approvals.accounts import agent_create, person_create, tenant_create, user_token_create
 from approvals.models import Role, UserToken
@@ -60,6 +61,8 @@ class Command(BaseCommand):
             except adapter_errors.AdapterError as exc:  # a tool not available in this build
                 self.stderr.write(f"sample {sample['key']} skipped: {exc}")
         self.stdout.write(f"tenant acme ready; {created} new sample proposals")
+        seeded = warehouse_seed(tenant=tenant.slug)
+        self.stdout.write(f"warehouse: {seeded} new rows for acme" if seeded else "warehouse: acme already seeded")
         self.stdout.write(f"reviewer login: username=reviewer password={reviewer_pw}")
         self.stdout.write(f"admin login:    username=admin password={reviewer_pw}  (/admin/)")
         self.stdout.write(f"reviewer API token: {reviewer_token}")

@@ -1,0 +1,213 @@
+"""Signed events to agents (outbound) and from the CRM (inbound).
+
+Outbound: an agent registers a callback URL; every decision, commit, failure, expiry and staleness of its
+proposals becomes a ``WebhookDelivery`` row, staged in the outbox in the same transaction as the change,
+POSTed by a worker with ``X-Acme-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``
+and ``X-Acme-Event-Id``, retried with backoff until a 2xx or the attempts run out. Agents deduplicate on the
+event id (a delivery whose answer was lost is sent again).
+
+Inbound: ``POST /api/v1/webhooks/crm/?tenant=<slug>`` verifies Zendesk's webhook signature
+(base64 HMAC-SHA256 over timestamp + body, headers ``X-Zendesk-Webhook-Signature`` and
+``X-Zendesk-Webhook-Signature-Timestamp``), refuses stale timestamps, and records each event once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import random
+import socket
+import time
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from adapters import http
+from approvals import outbox
+from approvals.models import AgentCredential, InboundEvent, OutboxMessage, Proposal, Tenant, WebhookDelivery
+from audit import services as audit
+
+logger = logging.getLogger(__name__)
+
+EVENTS = ("proposal.decided", "proposal.committed", "proposal.failed", "proposal.expired", "proposal.stale")
+SIGNATURE_HEADER = "X-Acme-Signature"
+TOLERANCE = 300  # seconds a signed timestamp stays acceptable, both ways
+
+
+# --- outbound ------------------------------------------------------------------------------------------
+
+
+def secret_for(agent: AgentCredential) -> str:
+    """The agent's signing secret, derived from SECRET_KEY (so it is never stored); rotate by bumping
+    ``webhook_secret_version``."""
+    material = f"acme-webhook:{agent.pk}:{agent.webhook_secret_version}".encode()
+    return "whsec_" + hmac.new(settings.SECRET_KEY.encode(), material, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify(secret: str, header: str, body: bytes, *, now: float | None = None, tolerance: int = TOLERANCE) -> bool:
+    """What a receiver does (documented in the README): check the timestamp window, then the HMAC."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs((now or time.time()) - timestamp) > tolerance:
+        return False
+    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+class UnsafeURL(ValueError):
+    pass
+
+
+def check_callback_url(url: str) -> str:
+    """Only http(s), and (unless allowed for development) never an address inside our own network."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeURL("The callback URL must be an http:// or https:// URL with a host.")
+    if getattr(settings, "ACME_WEBHOOK_ALLOW_PRIVATE", settings.DEBUG):
+        return url
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except OSError:
+        raise UnsafeURL("The callback URL's host does not resolve.") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
+            raise UnsafeURL("The callback URL points into a private network; use a public address.")
+    return url
+
+
+def stage(proposal: Proposal, event: str) -> WebhookDelivery | None:
+    """Call inside the transaction that changed the proposal."""
+    agent = proposal.agent
+    if not agent.webhook_url:
+        return None
+    payload = {
+        "event": event,
+        "proposal": {
+            "id": str(proposal.pk),
+            "tenant": proposal.tenant.slug,
+            "tool": proposal.tool,
+            "status": proposal.status,
+            "status_reason": proposal.status_reason,
+            "args_hash": proposal.args_hash,
+        },
+        "occurred_at": timezone.now().isoformat(),
+    }
+    delivery = WebhookDelivery.objects.create(agent=agent, event=event, payload=payload, url=agent.webhook_url)
+    delivery.payload["id"] = str(delivery.pk)
+    delivery.save(update_fields=["payload"])
+    outbox.stage(OutboxMessage.Kind.WEBHOOK, {"delivery_id": str(delivery.pk)})
+    return delivery
+
+
+def _backoff(attempt: int) -> float:
+    # Full jitter (AWS architecture blog), base 2 s, cap 10 minutes.
+    return random.uniform(0, min(600.0, 2.0 * 2 ** (attempt - 1)))
+
+
+def deliver(delivery_id: str) -> str:
+    delivery = WebhookDelivery.objects.select_related("agent").filter(pk=delivery_id).first()
+    if delivery is None or delivery.state != WebhookDelivery.State.PENDING:
+        return "noop"
+    body = json.dumps(delivery.payload, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(secret_for(delivery.agent), timestamp, body),
+        "X-Acme-Event-Id": str(delivery.pk),
+        "X-Acme-Event": delivery.event,
+    }
+    error = ""
+    try:
+        check_callback_url(delivery.url)
+        # The project's one HTTP door: mandatory timeout, no redirects. Retries are ours (outbox + backoff),
+        # not inline, so a slow receiver never holds a worker.
+        response = http.make_session().post(delivery.url, data=body, headers=headers)
+        ok = 200 <= response.status_code < 300
+        error = "" if ok else f"HTTP {response.status_code}"
+    except Exception as exc:
+        ok, error = False, type(exc).__name__
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+        if delivery.state != WebhookDelivery.State.PENDING:
+            return "noop"
+        delivery.attempts += 1
+        if ok:
+            delivery.state = WebhookDelivery.State.DELIVERED
+            delivery.delivered_at = timezone.now()
+            delivery.last_error = ""
+        elif delivery.attempts >= settings.ACME_WEBHOOK_MAX_ATTEMPTS:
+            delivery.state = WebhookDelivery.State.FAILED
+            delivery.last_error = error
+        else:
+            delivery.last_error = error
+            outbox.stage(
+                OutboxMessage.Kind.WEBHOOK, {"delivery_id": str(delivery.pk)},
+                available_at=timezone.now() + timedelta(seconds=_backoff(delivery.attempts)),
+            )
+        delivery.save(update_fields=["state", "attempts", "delivered_at", "last_error"])
+    return delivery.state
+
+
+# --- inbound -------------------------------------------------------------------------------------------
+
+
+class BadSignature(Exception):
+    pass
+
+
+def zendesk_signature(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _parse_timestamp(value: str) -> float:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return float(value)
+
+
+def verify_inbound(*, secret: str, signature: str, timestamp: str, body: bytes, now: float | None = None) -> None:
+    if not signature or not timestamp:
+        raise BadSignature("Missing X-Zendesk-Webhook-Signature or X-Zendesk-Webhook-Signature-Timestamp.")
+    try:
+        sent_at = _parse_timestamp(timestamp)
+    except ValueError:
+        raise BadSignature("The signature timestamp is not a date.") from None
+    if abs((now or time.time()) - sent_at) > TOLERANCE:
+        raise BadSignature("The signature timestamp is outside the accepted window.")
+    if not hmac.compare_digest(zendesk_signature(secret, timestamp, body), signature):
+        raise BadSignature("The signature does not match.")
+
+
+def inbound_record(*, tenant: Tenant, source: str, payload: dict[str, Any], where: audit.Where) -> tuple[InboundEvent, bool]:
+    event_id = str(payload.get("id") or "")[:128]
+    try:
+        with transaction.atomic():
+            event = InboundEvent.objects.create(
+                tenant=tenant, source=source, event_id=event_id, type=str(payload.get("type") or "")[:64], payload=payload
+            )
+            audit.record(tenant=tenant.slug, actor=audit.Actor(type="system", label=source), action="inbound.received",
+                         where=where, subject_type="inbound_event", subject_id=str(event.pk),
+                         data={"source": source, "type": event.type, "event_id": event_id})
+    except IntegrityError:
+        return InboundEvent.objects.get(tenant=tenant, source=source, event_id=event_id), False
+    return event, True

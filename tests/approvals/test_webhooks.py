@@ -1,0 +1,245 @@
+"""Agent webhooks (signed, retried, from the outbox), inbound CRM events, dead letters and backpressure."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import pytest
+import responses
+from django.conf import settings
+
+from approvals import outbox, services, webhooks
+from approvals.models import InboundEvent, OutboxMessage, Proposal, Status, WebhookDelivery
+from audit.models import AuditEvent
+from audit.services import Where
+
+API = Where(channel="api")
+HOOK = "https://agent.example/hooks/acme"
+TICKETS_URL = f"{settings.CRM_BASE_URL}/api/v2/tickets.json"
+ARGS = {"subject": "Refund request", "description": "Order 991 arrived broken.", "priority": "high"}
+
+
+def ticket(ticket_id):
+    return {"ticket": {"id": ticket_id, "subject": "Refund request", "priority": "high", "status": "new",
+                       "updated_at": "2026-11-23T10:00:00Z"}}
+
+
+def submit(party, **kw):
+    return services.proposal_submit(agent=party.agent, tool="crm.create_ticket", args=kw.pop("args", ARGS), where=API, **kw).proposal
+
+
+@pytest.fixture
+def hooked(acme):
+    acme.agent.webhook_url = HOOK
+    acme.agent.save()
+    return acme
+
+
+class TestSignature:
+    def test_sign_and_verify_round_trip(self):
+        body = b'{"event":"proposal.committed"}'
+        header = webhooks.sign("whsec_x", 1_700_000_000, body)
+
+        assert header.startswith("t=1700000000,v1=")
+        assert webhooks.verify("whsec_x", header, body, now=1_700_000_010)
+        assert not webhooks.verify("whsec_x", header, body + b" ", now=1_700_000_010)
+        assert not webhooks.verify("whsec_y", header, body, now=1_700_000_010)
+        assert not webhooks.verify("whsec_x", header, body, now=1_700_000_000 + 301)  # replayed too late
+
+
+@pytest.mark.django_db
+class TestOutbound:
+    def test_registration_over_the_api_returns_the_secret(self, acme):
+        response = acme.agent_client.put("/api/v1/webhook/", {"url": HOOK}, format="json")
+
+        assert response.status_code == 200
+        acme.agent.refresh_from_db()
+        assert acme.agent.webhook_url == HOOK
+        assert response.json()["secret"] == webhooks.secret_for(acme.agent)
+        assert acme.reviewer_client.put("/api/v1/webhook/", {"url": HOOK}, format="json").status_code == 403
+        assert acme.agent_client.put("/api/v1/webhook/", {"url": "ftp://x"}, format="json").status_code == 400
+
+    def test_private_callback_refused_outside_development(self, acme, settings):
+        settings.ACME_WEBHOOK_ALLOW_PRIVATE = False
+
+        response = acme.agent_client.put("/api/v1/webhook/", {"url": "http://127.0.0.1:9/hook"}, format="json")
+
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["type"] == "unsafe_url"
+
+    def test_each_event_is_staged_in_the_same_transaction(self, hooked):
+        proposal = submit(hooked)
+        services.proposal_approve(proposal=proposal, reviewer=hooked.reviewer, where=API)
+        with responses.RequestsMock() as rsps:
+            rsps.add(responses.POST, TICKETS_URL, status=201, json=ticket(5))
+            services.proposal_commit(proposal_id=proposal.pk)
+        rejected = submit(hooked, args={**ARGS, "subject": "Other"})
+        services.proposal_reject(proposal=rejected, reviewer=hooked.reviewer, reason="dup", where=API)
+
+        events = list(WebhookDelivery.objects.order_by("created_at").values_list("event", "payload__proposal__status"))
+        assert events == [
+            ("proposal.decided", "approved"), ("proposal.committed", "committed"), ("proposal.decided", "rejected"),
+        ]
+        assert OutboxMessage.objects.filter(kind="webhook").count() == 3
+
+    def test_no_webhook_url_no_delivery(self, acme):
+        proposal = submit(acme)
+        services.proposal_reject(proposal=proposal, reviewer=acme.reviewer, reason="no", where=API)
+
+        assert not WebhookDelivery.objects.exists()
+
+    def test_delivery_is_signed_and_marked_delivered(self, hooked):
+        proposal = submit(hooked)
+        services.proposal_reject(proposal=proposal, reviewer=hooked.reviewer, reason="no", where=API)
+        delivery = WebhookDelivery.objects.get()
+
+        with responses.RequestsMock() as rsps:
+            rsps.add(responses.POST, HOOK, status=204)
+            assert webhooks.deliver(str(delivery.pk)) == "delivered"
+            sent = rsps.calls[0].request
+        assert webhooks.verify(webhooks.secret_for(hooked.agent), sent.headers["X-Acme-Signature"], sent.body)
+        body = json.loads(sent.body)
+        assert body["id"] == str(delivery.pk) == sent.headers["X-Acme-Event-Id"]
+        assert body["proposal"]["status"] == "rejected"
+        # Delivered once: running the job again sends nothing.
+        with responses.RequestsMock() as rsps:
+            assert webhooks.deliver(str(delivery.pk)) == "noop"
+
+    def test_failed_delivery_is_retried_later_then_given_up(self, hooked, settings):
+        settings.ACME_WEBHOOK_MAX_ATTEMPTS = 2
+        proposal = submit(hooked)
+        services.proposal_reject(proposal=proposal, reviewer=hooked.reviewer, reason="no", where=API)
+        delivery = WebhookDelivery.objects.get()
+
+        with responses.RequestsMock() as rsps:
+            rsps.add(responses.POST, HOOK, status=500)
+            rsps.add(responses.POST, HOOK, status=500)
+            assert webhooks.deliver(str(delivery.pk)) == "pending"
+            retry = OutboxMessage.objects.filter(kind="webhook").order_by("-id").first()
+            assert retry.payload == {"delivery_id": str(delivery.pk)}
+            assert webhooks.deliver(str(delivery.pk)) == "failed"
+
+        delivery.refresh_from_db()
+        assert delivery.attempts == 2 and delivery.last_error == "HTTP 500"
+
+
+def signed(body: bytes, secret: str = "sandbox", at: datetime | None = None):
+    timestamp = (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "HTTP_X_ZENDESK_WEBHOOK_SIGNATURE": webhooks.zendesk_signature(secret, timestamp, body),
+        "HTTP_X_ZENDESK_WEBHOOK_SIGNATURE_TIMESTAMP": timestamp,
+    }
+
+
+@pytest.mark.django_db
+class TestInbound:
+    URL = "/api/v1/webhooks/crm/?tenant=acme"
+    EVENT = json.dumps({"id": "evt-1", "type": "zen:event-type:ticket.created",
+                        "detail": {"id": "88", "priority": "URGENT"}}).encode()
+
+    def test_signed_event_is_recorded_once(self, acme, client):
+        first = client.post(self.URL, self.EVENT, content_type="application/json", **signed(self.EVENT))
+        again = client.post(self.URL, self.EVENT, content_type="application/json", **signed(self.EVENT))
+
+        assert first.status_code == 202 and first.json()["status"] == "recorded"
+        assert again.status_code == 202 and again.json()["status"] == "duplicate"
+        assert InboundEvent.objects.count() == 1
+        assert AuditEvent.objects.filter(action="inbound.received").count() == 1
+        listed = acme.agent_client.get("/api/v1/events/").json()["results"]
+        assert [e["event_id"] for e in listed] == ["evt-1"]
+
+    @pytest.mark.parametrize("tamper", ["body", "secret", "old", "missing"])
+    def test_bad_signatures_are_refused(self, acme, client, tamper):
+        headers = signed(self.EVENT, secret="wrong" if tamper == "secret" else "sandbox",
+                         at=datetime.fromtimestamp(time.time() - 3600, UTC) if tamper == "old" else None)
+        body = self.EVENT + b" " if tamper == "body" else self.EVENT
+        if tamper == "missing":
+            headers = {}
+
+        response = client.post(self.URL, body, content_type="application/json", **headers)
+
+        assert response.status_code == 401
+        assert response.json()["error"] == "invalid_signature"
+        assert not InboundEvent.objects.exists()
+
+    def test_unknown_tenant_is_404(self, acme, client):
+        response = client.post("/api/v1/webhooks/crm/?tenant=nope", self.EVENT, content_type="application/json",
+                               **signed(self.EVENT))
+
+        assert response.status_code == 404
+
+
+@pytest.mark.django_db
+class TestDeadLetters:
+    def failed(self, party):
+        proposal = submit(party)
+        services.proposal_approve(proposal=proposal, reviewer=party.reviewer, where=API)
+        with responses.RequestsMock() as rsps:
+            rsps.add(responses.POST, TICKETS_URL, status=422, json={"error": "RecordInvalid"})
+            services.proposal_commit(proposal_id=proposal.pk)
+        proposal.refresh_from_db()
+        assert proposal.status == Status.FAILED
+        return proposal
+
+    def test_requeue_commits_with_the_same_key(self, acme):
+        proposal = self.failed(acme)
+
+        services.proposal_requeue(proposal=proposal, admin=acme.reviewer, where=Where(channel="web"))
+        with responses.RequestsMock() as rsps:
+            rsps.add(responses.POST, TICKETS_URL, status=201, json=ticket(6))
+            assert services.proposal_commit(proposal_id=proposal.pk).outcome == "committed"
+            assert rsps.calls[0].request.headers["Idempotency-Key"] == f"acme-proposal-{proposal.pk}"
+        assert AuditEvent.objects.filter(action="proposal.requeued", actor_label=acme.reviewer.username).count() == 1
+
+    def test_discard_keeps_it_failed_and_blocks_requeue(self, acme):
+        from approvals import errors
+
+        proposal = self.failed(acme)
+
+        services.proposal_discard(proposal=proposal, admin=acme.reviewer, where=Where(channel="web"))
+
+        proposal.refresh_from_db()
+        assert proposal.status == Status.FAILED and proposal.discarded_at is not None
+        with pytest.raises(errors.InvalidTransition):
+            services.proposal_requeue(proposal=proposal, admin=acme.reviewer, where=Where(channel="web"))
+        assert AuditEvent.objects.filter(action="proposal.discarded").count() == 1
+
+
+@pytest.mark.django_db
+class TestBackpressure:
+    def test_low_priority_tools_get_429_when_the_queue_is_deep(self, acme, settings):
+        settings.ACME_BACKPRESSURE_DEPTH = 2
+        for i in range(3):
+            outbox.stage_commit(f"00000000-0000-0000-0000-00000000000{i}")
+
+        slack = acme.agent_client.post("/api/v1/proposals/", {"tool": "slack.post_message",
+                                        "args": {"channel": "#ops", "text": "hi"}}, format="json")
+        ticket = acme.agent_client.post("/api/v1/proposals/", {"tool": "crm.create_ticket", "args": ARGS}, format="json")
+
+        assert slack.status_code == 429
+        assert slack["Retry-After"] == str(settings.ACME_BACKPRESSURE_RETRY_AFTER)
+        assert slack.json()["error"] == "backpressure"
+        assert ticket.status_code == 201  # normal-priority intake continues
+        assert Proposal.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_admin_requeues_and_discards_dead_letters(acme, client):
+    from django.contrib.auth import get_user_model
+
+    dead = TestDeadLetters().failed(acme)
+    admin_user = get_user_model().objects.create_superuser("root", "root@example.com", "pw-12345678")
+    client.force_login(admin_user)
+
+    listed = client.get("/admin/approvals/proposal/?dead_letter=waiting")
+    assert listed.status_code == 200 and str(dead.pk) in listed.content.decode()
+
+    response = client.post("/admin/approvals/proposal/", {"action": "requeue_dead_letters", "_selected_action": [dead.pk]})
+
+    assert response.status_code == 302
+    dead.refresh_from_db()
+    assert dead.status == Status.APPROVED
+    event = AuditEvent.objects.get(action="proposal.requeued")
+    assert event.actor_label == "root" and event.channel == "web"
