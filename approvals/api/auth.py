@@ -37,11 +37,26 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         user_token = UserToken.objects.select_related("user").filter(token_hash=digest, is_active=True).first()
         if user_token is not None and user_token.user.is_active:
             UserToken.objects.filter(pk=user_token.pk).update(last_used_at=timezone.now())
+            _tell_auditlog(user_token.user)
             return user_token.user, user_token
         raise exceptions.AuthenticationFailed(INVALID_TOKEN)
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="api"'
+
+
+def _tell_auditlog(user: Any) -> None:
+    """django-auditlog's middleware only knows session users; a person authenticated by token here is the
+    actor of the model changes this request makes. The middleware's context dict is read when each
+    LogEntry is saved, so filling its actor now is enough (django-auditlog has no public hook for this)."""
+    from auditlog.context import auditlog_value
+
+    try:
+        context = auditlog_value.get()
+    except LookupError:
+        return
+    if context.get("actor") is None:
+        context["actor"] = user
 
 
 class BearerScheme(OpenApiAuthenticationExtension):

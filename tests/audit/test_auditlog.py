@@ -72,3 +72,17 @@ def test_an_admin_edit_is_logged_with_the_logged_in_person(client, acme):
     assert entry.actor == admin
     assert entry.changes_dict["name"] == ["Acme", "ACME Corporation"]
     assert entry.remote_addr == "127.0.0.1"
+
+
+@pytest.mark.django_db
+def test_a_change_made_with_a_persons_api_token_is_logged_with_that_person(acme):
+    pid = acme.agent_client.post("/api/v1/proposals/", {"tool": "crm.create_ticket", "args": {
+        "subject": "s", "description": "d"}}, format="json").json()["id"]
+
+    response = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/reject/", {"reason": "no"}, format="json")
+
+    assert response.status_code == 200
+    proposal = domain.Proposal.objects.get(pk=pid)
+    entry = entries_for(proposal).filter(action=LogEntry.Action.UPDATE).last()
+    assert entry.changes_dict["status"] == ["pending", "rejected"]
+    assert entry.actor == acme.reviewer
