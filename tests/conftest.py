@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,21 @@ def _sync_jobs(settings: Any) -> None:
     settings.RQ_QUEUES = {name: {**conf, "ASYNC": False} for name, conf in settings.RQ_QUEUES.items()}
     # Password hashing is not under test here; the default PBKDF2 costs ~0.3 s a user.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def redis_namespace(settings: Any) -> Iterator[str]:
+    """Every Redis key a test writes (breakers, rate limits, caches) lives under its own prefix and is
+    deleted afterwards: no state leaks between tests, and the shared server is never flushed."""
+    from adapters.redis import get_redis
+
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    settings.ACME_REDIS_PREFIX = prefix
+    yield prefix
+    client = get_redis()
+    keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+    if keys:
+        client.delete(*keys)
 
 
 @dataclass

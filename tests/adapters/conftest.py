@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,22 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from adapters.redis import get_redis
-
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def redis_namespace(settings: Any) -> Iterator[str]:
-    """Every key this test writes lives under its own prefix and is deleted afterwards. The Redis
-    server is shared (other tests, a running ``make run``): never FLUSHDB."""
-    prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    settings.ACME_REDIS_PREFIX = prefix
-    yield prefix
-    client = get_redis()
-    keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-    if keys:
-        client.delete(*keys)
 
 
 @pytest.fixture

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import responses
 from django.conf import settings
 
-from adapters.redis import get_redis
 from approvals import services
 from audit.services import Where
 
@@ -18,18 +15,6 @@ API = Where(channel="api", ip="203.0.113.7", user_agent="agent-sdk/1.0")
 WEB = Where(channel="web", ip="198.51.100.4", user_agent="Mozilla/5.0")
 TICKETS_URL = f"{settings.CRM_BASE_URL}/api/v2/tickets.json"
 ARGS = {"subject": "Broken login", "description": "Users cannot log in.", "priority": "high"}
-
-
-@pytest.fixture(autouse=True)
-def redis_namespace(settings: Any) -> Iterator[str]:
-    """Breaker and rate-limit keys of this test live under their own prefix, deleted afterwards."""
-    prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    settings.ACME_REDIS_PREFIX = prefix
-    yield prefix
-    client = get_redis()
-    keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-    if keys:
-        client.delete(*keys)
 
 
 @pytest.fixture
