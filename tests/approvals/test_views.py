@@ -432,3 +432,24 @@ def test_static_assets_are_served(acme):
         assert response.status_code == 200, path
         body = b"".join(response.streaming_content) if response.streaming else response.content
         assert len(body) > 500
+
+
+@pytest.mark.django_db
+def test_a_dead_letter_shows_its_attempts_and_a_workflow_its_steps(acme):
+    from approvals.models import SagaStep
+
+    proposal = submit(acme)
+    services.proposal_approve(proposal=proposal, reviewer=acme.reviewer, where=Where(channel="web"))
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, f"{settings.CRM_BASE_URL}/api/v2/tickets.json", status=422, json={"error": "RecordInvalid"})
+        services.proposal_commit(proposal_id=proposal.pk)
+    flow = submit(acme, tool="workflow.customer_update_digest",
+                  args={"customer_email": "dana@example.com", "channel": "#accounts", "summary": "Renewed."})
+    SagaStep.objects.create(proposal=flow, index=0, name="lookup_customer", state="done", result={})
+    client = reviewer_client(acme)
+
+    failed = client.get(url("status", proposal)).content.decode()
+    steps = client.get(url("status", flow)).content.decode()
+
+    assert "after 1 attempt" in failed and "an admin can requeue it" in failed
+    assert "lookup_customer: done" in steps
