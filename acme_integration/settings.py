@@ -139,6 +139,9 @@ ACME_RETRY_CAP = 30.0
 ACME_BREAKER_FAILURES = env.int("ACME_BREAKER_FAILURES", default=5)
 ACME_BREAKER_COOLDOWN = env.float("ACME_BREAKER_COOLDOWN", default=30.0)
 ACME_PROPOSAL_TTL = env.int("ACME_PROPOSAL_TTL", default=86400)
+# Seconds a submission may spend on a live read for its preview (e.g. crm.update_ticket reads the ticket);
+# past it the agent gets 503 + Retry-After at once instead of a request that hangs.
+ACME_PREVIEW_DEADLINE = env.float("ACME_PREVIEW_DEADLINE", default=2.0)
 # How long a worker holds a proposal it is committing before another worker may take it over (crash
 # recovery). Longer than the worst case of one commit's inline retries.
 ACME_COMMIT_LEASE = env.int("ACME_COMMIT_LEASE", default=120)
@@ -183,6 +186,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The framework's own answers (400/401/403/413/415) on every operation they can happen on.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "approvals.api.schema.add_common_responses",
+    ],
 }
 
 # --- Security (dev defaults relaxed; production values when DEBUG is off) -----------------------------

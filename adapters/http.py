@@ -12,12 +12,22 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
-from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import (
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+)
 from tenacity.wait import wait_random_exponential
 
 from adapters import breaker
@@ -29,6 +39,31 @@ logger = logging.getLogger(__name__)
 # Only these statuses may heal by themselves; any other 4xx is the request's fault and is never retried.
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 USER_AGENT = "acme-integration-gateway/1.0"
+
+
+_DEADLINE: ContextVar[float | None] = ContextVar("acme_http_deadline", default=None)
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Bound every call made inside to ``seconds`` in all (attempts, timeouts and waits): for calls someone
+    is waiting on, such as a live preview at submission, where a slow downstream must answer fast or not
+    at all. Commits keep the full retry schedule."""
+    token = _DEADLINE.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _remaining() -> float | None:
+    until = _DEADLINE.get()
+    return None if until is None else max(0.0, until - time.monotonic())
+
+
+def _attempt_timeout(timeout: float) -> float:
+    remaining = _remaining()
+    return timeout if remaining is None else max(0.05, min(timeout, remaining))
 
 
 def sleep(seconds: float) -> None:
@@ -200,8 +235,17 @@ def call(
         # Set once, outside the loop: every attempt of this call carries the same key.
         request_headers["Idempotency-Key"] = idempotency_key
     max_attempts = max(1, int(settings.ACME_RETRY_MAX))
+    stop = stop_after_attempt(max_attempts)
+    remaining = _remaining()
+    timeout = float(settings.ACME_HTTP_TIMEOUT)
+    if remaining is not None:
+        if remaining <= 0:
+            raise TransientFailure(detail=f"{downstream}: no time left for this call", attempts=0)
+        # Never start a wait that would end past the deadline, and never wait on a socket longer than it.
+        stop = stop | stop_before_delay(remaining)
+        timeout = min(timeout, remaining)
     retrying = Retrying(
-        stop=stop_after_attempt(max_attempts),
+        stop=stop,
         wait=_Wait(float(settings.ACME_RETRY_BASE), float(settings.ACME_RETRY_CAP)),
         retry=retry_if_exception_type(_Retryable),
         # Late-bound so a test's monkeypatch of ``sleep`` applies.
@@ -225,6 +269,7 @@ def call(
                         json=json,
                         headers=request_headers,
                         params=params,
+                        timeout=_attempt_timeout(timeout),
                     )
                     response.attempts = number  # type: ignore[attr-defined]
         except Deferred:

@@ -18,8 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from django.conf import settings
 from pydantic import BaseModel, ValidationError
 
+from adapters import http
 from adapters.errors import InvalidArgs, UnknownTool
 from audit import metrics
 from audit.tracing import span
@@ -173,7 +175,10 @@ def prepare(name: str, raw_args: Any, ctx: Context) -> Prepared:
         if tool.preview is None:
             preview = Preview(summary=f"{tool.name}", changes=[])
         else:
-            preview = tool.preview(model)
+            # Someone is waiting on this answer: a live read for the preview gets a short, total deadline
+            # (a slow downstream is a 503 to retry, never a request hanging for the commit's retry budget).
+            with http.deadline(float(getattr(settings, "ACME_PREVIEW_DEADLINE", 2.0))):
+                preview = tool.preview(model)
     return Prepared(tool=tool, args=args, args_hash=args_hash(args), risk=risk, preview=preview)
 
 

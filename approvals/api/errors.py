@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -74,6 +75,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     if isinstance(exc, adapter_errors.PolicyDenied):
         return Response(body("policy_denied", exc.detail, policy=exc.policy, check=exc.check), status=403)
+    if isinstance(exc, adapter_errors.Deferred | adapter_errors.TransientFailure):
+        # A live read (a preview) met a downstream that is down, slow or rate-limiting: try again later.
+        wait = max(1, int(exc.retry_at - time.time())) if isinstance(exc, adapter_errors.Deferred) else 5
+        return Response(
+            body("downstream_unavailable", f"The outside system did not answer in time ({exc}); retry later.",
+                 retry_after=wait),
+            status=503, headers={"Retry-After": str(wait)},
+        )
+    if isinstance(exc, adapter_errors.PermanentFailure):
+        return Response(body("downstream_error", f"The outside system refused the read: {exc}."), status=502)
     if isinstance(exc, RequestDataTooBig):
         return Response(body("payload_too_large", "The request body is larger than this API accepts."), status=413)
     if isinstance(exc, Http404):

@@ -10,9 +10,24 @@ from rest_framework import serializers
 from approvals.models import Proposal, Receipt, Risk, Status, Verdict
 
 
+# The args are validated by each tool's contract (GET /api/v1/tools/), not here; the document still says
+# what every tool shares: a JSON object (null or a list is a 400, so the document must not allow them).
+ARGS_OBJECT = {"type": "object", "additionalProperties": True}
+
+
+@extend_schema_field(ARGS_OBJECT)
+class ArgsField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field({**ARGS_OBJECT, "nullable": True})
+class NullableArgsField(serializers.JSONField):
+    pass
+
+
 class SubmitIn(serializers.Serializer):
     tool = serializers.CharField(max_length=64)
-    args = serializers.JSONField(help_text="The tool's arguments: see GET /api/v1/tools/ for each tool's schema.")
+    args = ArgsField(help_text="The tool's arguments: see GET /api/v1/tools/ for each tool's schema.")
     rationale = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
     on_behalf_of = serializers.CharField(
         max_length=150, required=False, allow_null=True, default=None,
@@ -22,7 +37,7 @@ class SubmitIn(serializers.Serializer):
 
 class ApproveIn(serializers.Serializer):
     comment = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
-    args = serializers.JSONField(required=False, default=None, help_text="Edited args to approve instead.")
+    args = NullableArgsField(required=False, default=None, help_text="Edited args to approve instead.")
 
 
 class RejectIn(serializers.Serializer):
@@ -159,3 +174,16 @@ class ToolOut(serializers.Serializer):
 
 class ToolsOut(serializers.Serializer):
     tools = ToolOut(many=True)
+
+
+class OpenAIFunctionSpec(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    parameters = serializers.DictField()
+
+
+class OpenAIFunction(serializers.Serializer):
+    """One entry of ``?format=openai``: OpenAI's function-calling tool definition."""
+
+    type = serializers.ChoiceField(choices=["function"])
+    function = OpenAIFunctionSpec()

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from approvals.api import queries, views, webhooks
@@ -17,4 +17,6 @@ urlpatterns = [
     path("queries/", queries.QueriesView.as_view(), name="api-queries"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[], authentication_classes=[]), name="api-docs"),
+    # Last: whatever else is under /api/v1/ is a JSON 404 in the error shape (not the reviewer UI's HTML page).
+    re_path(r"^(?P<path>.*)$", views.not_found, name="api-not-found"),
 ]

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -73,14 +81,21 @@ class ToolsView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=["openai"], required=False,
                                      description="`openai` returns the function-calling shape.")],
-        responses={200: s.ToolsOut},
+        responses={200: OpenApiResponse(
+            PolymorphicProxySerializer("ToolsList", [s.ToolsOut, s.OpenAIFunction(many=True)],
+                                       resource_type_field_name=None, many=False),
+            description="`{\"tools\": [...]}`; with `?format=openai`, a list of OpenAI function definitions."),
+            400: ERROR, 401: ERROR},
         summary="The tools an agent can use, with a JSON Schema for each one's args.",
     )
     def get(self, request: Request) -> Response:
+        fmt = request.query_params.get("format")
+        if fmt is not None and fmt != "openai":
+            raise ApiError(400, "invalid_request", f"Unknown format {fmt[:50]!r}.", allowed=["openai"])
         tools = registry.tools()
         if isinstance(request.user, AgentCredential) and "*" not in (request.user.allowed_tools or []):
             tools = [t for t in tools if t.name in request.user.allowed_tools]
-        if request.query_params.get("format") == "openai":
+        if fmt == "openai":
             return Response([
                 {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters()}}
                 for t in tools
@@ -92,12 +107,31 @@ class ToolsView(APIView):
         ]})
 
 
-class ProposalPagination(CursorPagination):
+class StrictCursorPagination(CursorPagination):
+    """A cursor that cannot be read is the client's mistake (400), not a missing resource (DRF says 404)."""
+
+    def decode_cursor(self, request: Request) -> Any:
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise ApiError(400, "invalid_request", "The cursor is not valid: send back a next/previous link as is.",
+                           errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}]) from None
+
+
+class ProposalPagination(StrictCursorPagination):
     # Keyset pagination: no COUNT(*), stable under inserts, fast at any depth.
     ordering = ("-created_at", "-id")
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+def check_page_size(request: Request) -> None:
+    """DRF's paginator silently ignores a page_size it cannot read; the document says it is an integer."""
+    raw = request.query_params.get("page_size")
+    if raw is not None and not (raw.isascii() and raw.isdigit() and 1 <= int(raw)):
+        raise ApiError(400, "invalid_request", "page_size must be a positive integer.",
+                       errors=[{"loc": ["query", "page_size"], "msg": "a positive integer", "type": "int_type"}])
 
 
 class ProposalListView(APIView):
@@ -106,7 +140,8 @@ class ProposalListView(APIView):
             OpenApiParameter("status", str, enum=Status.values, required=False),
             OpenApiParameter("tool", str, required=False),
             OpenApiParameter("cursor", str, required=False),
-            OpenApiParameter("page_size", int, required=False),
+            OpenApiParameter("page_size", {"type": "integer", "minimum": 1}, required=False,
+                             description="1 to 200 (larger values mean 200)."),
         ],
         responses={200: inline_serializer("ProposalPage", fields={
             "next": serializers.URLField(allow_null=True), "previous": serializers.URLField(allow_null=True),
@@ -117,7 +152,8 @@ class ProposalListView(APIView):
     def get(self, request: Request) -> Response:
         status = request.query_params.get("status") or None
         if status and status not in Status.values:
-            raise ApiError(400, "invalid_request", f"Unknown status {status!r}.", allowed=Status.values)
+            raise ApiError(400, "invalid_request", f"Unknown status {status[:50]!r}.", allowed=Status.values)
+        check_page_size(request)
         qs = selectors.proposal_list(principal=request.user, status=status, tool=request.query_params.get("tool") or None)
         paginator = ProposalPagination()
         page = paginator.paginate_queryset(qs.prefetch_related("decisions__reviewer"), request, view=self)
@@ -126,7 +162,8 @@ class ProposalListView(APIView):
     @extend_schema(
         request=s.SubmitIn,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
-        responses={201: s.ProposalOut, 200: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 409: ERROR, 429: ERROR},
+        responses={201: s.ProposalOut, 200: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 409: ERROR, 429: ERROR,
+                   502: ERROR, 503: ERROR},
         summary="Submit a proposal (agents).",
     )
     def post(self, request: Request) -> Response:
@@ -163,7 +200,8 @@ class ProposalDetailView(APIView):
 
 
 class ProposalApproveView(APIView):
-    @extend_schema(request=s.ApproveIn, responses={202: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+    @extend_schema(request=s.ApproveIn, responses={202: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR,
+                              502: ERROR, 503: ERROR},
                    summary="Approve (optionally with edited args); the commit runs in the background.")
     def post(self, request: Request, pk: Any) -> Response:
         proposal = _get_visible(request, pk)
@@ -207,3 +245,10 @@ class ProposalReceiptView(APIView):
             raise ApiError(404, "not_found", f"No receipt: the proposal is {proposal.status}.", status=proposal.status) from None
         return Response(s.ReceiptOut(receipt).data)
 
+
+
+@csrf_exempt  # it changes nothing; a POST to a wrong path must get this 404, not the CSRF page
+def not_found(request: Any, path: str = "") -> JsonResponse:
+    """Any path under /api/v1/ that names no endpoint (or an id that is not a UUID): the error shape, not the
+    HTML 404 page of the reviewer UI."""
+    return JsonResponse({"error": "not_found", "detail": "No such endpoint or object."}, status=404)

@@ -10,7 +10,6 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,7 +17,7 @@ from rest_framework.views import APIView
 
 from approvals import webhooks
 from approvals.api.errors import ApiError
-from approvals.api.views import ERROR, _require_agent, _valid, where
+from approvals.api.views import ERROR, StrictCursorPagination, _require_agent, _valid, where
 from approvals.models import AgentCredential, InboundEvent, Tenant
 
 WebhookOut = inline_serializer("Webhook", fields={
@@ -117,7 +116,7 @@ class CrmInboundView(APIView):
         return Response({"status": "recorded" if created else "duplicate", "id": event.pk}, status=202)
 
 
-class EventPagination(CursorPagination):
+class EventPagination(StrictCursorPagination):
     ordering = ("-received_at", "-id")
     page_size = 50
 
@@ -129,7 +128,9 @@ class InboundEventOut(serializers.ModelSerializer):
 
 
 class InboundEventListView(APIView):
-    @extend_schema(responses={200: InboundEventOut(many=True), 401: ERROR, 403: ERROR},
+    @extend_schema(responses={200: inline_serializer("InboundEventPage", fields={
+                       "next": serializers.URLField(allow_null=True), "previous": serializers.URLField(allow_null=True),
+                       "results": InboundEventOut(many=True)}), 400: ERROR, 401: ERROR, 403: ERROR},
                    parameters=[OpenApiParameter("cursor", str, required=False)],
                    summary="Events received from outside systems for the agent's tenant, newest first.")
     def get(self, request: Request) -> Response:

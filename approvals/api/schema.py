@@ -1,0 +1,60 @@
+"""The answers every operation of the API can give, added to the OpenAPI document in one place.
+
+Per-view ``extend_schema`` annotations list what a view itself decides (404 for another tenant's proposal,
+409 ``invalid_state``...). What the framework answers before the view runs is the same everywhere, and is
+added here, so that the document describes the real API (the schemathesis fuzzing in
+tests/fuzz/test_schemathesis.py holds it to that):
+
+* an operation that reads a body: 400 ``malformed_request`` (not JSON, duplicate keys, too deep),
+  413 ``payload_too_large``, 415 ``unsupported_media_type``;
+* an operation that accepts a bearer token: 401 (a token that is wrong or revoked is refused even where
+  no token is needed);
+* an unsafe method that accepts a browser session: 403 (CSRF check failed).
+
+Every error body is the ``Error`` component: ``{"error": "<code>", "detail": "<sentence>", ...}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+DESCRIPTIONS = {
+    "400": "The request is not valid (`error` says how: `malformed_request`, `invalid_request`, ...).",
+    "401": "No token, or a token that is not valid or was revoked (`unauthenticated`, `invalid_token`).",
+    "403": "Not allowed for this caller (`forbidden`; a browser session without its CSRF token).",
+    "413": "`payload_too_large`: the body is over the size limit.",
+    "415": "`unsupported_media_type`: the body must be `application/json`.",
+}
+UNSAFE = {"post", "put", "patch", "delete"}
+
+
+def _add(operation: dict[str, Any], status: str) -> None:
+    responses = operation.setdefault("responses", {})
+    if status not in responses:
+        responses[status] = {
+            "description": DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": ERROR_REF}},
+        }
+
+
+def add_common_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"])."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    error = schemas.get("Error")
+    if error is not None:
+        error["additionalProperties"] = True
+        error["description"] = "The contract's error shape; some errors add fields (errors, allowed, retry_after...)."
+    for methods in result.get("paths", {}).values():
+        for method, operation in methods.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            schemes = {name for requirement in operation.get("security", []) for name in requirement}
+            if "requestBody" in operation:
+                for status in ("400", "413", "415"):
+                    _add(operation, status)
+            if "bearerAuth" in schemes:
+                _add(operation, "401")
+            if "cookieAuth" in schemes and method in UNSAFE:
+                _add(operation, "403")
+    return result
