@@ -214,3 +214,21 @@ class TestTransitions:
         decision = proposal.decisions.get()
         assert all(e.decision_id == str(decision.pk) for e in events[1:])
         assert {e.args_hash for e in events} == {proposal.args_hash}
+
+
+@pytest.mark.django_db
+def test_a_commit_waiting_in_the_queue_is_not_enqueued_twice(acme, settings):
+    import django_rq
+
+    from approvals import jobs
+
+    settings.RQ_QUEUES = {name: {**conf, "ASYNC": True} for name, conf in settings.RQ_QUEUES.items()}
+    queue = django_rq.get_queue(jobs.COMMIT_QUEUE)
+    proposal_id = "11111111-2222-3333-4444-555555555555"
+    try:
+        assert jobs.enqueue_commit(proposal_id) is True
+        assert jobs.enqueue_commit(proposal_id) is False  # still queued: a re-dispatch adds nothing
+        assert queue.job_ids.count(f"commit-{proposal_id}") == 1
+    finally:
+        queue.remove(f"commit-{proposal_id}")
+        queue.connection.delete(f"rq:job:commit-{proposal_id}")
