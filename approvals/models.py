@@ -5,6 +5,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Tenant(models.Model):
@@ -254,10 +255,13 @@ class WebhookDelivery(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # When the next attempt is due; a pending delivery long past it lost its job and is staged again.
+    next_attempt_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.CheckConstraint(condition=Q(state__in=["pending", "delivered", "failed"]), name="webhook_state_valid")]
+        indexes = [models.Index(fields=["next_attempt_at"], condition=Q(state="pending"), name="webhook_pending_due")]
 
     def __str__(self) -> str:
         return f"{self.event} -> {self.agent} ({self.state})"

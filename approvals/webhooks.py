@@ -158,12 +158,26 @@ def deliver(delivery_id: str) -> str:
             delivery.last_error = error
         else:
             delivery.last_error = error
-            outbox.stage(
-                OutboxMessage.Kind.WEBHOOK, {"delivery_id": str(delivery.pk)},
-                available_at=timezone.now() + timedelta(seconds=_backoff(delivery.attempts)),
-            )
-        delivery.save(update_fields=["state", "attempts", "delivered_at", "last_error"])
+            delivery.next_attempt_at = timezone.now() + timedelta(seconds=_backoff(delivery.attempts))
+            outbox.stage(OutboxMessage.Kind.WEBHOOK, {"delivery_id": str(delivery.pk)},
+                         available_at=delivery.next_attempt_at)
+        delivery.save(update_fields=["state", "attempts", "delivered_at", "last_error", "next_attempt_at"])
     return delivery.state
+
+
+def redispatch(*, grace: int = 60, limit: int = 200) -> int:
+    """Stage again the pending deliveries whose job was lost (e.g. Redis restarted without persistence):
+    due for longer than ``grace`` seconds. The receiver deduplicates on the event id if both arrive."""
+    now = timezone.now()
+    ids = list(
+        WebhookDelivery.objects.filter(state=WebhookDelivery.State.PENDING, next_attempt_at__lt=now - timedelta(seconds=grace))
+        .order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
+    )
+    for pk in ids:
+        with transaction.atomic():
+            WebhookDelivery.objects.filter(pk=pk).update(next_attempt_at=now)
+            outbox.stage(OutboxMessage.Kind.WEBHOOK, {"delivery_id": str(pk)})
+    return len(ids)
 
 
 # --- inbound -------------------------------------------------------------------------------------------

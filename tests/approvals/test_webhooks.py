@@ -243,3 +243,23 @@ def test_admin_requeues_and_discards_dead_letters(acme, client):
     assert dead.status == Status.APPROVED
     event = AuditEvent.objects.get(action="proposal.requeued")
     assert event.actor_label == "root" and event.channel == "web"
+
+
+@pytest.mark.django_db
+def test_a_pending_delivery_whose_job_was_lost_is_staged_again(hooked):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    proposal = submit(hooked)
+    services.proposal_reject(proposal=proposal, reviewer=hooked.reviewer, reason="no", where=API)
+    delivery = WebhookDelivery.objects.get()
+    staged_before = OutboxMessage.objects.filter(kind="webhook").count()
+
+    assert webhooks.redispatch() == 0  # just staged: not lost
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=5))
+    assert webhooks.redispatch() == 1
+
+    assert OutboxMessage.objects.filter(kind="webhook").count() == staged_before + 1
+    delivery.refresh_from_db()
+    assert delivery.next_attempt_at > timezone.now() - timedelta(seconds=5)

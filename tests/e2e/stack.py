@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -203,6 +204,35 @@ def _redis_db(url: str, db: int) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", "", ""))
 
 
+CLAIM_KEY = "acme:e2e:claimed-by"
+
+
+def _empty_but_claim(client: Any) -> None:
+    keys = [k for k in client.scan_iter(count=1000) if k != CLAIM_KEY.encode()]
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start:start + 500])
+
+
+def _claim_redis_db(base_url: str) -> tuple[int, Any]:
+    import redis
+
+    token = f"{os.getpid()}-{uuid.uuid4().hex}"
+    for _ in range(600):
+        for db in range(10, 16):
+            client = redis.Redis.from_url(_redis_db(base_url, db))
+            if client.set(CLAIM_KEY, token, nx=True, ex=3600):
+                _empty_but_claim(client)
+
+                def release(client: Any = client) -> None:
+                    if client.get(CLAIM_KEY) == token.encode():
+                        _empty_but_claim(client)
+                        client.delete(CLAIM_KEY)
+
+                return db, release
+        time.sleep(0.5)
+    raise RuntimeError("no free Redis database (10-15) for an e2e stack")
+
+
 @contextlib.contextmanager
 def running_stack(*, workers: int = 1, private_redis: bool = False, **overrides: str):
     """Start sandbox, web and ``workers`` acme_workers on a fresh database and Redis; tear all down after."""
@@ -235,12 +265,11 @@ def running_stack(*, workers: int = 1, private_redis: bool = False, **overrides:
         redis_port = free_port()
         env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
     elif base_redis.startswith("redis://"):
-        import redis
-
-        # A database of its own on the shared server (the suite's own tests use another one).
-        db = 10 + os.getpid() % 6
+        # A database of its own on the shared server, claimed so that two stacks running at once (two
+        # test runs on one machine) never flush each other's queues.
+        db, release = _claim_redis_db(base_redis)
+        cleanup.append(release)
         env["REDIS_URL"] = _redis_db(base_redis, db)
-        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     else:
         env.pop("REDIS_URL", None)
 
@@ -267,3 +296,5 @@ def running_stack(*, workers: int = 1, private_redis: bool = False, **overrides:
         for fn in reversed(cleanup):
             with contextlib.suppress(Exception):
                 fn()
+        if not os.environ.get("ACME_KEEP_E2E"):
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from approvals import outbox, services
+from approvals import outbox, services, webhooks
 from approvals.worker import AcmeWorker
 
 logger = logging.getLogger("approvals.worker")
@@ -22,6 +22,7 @@ def housekeeping_pass() -> None:
     close_old_connections()
     outbox.drain()
     services.commits_redispatch()
+    webhooks.redispatch()
     services.proposal_expire_due()
 
 
