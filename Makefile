@@ -3,6 +3,8 @@
 #   make run    venv + install, then `python -m acme_integration.run`: migrate, seed the demo tenant, start
 #               the web app (:8000), one worker and the sandbox CRM/Slack (:8765); Ctrl-C stops everything
 #   make test   venv + test extras, then ruff, the missing-migration check and the whole pytest suite
+#   make bench  venv + test extras, then bench/run_all.py: the product against the bare stack on PostgreSQL
+#               (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379, db $BENCH_REDIS_DB, default 5)
 #
 # The venv is created with $(PYTHON) (Python 3.11) when missing; `pip install` runs again only when
 # pyproject.toml is newer than the stamp file of that install (.venv/.installed-run, .venv/.installed-test).
@@ -18,11 +20,13 @@ PIP_FLAGS := --disable-pip-version-check --no-input
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-x tests/approvals"`.
 PYTEST_ARGS ?=
 
-.PHONY: help venv install install-test run test lint format format-check typecheck clean distclean
+.PHONY: help venv install install-test run test bench lint format format-check typecheck clean distclean
 
 help:
 	@echo "make run           migrate, seed the demo tenant, start web (:8000), worker and sandbox (:8765)"
 	@echo "make test          ruff + makemigrations --check + pytest (PYTEST_ARGS=... passed to pytest)"
+	@echo "make bench         bench/run_all.py: intake, commit, scale figures vs the bare stack (PostgreSQL + Redis)"
+	@echo "make drills        fault drills on real processes (PostgreSQL at DATABASE_URL); figures to docs/reliability.md"
 	@echo "make lint          ruff check"
 	@echo "make format        ruff format (rewrites files); make format-check only reports"
 	@echo "make typecheck     mypy (django-stubs, drf-stubs, pydantic plugin)"
@@ -65,6 +69,14 @@ test: $(VENV)/.installed-test
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5); failing" >&2; exit 1; fi; \
 	exit $$rc
+
+# Benchmarks (scripts, not tests; see bench/README.md). BENCH_SCALE=0.1 for a smaller record.
+bench: $(VENV)/.installed-test
+	$(PY) bench/run_all.py
+
+# Fault drills (drills/): real web, worker and sandbox on a fresh PostgreSQL database and a private Redis.
+drills: $(VENV)/.installed-test
+	DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}" $(PY) -m drills --write docs/reliability.md
 
 # --- other checks ---------------------------------------------------------------------------------------
 lint: $(VENV)/.installed-test

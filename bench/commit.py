@@ -1,0 +1,322 @@
+"""Benches 2 and 3 — the commit path against a bare RQ no-op job, in the same run, on the same Redis.
+
+2. Latency, one at a time on an idle worker: approve (``POST .../approve/``) → committed (the
+   ``proposal.committed`` audit event's time; the sandbox CRM answers at once), against a no-op job's
+   enqueue → finished (RQ's ``ended_at``), on
+     * ``rq worker -w rq.SimpleWorker`` (the class AcmeWorker derives from) — the bare baseline,
+     * ``manage.py acme_worker`` itself (the no-op job on the product's worker: its own overhead),
+     * ``rq worker -w rq.Worker`` (forking, RQ's default) — for the choice of worker class.
+3. Throughput: N approved proposals drained by 1 and 2 acme_workers, against N no-op jobs drained by 1
+   and 2 plain SimpleWorkers (and forking Workers). The jobs are queued first and held aside; the workers
+   start, register and block on the queue; then every job id is pushed at once. Rate = N / (last job's
+   end - first job's start), from RQ's own job timestamps, the same for both.
+
+Every worker listens on two queues (acme_worker's "commits" and "default"), with RQ's scheduler.
+
+  BENCH_LATENCY_N     approvals (and no-op jobs per worker kind) timed one by one (default 60)
+  BENCH_THROUGHPUT_N  jobs per drain (default 300)
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import os
+
+from bench.common import (
+    REDIS_URL,
+    Run,
+    peak_memory,
+    ratio,
+    summary_ms,
+    table,
+    wait_for,
+    wait_workers_idle,
+    write_results,
+)
+from bench.intake import body
+
+LATENCY_N = int(os.environ.get("BENCH_LATENCY_N", "60"))
+THROUGHPUT_N = int(os.environ.get("BENCH_THROUGHPUT_N", "300"))
+WARMUP = 5
+POLL = 0.002
+LATENCY_TARGET = 2.0  # product p50 <= 2x bare
+THROUGHPUT_TARGET = 0.5  # product >= 0.5x bare
+BARE_QUEUES = ["bench-a", "bench-b"]
+SIMPLE, FORKING = "rq.worker.SimpleWorker", "rq.worker.Worker"
+
+
+def _epoch(value: datetime | None) -> float:
+    if value is None:
+        return float("nan")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+class Api:
+    def __init__(self, url: str, party: dict[str, str]) -> None:
+        import requests
+
+        self.url = url
+        self.party = party
+        self.sessions: dict[str, Any] = {}
+        self.requests = requests
+
+    def _session(self, who: str) -> Any:
+        import threading
+
+        key = f"{who}-{threading.get_ident()}"
+        if key not in self.sessions:
+            session = self.requests.Session()
+            session.headers["Authorization"] = f"Bearer {self.party[who]}"
+            self.sessions[key] = session
+        return self.sessions[key]
+
+    def submit(self, i: int, tag: str) -> str:
+        r = self._session("agent").post(f"{self.url}/api/v1/proposals/", data=body(0, i, tag), timeout=60,
+                                        headers={"Content-Type": "application/json"})
+        if r.status_code != 201:
+            raise RuntimeError(f"submit: {r.status_code} {r.text[:300]}")
+        return str(r.json()["id"])
+
+    def approve(self, pk: str) -> None:
+        r = self._session("reviewer").post(f"{self.url}/api/v1/proposals/{pk}/approve/", json={}, timeout=60)
+        if r.status_code != 202:
+            raise RuntimeError(f"approve: {r.status_code} {r.text[:300]}")
+
+    def submit_many(self, n: int, tag: str) -> list[str]:
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(lambda i: self.submit(i, tag), range(n)))
+
+    def approve_many(self, ids: list[str]) -> None:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(self.approve, ids))
+
+
+# --- 2. latency ---------------------------------------------------------------------------------------------
+def product_latency(api: Api, pg: Any, ids: list[str]) -> dict[str, Any]:
+    """Approve each proposal and wait for it to be committed before the next."""
+    total, approve_http, queued, work = [], [], [], []
+    for pk in ids:
+        t0 = time.time()
+        api.approve(pk)
+        t_http = time.time()
+
+        def committed(pk: str = pk) -> bool:
+            row = pg.execute("SELECT status FROM approvals_proposal WHERE id = %s", [pk]).fetchone()
+            if row and row[0] not in ("approved", "committing", "committed"):
+                raise RuntimeError(f"proposal {pk} ended {row[0]}")
+            return bool(row and row[0] == "committed")
+
+        wait_for(committed, timeout=60, interval=POLL, what=f"commit of {pk}")
+        events = dict(pg.execute(
+            "SELECT action, extract(epoch FROM at)::float8 FROM audit_auditevent WHERE subject_id = %s "
+            "AND action IN ('proposal.approved', 'proposal.commit_started', 'proposal.committed')", [pk]
+        ).fetchall())
+        total.append(events["proposal.committed"] - t0)
+        approve_http.append(t_http - t0)
+        queued.append(events["proposal.commit_started"] - events["proposal.approved"])
+        work.append(events["proposal.committed"] - events["proposal.commit_started"])
+    n = WARMUP
+    return {**summary_ms(total[n:]), "approve_http": summary_ms(approve_http[n:]),
+            "approved_to_commit_started": summary_ms(queued[n:]), "commit_started_to_committed": summary_ms(work[n:])}
+
+
+def noop_latency(conn: Any, queue_name: str, n: int) -> dict[str, Any]:
+    from rq import Queue
+
+    from bench.noop import noop
+
+    queue = Queue(queue_name, connection=conn)
+    total = []
+    for _ in range(n + WARMUP):
+        t0 = time.time()
+        job = queue.enqueue(noop, result_ttl=3600)
+        wait_for(lambda job=job: job.get_status(refresh=True) == "finished", timeout=60, interval=POLL,
+                 what=f"no-op job on {queue_name}")
+        job.refresh()
+        total.append(_epoch(job.ended_at) - t0)
+    return summary_ms(total[WARMUP:])
+
+
+# --- 3. throughput --------------------------------------------------------------------------------------------
+def held_drain(run: Run, conn: Any, queue_key: str, start_workers: Callable[[], list[str]], n: int,
+               done: Callable[[], bool]) -> dict[str, Any]:
+    """The ``n`` jobs waiting on ``queue_key`` are set aside, the workers started and left idle, then all the
+    ids pushed back at once. Returns the drain's rate from the jobs' own start and end times."""
+    from rq.job import Job
+
+    wait_for(lambda: conn.llen(queue_key) >= n, timeout=60, what=f"{n} jobs on {queue_key}")
+    job_ids = [j.decode() for j in conn.lrange(queue_key, 0, -1)]
+    held = f"bench:held:{queue_key}"
+    conn.rename(queue_key, held)
+    names = start_workers()
+    try:
+        wait_workers_idle(conn, names, timeout=90)
+        for name in names:
+            run.check_alive(name)
+        pushed = time.time()
+        with conn.pipeline() as pipe:  # one transaction: every blocked worker wakes to a full queue
+            pipe.rpush(queue_key, *job_ids)
+            pipe.delete(held)
+            pipe.execute()
+        wait_for(done, timeout=180, interval=0.05, what=f"drain of {n} jobs")
+        jobs = [j for j in Job.fetch_many(job_ids, connection=conn) if j is not None]
+        starts = [_epoch(j.started_at) for j in jobs]
+        ends = [_epoch(j.ended_at) for j in jobs]
+        statuses: dict[str, int] = {}
+        for j in jobs:
+            status = j.get_status(refresh=False)
+            key = str(getattr(status, "value", status))
+            statuses[key] = statuses.get(key, 0) + 1
+        span = max(ends) - min(starts)
+        return {"jobs": len(job_ids), "workers": len(names), "span_s": round(span, 3),
+                "jobs_per_s": round(len(job_ids) / span, 1) if span > 0 else float("nan"),
+                "first_start_after_push_ms": round((min(starts) - pushed) * 1000, 1),
+                "job_statuses": statuses,
+                "job_time": summary_ms([e - s for s, e in zip(starts, ends, strict=True)])}
+    finally:
+        for name in names:
+            run.stop(name)
+
+
+def product_drain(run: Run, api: Api, pg: Any, conn: Any, workers: int) -> dict[str, Any]:
+    from rq import Queue
+
+    tag = f"thr{workers}"
+    started = time.monotonic()
+    ids = api.submit_many(THROUGHPUT_N, tag)
+    api.approve_many(ids)
+    prepare_s = time.monotonic() - started
+
+    def start() -> list[str]:
+        names = [f"acme-{tag}-{i}" for i in range(workers)]
+        for name in names:
+            run.start_acme_worker(name)
+        return names
+
+    def done() -> bool:
+        row = pg.execute("SELECT count(*) FROM approvals_proposal WHERE id = ANY(%s::uuid[]) AND status IN "
+                         "('committed', 'failed', 'stale')", [ids]).fetchone()
+        return bool(row and row[0] >= len(ids))
+
+    result = held_drain(run, conn, Queue("commits", connection=conn).key, start, THROUGHPUT_N, done)
+    committed = pg.execute("SELECT count(*) FROM approvals_proposal WHERE id = ANY(%s::uuid[]) AND "
+                           "status = 'committed'", [ids]).fetchone()[0]
+    return {**result, "committed": committed, "submit_and_approve_s": round(prepare_s, 1)}
+
+
+def bare_drain(run: Run, conn: Any, workers: int, worker_class: str) -> dict[str, Any]:
+    from rq import Queue
+    from rq.registry import FinishedJobRegistry
+
+    from bench.noop import noop
+
+    kind = "fork" if worker_class == FORKING else "simple"
+    queue = Queue(BARE_QUEUES[0], connection=conn)
+    registry = FinishedJobRegistry(queue=queue)
+    before = registry.count
+    queue.enqueue_many([Queue.prepare_data(noop, result_ttl=3600) for _ in range(THROUGHPUT_N)])
+
+    def start() -> list[str]:
+        names = [f"bare-{kind}-{workers}-{i}" for i in range(workers)]
+        for name in names:
+            run.start_rq_worker(name, worker_class, BARE_QUEUES)
+        return names
+
+    return held_drain(run, conn, queue.key, start, THROUGHPUT_N,
+                      lambda: registry.count >= before + THROUGHPUT_N)
+
+
+def main() -> dict[str, Any]:
+    import psycopg
+    import redis
+
+    conn = redis.Redis.from_url(REDIS_URL)
+    with Run("commit") as run:
+        started = time.monotonic()
+        run.migrate()
+        party = run.party()
+        run.start_sandbox()
+        url = run.start_gunicorn("web", "acme_integration.wsgi", settings="acme_integration.settings",
+                                 probe="/api/v1/tools/")
+        api = Api(url, party)
+        with psycopg.connect(run.database_url, autocommit=True) as pg:
+            # --- 2. latency
+            latency: dict[str, Any] = {}
+            run.start_acme_worker("acme-latency")
+            wait_workers_idle(conn, ["acme-latency"])
+            ids = api.submit_many(LATENCY_N + WARMUP, "lat")
+            latency["product"] = product_latency(api, pg, ids)
+            latency["noop_on_acme_worker"] = noop_latency(conn, "commits", LATENCY_N)
+            run.stop("acme-latency")
+            for kind, cls in (("bare_simple", SIMPLE), ("bare_forking", FORKING)):
+                name = f"lat-{kind}"
+                run.start_rq_worker(name, cls, BARE_QUEUES)
+                wait_workers_idle(conn, [name])
+                latency[kind] = noop_latency(conn, BARE_QUEUES[0], LATENCY_N)
+                run.stop(name)
+            # --- 3. throughput
+            throughput: dict[str, Any] = {}
+            for workers in (1, 2):
+                throughput[f"product_{workers}"] = product_drain(run, api, pg, conn, workers)
+                throughput[f"bare_simple_{workers}"] = bare_drain(run, conn, workers, SIMPLE)
+            throughput["bare_forking_1"] = bare_drain(run, conn, 1, FORKING)
+            throughput["bare_forking_2"] = bare_drain(run, conn, 2, FORKING)
+        run.stop("web")
+        acme_names = [n for n in run.memory if n.startswith("acme-")]
+        memory = {"acme_worker": peak_memory(run, *acme_names), "web": peak_memory(run, "web"),
+                  "bare_simple_worker": peak_memory(run, *[n for n in run.memory if "simple" in n])}
+        elapsed = time.monotonic() - started
+
+    lat_ratio = ratio(latency["product"]["p50_ms"], latency["bare_simple"]["p50_ms"])
+    thr_ratios = {w: ratio(throughput[f"product_{w}"]["jobs_per_s"], throughput[f"bare_simple_{w}"]["jobs_per_s"])
+                  for w in (1, 2)}
+    table(f"Commit latency, one at a time ({LATENCY_N} each, after {WARMUP} warm-up)",
+          ["path", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+          [["approve -> committed (product)", *[latency["product"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
+           ["  approve HTTP request", *[latency["product"]["approve_http"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
+           ["  approved -> commit started", *[latency["product"]["approved_to_commit_started"][k]
+                                             for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
+           ["  commit started -> committed", *[latency["product"]["commit_started_to_committed"][k]
+                                              for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
+           ["no-op job, acme_worker", *[latency["noop_on_acme_worker"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
+           ["no-op job, rq SimpleWorker (bare)", *[latency["bare_simple"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
+           ["no-op job, rq Worker (forking)", *[latency["bare_forking"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]]])
+    table(f"Commit throughput, {THROUGHPUT_N} jobs per drain",
+          ["drain", "workers", "jobs/s", "span s", "job p50 ms", "done"],
+          [[name.rsplit("_", 1)[0], r["workers"], r["jobs_per_s"], r["span_s"], r["job_time"]["p50_ms"],
+            r.get("committed", r["job_statuses"].get("finished", 0))] for name, r in throughput.items()])
+    table("Commit targets and memory", ["figure", "value", "target", "met"], [
+        ["latency p50 product / bare SimpleWorker", lat_ratio, f"<= {LATENCY_TARGET}", lat_ratio <= LATENCY_TARGET],
+        ["throughput 1 worker product / bare", thr_ratios[1], f">= {THROUGHPUT_TARGET}", thr_ratios[1] >= THROUGHPUT_TARGET],
+        ["throughput 2 workers product / bare", thr_ratios[2], f">= {THROUGHPUT_TARGET}", thr_ratios[2] >= THROUGHPUT_TARGET],
+        ["forking / simple no-op p50 latency", ratio(latency["bare_forking"]["p50_ms"], latency["bare_simple"]["p50_ms"]), "", ""],
+        ["acme_worker peak RSS MiB", memory["acme_worker"]["leader_peak_rss_mib"], "", ""],
+        ["acme_worker scheduler (child) peak RSS MiB", memory["acme_worker"]["children_peak_rss_mib"], "", ""],
+        ["bare SimpleWorker peak RSS MiB", memory["bare_simple_worker"]["leader_peak_rss_mib"], "", ""],
+        ["web worker peak RSS MiB (during approvals)", memory["web"]["children_peak_rss_mib"], "", ""],
+    ])
+    result = {
+        "latency": latency, "throughput": throughput,
+        "latency_ratio_p50": lat_ratio, "latency_target": LATENCY_TARGET, "latency_met": lat_ratio <= LATENCY_TARGET,
+        "throughput_ratio": {str(k): v for k, v in thr_ratios.items()}, "throughput_target": THROUGHPUT_TARGET,
+        "throughput_met": all(v >= THROUGHPUT_TARGET for v in thr_ratios.values()),
+        "memory": memory, "latency_n": LATENCY_N, "throughput_n": THROUGHPUT_N, "elapsed_s": round(elapsed, 1),
+    }
+    write_results("commit", result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
