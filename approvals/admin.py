@@ -19,7 +19,7 @@ from approvals.models import (
     ToolPolicy,
     UserToken,
 )
-from audit.admin_tools import ChoicesFilter, EstimatedCountPaginator, input_filter
+from audit.admin_tools import ChoicesFilter, EstimatedCountPaginator, choices_filter, input_filter
 
 
 class ToolFilter(ChoicesFilter):
@@ -190,7 +190,9 @@ class ReceiptAdmin(ReadOnlyAdmin):
     list_display = ["external_id", "system", "tenant", "tool", "proposal_link", "outside_link", "attempts",
                     "committed_at"]
     list_filter = [
-        "system", "proposal__tenant", ProposalToolFilter,
+        # A fixed vocabulary: list_filter "system" would run SELECT DISTINCT over every receipt.
+        choices_filter("system", "system", ["crm", "slack", "workflow"]),
+        "proposal__tenant", ProposalToolFilter,
         input_filter("agent", "proposal__agent__name", "agent (name)"),
         ("committed_at", admin.DateFieldListFilter),
     ]

@@ -174,9 +174,8 @@ def proposal_submit(
     key = idempotency_key or derive_idempotency_key(
         tool=tool, args=prepared.args, agent=agent, on_behalf_of=on_behalf_of
     )
-    existing = _replay(tenant=tenant, key=key, args_hash=prepared.args_hash, tool=tool)
-    if existing is not None:
-        return Submitted(existing, created=False)
+    # No lookup first: the unique (tenant, idempotency_key) constraint finds a replay at the insert, so a
+    # new submission costs no extra query and racing duplicates are settled by the database.
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -195,7 +194,7 @@ def proposal_submit(
             )
             _audit_proposal(proposal, actor=agent_actor(agent), action="proposal.submitted", where=where)
     except IntegrityError:
-        # A concurrent submission with the same key won the insert; answer as a replay of it.
+        # The key exists (an earlier or a concurrent submission): answer as a replay of it, or 409.
         existing = _replay(tenant=tenant, key=key, args_hash=prepared.args_hash, tool=tool)
         if existing is None:
             raise

@@ -70,7 +70,8 @@ def record(
     decision_id: str = "",
     args_hash: str = "",
 ) -> AuditEvent:
-    with transaction.atomic():
+    # No savepoint: callers record inside their own transaction, and the event lives or dies with it.
+    with transaction.atomic(savepoint=False):
         _lock_chain(tenant)
         prev = AuditEvent.objects.filter(tenant=tenant).order_by("-id").values_list("hash", flat=True).first()
         event = AuditEvent(

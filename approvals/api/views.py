@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Prefetch
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import (
@@ -25,7 +26,7 @@ from adapters import registry
 from approvals import selectors, services
 from approvals.api import serializers as s
 from approvals.api.errors import ApiError
-from approvals.models import AgentCredential, Proposal, Receipt, Status
+from approvals.models import AgentCredential, Decision, Proposal, Receipt, Status
 from audit.services import Where
 
 ERROR = inline_serializer(
@@ -156,7 +157,9 @@ class ProposalListView(APIView):
         check_page_size(request)
         qs = selectors.proposal_list(principal=request.user, status=status, tool=request.query_params.get("tool") or None)
         paginator = ProposalPagination()
-        page = paginator.paginate_queryset(qs.prefetch_related("decisions__reviewer"), request, view=self)
+        decisions = Prefetch("decisions", queryset=Decision.objects.select_related("reviewer").order_by("-at"),
+                             to_attr="prefetched_decisions")
+        page = paginator.paginate_queryset(qs.prefetch_related(decisions, "saga_steps"), request, view=self)
         return paginator.get_paginated_response([s.proposal_out(p, request) for p in page or []])
 
     @extend_schema(
@@ -187,6 +190,8 @@ class ProposalListView(APIView):
             agent=agent, tool=data["tool"], args=data["args"], rationale=data.get("rationale") or "",
             on_behalf_of=on_behalf_of, idempotency_key=key, where=where(request),
         )
+        if submitted.created:
+            submitted.proposal.prefetched_decisions = []  # type: ignore[attr-defined]  (new: none yet)
         body = s.proposal_out(submitted.proposal, request)
         if submitted.created:
             return Response(body, status=201, headers={"Location": body["links"]["self"]})

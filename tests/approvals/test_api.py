@@ -330,3 +330,29 @@ def test_openapi_schema_is_served(client):
     assert response.status_code == 200
     assert "/api/v1/proposals/" in response.content.decode()
 
+
+
+@pytest.mark.django_db
+def test_list_query_count_does_not_grow_with_the_page(acme):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from approvals import services
+    from audit.services import Where
+
+    def grow(n, start):
+        for i in range(start, start + n):
+            p = services.proposal_submit(agent=acme.agent, tool="crm.create_ticket",
+                                         args=dict(TICKET, subject=f"n{i}"), where=Where(channel="api")).proposal
+            services.proposal_reject(proposal=p, reviewer=acme.reviewer, reason="no", where=Where(channel="api"))
+
+    def count():
+        with CaptureQueriesContext(connection) as ctx:
+            assert acme.reviewer_client.get("/api/v1/proposals/?page_size=50").status_code == 200
+        return len(ctx.captured_queries)
+
+    grow(3, 0)
+    small = count()
+    grow(20, 100)
+
+    assert count() == small
