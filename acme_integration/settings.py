@@ -107,7 +107,9 @@ DATABASE_ROUTERS = ["adapters.warehouse.router.WarehouseRouter"]
 # scan (EXPLAIN), seconds an identical query of the same tenant is served from Redis, seconds the
 # introspected schema is trusted before it is read again (a dropped column stops being offered).
 ACME_WAREHOUSE_MAX_LIMIT = env.int("ACME_WAREHOUSE_MAX_LIMIT", default=1000)
-ACME_WAREHOUSE_STATEMENT_TIMEOUT_MS = env.int("ACME_WAREHOUSE_STATEMENT_TIMEOUT_MS", default=5000)
+# Two seconds: a query is answered within the time an agent waits on a synchronous call, or refused
+# (400 query_timeout: narrow the plan) rather than left running.
+ACME_WAREHOUSE_STATEMENT_TIMEOUT_MS = env.int("ACME_WAREHOUSE_STATEMENT_TIMEOUT_MS", default=2000)
 ACME_WAREHOUSE_MAX_SCAN_ROWS = env.int("ACME_WAREHOUSE_MAX_SCAN_ROWS", default=5_000_000)
 ACME_WAREHOUSE_CACHE_TTL = env.int("ACME_WAREHOUSE_CACHE_TTL", default=30)
 ACME_WAREHOUSE_SCHEMA_TTL = env.int("ACME_WAREHOUSE_SCHEMA_TTL", default=60)
@@ -162,6 +164,9 @@ ACME_PUBLIC_URL = env.str("ACME_PUBLIC_URL", default="http://127.0.0.1:8000").rs
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
 ]
+# Login throttling (approvals.login_throttle): failed attempts per username + IP within the window (seconds).
+ACME_LOGIN_MAX_FAILURES = env.int("ACME_LOGIN_MAX_FAILURES", default=5)
+ACME_LOGIN_WINDOW = env.int("ACME_LOGIN_WINDOW", default=900)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "inbox"
 LOGOUT_REDIRECT_URL = "login"

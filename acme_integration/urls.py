@@ -3,7 +3,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from approvals import ops, views
+from approvals.login_throttle import ThrottledAdminAuthenticationForm, ThrottledLoginView
 from audit.views import metrics_view
+
+# The admin's login is throttled like the reviewers' (approvals.login_throttle).
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
     path("", views.inbox, name="inbox"),
@@ -12,7 +16,7 @@ urlpatterns = [
     path("proposals/<uuid:pk>/approve/", views.proposal_approve, name="proposal-approve"),
     path("proposals/<uuid:pk>/reject/", views.proposal_reject, name="proposal-reject"),
     path("proposals/<uuid:pk>/edit/", views.proposal_edit, name="proposal-edit"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("approvals.api.urls")),

@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -41,6 +43,8 @@ from audit import services as audit
 from audit.services import Actor, Where
 
 logger = logging.getLogger(__name__)
+# A commit that met Redis unavailable (breaker or rate-limit state) is tried again this many seconds later.
+REDIS_RETRY_SECONDS = 5
 
 # Statuses from which a commit job has nothing to do.
 FINAL = {Status.COMMITTED, Status.REJECTED, Status.CANCELLED, Status.EXPIRED, Status.FAILED, Status.STALE}
@@ -475,6 +479,13 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
     except (adapter_errors.TransientFailure, adapter_errors.PermanentFailure) as failure:
         return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts,
                                     result="error")
+    except redis.RedisError as exc:
+        # Our own shared state (breaker, rate limits) was unreachable, perhaps after the outside call went
+        # through: nothing says the call was refused. Retry later with the same idempotency key (which never
+        # doubles a write) instead of dead-lettering an approval that may already be done.
+        logger.warning("commit of %s met Redis unavailable (%s); retrying later", proposal.pk, type(exc).__name__)
+        return _finish_deferred(proposal, decision, adapter_errors.Deferred(
+            reason="redis_unavailable", retry_at=time.time() + REDIS_RETRY_SECONDS))
     except Exception as exc:  # an unexpected error must not leave the proposal looking in progress
         logger.exception("commit of %s crashed", proposal.pk)
         return _finish_unsuccessful(proposal, decision, Status.FAILED, f"Internal error ({type(exc).__name__}).",

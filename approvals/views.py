@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
 from django.core import signing
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KT
@@ -186,7 +187,10 @@ def _status_counts(selection: QuerySet[Proposal]) -> dict[str, int]:
     params: list[Any] = []
     for i, status in enumerate(Status.values):
         capped = selection.filter(status=status).order_by().values("pk")[: COUNT_CAP + 1]
-        sql, sub_params = capped.query.sql_with_params()
+        try:
+            sql, sub_params = capped.query.sql_with_params()
+        except EmptyResultSet:  # ``tenant_id IN ()``: a person in no tenant (e.g. a bare superuser)
+            return dict.fromkeys(Status.values, 0)
         # ``sql`` is compiled by Django with placeholders; the values travel separately in ``params``.
         parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS c{i})")  # noqa: S608
         params.extend(sub_params)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -27,22 +28,38 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             token = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed(INVALID_TOKEN) from None
-        # Lookup by the token's hash: the comparison happens on a digest in an index, so response time
-        # does not depend on how much of a guessed token is right.
+        # Lookup by the token's sha256 in a unique index; the raw token is never compared with anything.
+        # Why that is constant-time with respect to the secret: the index comparison (B-tree, memcmp) may
+        # well stop at the first differing byte, but it compares *digests*. A guess that shares a prefix
+        # with a real token shares nothing with its digest, and steering a guess's digest towards a
+        # stored digest byte by byte would need sha256 preimages; so timing can tell an attacker at most
+        # how many leading digest bytes of their guess match some stored digest, which says nothing about
+        # any token. (tests/security/test_login_and_tokens.py checks that no raw token reaches the database.)
         digest = hash_token(token)
         agent = AgentCredential.objects.select_related("tenant").filter(token_hash=digest, is_active=True).first()
         if agent is not None:
-            AgentCredential.objects.filter(pk=agent.pk).update(last_used_at=timezone.now())
+            _touch(AgentCredential, agent)
             return agent, agent
         user_token = UserToken.objects.select_related("user").filter(token_hash=digest, is_active=True).first()
         if user_token is not None and user_token.user.is_active:
-            UserToken.objects.filter(pk=user_token.pk).update(last_used_at=timezone.now())
+            _touch(UserToken, user_token)
             _tell_auditlog(user_token.user)
             return user_token.user, user_token
         raise exceptions.AuthenticationFailed(INVALID_TOKEN)
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="api"'
+
+
+LAST_USED_PRECISION = timedelta(seconds=60)
+
+
+def _touch(model: Any, credential: Any) -> None:
+    """Record when a token was last used, to the minute: an UPDATE on every request would cost a write
+    transaction per call for a figure nobody reads to the second."""
+    now = timezone.now()
+    if credential.last_used_at is None or now - credential.last_used_at > LAST_USED_PRECISION:
+        model.objects.filter(pk=credential.pk).update(last_used_at=now)
 
 
 def _tell_auditlog(user: Any) -> None:

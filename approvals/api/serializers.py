@@ -9,7 +9,6 @@ from rest_framework import serializers
 
 from approvals.models import Proposal, Receipt, Risk, Status, Verdict
 
-
 # The args are validated by each tool's contract (GET /api/v1/tools/), not here; the document still says
 # what every tool shares: a JSON object (null or a list is a 400, so the document must not allow them).
 ARGS_OBJECT = {"type": "object", "additionalProperties": True}

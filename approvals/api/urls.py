@@ -18,5 +18,5 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[], authentication_classes=[]), name="api-docs"),
     # Last: whatever else is under /api/v1/ is a JSON 404 in the error shape (not the reviewer UI's HTML page).
-    re_path(r"^(?P<path>.*)$", views.not_found, name="api-not-found"),
+    re_path(r"^(?P<path>[\s\S]*)$", views.not_found, name="api-not-found"),  # [\s\S]: newlines too
 ]

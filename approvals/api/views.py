@@ -151,8 +151,8 @@ class ProposalListView(APIView):
         operation_id="proposals_list",
     )
     def get(self, request: Request) -> Response:
-        status = request.query_params.get("status") or None
-        if status and status not in Status.values:
+        status = request.query_params.get("status")
+        if status is not None and status not in Status.values:
             raise ApiError(400, "invalid_request", f"Unknown status {status[:50]!r}.", allowed=Status.values)
         check_page_size(request)
         qs = selectors.proposal_list(principal=request.user, status=status, tool=request.query_params.get("tool") or None)
