@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -27,18 +28,33 @@ def proposals_visible_to(principal: Any) -> QuerySet[Proposal]:
     return base.filter(person_scope(principal))
 
 
+@dataclass(frozen=True)
+class PersonScope:
+    """The tenants a person reviews in, and those where they only see what was asked on their behalf."""
+
+    review: list[int]
+    requester: list[int]
+
+    @classmethod
+    def of(cls, user: AbstractBaseUser) -> PersonScope:
+        review: list[int] = []
+        requester: list[int] = []
+        for tenant_id, role in Membership.objects.filter(user=user).values_list("tenant_id", "role"):
+            (review if role in (Role.REVIEWER, Role.ADMIN) else requester).append(tenant_id)
+        return cls(review=review, requester=requester)
+
+    def q(self, user: AbstractBaseUser) -> Q:
+        # Spelled so that the common case (a reviewer) is a plain ``tenant_id IN (...)`` that the list
+        # indexes serve, without an OR across all tenants to defeat them.
+        scope = Q(tenant_id__in=self.review)
+        if self.requester:
+            scope |= Q(tenant_id__in=self.requester, on_behalf_of=user)
+        return scope
+
+
 def person_scope(user: AbstractBaseUser) -> Q:
-    """A person's proposals: every one in the tenants they review, and in the tenants where they are only a
-    requester, those made on their behalf. Spelled so that the common case (a reviewer) is a plain
-    ``tenant_id IN (...)`` the list indexes serve, without an OR across all tenants to defeat them."""
-    review: list[int] = []
-    requester: list[int] = []
-    for tenant_id, role in Membership.objects.filter(user=user).values_list("tenant_id", "role"):
-        (review if role in (Role.REVIEWER, Role.ADMIN) else requester).append(tenant_id)
-    scope = Q(tenant_id__in=review)
-    if requester:
-        scope |= Q(tenant_id__in=requester, on_behalf_of=user)
-    return scope
+    """A person's proposals: every one in the tenants they review; elsewhere, those made on their behalf."""
+    return PersonScope.of(user).q(user)
 
 
 def proposal_list(*, principal: Any, status: str | None = None, tool: str | None = None) -> QuerySet[Proposal]:

@@ -30,7 +30,7 @@ from adapters import errors as adapter_errors
 from adapters import registry
 from approvals import errors, selectors, services
 from approvals.forms import ApproveForm, ArgsForm, RejectForm
-from approvals.models import AgentCredential, Decision, Membership, Proposal, Receipt, Risk, Role, Status
+from approvals.models import AgentCredential, Decision, Proposal, Receipt, Risk, Status
 from audit.models import AuditEvent
 from audit.services import Where
 
@@ -59,30 +59,6 @@ def _where(request: HttpRequest) -> Where:
 
 
 # --- Inbox -----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Scope:
-    """The tenants a person reviews in, and those where they only see what was asked on their behalf."""
-
-    review: list[int]
-    requester: list[int]
-
-    @classmethod
-    def of(cls, user: Any) -> Scope:
-        review: list[int] = []
-        requester: list[int] = []
-        for tenant_id, role in Membership.objects.filter(user=user).values_list("tenant_id", "role"):
-            (review if role in (Role.REVIEWER, Role.ADMIN) else requester).append(tenant_id)
-        return cls(review=review, requester=requester)
-
-    def proposals(self, user: Any) -> QuerySet[Proposal]:
-        # The same rows as selectors.proposals_visible_to, spelled so that the common case (a reviewer)
-        # is a plain ``tenant_id IN (...)`` that the inbox indexes serve, with no OR to defeat them.
-        q = Q(tenant_id__in=self.review)
-        if self.requester:
-            q |= Q(tenant_id__in=self.requester, on_behalf_of=user)
-        return Proposal.objects.filter(q)
 
 
 @dataclass(frozen=True)
@@ -220,9 +196,9 @@ def _age(delta: timedelta) -> str:
 @login_required
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
-    scope = Scope.of(request.user)
+    scope = selectors.PersonScope.of(request.user)
     filters = Filters.from_query(request.GET)
-    selection = filters.apply(scope.proposals(request.user))
+    selection = filters.apply(Proposal.objects.filter(scope.q(request.user)))
     counts = _status_counts(selection)
     rows_qs = (
         selection.select_related("agent", "tenant")
