@@ -191,7 +191,8 @@ class ProposalListView(APIView):
             on_behalf_of=on_behalf_of, idempotency_key=key, where=where(request),
         )
         if submitted.created:
-            submitted.proposal.prefetched_decisions = []  # type: ignore[attr-defined]  (new: none yet)
+            # Just created: it has no decision, so the serializer need not ask the database.
+            submitted.proposal.prefetched_decisions = []  # type: ignore[attr-defined]
         body = s.proposal_out(submitted.proposal, request)
         if submitted.created:
             return Response(body, status=201, headers={"Location": body["links"]["self"]})
