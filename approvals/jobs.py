@@ -42,12 +42,12 @@ def _enqueue_once(queue_name: str, func: Callable[[str], Any], subject: str, job
     return True
 
 
-def enqueue_commit(proposal_id: str, *, message_id: int = 0) -> bool:
+def enqueue_commit(proposal_id: str) -> bool:
     return _enqueue_once(COMMIT_QUEUE, commit_proposal, proposal_id, f"commit-{proposal_id}",
                          result_ttl=3600, failure_ttl=7 * 86400, description=f"commit proposal {proposal_id}")
 
 
-def enqueue_webhook(delivery_id: str, *, message_id: int = 0) -> bool:
+def enqueue_webhook(delivery_id: str) -> bool:
     return _enqueue_once(WEBHOOK_QUEUE, deliver_webhook, delivery_id, f"webhook-{delivery_id}",
                          result_ttl=3600, description=f"deliver webhook {delivery_id}")
 

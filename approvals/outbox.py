@@ -36,9 +36,9 @@ def _hand_off(message: OutboxMessage) -> None:
     from approvals import jobs
 
     if message.kind == OutboxMessage.Kind.COMMIT:
-        jobs.enqueue_commit(message.payload["proposal_id"], message_id=message.pk)
+        jobs.enqueue_commit(message.payload["proposal_id"])
     elif message.kind == OutboxMessage.Kind.WEBHOOK:
-        jobs.enqueue_webhook(message.payload["delivery_id"], message_id=message.pk)
+        jobs.enqueue_webhook(message.payload["delivery_id"])
     else:  # pragma: no cover - a kind without a handler is a programming error
         raise ValueError(f"no handler for outbox kind {message.kind}")
 

@@ -46,8 +46,6 @@ logger = logging.getLogger(__name__)
 # A commit that met Redis unavailable (breaker or rate-limit state) is tried again this many seconds later.
 REDIS_RETRY_SECONDS = 5
 
-# Statuses from which a commit job has nothing to do.
-FINAL = {Status.COMMITTED, Status.REJECTED, Status.CANCELLED, Status.EXPIRED, Status.FAILED, Status.STALE}
 
 
 def agent_actor(agent: AgentCredential) -> Actor:
@@ -130,10 +128,6 @@ def _is_reviewer(user: AbstractBaseUser, tenant: Tenant) -> bool:
     return Membership.objects.filter(user=user, tenant=tenant, role__in=[Role.REVIEWER, Role.ADMIN]).exists()
 
 
-def _preview_dict(preview: registry.Preview) -> dict[str, Any]:
-    return preview.as_dict()
-
-
 # --- submit --------------------------------------------------------------------------------------------
 
 
@@ -192,7 +186,7 @@ def proposal_submit(
                 args_hash=prepared.args_hash,
                 rationale=rationale,
                 risk=prepared.risk,
-                preview=_preview_dict(prepared.preview),
+                preview=prepared.preview.as_dict(),
                 idempotency_key=key,
                 expires_at=now + timedelta(seconds=settings.ACME_PROPOSAL_TTL),
             )
@@ -271,7 +265,9 @@ def _on_pending(pk: Any, action: str, change: Callable[[Proposal], Proposal]) ->
         ) from None
 
 
-def _require_reviewer(proposal: Proposal, reviewer: AbstractBaseUser) -> None:
+def require_reviewer(proposal: Proposal, reviewer: AbstractBaseUser) -> None:
+    """Raise NotAllowed unless ``reviewer`` may decide on ``proposal``: a reviewer or admin of its tenant,
+    and not the person it was made on behalf of."""
     if not _is_reviewer(reviewer, proposal.tenant):
         raise errors.NotAllowed(errors.NOT_A_REVIEWER)
     if proposal.on_behalf_of_id is not None and proposal.on_behalf_of_id == reviewer.pk:
@@ -319,7 +315,7 @@ def proposal_approve(
     args: Any = None,
 ) -> Proposal:
     """Record the approval of the exact args (edited ones when ``args`` is given) and stage the commit."""
-    _require_reviewer(proposal, reviewer)
+    require_reviewer(proposal, reviewer)
     edited = None
     if args is not None:
         # The edit goes through the same contract and policy as the agent's submission.
@@ -334,7 +330,7 @@ def proposal_approve(
             locked.args = edited.args
             locked.args_hash = edited.args_hash
             locked.risk = edited.risk
-            locked.preview = _preview_dict(edited.preview)
+            locked.preview = edited.preview.as_dict()
         decision = _decide(locked, reviewer, Verdict.APPROVED, comment, where, edited_from=edited_from)
         locked.status = Status.APPROVED
         locked.status_reason = "Approved; waiting for a worker to commit it."
@@ -357,7 +353,7 @@ def proposal_approve(
 
 
 def proposal_reject(*, proposal: Proposal, reviewer: AbstractBaseUser, reason: str, where: Where) -> Proposal:
-    _require_reviewer(proposal, reviewer)
+    require_reviewer(proposal, reviewer)
     reason = (reason or "").strip()
     if not reason:
         raise errors.DomainError(errors.REASON_REQUIRED, errors=[{"loc": ["reason"], "msg": "required", "type": "missing"}])

@@ -392,10 +392,10 @@ def proposal_edit(request: HttpRequest, pk: Any) -> HttpResponse:
     """Step 1 (GET): the args form. Step 2 (POST ``step=preview``): validate through the tool's contract and
     policy and show the edit as a diff. Step 3 (POST ``step=confirm``): approve exactly the previewed args."""
     proposal = _visible(request, pk)
-    if proposal.tenant_id not in selectors.reviewer_tenant_ids(_person(request)):
-        return _forbidden(request, errors.NOT_A_REVIEWER)
-    if proposal.on_behalf_of_id is not None and proposal.on_behalf_of_id == request.user.pk:
-        return _forbidden(request, errors.SELF_APPROVAL)
+    try:
+        services.require_reviewer(proposal, _person(request))
+    except errors.NotAllowed as exc:
+        return _forbidden(request, exc.detail)
     if proposal.status != Status.PENDING:
         return _conflict(request, pk)
     tool = registry.get(proposal.tool)
