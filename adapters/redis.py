@@ -17,13 +17,14 @@ DEFAULT_PREFIX = "acme:"
 
 
 @functools.lru_cache(maxsize=8)
-def _client(url: str) -> redis.Redis:
+def client_for(url: str) -> redis.Redis:
+    """This process's client (one connection pool) for ``url``; bytes in, bytes out."""
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
 
 
 def get_redis() -> redis.Redis:
     """The shared client for ``settings.REDIS_URL`` (bytes in, bytes out)."""
-    return _client(settings.REDIS_URL)
+    return client_for(settings.REDIS_URL)
 
 
 def key(*parts: str) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import django_rq
+from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -31,8 +32,21 @@ def deliver_webhook(delivery_id: str) -> str:
     return deliver(delivery_id)
 
 
+def get_queue(name: str) -> Queue:
+    """django-rq's queue ``name`` (RQ_QUEUES), on this process's pooled client for its URL.
+
+    ``django_rq.get_queue`` alone builds a new Redis client on every call: a new pool, so a new TCP
+    connection and handshake for each hand-off (one per approval and per committed proposal's webhook),
+    which cost more than the enqueue itself."""
+    from django_rq.settings import QUEUES
+
+    from adapters.redis import client_for
+
+    return django_rq.get_queue(name, connection=client_for(QUEUES[name]["URL"]))
+
+
 def _enqueue_once(queue_name: str, func: Callable[[str], Any], subject: str, job_id: str, **options: Any) -> bool:
-    queue = django_rq.get_queue(queue_name)
+    queue = get_queue(queue_name)
     try:
         if Job.fetch(job_id, connection=queue.connection).get_status() == JobStatus.QUEUED:
             return False
@@ -53,4 +67,4 @@ def enqueue_webhook(delivery_id: str) -> bool:
 
 
 def commit_queue_depth() -> int:
-    return int(django_rq.get_queue(COMMIT_QUEUE).count)
+    return int(get_queue(COMMIT_QUEUE).count)

@@ -39,12 +39,13 @@ def breaker_snapshot() -> dict[str, dict[str, Any]]:
 
 
 def queue_snapshot() -> dict[str, dict[str, int]]:
-    import django_rq
     from django.conf import settings
+
+    from approvals.jobs import get_queue
 
     figures: dict[str, dict[str, int]] = {}
     for name in settings.ACME_QUEUES:
-        queue = django_rq.get_queue(name)
+        queue = get_queue(name)
         figures[name] = {
             "queued": queue.count,
             "started": queue.started_job_registry.count,

@@ -1,9 +1,12 @@
 """The transactional outbox: jobs are handed to Redis only from rows committed in PostgreSQL/SQLite.
 
-``stage_commit`` writes the row inside the caller's transaction and asks for an immediate hand-off once
-that transaction commits; ``drain`` (run by every worker's housekeeping loop) hands off whatever is left,
-e.g. rows staged while Redis was down. Rows are claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` so
-several dispatchers can run, and marked dispatched only after the enqueue succeeded.
+``stage_commit`` writes the row inside the caller's transaction and hands it off once that transaction
+commits; ``drain`` (run by every worker's housekeeping loop) hands off whatever is left, e.g. rows staged
+while Redis was down. ``drain`` claims rows with ``SELECT … FOR UPDATE SKIP LOCKED`` so several
+dispatchers can run. The immediate hand-off does not claim (it is on the path of every approval): it
+enqueues, then marks the row with one conditional UPDATE. A drain that picks the same row in between
+hands it off a second time, which adds nothing: one job id per subject (``jobs``), and the jobs' services
+make a repeat harmless. Either way a row is marked dispatched only after the enqueue succeeded.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from approvals.models import OutboxMessage
@@ -24,7 +28,7 @@ def stage(kind: str, payload: dict[str, Any], *, available_at: datetime | None =
     """Write the message in the caller's transaction; hand it off right after the commit when it is due."""
     message = OutboxMessage.objects.create(kind=kind, payload=payload, available_at=available_at or timezone.now())
     if available_at is None or available_at <= timezone.now():
-        transaction.on_commit(lambda: drain(only_id=message.pk))
+        transaction.on_commit(lambda: _hand_off_now(message))
     return message
 
 
@@ -43,7 +47,22 @@ def _hand_off(message: OutboxMessage) -> None:
         raise ValueError(f"no handler for outbox kind {message.kind}")
 
 
-def drain(*, limit: int = 100, only_id: int | None = None) -> int:
+def _hand_off_now(message: OutboxMessage) -> None:
+    """Right after the staging transaction committed. Never raises: a failed hand-off stays for ``drain``."""
+    pending = OutboxMessage.objects.filter(pk=message.pk, dispatched_at__isnull=True)
+    try:
+        try:
+            _hand_off(message)
+        except Exception as exc:  # Redis down: leave the row for the next drain
+            pending.update(attempts=F("attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:1000])
+            logger.warning("outbox hand-off failed; will retry", extra={"outbox_id": message.pk})
+            return
+        pending.update(dispatched_at=timezone.now(), attempts=F("attempts") + 1)
+    except Exception:
+        logger.exception("outbox hand-off failed")
+
+
+def drain(*, limit: int = 100) -> int:
     """Hand off due messages; return how many were dispatched. Never raises on a Redis outage."""
     dispatched = 0
     try:
@@ -51,8 +70,6 @@ def drain(*, limit: int = 100, only_id: int | None = None) -> int:
             rows = OutboxMessage.objects.select_for_update(skip_locked=True).filter(
                 dispatched_at__isnull=True, available_at__lte=timezone.now()
             )
-            if only_id is not None:
-                rows = rows.filter(pk=only_id)
             for message in rows.order_by("id")[:limit]:
                 try:
                     _hand_off(message)

@@ -12,9 +12,7 @@ from approvals.models import AgentCredential, Membership, Proposal, Role, Tenant
 
 
 def reviewer_tenant_ids(user: AbstractBaseUser) -> list[int]:
-    return list(
-        Membership.objects.filter(user=user, role__in=[Role.REVIEWER, Role.ADMIN]).values_list("tenant_id", flat=True)
-    )
+    return list(PersonScope.of(user).review)
 
 
 def proposals_visible_to(principal: Any) -> QuerySet[Proposal]:
@@ -37,6 +35,17 @@ class PersonScope:
 
     @classmethod
     def of(cls, user: AbstractBaseUser) -> PersonScope:
+        """Read once per user object, i.e. once per request (authentication loads the user afresh for each
+        request), however many times the request asks: the approve endpoint, say, asks before and after."""
+        cached = getattr(user, "_acme_person_scope", None)
+        if isinstance(cached, PersonScope):
+            return cached
+        scope = cls._read(user)
+        setattr(user, "_acme_person_scope", scope)  # noqa: B010 (not a field of the model)
+        return scope
+
+    @classmethod
+    def _read(cls, user: AbstractBaseUser) -> PersonScope:
         review: list[int] = []
         requester: list[int] = []
         for tenant_id, role in Membership.objects.filter(user=user).values_list("tenant_id", "role"):

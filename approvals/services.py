@@ -26,6 +26,7 @@ from django.utils import timezone
 from adapters import errors as adapter_errors
 from adapters import policy, registry
 from approvals import errors, outbox, webhooks
+from approvals.auditlog import remember_locked
 from approvals.models import (
     AgentCredential,
     Decision,
@@ -40,6 +41,7 @@ from approvals.models import (
     Verdict,
 )
 from audit import services as audit
+from audit.models import AuditEvent
 from audit.services import Actor, Where
 
 logger = logging.getLogger(__name__)
@@ -100,7 +102,7 @@ def agent_context(agent: AgentCredential) -> registry.Context:
     )
 
 
-def _audit_proposal(
+def _proposal_event(
     proposal: Proposal,
     *,
     actor: Actor,
@@ -109,8 +111,8 @@ def _audit_proposal(
     result: str = "ok",
     data: dict[str, Any] | None = None,
     decision: Decision | None = None,
-) -> None:
-    audit.record(
+) -> AuditEvent:
+    return audit.event(
         tenant=proposal.tenant.slug,
         actor=actor,
         action=action,
@@ -122,6 +124,10 @@ def _audit_proposal(
         decision_id=str(decision.pk) if decision else "",
         args_hash=proposal.args_hash,
     )
+
+
+def _audit_proposal(proposal: Proposal, **fields: Any) -> None:
+    audit.append(_proposal_event(proposal, **fields))
 
 
 def _is_reviewer(user: AbstractBaseUser, tenant: Tenant) -> bool:
@@ -234,7 +240,7 @@ def _replay(*, tenant: Tenant, key: str, args_hash: str, tool: str) -> Proposal 
 
 
 def _locked(proposal_id: Any) -> Proposal:
-    return Proposal.objects.select_for_update().select_related("tenant", "agent").get(pk=proposal_id)
+    return remember_locked(Proposal.objects.select_for_update().select_related("tenant", "agent").get(pk=proposal_id))
 
 
 class _Due(Exception):
@@ -285,8 +291,11 @@ def _decide(
     locked: Proposal, reviewer: AbstractBaseUser, verdict: Verdict, reason: str, where: Where,
     edited_from: list[dict[str, Any]] | None = None,
 ) -> Decision:
+    # No savepoint: under the row lock a pending proposal has no decision, so the unique constraint cannot
+    # fire here. Where row locks are not available it is the backstop; its error ends the caller's
+    # transaction (nothing of this decision is kept) and answers like any decision that came second.
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             return Decision.objects.create(
                 proposal=locked,
                 reviewer=reviewer,
@@ -299,8 +308,7 @@ def _decide(
                 user_agent=where.user_agent[:256],
             )
     except IntegrityError:
-        # The database's one-decision-per-proposal constraint: reachable only where row locks are not
-        # available (the status check ran under the lock everywhere else). The other decision won.
+        # The other decision won.
         raise errors.InvalidTransition(
             errors.INVALID_STATE.format(status="decided", action=verdict, allowed="pending")
         ) from None
@@ -504,10 +512,13 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
         locked.lease_until = None
         locked.commit_attempts += outcome.attempts
         locked.save(update_fields=["status", "status_reason", "lease_until", "commit_attempts", "updated_at"])
-        _audit_proposal(locked, actor=audit.SYSTEM, action="outbound.call", where=audit.WORKER, decision=decision,
-                        data={"system": outcome.system, "attempts": outcome.attempts, "external_id": outcome.external_id})
-        _audit_proposal(locked, actor=audit.SYSTEM, action="proposal.committed", where=audit.WORKER, decision=decision,
-                        data={"system": outcome.system, "external_id": outcome.external_id})
+        audit.append(
+            _proposal_event(locked, actor=audit.SYSTEM, action="outbound.call", where=audit.WORKER, decision=decision,
+                            data={"system": outcome.system, "attempts": outcome.attempts,
+                                  "external_id": outcome.external_id}),
+            _proposal_event(locked, actor=audit.SYSTEM, action="proposal.committed", where=audit.WORKER,
+                            decision=decision, data={"system": outcome.system, "external_id": outcome.external_id}),
+        )
         webhooks.stage(locked, "proposal.committed")
     return CommitResult("committed", str(proposal.pk))
 
@@ -605,10 +616,12 @@ def _finish_unsuccessful(
         locked.lease_until = None
         locked.commit_attempts += attempts
         locked.save(update_fields=["status", "status_reason", "lease_until", "commit_attempts", "updated_at"])
-        _audit_proposal(locked, actor=audit.SYSTEM, action="outbound.call", where=audit.WORKER, result=result,
-                        decision=decision, data={"attempts": attempts, "error": reason[:500]})
-        _audit_proposal(locked, actor=audit.SYSTEM, action=f"proposal.{status}", where=audit.WORKER, result=result,
-                        decision=decision)
+        audit.append(
+            _proposal_event(locked, actor=audit.SYSTEM, action="outbound.call", where=audit.WORKER, result=result,
+                            decision=decision, data={"attempts": attempts, "error": reason[:500]}),
+            _proposal_event(locked, actor=audit.SYSTEM, action=f"proposal.{status}", where=audit.WORKER,
+                            result=result, decision=decision),
+        )
         webhooks.stage(locked, f"proposal.{status}")
     return CommitResult(str(status), str(proposal.pk))
 

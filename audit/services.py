@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
+
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -49,15 +52,23 @@ def event_hash(event: AuditEvent) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _lock_chain(tenant: str) -> None:
-    # Appends to one tenant's chain are serialized so each row links to the row before it. SQLite needs
-    # nothing: its writers are already serialized (IMMEDIATE transactions).
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+def _lock_chain(tenant: str) -> str:
+    """Take the tenant's chain lock and return the hash at the head of its chain ("" for a new chain).
+
+    Appends to one tenant's chain are serialized so each row links to the row before it; the head is read
+    in a statement of its own *after* the lock is granted, so its snapshot sees the previous holder's row.
+    SQLite takes no lock: its writers are already serialized (IMMEDIATE transactions). Plain SQL: these two
+    statements run on every state change, and the ORM would spend more time compiling them than the
+    database spends running them."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ["audit:" + tenant])
+        cursor.execute("SELECT hash FROM audit_auditevent WHERE tenant = %s ORDER BY id DESC LIMIT 1", [tenant])
+        row = cursor.fetchone()
+    return row[0] if row else ""
 
 
-def record(
+def event(
     *,
     tenant: str,
     actor: Actor,
@@ -70,31 +81,53 @@ def record(
     decision_id: str = "",
     args_hash: str = "",
 ) -> AuditEvent:
-    # No savepoint: callers record inside their own transaction, and the event lives or dies with it.
+    """An event not yet in the chain: hand it to ``append``."""
+    return AuditEvent(
+        tenant=tenant,
+        actor_type=actor.type,
+        actor_id=str(actor.id),
+        actor_label=actor.label[:150],
+        action=action,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        at=timezone.now(),
+        channel=where.channel,
+        ip=where.ip or None,
+        user_agent=(where.user_agent or "")[:256],
+        result=result,
+        data=data or {},
+        decision_id=str(decision_id or ""),
+        args_hash=args_hash,
+    )
+
+
+def append(*events: AuditEvent) -> list[AuditEvent]:
+    """Link events of one tenant to its chain, in order, and insert them (one lock, one head read, one
+    INSERT for all of them). Callers append inside their own transaction: the events live or die with it."""
+    tenants = {e.tenant for e in events}
+    if len(tenants) != 1:
+        raise ValueError("append() takes the events of exactly one tenant")
     with transaction.atomic(savepoint=False):
-        _lock_chain(tenant)
-        prev = AuditEvent.objects.filter(tenant=tenant).order_by("-id").values_list("hash", flat=True).first()
-        event = AuditEvent(
-            tenant=tenant,
-            actor_type=actor.type,
-            actor_id=str(actor.id),
-            actor_label=actor.label[:150],
-            action=action,
-            subject_type=subject_type,
-            subject_id=str(subject_id),
-            at=timezone.now(),
-            channel=where.channel,
-            ip=where.ip or None,
-            user_agent=(where.user_agent or "")[:256],
-            result=result,
-            data=data or {},
-            decision_id=str(decision_id or ""),
-            args_hash=args_hash,
-            prev_hash=prev or "",
-        )
-        event.hash = event_hash(event)
-        event.save(force_insert=True)
-        return event
+        prev = _lock_chain(tenants.pop())
+        for e in events:
+            e.prev_hash = prev
+            e.hash = prev = event_hash(e)
+        if len(events) == 1:
+            events[0].save(force_insert=True)
+        else:
+            AuditEvent.objects.bulk_create(events)
+    return list(events)
+
+
+def _appending_one(make: Callable[P, AuditEvent]) -> Callable[P, AuditEvent]:
+    def record(*args: P.args, **kwargs: P.kwargs) -> AuditEvent:
+        """Append one event (the fields of ``event``)."""
+        return append(make(*args, **kwargs))[0]
+
+    return record
+
+
+record = _appending_one(event)
 
 
 @dataclass(frozen=True)

@@ -36,11 +36,17 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         # how many leading digest bytes of their guess match some stored digest, which says nothing about
         # any token. (tests/security/test_login_and_tokens.py checks that no raw token reaches the database.)
         digest = hash_token(token)
-        agent = AgentCredential.objects.select_related("tenant").filter(token_hash=digest, is_active=True).first()
+        # A token names its kind ("agt_…" or "usr_…", approvals.tokens.new_token): one table is looked up.
+        kind = token.split("_", 1)[0]
+        agent = None
+        if kind != "usr":
+            agent = _unique(AgentCredential.objects.select_related("tenant").filter(token_hash=digest, is_active=True))
         if agent is not None:
             _touch(AgentCredential, agent)
             return agent, agent
-        user_token = UserToken.objects.select_related("user").filter(token_hash=digest, is_active=True).first()
+        user_token = None
+        if kind != "agt":
+            user_token = _unique(UserToken.objects.select_related("user").filter(token_hash=digest, is_active=True))
         if user_token is not None and user_token.user.is_active:
             _touch(UserToken, user_token)
             _tell_auditlog(user_token.user)
@@ -49,6 +55,12 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="api"'
+
+
+def _unique(rows: Any) -> Any:
+    """The row of a lookup by a unique column, or None: no ORDER BY to build or run (``first()`` adds one)."""
+    found = list(rows[:1])
+    return found[0] if found else None
 
 
 LAST_USED_PRECISION = timedelta(seconds=60)

@@ -160,7 +160,7 @@ class ProposalListView(APIView):
         decisions = Prefetch("decisions", queryset=Decision.objects.select_related("reviewer").order_by("-at"),
                              to_attr="prefetched_decisions")
         page = paginator.paginate_queryset(qs.prefetch_related(decisions, "saga_steps"), request, view=self)
-        return paginator.get_paginated_response([s.proposal_out(p, request) for p in page or []])
+        return paginator.get_paginated_response(s.proposals_out(page or [], request))
 
     @extend_schema(
         request=s.SubmitIn,

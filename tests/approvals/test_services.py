@@ -179,6 +179,45 @@ class TestTransitions:
         assert message.payload == {"proposal_id": str(proposal.pk)}
         assert message.dispatched_at is None  # the hand-off waits for the transaction to commit
 
+    def test_the_hand_off_after_commit_enqueues_once_and_marks_the_row(
+        self, acme, monkeypatch, django_capture_on_commit_callbacks
+    ):
+        from approvals import jobs
+
+        enqueued = []
+        monkeypatch.setattr(jobs, "enqueue_commit", lambda pk: enqueued.append(pk))
+        with django_capture_on_commit_callbacks(execute=True):
+            proposal = approved(acme)
+
+        assert enqueued == [str(proposal.pk)]
+        message = OutboxMessage.objects.get()
+        assert message.dispatched_at is not None and message.attempts == 1
+        assert outbox.drain() == 0  # nothing left for the housekeeping pass
+        assert enqueued == [str(proposal.pk)]
+
+    def test_a_failed_hand_off_after_commit_leaves_the_row_for_the_drain(
+        self, acme, monkeypatch, django_capture_on_commit_callbacks
+    ):
+        import redis
+
+        from approvals import jobs
+
+        def down(*args, **kwargs):
+            raise redis.ConnectionError("down")
+
+        monkeypatch.setattr(jobs, "enqueue_commit", down)
+        with django_capture_on_commit_callbacks(execute=True):
+            proposal = approved(acme)  # the approval itself stands
+
+        assert Proposal.objects.get(pk=proposal.pk).status == Status.APPROVED
+        message = OutboxMessage.objects.get()
+        assert message.dispatched_at is None and message.attempts == 1 and "down" in message.last_error
+        enqueued = []
+        monkeypatch.setattr(jobs, "enqueue_commit", lambda pk: enqueued.append(pk))
+        assert outbox.drain() == 1
+        assert enqueued == [str(proposal.pk)]
+        assert OutboxMessage.objects.get().dispatched_at is not None
+
     def test_outbox_keeps_messages_while_redis_is_down(self, acme, monkeypatch):
         approved(acme)
         from approvals import jobs
@@ -232,3 +271,12 @@ def test_a_commit_waiting_in_the_queue_is_not_enqueued_twice(acme, settings):
     finally:
         queue.remove(f"commit-{proposal_id}")
         queue.connection.delete(f"rq:job:commit-{proposal_id}")
+
+
+def test_hand_offs_reuse_the_process_redis_client_instead_of_connecting_each_time():
+    from approvals import jobs
+
+    first, again = jobs.get_queue(jobs.COMMIT_QUEUE), jobs.get_queue(jobs.COMMIT_QUEUE)
+
+    assert first.connection is again.connection  # one pool: no new TCP connection and handshake per hand-off
+    assert jobs.get_queue(jobs.WEBHOOK_QUEUE).connection is first.connection  # same URL, same pool

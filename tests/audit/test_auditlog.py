@@ -86,3 +86,40 @@ def test_a_change_made_with_a_persons_api_token_is_logged_with_that_person(acme)
     entry = entries_for(proposal).filter(action=LogEntry.Action.UPDATE).last()
     assert entry.changes_dict["status"] == ["pending", "rejected"]
     assert entry.actor == acme.reviewer
+
+
+@pytest.mark.django_db
+def test_a_proposals_life_is_logged_field_by_field_without_reading_the_locked_row_again(acme):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        proposal = committed_life(acme)
+    queries = [q for q in queries.captured_queries if not q["sql"].endswith("LIMIT 21")]  # refresh_from_db
+
+    updates = [e.changes_dict for e in entries_for(proposal).filter(action=LogEntry.Action.UPDATE)]
+    assert [u["status"] for u in updates] == [["pending", "approved"], ["approved", "committing"],
+                                             ["committing", "committed"]]
+    # Only the row's own fields: its decisions and receipt have histories of their own.
+    assert not any({"receipt", "decisions", "saga_steps"} & set(u) for u in updates)
+    assert entries_for(proposal.receipt).filter(action=LogEntry.Action.CREATE).count() == 1
+    # Each state change read the proposal once, under its row lock; django-auditlog did not read it again.
+    plain_reads = [q["sql"] for q in queries
+                   if q["sql"].startswith('SELECT "approvals_proposal"."id"') and "FOR UPDATE" not in q["sql"]]
+    locked_reads = [q["sql"] for q in queries
+                    if q["sql"].startswith('SELECT "approvals_proposal"."id"') and "FOR UPDATE" in q["sql"]]
+    if connection.vendor == "postgresql":
+        assert len(locked_reads) == 3 and plain_reads == []
+
+
+@pytest.mark.django_db
+def test_a_proposal_saved_outside_the_services_is_still_logged_against_the_stored_row(acme):
+    proposal = committed_life(acme)
+    stale = domain.Proposal.objects.get(pk=proposal.pk)
+    domain.Proposal.objects.filter(pk=proposal.pk).update(status_reason="changed meanwhile")
+
+    stale.status_reason = "edited in a shell"
+    stale.save(update_fields=["status_reason"])
+
+    entry = entries_for(proposal).filter(action=LogEntry.Action.UPDATE).last()
+    assert entry.changes_dict["status_reason"] == ["changed meanwhile", "edited in a shell"]
