@@ -119,6 +119,18 @@ def check(tool: Tool, args: dict[str, Any], ctx: Context) -> Risk:
     return risk
 
 
+def rate_limit_applies(tool_name: str, ctx: Context) -> bool:
+    """Whether a submission of this tool is counted against an hourly limit (see ``check_rate``)."""
+    return ctx.recent_count is not None and effective_rule(tool_name, ctx).max_per_hour is not None
+
+
+def check_rate(tool: Tool, ctx: Context) -> None:
+    """The hourly limit alone. ``check`` counts before the preview is rendered; a caller that stores the
+    proposal counts again with this, under a lock of its own, so that concurrent submissions cannot all
+    pass one count (the engine itself holds no lock and knows no database)."""
+    _check_rate(effective_rule(tool.name, ctx), tool, ctx)
+
+
 # --- allowed fields ------------------------------------------------------------------------------------
 
 

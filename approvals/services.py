@@ -19,7 +19,7 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -158,8 +158,9 @@ def proposal_submit(
     Raises adapters' InvalidArgs / UnknownTool / PolicyDenied, or IdempotencyConflict.
     """
     tenant = agent.tenant
+    ctx = agent_context(agent)
     try:
-        prepared = registry.prepare(tool, args, agent_context(agent))
+        prepared = registry.prepare(tool, args, ctx)
     except adapter_errors.RateLimited as limited:
         # A retry of a submission already stored is a replay, not a new proposal: it must not be refused by
         # the hourly limit that its own first attempt counts towards.
@@ -183,6 +184,12 @@ def proposal_submit(
     now = timezone.now()
     try:
         with transaction.atomic():
+            if policy.rate_limit_applies(tool, ctx):
+                # The count in prepare() ran before the preview, outside any lock: concurrent submissions
+                # could all pass it. Count again, one submission of this agent and tool at a time, until
+                # this transaction (and its proposal) is committed.
+                _lock(f"rate:{agent.pk}:{tool}")
+                policy.check_rate(prepared.tool, ctx)
             proposal = Proposal.objects.create(
                 tenant=tenant,
                 agent=agent,
@@ -197,6 +204,12 @@ def proposal_submit(
                 expires_at=now + timedelta(seconds=settings.ACME_PROPOSAL_TTL),
             )
             _audit_proposal(proposal, actor=agent_actor(agent), action="proposal.submitted", where=where)
+    except adapter_errors.RateLimited as limited:
+        existing = _replay(tenant=tenant, key=key, args_hash=prepared.args_hash, tool=tool)
+        if existing is not None:
+            return Submitted(existing, created=False)
+        _audit_denied(agent, tool, where, limited.policy)
+        raise
     except IntegrityError:
         # The key exists (an earlier or a concurrent submission): answer as a replay of it, or 409.
         existing = _replay(tenant=tenant, key=key, args_hash=prepared.args_hash, tool=tool)
@@ -204,6 +217,14 @@ def proposal_submit(
             raise
         return Submitted(existing, created=False)
     return Submitted(proposal, created=True)
+
+
+def _lock(name: str) -> None:
+    """A lock on ``name`` held until the current transaction ends. SQLite needs none: its writers are
+    serialized already (IMMEDIATE transactions)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [name])
 
 
 def _audit_denied(agent: AgentCredential, tool: str, where: Where, policy_name: str) -> None:

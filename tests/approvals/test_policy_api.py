@@ -148,6 +148,30 @@ class TestHourlyLimit:
         assert slack.status_code == 201  # another tool: its own count
         assert submit(acme.agent_client, subject="Again").status_code == 429
 
+    def test_a_submission_that_passed_the_count_is_refused_if_another_was_stored_meanwhile(self, acme, monkeypatch):
+        """The race of concurrent submissions, made deterministic: another proposal lands while this one's
+        preview is rendered, after its first count. The count under the lock, at the insert, refuses it."""
+        from adapters import registry
+
+        rule(acme, max_per_hour=1)
+        original, landed = registry.prepare, []
+
+        def prepare_while_another_lands(*args: Any, **kwargs: Any) -> Any:
+            prepared = original(*args, **kwargs)
+            if not landed:
+                landed.append(None)  # the concurrent submission itself goes through plainly
+                landed[0] = submit(acme.agent_client, subject="The concurrent one")
+            return prepared
+
+        monkeypatch.setattr(registry, "prepare", prepare_while_another_lands)
+        response = submit(acme.agent_client, subject="This one")
+
+        assert landed[0].status_code == 201
+        assert response.status_code == 429, response.content
+        assert response.json()["check"] == "max_per_hour"
+        assert list(Proposal.objects.values_list("args__subject", flat=True)) == ["The concurrent one"]
+        assert AuditEvent.objects.filter(action="proposal.denied", data__policy="support-limits").count() == 1
+
     def test_a_limit_of_zero_pauses_the_tool_with_403(self, acme):
         rule(acme, max_per_hour=0)
 

@@ -143,3 +143,24 @@ def test_errors_over_http(stack):
     assert stack.api("GET", f"/proposals/{pid}/", other["reviewer"]).status_code == 404
     bad = submit(stack, party, args={**ARGS, "priority": 5})
     assert bad.status_code == 400 and bad.json()["errors"][0]["loc"][-1] == "priority"
+
+
+def test_an_hourly_limit_holds_under_concurrent_submissions(stack):
+    party = stack.party()
+    stack.manage("shell", "-c", (
+        "from approvals.models import Tenant, ToolPolicy; "
+        f"ToolPolicy.objects.create(tenant=Tenant.objects.get(slug='{party['tenant']}'), name='three-an-hour', "
+        "tool='crm.create_ticket', max_per_hour=3)"
+    ))
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(pool.map(
+            lambda i: submit(stack, party, args={**ARGS, "subject": f"Outage report {i}"}), range(20)
+        ))
+
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(201) == 3, statuses
+    assert statuses.count(429) == 17, statuses
+    assert all(r.json()["check"] == "max_per_hour" for r in responses if r.status_code == 429)
+    listed = stack.api("GET", "/proposals/", party["agent"]).json()["results"]
+    assert len(listed) == 3
