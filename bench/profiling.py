@@ -97,7 +97,7 @@ def main() -> None:
                 step(i)
             cpu_profile.disable()
             print(f"--- cProfile, CPU time, {n - half} x {what}: top functions by cumulative CPU")
-            pstats.Stats(cpu_profile).sort_stats("cumulative").print_stats(45)
+            pstats.Stats(cpu_profile).sort_stats("cumulative").print_stats(int(os.environ.get("PROFILE_LINES", "45")))
             print("--- by own CPU (tottime)")
             pstats.Stats(cpu_profile).sort_stats("tottime").print_stats(25)
         finally:
