@@ -28,6 +28,7 @@ from tenacity import (
     stop_after_attempt,
     stop_before_delay,
 )
+from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
 from adapters import breaker
@@ -235,7 +236,7 @@ def call(
         # Set once, outside the loop: every attempt of this call carries the same key.
         request_headers["Idempotency-Key"] = idempotency_key
     max_attempts = max(1, int(settings.ACME_RETRY_MAX))
-    stop = stop_after_attempt(max_attempts)
+    stop: stop_base = stop_after_attempt(max_attempts)
     remaining = _remaining()
     timeout = float(settings.ACME_HTTP_TIMEOUT)
     if remaining is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from approvals.models import AgentCredential, Membership, Role, Tenant, UserToken
@@ -42,7 +42,7 @@ def agent_create(*, tenant: Tenant, name: str, tools: list[str]) -> tuple[AgentC
 
 def person_create(
     *, tenant: Tenant, username: str, role: str = Role.REVIEWER, password: str | None = None, staff: bool = False
-) -> AbstractBaseUser:
+) -> User:
     user_model = get_user_model()
     with transaction.atomic():
         user, created = user_model.objects.get_or_create(username=username)
@@ -60,7 +60,7 @@ def person_create(
     return user
 
 
-def user_token_create(*, user: AbstractBaseUser, name: str = "api") -> str:
+def user_token_create(*, user: User, name: str = "api") -> str:
     token = new_token("usr")
     UserToken.objects.create(user=user, name=name, token_hash=hash_token(token), token_prefix=prefix(token))
     return token

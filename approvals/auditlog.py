@@ -26,7 +26,7 @@ This lives in approvals (not audit) because audit must not import the domain.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, TypeVar
 
 from django.apps import apps
 from django.conf import settings
@@ -41,6 +41,7 @@ EXCLUDED_BY_MODEL = {
 
 
 _BEFORE = "_auditlog_before"
+_M = TypeVar("_M", bound=Model)
 
 
 def _excluded(model: type[Model]) -> list[str]:
@@ -51,7 +52,7 @@ def _excluded(model: type[Model]) -> list[str]:
     return sorted(((ALWAYS_EXCLUDED | EXCLUDED_BY_MODEL.get(model.__name__, set()) | secret_like) & names) | reverse)
 
 
-def remember_locked(instance: Model) -> Model:
+def remember_locked(instance: _M) -> _M:
     """Keep a copy of a row read under a row lock: its next save is diffed against it, not re-read."""
     setattr(instance, _BEFORE, copy.copy(instance))
     return instance
@@ -72,7 +73,8 @@ def _log_update(sender: type[Model], instance: Model, **kwargs: Any) -> None:
         diff_old=before,
         diff_new=instance,
         fields_to_check=kwargs.get("update_fields"),
-        use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES,
+        # Defaulted on our settings at import by auditlog.conf; django-stubs only sees our settings module.
+        use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES,  # type: ignore[misc]
     )
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
 from approvals.models import AgentCredential, Membership, Proposal, Role, Tenant
 
 
-def reviewer_tenant_ids(user: AbstractBaseUser) -> list[int]:
+def reviewer_tenant_ids(user: User) -> list[int]:
     return list(PersonScope.of(user).review)
 
 
@@ -34,7 +34,7 @@ class PersonScope:
     requester: list[int]
 
     @classmethod
-    def of(cls, user: AbstractBaseUser) -> PersonScope:
+    def of(cls, user: User) -> PersonScope:
         """Read once per user object, i.e. once per request (authentication loads the user afresh for each
         request), however many times the request asks: the approve endpoint, say, asks before and after."""
         cached = getattr(user, "_acme_person_scope", None)
@@ -45,14 +45,14 @@ class PersonScope:
         return scope
 
     @classmethod
-    def _read(cls, user: AbstractBaseUser) -> PersonScope:
+    def _read(cls, user: User) -> PersonScope:
         review: list[int] = []
         requester: list[int] = []
         for tenant_id, role in Membership.objects.filter(user=user).values_list("tenant_id", "role"):
             (review if role in (Role.REVIEWER, Role.ADMIN) else requester).append(tenant_id)
         return cls(review=review, requester=requester)
 
-    def q(self, user: AbstractBaseUser) -> Q:
+    def q(self, user: User) -> Q:
         # Spelled so that the common case (a reviewer) is a plain ``tenant_id IN (...)`` that the list
         # indexes serve, without an OR across all tenants to defeat them.
         scope = Q(tenant_id__in=self.review)
@@ -61,7 +61,7 @@ class PersonScope:
         return scope
 
 
-def person_scope(user: AbstractBaseUser) -> Q:
+def person_scope(user: User) -> Q:
     """A person's proposals: every one in the tenants they review; elsewhere, those made on their behalf."""
     return PersonScope.of(user).q(user)
 
@@ -75,6 +75,6 @@ def proposal_list(*, principal: Any, status: str | None = None, tool: str | None
     return qs
 
 
-def tenant_member(*, tenant: Tenant, username: str) -> AbstractBaseUser | None:
+def tenant_member(*, tenant: Tenant, username: str) -> User | None:
     membership = Membership.objects.select_related("user").filter(tenant=tenant, user__username=username).first()
     return membership.user if membership else None

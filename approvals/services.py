@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -54,7 +54,7 @@ def agent_actor(agent: AgentCredential) -> Actor:
     return Actor(type="agent", id=str(agent.pk), label=agent.name)
 
 
-def user_actor(user: AbstractBaseUser) -> Actor:
+def user_actor(user: User) -> Actor:
     return Actor(type="user", id=str(user.pk), label=user.get_username())
 
 
@@ -130,7 +130,7 @@ def _audit_proposal(proposal: Proposal, **fields: Any) -> None:
     audit.append(_proposal_event(proposal, **fields))
 
 
-def _is_reviewer(user: AbstractBaseUser, tenant: Tenant) -> bool:
+def _is_reviewer(user: User, tenant: Tenant) -> bool:
     return Membership.objects.filter(user=user, tenant=tenant, role__in=[Role.REVIEWER, Role.ADMIN]).exists()
 
 
@@ -149,7 +149,7 @@ def proposal_submit(
     tool: str,
     args: Any,
     rationale: str = "",
-    on_behalf_of: AbstractBaseUser | None = None,
+    on_behalf_of: User | None = None,
     idempotency_key: str | None = None,
     where: Where,
 ) -> Submitted:
@@ -292,7 +292,7 @@ def _on_pending(pk: Any, action: str, change: Callable[[Proposal], Proposal]) ->
         ) from None
 
 
-def require_reviewer(proposal: Proposal, reviewer: AbstractBaseUser) -> None:
+def require_reviewer(proposal: Proposal, reviewer: User) -> None:
     """Raise NotAllowed unless ``reviewer`` may decide on ``proposal``: a reviewer or admin of its tenant,
     and not the person it was made on behalf of."""
     if not _is_reviewer(reviewer, proposal.tenant):
@@ -309,7 +309,7 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, An
 
 
 def _decide(
-    locked: Proposal, reviewer: AbstractBaseUser, verdict: Verdict, reason: str, where: Where,
+    locked: Proposal, reviewer: User, verdict: Verdict, reason: str, where: Where,
     edited_from: list[dict[str, Any]] | None = None,
 ) -> Decision:
     # No savepoint: under the row lock a pending proposal has no decision, so the unique constraint cannot
@@ -338,7 +338,7 @@ def _decide(
 def proposal_approve(
     *,
     proposal: Proposal,
-    reviewer: AbstractBaseUser,
+    reviewer: User,
     where: Where,
     comment: str = "",
     args: Any = None,
@@ -381,7 +381,7 @@ def proposal_approve(
     return _on_pending(proposal.pk, "approved", change)
 
 
-def proposal_reject(*, proposal: Proposal, reviewer: AbstractBaseUser, reason: str, where: Where) -> Proposal:
+def proposal_reject(*, proposal: Proposal, reviewer: User, reason: str, where: Where) -> Proposal:
     require_reviewer(proposal, reviewer)
     reason = (reason or "").strip()
     if not reason:
@@ -668,7 +668,7 @@ def commits_redispatch(*, now: datetime | None = None, grace: int = 30, limit: i
 # --- dead letters --------------------------------------------------------------------------------------
 
 
-def proposal_requeue(*, proposal: Proposal, admin: AbstractBaseUser, where: Where) -> Proposal:
+def proposal_requeue(*, proposal: Proposal, admin: User, where: Where) -> Proposal:
     """failed → approved, and stage the commit again (an admin's decision, audited). The approval it rests
     on is unchanged: the same args, the same hash, the same idempotency key towards the outside system."""
     with transaction.atomic():
@@ -687,7 +687,7 @@ def proposal_requeue(*, proposal: Proposal, admin: AbstractBaseUser, where: Wher
     return locked
 
 
-def proposal_discard(*, proposal: Proposal, admin: AbstractBaseUser, where: Where) -> Proposal:
+def proposal_discard(*, proposal: Proposal, admin: User, where: Where) -> Proposal:
     """Take a failed commit out of the dead letters for good; it stays failed."""
     with transaction.atomic():
         locked = _locked(proposal.pk)

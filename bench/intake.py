@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 if __package__ in (None, ""):
@@ -66,6 +66,7 @@ def load(url: str, path: str, headers: dict[str, str], seconds: float, run_id: s
          server: str) -> dict[str, Any]:
     """CLIENTS threads posting as fast as answers come; figures over the requests begun after the warm-up."""
     parts = urlsplit(url)
+    host = cast(str, parts.hostname)  # always set: ``url`` is a server this run started
     start = time.perf_counter()
     warm_until = start + WARMUP
     stop_at = warm_until + seconds
@@ -76,7 +77,7 @@ def load(url: str, path: str, headers: dict[str, str], seconds: float, run_id: s
     last_end = [warm_until]
 
     def client(worker: int) -> None:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        conn = http.client.HTTPConnection(host, parts.port, timeout=60)
         mine: list[float] = []
         mine_codes: Counter[int] = Counter()
         end = warm_until
@@ -91,7 +92,7 @@ def load(url: str, path: str, headers: dict[str, str], seconds: float, run_id: s
                 status = response.status
             except (OSError, http.client.HTTPException):
                 conn.close()
-                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+                conn = http.client.HTTPConnection(host, parts.port, timeout=60)
                 status = 0
             t1 = time.perf_counter()
             if t0 >= warm_until:
@@ -186,11 +187,13 @@ def main() -> dict[str, Any]:
                         {"Content-Type": "application/json", "Authorization": f"Bearer {party['agent']}"}),
         }
         rounds: dict[str, list[dict[str, Any]]] = {"bare": [], "product": []}
-        for r in range(ROUNDS):
+        for round_no in range(ROUNDS):
             for name, (url, path, headers) in targets.items():
                 server = "web" if name == "product" else "web-bare"
                 run.check_alive(server)
-                rounds[name].append(load(url, path, headers, SECONDS / ROUNDS, f"{name}{r}", run=run, server=server))
+                rounds[name].append(
+                    load(url, path, headers, SECONDS / ROUNDS, f"{name}{round_no}", run=run, server=server)
+                )
         figures = {name: merge(rs) for name, rs in rounds.items()}
         run.stop("web")
         run.stop("web-bare")

@@ -24,7 +24,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -249,7 +249,11 @@ def main() -> dict[str, Any]:
             others = [t for t in tenants if t.slug != party["tenant"]]
             ordered = [acme, *others]
             ids = {"tenants": [t.pk for t in ordered], "slugs": [t.slug for t in ordered],
-                   "agents": [AgentCredential.objects.filter(tenant=t).order_by("pk").first().pk for t in ordered],
+                   # Every tenant has an agent (the party's, or the one made above): first() finds it.
+                   "agents": [
+                       cast(AgentCredential, AgentCredential.objects.filter(tenant=t).order_by("pk").first()).pk
+                       for t in ordered
+                   ],
                    "reviewer": reviewer.pk}
             clients = {"reviewer": Client(), "admin": Client(),
                        "api-reviewer": Client(HTTP_AUTHORIZATION=f"Bearer {party['reviewer']}"),
@@ -269,9 +273,15 @@ def main() -> dict[str, Any]:
                                               e_from=SMALL_EVENTS + 1, e_to=FULL_EVENTS, total=FULL_PROPOSALS,
                                               rebuild=True)
                 generation["full_total_s"] = round(time.monotonic() - t, 1)
-                counts = {name: conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # noqa: S608
-                          for name in TABLES}
-                db_size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]
+                # Aggregates: always one row.
+                counts = {
+                    name: cast("tuple[Any, ...]", conn.execute(f"SELECT count(*) FROM {name}").fetchone())[0]  # noqa: S608
+                    for name in TABLES
+                }
+                db_size = cast(
+                    "tuple[Any, ...]",
+                    conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone(),
+                )[0]
                 connections.close_all()
                 results["full"] = measure(clients, REQUESTS)
         finally:

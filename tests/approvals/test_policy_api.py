@@ -154,7 +154,8 @@ class TestHourlyLimit:
         from adapters import registry
 
         rule(acme, max_per_hour=1)
-        original, landed = registry.prepare, []
+        original = registry.prepare
+        landed: list[Any] = []
 
         def prepare_while_another_lands(*args: Any, **kwargs: Any) -> Any:
             prepared = original(*args, **kwargs)

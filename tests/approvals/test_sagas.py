@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any, cast
 
 import pytest
 import responses
@@ -36,8 +37,10 @@ def slack_posted(rsps):
 
 
 def ticket_created(rsps, status=201):
-    body = {"ticket": {"id": 900, "subject": "Digest sent", "priority": "low", "status": "new",
-                       "updated_at": "2026-11-23T10:00:00Z"}} if status == 201 else {"error": "RecordInvalid"}
+    body: dict[str, Any] = (
+        {"ticket": {"id": 900, "subject": "Digest sent", "priority": "low", "status": "new",
+                    "updated_at": "2026-11-23T10:00:00Z"}} if status == 201 else {"error": "RecordInvalid"}
+    )
     rsps.add(responses.POST, f"{CRM}/api/v2/tickets.json", status=status, json=body)
 
 
@@ -59,7 +62,7 @@ class TestDigest:
             slack_posted(rsps)
             ticket_created(rsps)
             assert services.proposal_commit(proposal_id=proposal.pk).outcome == "committed"
-            posted = json.loads(rsps.calls[1].request.body)
+            posted = json.loads(cast(bytes, rsps.calls[1].request.body))
             assert posted == {"channel": "#accounts",
                               "text": "Customer update: Dana Scully (CRM #501): Renewal signed for 2 years."}
 
@@ -92,7 +95,10 @@ class TestDigest:
             ticket_created(rsps, status=422)
             rsps.add(responses.POST, f"{SLACK}/chat.delete", json={"ok": True})
             assert services.proposal_commit(proposal_id=proposal.pk).outcome == "failed"
-            assert json.loads(rsps.calls[-1].request.body) == {"channel": "C0ACCOUNTS", "ts": "1700.0001"}
+            assert json.loads(cast(bytes, rsps.calls[-1].request.body)) == {
+                "channel": "C0ACCOUNTS",
+                "ts": "1700.0001",
+            }
 
         proposal.refresh_from_db()
         assert proposal.status == Status.FAILED

@@ -112,6 +112,7 @@ class TestCommit:
         assert "circuit breaker" in proposal.status_reason
         assert proposal.commit_attempts == 0
         later = OutboxMessage.objects.order_by("-id").first()
+        assert later is not None
         assert later.available_at.timestamp() == pytest.approx(retry_at, abs=1)
         # Not before its time: a commit job arriving early does nothing.
         assert services.proposal_commit(proposal_id=proposal.pk).outcome == "noop"

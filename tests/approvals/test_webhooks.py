@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
 import responses
@@ -99,8 +100,11 @@ class TestOutbound:
             rsps.add(responses.POST, HOOK, status=204)
             assert webhooks.deliver(str(delivery.pk)) == "delivered"
             sent = rsps.calls[0].request
-        assert webhooks.verify(webhooks.secret_for(hooked.agent), sent.headers["X-Acme-Signature"], sent.body)
-        body = json.loads(sent.body)
+        sent_body = cast(bytes, sent.body)  # ours: a JSON body, sent as bytes
+        assert webhooks.verify(
+            webhooks.secret_for(hooked.agent), cast(str, sent.headers["X-Acme-Signature"]), sent_body
+        )
+        body = json.loads(sent_body)
         assert body["id"] == str(delivery.pk) == sent.headers["X-Acme-Event-Id"]
         assert body["proposal"]["status"] == "rejected"
         # Delivered once: running the job again sends nothing.
@@ -118,6 +122,7 @@ class TestOutbound:
             rsps.add(responses.POST, HOOK, status=500)
             assert webhooks.deliver(str(delivery.pk)) == "pending"
             retry = OutboxMessage.objects.filter(kind="webhook").order_by("-id").first()
+            assert retry is not None
             assert retry.payload == {"delivery_id": str(delivery.pk)}
             assert webhooks.deliver(str(delivery.pk)) == "failed"
 

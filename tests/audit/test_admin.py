@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import cast
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -44,7 +46,7 @@ def queries_for(client, url: str) -> int:
         response = client.get(url)
         assert response.status_code == 200, response.content[:500]
         if isinstance(response, StreamingHttpResponse):
-            b"".join(response.streaming_content)
+            b"".join(cast(Iterator[bytes], response.streaming_content))  # sync: the WSGI test client
     return len(ctx.captured_queries)
 
 
@@ -122,6 +124,7 @@ def test_a_receipt_links_to_its_proposal_and_the_outside_object(staff_client, ac
 def test_audit_events_are_read_only_in_the_admin(staff_client, acme):
     committed_life(acme)
     event = AuditEvent.objects.first()
+    assert event is not None
 
     assert staff_client.post(f"/admin/audit/auditevent/{event.pk}/change/", {"result": "ok"}).status_code == 403
     assert staff_client.post(f"/admin/audit/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
@@ -136,7 +139,7 @@ def test_export_streams_the_filtered_events(staff_client, acme, fmt):
     response = staff_client.get(f"/admin/audit/auditevent/export/{fmt}/?tenant=acme&subject={proposal.pk}")
 
     assert isinstance(response, StreamingHttpResponse)
-    body = b"".join(response.streaming_content).decode()
+    body = b"".join(cast(Iterator[bytes], response.streaming_content)).decode()  # sync under WSGI
     rows = list(csv.DictReader(io.StringIO(body))) if fmt == "csv" else json.loads(body)
     assert [r["action"] for r in rows] == [
         "proposal.submitted", "proposal.approved", "proposal.commit_started", "outbound.call", "proposal.committed",
@@ -152,7 +155,7 @@ def test_export_action_on_selected_rows(staff_client, acme):
         "/admin/audit/auditevent/", {"action": "export_csv", "_selected_action": [str(i) for i in ids]}
     )
 
-    body = b"".join(response.streaming_content).decode()
+    body = b"".join(cast(Iterator[bytes], response.streaming_content)).decode()  # sync under WSGI
     assert [int(r["id"]) for r in csv.DictReader(io.StringIO(body))] == ids
 
 

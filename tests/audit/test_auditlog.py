@@ -93,9 +93,9 @@ def test_a_proposals_life_is_logged_field_by_field_without_reading_the_locked_ro
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    with CaptureQueriesContext(connection) as queries:
+    with CaptureQueriesContext(connection) as captured:
         proposal = committed_life(acme)
-    queries = [q for q in queries.captured_queries if not q["sql"].endswith("LIMIT 21")]  # refresh_from_db
+    queries = [q for q in captured.captured_queries if not q["sql"].endswith("LIMIT 21")]  # refresh_from_db
 
     updates = [e.changes_dict for e in entries_for(proposal).filter(action=LogEntry.Action.UPDATE)]
     assert [u["status"] for u in updates] == [["pending", "approved"], ["approved", "committing"],

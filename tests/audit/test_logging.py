@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 import responses
@@ -18,6 +19,9 @@ from approvals import services
 from audit.logging import JsonFormatter, redact
 
 from .conftest import ARGS, TICKETS_URL, created
+
+if TYPE_CHECKING:
+    from django.views.debug import ExceptionReporter
 
 EMAIL = "jane.doe@example.com"
 PHONE = "+1 (415) 555-0134"
@@ -32,7 +36,11 @@ PII_TEXT = f"Customer {EMAIL} called from {PHONE} (alt {PHONE_PLAIN}), paid with
 @pytest.fixture
 def json_log() -> Iterator[io.StringIO]:
     """The output of the JSON handler configured in settings.LOGGING (filter and formatter included)."""
-    handlers = [h for h in logging.getLogger().handlers if isinstance(h.formatter, JsonFormatter)]
+    # settings.LOGGING's console handlers, which are StreamHandlers.
+    handlers = cast(
+        "list[logging.StreamHandler[Any]]",
+        [h for h in logging.getLogger().handlers if isinstance(h.formatter, JsonFormatter)],
+    )
     assert handlers, "settings.LOGGING's JSON console handler is not on the root logger"
     stream = io.StringIO()
     previous = [h.setStream(stream) for h in handlers]
@@ -140,7 +148,9 @@ def test_error_reports_are_redacted(settings, acme):
         customer = {"email": EMAIL, "card": CARD}  # noqa: F841 (a frame variable the report would show)
         raise ValueError(f"bad input from {EMAIL} with token {acme.agent_token}")
     except ValueError:
-        reporter = get_exception_reporter_class(request)(request, *sys.exc_info())
+        # A class, not an instance as django-stubs has it.
+        reporter_class = cast("type[ExceptionReporter]", get_exception_reporter_class(request))
+        reporter = reporter_class(request, *sys.exc_info())
         text = reporter.get_traceback_text()
         html = reporter.get_traceback_html()
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 import pytest
 import responses
 
 from approvals import services
 
 from .conftest import API, TICKETS_URL, WEB, created
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
 sdk = pytest.importorskip("opentelemetry.sdk.trace")
 from opentelemetry import trace  # noqa: E402
@@ -25,8 +30,9 @@ def spans():
         trace.set_tracer_provider(provider)  # once per process; later tests reuse it
         provider = trace.get_tracer_provider()
     if not getattr(provider, "_acme_test_exporter", False):
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-        provider._acme_test_exporter = True
+        # The SDK's provider by now: the API's type does not know span processors.
+        cast("SdkTracerProvider", provider).add_span_processor(SimpleSpanProcessor(_EXPORTER))
+        setattr(provider, "_acme_test_exporter", True)  # noqa: B010 (a marker: not an attribute of the type)
     _EXPORTER.clear()
     yield _EXPORTER
     _EXPORTER.clear()
@@ -47,7 +53,7 @@ def test_spans_for_validation_mapping_the_call_and_each_retry(spans, acme, no_sl
         assert services.proposal_commit(proposal_id=proposal.pk).outcome == "committed"
 
     finished = spans.get_finished_spans()
-    by_name = {}
+    by_name: dict[str, list[Any]] = {}
     for span in finished:
         by_name.setdefault(span.name, []).append(span)
     assert {"adapter.execute", "adapter.validate", "http.call", "http.attempt"} <= set(by_name)

@@ -76,6 +76,7 @@ def test_tampering_with_one_row_fails_audit_verify_at_that_row(acme, globex):
     assert f"event {target.pk} " in str(info.value)
     assert "altered" in str(info.value)
     broken = verify()
+    assert broken is not None
     assert (broken.event_id, broken.tenant) == (target.pk, "acme")
     # The other tenant's chain is intact on its own.
     call_command("audit_verify", "--tenant", "globex")
@@ -105,6 +106,7 @@ def test_removing_a_row_breaks_the_link_of_the_next_one(acme):
 def test_postgres_refuses_update_and_delete_of_audit_rows(acme, sql):
     committed_life(acme)
     event = AuditEvent.objects.filter(tenant="acme").order_by("id").first()
+    assert event is not None
 
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, [event.pk])

@@ -227,13 +227,14 @@ def call(row: Row, caller: str, world: World, *, enforce_csrf: bool = False) -> 
         elif "user" in who:
             client.force_login(who["user"])
         return client.generic(row.method, path, _json(row.body), content_type="application/json")
-    client = Client(enforce_csrf_checks=enforce_csrf)
+    web_client = Client(enforce_csrf_checks=enforce_csrf)
     if "user" in who:
-        client.force_login(who["user"])
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {who['token']}"} if "token" in who else {}
+        web_client.force_login(who["user"])
+    # WSGI environ extras (``**extra: Any``), not keyword arguments of get/post.
+    headers: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {who['token']}"} if "token" in who else {}
     if row.method == "GET":
-        return client.get(path, **headers)
-    return client.post(path, row.body or {}, **headers)
+        return web_client.get(path, **headers)
+    return web_client.post(path, row.body or {}, **headers)
 
 
 def _json(body: Any) -> str:

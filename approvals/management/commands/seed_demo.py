@@ -1,4 +1,5 @@
 import os
+from typing import Any
 
 from django.core.management.base import BaseCommand
 
@@ -9,7 +10,7 @@ from approvals.accounts import agent_create, person_create, tenant_create, user_
 from approvals.models import Role, UserToken
 from audit.services import Where
 
-SAMPLES = [
+SAMPLES: list[dict[str, Any]] = [
     {
         "key": "demo-sample-1",
         "tool": "crm.create_ticket",

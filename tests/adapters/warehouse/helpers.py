@@ -12,7 +12,11 @@ from adapters.warehouse.models import Customer, Order, Ticket
 from adapters.warehouse.seed import warehouse_seed
 
 SMALL = {"orders": 300, "customers": 40, "tickets": 150}
-MODELS = {"orders": Order, "customers": Customer, "tickets": Ticket}
+MODELS: dict[str, type[Order | Customer | Ticket]] = {
+    "orders": Order,
+    "customers": Customer,
+    "tickets": Ticket,
+}
 
 
 def seed(tenant: str, **counts: int) -> None:
