@@ -14,7 +14,7 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core import signing
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
@@ -39,15 +39,17 @@ PAGE_SIZE = 50
 COUNT_CAP = 1000
 ALREADY_DECIDED = "Nothing was done: this proposal is already {status}."
 EDIT_EXPIRED = "The edit could not be confirmed (it was changed or is too old); please review it again."
-# Statuses the live panel keeps polling for: the commit is still to come.
-IN_FLIGHT = {Status.APPROVED, Status.COMMITTING}
+# Statuses the live panel keeps polling for, and how often (ms): an approved proposal's commit is about to
+# happen; a pending one may be decided meanwhile by another reviewer (or over the API), and the page must
+# not keep offering a decision that is no longer possible.
+POLL_MS = {Status.PENDING: 5000, Status.APPROVED: 1000, Status.COMMITTING: 1000}
 EDIT_SALT = "approvals.edit"
 EDIT_MAX_AGE = 3600
 
 
-def _person(request: HttpRequest) -> AbstractBaseUser:
+def _person(request: HttpRequest) -> User:
     """The logged-in person (every view here is behind login_required)."""
-    return cast(AbstractBaseUser, request.user)
+    return cast(User, request.user)
 
 
 def _where(request: HttpRequest) -> Where:
@@ -196,9 +198,9 @@ def _age(delta: timedelta) -> str:
 @login_required
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
-    scope = selectors.PersonScope.of(request.user)
+    scope = selectors.PersonScope.of(_person(request))
     filters = Filters.from_query(request.GET)
-    selection = filters.apply(Proposal.objects.filter(scope.q(request.user)))
+    selection = filters.apply(Proposal.objects.filter(scope.q(_person(request))))
     counts = _status_counts(selection)
     rows_qs = (
         selection.select_related("agent", "tenant")
@@ -287,7 +289,8 @@ def _status_context(proposal: Proposal) -> dict[str, Any]:
     return {
         "proposal": proposal,
         "receipt": _receipt(proposal),
-        "final": proposal.status not in IN_FLIGHT,
+        "final": proposal.status not in POLL_MS,
+        "poll_ms": POLL_MS.get(Status(proposal.status), 0),
         "waiting": proposal.status == Status.APPROVED and proposal.status_reason.startswith("Waiting"),
     }
 
@@ -327,7 +330,7 @@ def proposal_review(request: HttpRequest, pk: Any) -> HttpResponse:
 @login_required
 @require_GET
 def proposal_status(request: HttpRequest, pk: Any) -> HttpResponse:
-    """The live status panel alone (polled by review.js until the commit is final)."""
+    """The live status panel alone (polled by review.js while the proposal is pending or being committed)."""
     proposal = _visible(request, pk)
     response = render(request, "approvals/_status.html", _status_context(proposal))
     response["Cache-Control"] = "no-store"

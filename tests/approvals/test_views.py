@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, cast
 
 import pytest
 import responses
 from django.conf import settings
 from django.db import connection
+from django.http import StreamingHttpResponse
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
@@ -231,7 +233,8 @@ class TestProposalPage:
         assert proposal.idempotency_key in content
         assert "proposal.submitted" in content
         assert 'id="approve-form"' in content and 'id="reject-form"' in content
-        assert 'aria-live="polite"' in content and 'data-final="true"' in content  # nothing to poll yet
+        # Pending: the panel is polled, slowly, in case another reviewer decides meanwhile.
+        assert 'aria-live="polite"' in content and 'data-final="false"' in content and 'data-poll-ms="5000"' in content
 
     def test_slack_message_preview(self, acme):
         proposal = submit(acme, tool="slack.post_message", args={"channel": "#ops", "text": "Deploy *done*"})
@@ -292,7 +295,9 @@ class TestDecisions:
         assert not Decision.objects.exists()
 
         page = client.get(url("", proposal))
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
+        found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())
+        assert found is not None
+        token = found.group(1)
         assert client.post(url("approve", proposal), {"csrfmiddlewaretoken": token}).status_code == 302
 
     def test_a_reviewer_cannot_approve_what_was_asked_on_their_behalf(self, acme):
@@ -372,6 +377,7 @@ class TestEditThenApprove:
         assert proposal.status == Status.APPROVED and proposal.args["priority"] == "urgent"
         decision = Decision.objects.get(proposal=proposal)
         assert decision.reason == "bumped"
+        assert decision.edited_from is not None
         assert {c["field"] for c in decision.edited_from} == {"priority", "tags"}
         page = client.get(url("", proposal)).content.decode()
         assert "Edited by the reviewer before approving" in page
@@ -396,6 +402,7 @@ class TestLiveStatus:
         working = client.get(url("status", proposal))
         assert working["Cache-Control"] == "no-store"
         assert "Working on it…" in working.content.decode() and 'data-final="false"' in working.content.decode()
+        assert 'data-poll-ms="1000"' in working.content.decode()  # the commit is moments away: every second
 
         with responses.RequestsMock() as rsps:
             rsps.add(responses.POST, TICKETS_URL, status=201, json={"ticket": {
@@ -405,8 +412,20 @@ class TestLiveStatus:
 
         done = client.get(url("status", proposal)).content.decode()
         assert "Committed — ticket" in done and "#123" in done and 'data-final="true"' in done
+        assert 'data-poll-ms="0"' in done
         receipt = Receipt.objects.get(proposal=proposal)
         assert receipt.external_url in done
+
+    def test_a_decision_made_elsewhere_shows_in_the_polled_fragment(self, acme):
+        proposal = submit(acme)
+        client = reviewer_client(acme)
+        assert 'data-status="pending"' in client.get(url("status", proposal)).content.decode()
+
+        services.proposal_reject(proposal=proposal, reviewer=acme.reviewer, reason="duplicate", where=API)
+
+        fragment = client.get(url("status", proposal)).content.decode()
+        assert 'data-status="rejected"' in fragment and 'data-final="true"' in fragment
+        assert "Rejected." in fragment
 
     def test_a_waiting_and_a_failed_commit_say_why(self, acme):
         waiting, failed = submit(acme, 1), submit(acme, 2)
@@ -430,7 +449,13 @@ def test_static_assets_are_served(acme):
     for path in ["/static/approvals/app.css", "/static/approvals/review.js"]:
         response = client.get(path)
         assert response.status_code == 200, path
-        body = b"".join(response.streaming_content) if response.streaming else response.content
+        # Read as a stream only when it is one (whitenoise's file response; a sync iterator under WSGI).
+        streamed = cast(StreamingHttpResponse, response)
+        body = (
+            b"".join(cast(Iterator[bytes], streamed.streaming_content))
+            if response.streaming
+            else response.content
+        )
         assert len(body) > 500
 
 

@@ -160,6 +160,9 @@ def test_a_double_click_or_a_second_tab_approves_once(page: Any, stack: Stack, p
 
     proposal = propose(stack, party, "crm.create_ticket", ticket("Printer jam on floor 2"), "Asked by the office.")
     second_tab = page.context.new_page()
+    # This tab misses the live updates (as a tab offline would), so it still offers the decision: the
+    # server must refuse it. (With updates it withdraws its forms: the next test.)
+    second_tab.route(re.compile(r"/proposals/[^/]+/status/$"), lambda route: route.abort())
     second_tab.goto(f"/proposals/{proposal['id']}/")  # opened while still pending
 
     page.goto(f"/proposals/{proposal['id']}/")
@@ -175,6 +178,32 @@ def test_a_double_click_or_a_second_tab_approves_once(page: Any, stack: Stack, p
     sent = [r for r in stack.sandbox("GET", "/_sandbox/requests").json().get("requests", [])
                  if r.get("idempotency_key") == f"acme-proposal-{proposal['id']}"]
     assert len(sent) == 1
+
+
+def test_a_page_left_open_withdraws_its_decision_when_someone_else_decides(
+    page: Any, stack: Stack, party: dict[str, str]
+) -> None:
+    from playwright.sync_api import expect
+
+    proposal = propose(stack, party, "crm.create_ticket", ticket("Monitor flickers in room 5"), "Asked by IT.")
+    page.goto(f"/proposals/{proposal['id']}/")
+    expect(page.get_by_role("button", name="Approve")).to_be_visible()
+    page.evaluate("window.__sameDocument = true")
+
+    # someone else decides, here over the API, while this page is open
+    decided = stack.api("POST", f"/proposals/{proposal['id']}/reject/", party["reviewer"],
+                        json={"reason": "Already fixed by IT."})
+    assert decided.status_code == 200, decided.text
+
+    notice = page.locator(".decided-meanwhile")
+    expect(notice).to_contain_text("Decided meanwhile", timeout=TIMEOUT_MS)  # within one slow poll (5 s)
+    expect(notice).to_contain_text("rejected")
+    expect(page.locator("#live-status")).to_contain_text("Rejected")
+    expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    expect(page.get_by_role("button", name="Reject")).to_have_count(0)
+    assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
+    notice.get_by_role("link", name="Reload to see who decided").click()
+    expect(page.locator("section", has_text="Decision")).to_contain_text("Already fixed by IT.")
 
 
 def test_login_required_and_a_missing_proposal_is_a_clear_404(browser: Any, stack: Stack, page: Any) -> None:

@@ -86,6 +86,9 @@ class Stack:
         proc = self.spawn(
             "web", PYTHON, "-m", "gunicorn", "acme_integration.wsgi", "-b", f"127.0.0.1:{port}",
             "-w", str(workers), "--threads", str(threads), "--timeout", "120",
+            # gunicorn 27's control socket has one default path (~/.gunicorn) for every instance on the
+            # machine: concurrent stacks (CI, a bench, a developer's `make run`) would share it.
+            "--no-control-socket",
         )
         self.web_url = f"http://127.0.0.1:{port}"
         wait_http(f"{self.web_url}/api/v1/tools/", proc=proc)

@@ -36,19 +36,50 @@
     element.focus();
   });
 
-  // 3. The live status: poll the status fragment every second until the commit is final.
+  // 3. The live status: poll the status fragment while the proposal is pending (another reviewer may decide
+  //    it) or being committed, at the pace the panel asks for (data-poll-ms), until its status is final.
   var live = document.getElementById("live-status");
   if (!live || live.dataset.final === "true") return;
   var url = live.dataset.pollUrl;
-  var delay = 1000;
+  function pace() {
+    var panel = live.firstElementChild;
+    return Number(panel && panel.dataset.pollMs) || 1000;
+  }
+  var delay = pace();
+
+  // The proposal was decided elsewhere while this page offered a decision: withdraw the forms (the server
+  // would refuse them anyway) and say so, unless this page's own form is on its way.
+  function decidedMeanwhile(status) {
+    var decide = document.querySelector("section.decide");
+    if (!decide || decide.querySelector("form[data-submitted=true]")) return;
+    var notice = document.createElement("section");
+    notice.className = "card notice decided-meanwhile";
+    notice.setAttribute("role", "status");
+    var text = document.createElement("p");
+    var strong = document.createElement("strong");
+    strong.textContent = "Decided meanwhile.";
+    text.appendChild(strong);
+    text.appendChild(document.createTextNode(" This proposal is now " + status +
+      ": there is nothing left to decide here. "));
+    var reload = document.createElement("a");
+    reload.href = window.location.pathname;
+    reload.textContent = "Reload to see who decided";
+    text.appendChild(reload);
+    notice.appendChild(text);
+    decide.replaceWith(notice);
+  }
+
   function poll() {
+    if (document.hidden) {  // a background tab asks again later
+      setTimeout(poll, delay);
+      return;
+    }
     fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" }, cache: "no-store" })
       .then(function (response) {
         if (!response.ok) throw new Error("status " + response.status);
         return response.text();
       })
       .then(function (html) {
-        delay = 1000;
         var holder = document.createElement("div");
         holder.innerHTML = html.trim();
         var panel = holder.firstElementChild;
@@ -59,9 +90,11 @@
           live.replaceChildren(panel);
         }
         live.dataset.final = panel.dataset.final;
+        if (panel.dataset.status !== "pending") decidedMeanwhile(panel.dataset.status);
+        delay = pace();
       })
       .catch(function () {
-        delay = Math.min(delay * 2, 10000);  // the server is busy or gone: back off, keep trying
+        delay = Math.min(delay * 2, 30000);  // the server is busy or gone: back off, keep trying
       })
       .then(function () {
         if (live.dataset.final !== "true") setTimeout(poll, delay);
