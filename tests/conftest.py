@@ -100,3 +100,22 @@ def globex(db: Any) -> Party:
 @pytest.fixture
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+# --- the integration layer's retries (tests/adapters, and the sandbox-process tests in tests/e2e) ---
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the retry loop's sleeps instead of sleeping."""
+    recorded: list[float] = []
+    monkeypatch.setattr("adapters.http.sleep", recorded.append)
+    return recorded
+
+
+@pytest.fixture
+def fast_retries(settings: Any) -> None:
+    settings.ACME_RETRY_MAX = 5
+    settings.ACME_RETRY_BASE = 0.01
+    settings.ACME_BREAKER_FAILURES = 5
+    settings.ACME_BREAKER_COOLDOWN = 30

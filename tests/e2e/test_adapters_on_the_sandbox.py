@@ -16,8 +16,8 @@ import requests
 
 from adapters import breaker, http, registry
 from adapters.errors import Deferred, PermanentFailure, StaleTarget, TransientFailure
-
-from .conftest import ROOT, Sandbox
+from tests.e2e.conftest import Sandbox
+from tests.e2e.stack import ROOT
 
 CTX = registry.Context(tenant="acme", agent="bot")
 ARGS = {
