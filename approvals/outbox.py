@@ -3,10 +3,12 @@
 ``stage_commit`` writes the row inside the caller's transaction and hands it off once that transaction
 commits; ``drain`` (run by every worker's housekeeping loop) hands off whatever is left, e.g. rows staged
 while Redis was down. ``drain`` claims rows with ``SELECT … FOR UPDATE SKIP LOCKED`` so several
-dispatchers can run. The immediate hand-off does not claim (it is on the path of every approval): it
-enqueues, then marks the row with one conditional UPDATE. A drain that picks the same row in between
-hands it off a second time, which adds nothing: one job id per subject (``jobs``), and the jobs' services
-make a repeat harmless. Either way a row is marked dispatched only after the enqueue succeeded.
+dispatchers can run. The immediate hand-off is on the path of every approval, so it claims its one row
+with a single conditional ``UPDATE … WHERE dispatched_at IS NULL`` instead of a transaction: whichever of
+it and a drain marks the row first hands it off, the other does nothing. It marks before it enqueues; a
+failed enqueue unmarks the row for the next drain, and a process that dies in between leaves a marked
+row with no job, which the sweeps for lost jobs re-stage (``services.commits_redispatch``,
+``webhooks.redispatch``).
 """
 
 from __future__ import annotations
@@ -49,15 +51,19 @@ def _hand_off(message: OutboxMessage) -> None:
 
 def _hand_off_now(message: OutboxMessage) -> None:
     """Right after the staging transaction committed. Never raises: a failed hand-off stays for ``drain``."""
-    pending = OutboxMessage.objects.filter(pk=message.pk, dispatched_at__isnull=True)
     try:
+        claimed = OutboxMessage.objects.filter(pk=message.pk, dispatched_at__isnull=True).update(
+            dispatched_at=timezone.now(), attempts=F("attempts") + 1
+        )
+        if not claimed:
+            return  # a drain got there first
         try:
             _hand_off(message)
-        except Exception as exc:  # Redis down: leave the row for the next drain
-            pending.update(attempts=F("attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:1000])
+        except Exception as exc:  # Redis down: unmark the row for the next drain
+            OutboxMessage.objects.filter(pk=message.pk).update(
+                dispatched_at=None, last_error=f"{type(exc).__name__}: {exc}"[:1000]
+            )
             logger.warning("outbox hand-off failed; will retry", extra={"outbox_id": message.pk})
-            return
-        pending.update(dispatched_at=timezone.now(), attempts=F("attempts") + 1)
     except Exception:
         logger.exception("outbox hand-off failed")
 

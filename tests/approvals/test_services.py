@@ -196,6 +196,23 @@ class TestTransitions:
         assert outbox.drain() == 0  # nothing left for the housekeeping pass
         assert enqueued == [str(proposal.pk)]
 
+    def test_a_drain_that_got_the_row_first_leaves_the_hand_off_nothing_to_do(
+        self, acme, monkeypatch, django_capture_on_commit_callbacks
+    ):
+        from approvals import jobs
+
+        enqueued = []
+        monkeypatch.setattr(jobs, "enqueue_commit", lambda pk: enqueued.append(pk))
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            proposal = approved(acme)
+        assert outbox.drain() == 1  # the housekeeping pass runs between the commit and the hand-off
+
+        for callback in callbacks:
+            callback()
+
+        assert enqueued == [str(proposal.pk)]  # handed off once, by the drain
+        assert OutboxMessage.objects.get().attempts == 1
+
     def test_a_failed_hand_off_after_commit_leaves_the_row_for_the_drain(
         self, acme, monkeypatch, django_capture_on_commit_callbacks
     ):
