@@ -147,6 +147,10 @@ ACME_PREVIEW_DEADLINE = env.float("ACME_PREVIEW_DEADLINE", default=2.0)
 # How long a worker holds a proposal it is committing before another worker may take it over (crash
 # recovery). Longer than the worst case of one commit's inline retries.
 ACME_COMMIT_LEASE = env.int("ACME_COMMIT_LEASE", default=120)
+# Outbound attempts one commit may spend in all, across the waits of an outage (a commit whose retries ran
+# out as its downstream's breaker opened waits for the breaker, like the commits behind it); past this
+# budget it is dead-lettered for an admin instead of waiting again.
+ACME_COMMIT_MAX_ATTEMPTS = env.int("ACME_COMMIT_MAX_ATTEMPTS", default=25)
 # Seconds between the worker's housekeeping passes (outbox drain, lease sweep, expiry).
 ACME_HOUSEKEEPING_INTERVAL = env.float("ACME_HOUSEKEEPING_INTERVAL", default=2.0)
 # Agent webhooks: attempts before a delivery is given up; private callback addresses only in development.

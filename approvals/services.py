@@ -23,8 +23,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from adapters import breaker, policy, registry
 from adapters import errors as adapter_errors
-from adapters import policy, registry
 from approvals import errors, outbox, webhooks
 from approvals.auditlog import remember_locked
 from approvals.models import (
@@ -501,7 +501,13 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
         return _finish_deferred(proposal, decision, deferred)
     except adapter_errors.StaleTarget as stale:
         return _finish_unsuccessful(proposal, decision, Status.STALE, str(stale), attempts=1, result="stale")
-    except (adapter_errors.TransientFailure, adapter_errors.PermanentFailure) as failure:
+    except adapter_errors.TransientFailure as failure:
+        waited = _wait_for_breaker(proposal, failure)
+        if waited is not None:
+            return _finish_deferred(proposal, decision, waited, attempts=failure.attempts)
+        return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts,
+                                    result="error")
+    except adapter_errors.PermanentFailure as failure:
         return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts,
                                     result="error")
     except redis.RedisError as exc:
@@ -603,8 +609,27 @@ def _compensate(proposal: Proposal, *, before: int) -> tuple[list[str], list[str
     return undone, not_undone
 
 
-def _finish_deferred(proposal: Proposal, decision: Decision, deferred: adapter_errors.Deferred) -> CommitResult:
-    """An open breaker or a rate limit: not a failure; back to approved, retried when it may pass."""
+def _wait_for_breaker(proposal: Proposal, failure: adapter_errors.TransientFailure) -> adapter_errors.Deferred | None:
+    """A commit whose retries ran out while its downstream's breaker opened (its own failures may have
+    tripped it) met an outage, like the commits that will find the breaker open after it: it waits for
+    the breaker too, instead of being the one dead letter of the outage. Within a budget of attempts
+    (``ACME_COMMIT_MAX_ATTEMPTS``), so a downstream that never recovers still ends in the dead letters."""
+    if proposal.commit_attempts + failure.attempts >= settings.ACME_COMMIT_MAX_ATTEMPTS:
+        return None
+    try:
+        if breaker.state(registry.get(proposal.tool).system) != "open":
+            return None
+    except redis.RedisError:
+        return None
+    # The breaker half-opens within a cooldown of now; a retry that comes too early is deferred again.
+    return adapter_errors.Deferred(reason="breaker_open", retry_at=time.time() + float(settings.ACME_BREAKER_COOLDOWN))
+
+
+def _finish_deferred(
+    proposal: Proposal, decision: Decision, deferred: adapter_errors.Deferred, *, attempts: int = 0
+) -> CommitResult:
+    """An open breaker or a rate limit: not a failure; back to approved, retried when it may pass.
+    ``attempts``: outbound attempts this run spent before it had to wait (they count towards the budget)."""
     retry_at = datetime.fromtimestamp(deferred.retry_at, tz=timezone.get_current_timezone())
     reason = {
         "breaker_open": "Waiting: the {system} circuit breaker is open until {at:%H:%M:%S} UTC.",
@@ -618,9 +643,11 @@ def _finish_deferred(proposal: Proposal, decision: Decision, deferred: adapter_e
         locked.status_reason = reason.format(system=registry.get(locked.tool).system, at=retry_at)
         locked.lease_until = None
         locked.next_attempt_at = retry_at
-        locked.save(update_fields=["status", "status_reason", "lease_until", "next_attempt_at", "updated_at"])
+        locked.commit_attempts += attempts
+        locked.save(update_fields=["status", "status_reason", "lease_until", "next_attempt_at", "commit_attempts",
+                                   "updated_at"])
         _audit_proposal(locked, actor=audit.SYSTEM, action="proposal.commit_deferred", where=audit.WORKER,
-                        result="deferred", decision=decision, data={"reason": deferred.reason})
+                        result="deferred", decision=decision, data={"reason": deferred.reason, "attempts": attempts})
         outbox.stage_commit(locked.pk, available_at=retry_at)
     return CommitResult("deferred", str(proposal.pk))
 

@@ -274,7 +274,8 @@ def redis_restart(stack: Stack, party: dict[str, str]) -> Outcome:
 def crm_503_storm(stack: Stack, party: dict[str, str]) -> Outcome:
     d = Drill(stack, party, "503-storm")
     out = Outcome(d.name, "the CRM answers 503 to the next 15 calls while 4 approvals commit",
-                  "retries, breaker, dead letters; after an admin requeue all 4 committed once")
+                  "retries, breaker; commits wait for the breaker (an admin requeues any dead letter); "
+                  "all 4 committed once")
     pids = d.new(4)
     d.fault(mode="status", status=503, count=15)
     for pid in pids:

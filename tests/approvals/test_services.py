@@ -117,6 +117,59 @@ class TestCommit:
         # Not before its time: a commit job arriving early does nothing.
         assert services.proposal_commit(proposal_id=proposal.pk).outcome == "noop"
 
+    def test_a_commit_whose_retries_trip_the_breaker_waits_for_it_like_the_others(
+        self, acme, settings, fast_retries, sleeps
+    ):
+        proposal = approved(acme)
+
+        with responses.RequestsMock() as rsps:
+            rsps.add(responses.POST, TICKETS_URL, status=503)
+            assert services.proposal_commit(proposal_id=proposal.pk).outcome == "deferred"
+            assert len(rsps.calls) == settings.ACME_RETRY_MAX  # its own five failures opened the breaker
+
+        proposal.refresh_from_db()
+        assert proposal.status == Status.APPROVED  # waiting, not dead-lettered
+        assert "circuit breaker is open" in proposal.status_reason
+        assert proposal.commit_attempts == 5
+        later = OutboxMessage.objects.order_by("-id").first()
+        assert later is not None and later.dispatched_at is None
+        assert later.available_at.timestamp() == pytest.approx(time.time() + settings.ACME_BREAKER_COOLDOWN, abs=5)
+        assert AuditEvent.objects.filter(action="proposal.commit_deferred", data__attempts=5).count() == 1
+
+        # Once the downstream is back (the breaker closed), the same approval commits, with the same key.
+        from adapters import breaker
+
+        breaker.reset("crm")
+        Proposal.objects.filter(pk=proposal.pk).update(next_attempt_at=timezone.now())
+        with responses.RequestsMock() as rsps:
+            created(rsps)
+            assert services.proposal_commit(proposal_id=proposal.pk).outcome == "committed"
+            assert rsps.calls[0].request.headers["Idempotency-Key"] == f"acme-proposal-{proposal.pk}"
+        assert Proposal.objects.get(pk=proposal.pk).commit_attempts == 6
+
+    def test_a_commit_past_its_attempt_budget_is_dead_lettered_even_with_the_breaker_open(
+        self, acme, settings, fast_retries, sleeps
+    ):
+        settings.ACME_COMMIT_MAX_ATTEMPTS = 5
+        proposal = approved(acme)
+
+        with responses.RequestsMock() as rsps:
+            rsps.add(responses.POST, TICKETS_URL, status=503)
+            assert services.proposal_commit(proposal_id=proposal.pk).outcome == "failed"
+
+        proposal.refresh_from_db()
+        assert (proposal.status, proposal.commit_attempts) == (Status.FAILED, 5)
+
+    def test_a_transient_failure_with_the_breaker_closed_is_dead_lettered(self, acme, settings, sleeps):
+        settings.ACME_BREAKER_FAILURES = 50  # these failures do not open it
+        proposal = approved(acme)
+
+        with responses.RequestsMock() as rsps:
+            rsps.add(responses.POST, TICKETS_URL, status=503)
+            assert services.proposal_commit(proposal_id=proposal.pk).outcome == "failed"
+
+        assert Proposal.objects.get(pk=proposal.pk).status == Status.FAILED
+
     def test_a_stale_target_is_not_overwritten(self, acme, monkeypatch):
         proposal = approved(acme)
 
