@@ -19,7 +19,7 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -188,7 +188,7 @@ def proposal_submit(
                 # The count in prepare() ran before the preview, outside any lock: concurrent submissions
                 # could all pass it. Count again, one submission of this agent and tool at a time, until
                 # this transaction (and its proposal) is committed.
-                _lock(f"rate:{agent.pk}:{tool}")
+                audit.transaction_lock(f"rate:{agent.pk}:{tool}")
                 policy.check_rate(prepared.tool, ctx)
             proposal = Proposal.objects.create(
                 tenant=tenant,
@@ -217,14 +217,6 @@ def proposal_submit(
             raise
         return Submitted(existing, created=False)
     return Submitted(proposal, created=True)
-
-
-def _lock(name: str) -> None:
-    """A lock on ``name`` held until the current transaction ends. SQLite needs none: its writers are
-    serialized already (IMMEDIATE transactions)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [name])
 
 
 def _audit_denied(agent: AgentCredential, tool: str, where: Where, policy_name: str) -> None:

@@ -52,17 +52,23 @@ def event_hash(event: AuditEvent) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def transaction_lock(name: str) -> None:
+    """A lock on ``name`` held until the current transaction ends (a PostgreSQL advisory lock). SQLite
+    needs none: its writers are already serialized (IMMEDIATE transactions)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [name])
+
+
 def _lock_chain(tenant: str) -> str:
     """Take the tenant's chain lock and return the hash at the head of its chain ("" for a new chain).
 
     Appends to one tenant's chain are serialized so each row links to the row before it; the head is read
     in a statement of its own *after* the lock is granted, so its snapshot sees the previous holder's row.
-    SQLite takes no lock: its writers are already serialized (IMMEDIATE transactions). Plain SQL: these two
-    statements run on every state change, and the ORM would spend more time compiling them than the
-    database spends running them."""
+    Plain SQL: these statements run on every state change, and the ORM would spend more time compiling
+    them than the database spends running them."""
+    transaction_lock("audit:" + tenant)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ["audit:" + tenant])
         cursor.execute("SELECT hash FROM audit_auditevent WHERE tenant = %s ORDER BY id DESC LIMIT 1", [tenant])
         row = cursor.fetchone()
     return row[0] if row else ""
