@@ -25,15 +25,13 @@ from django.utils import timezone
 
 from adapters import breaker, policy, registry
 from adapters import errors as adapter_errors
-from approvals import errors, outbox, webhooks
+from approvals import errors, outbox, selectors, webhooks
 from approvals.auditlog import remember_locked
 from approvals.models import (
     AgentCredential,
     Decision,
-    Membership,
     Proposal,
     Receipt,
-    Role,
     SagaStep,
     Status,
     Tenant,
@@ -130,8 +128,9 @@ def _audit_proposal(proposal: Proposal, **fields: Any) -> None:
     audit.append(_proposal_event(proposal, **fields))
 
 
-def _is_reviewer(user: User, tenant: Tenant) -> bool:
-    return Membership.objects.filter(user=user, tenant=tenant, role__in=[Role.REVIEWER, Role.ADMIN]).exists()
+def _is_reviewer(user: User, tenant_id: int) -> bool:
+    # The scope the request already read to find the proposal (read once per user object, i.e. per request).
+    return tenant_id in selectors.PersonScope.of(user).review
 
 
 # --- submit --------------------------------------------------------------------------------------------
@@ -253,7 +252,15 @@ def _replay(*, tenant: Tenant, key: str, args_hash: str, tool: str) -> Proposal 
 
 
 def _locked(proposal_id: Any) -> Proposal:
-    return remember_locked(Proposal.objects.select_for_update().select_related("tenant", "agent").get(pk=proposal_id))
+    """The proposal under a row lock, with its tenant and agent read (not locked).
+
+    ``of=("self",)``: a plain ``FOR UPDATE`` over the join would lock the tenant's and the agent's rows as
+    well, and every submission of the tenant (whose foreign-key check takes ``FOR KEY SHARE`` on the tenant)
+    would wait for each decision and commit in flight. ``no_key``: the key never changes here, so rows that
+    refer to the proposal (decisions, receipts) can be inserted beside the lock."""
+    return remember_locked(
+        Proposal.objects.select_for_update(of=("self",), no_key=True).select_related("tenant", "agent").get(pk=proposal_id)
+    )
 
 
 class _Due(Exception):
@@ -287,7 +294,7 @@ def _on_pending(pk: Any, action: str, change: Callable[[Proposal], Proposal]) ->
 def require_reviewer(proposal: Proposal, reviewer: User) -> None:
     """Raise NotAllowed unless ``reviewer`` may decide on ``proposal``: a reviewer or admin of its tenant,
     and not the person it was made on behalf of."""
-    if not _is_reviewer(reviewer, proposal.tenant):
+    if not _is_reviewer(reviewer, proposal.tenant_id):
         raise errors.NotAllowed(errors.NOT_A_REVIEWER)
     if proposal.on_behalf_of_id is not None and proposal.on_behalf_of_id == reviewer.pk:
         raise errors.NotAllowed(errors.SELF_APPROVAL, error="self_approval_forbidden")
@@ -309,7 +316,7 @@ def _decide(
     # transaction (nothing of this decision is kept) and answers like any decision that came second.
     try:
         with transaction.atomic(savepoint=False):
-            return Decision.objects.create(
+            decision = Decision.objects.create(
                 proposal=locked,
                 reviewer=reviewer,
                 verdict=verdict,
@@ -325,6 +332,9 @@ def _decide(
         raise errors.InvalidTransition(
             errors.INVALID_STATE.format(status="decided", action=verdict, allowed="pending")
         ) from None
+    # The proposal's latest decision, where the API list prefetches it: answering needs no query for it.
+    locked.prefetched_decisions = [decision]  # type: ignore[attr-defined]
+    return decision
 
 
 def proposal_approve(

@@ -68,9 +68,14 @@ def _require_person(request: Request) -> Any:
     return request.user
 
 
-def _get_visible(request: Request, pk: Any) -> Proposal:
+def _get_visible(request: Request, pk: Any, *, to_decide: bool = False) -> Proposal:
+    """The proposal if the caller may see it, else 404. ``to_decide``: only the row, for a service that reads
+    it again under its lock and returns the proposal to answer with (no related rows to read here)."""
+    visible = selectors.proposals_visible_to(request.user)
+    if to_decide:
+        visible = visible.select_related(None)
     try:
-        return selectors.proposals_visible_to(request.user).get(pk=pk)
+        return visible.get(pk=pk)
     except Proposal.DoesNotExist:
         raise Http404 from None
 
@@ -210,35 +215,36 @@ class ProposalApproveView(APIView):
                               502: ERROR, 503: ERROR},
                    summary="Approve (optionally with edited args); the commit runs in the background.")
     def post(self, request: Request, pk: Any) -> Response:
-        proposal = _get_visible(request, pk)
+        proposal = _get_visible(request, pk, to_decide=True)
         reviewer = _require_person(request)
         data = _valid(s.ApproveIn, request.data if request.data else {})
         approved = services.proposal_approve(
             proposal=proposal, reviewer=reviewer, where=where(request),
             comment=data.get("comment") or "", args=data.get("args"),
         )
-        return Response(s.proposal_out(_get_visible(request, approved.pk), request), status=202)
+        return Response(s.proposal_out(approved, request), status=202)
 
 
 class ProposalRejectView(APIView):
     @extend_schema(request=s.RejectIn, responses={200: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
                    summary="Reject, with a reason.")
     def post(self, request: Request, pk: Any) -> Response:
-        proposal = _get_visible(request, pk)
+        proposal = _get_visible(request, pk, to_decide=True)
         reviewer = _require_person(request)
         data = _valid(s.RejectIn, request.data)
         rejected = services.proposal_reject(proposal=proposal, reviewer=reviewer, reason=data["reason"], where=where(request))
-        return Response(s.proposal_out(_get_visible(request, rejected.pk), request))
+        return Response(s.proposal_out(rejected, request))
 
 
 class ProposalCancelView(APIView):
     @extend_schema(request=None, responses={200: s.ProposalOut, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
                    summary="Cancel a pending proposal (the agent that made it).")
     def post(self, request: Request, pk: Any) -> Response:
-        proposal = _get_visible(request, pk)
+        proposal = _get_visible(request, pk, to_decide=True)
         agent = _require_agent(request)
         cancelled = services.proposal_cancel(proposal=proposal, agent=agent, where=where(request))
-        return Response(s.proposal_out(_get_visible(request, cancelled.pk), request))
+        cancelled.prefetched_decisions = []  # type: ignore[attr-defined]  # it was pending: nobody decided
+        return Response(s.proposal_out(cancelled, request))
 
 
 class ProposalReceiptView(APIView):

@@ -351,3 +351,25 @@ def test_hand_offs_reuse_the_process_redis_client_instead_of_connecting_each_tim
 
     assert first.connection is again.connection  # one pool: no new TCP connection and handshake per hand-off
     assert jobs.get_queue(jobs.WEBHOOK_QUEUE).connection is first.connection  # same URL, same pool
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_proposal_under_its_lock_leaves_its_tenant_and_agent_free(acme):
+    """While a decision or a commit holds a proposal's row lock, the tenant's submissions (whose foreign-key
+    check takes FOR KEY SHARE on the tenant row) and the agent's token bookkeeping go on; the proposal alone
+    is held."""
+    import psycopg
+    from django.db import connection, transaction
+
+    proposal = pending(acme)
+    db = connection.settings_dict
+    with psycopg.connect(dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"] or None, host=db["HOST"],
+                         port=db["PORT"] or 5432, autocommit=True) as other:
+        other.execute("SET lock_timeout = '1s'")
+        with transaction.atomic():
+            services._locked(proposal.pk)
+            other.execute("SELECT 1 FROM approvals_tenant WHERE id = %s FOR KEY SHARE", [acme.tenant.pk])
+            other.execute("UPDATE approvals_agentcredential SET last_used_at = now() WHERE id = %s", [acme.agent.pk])
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute("SELECT 1 FROM approvals_proposal WHERE id = %s FOR UPDATE", [proposal.pk])
