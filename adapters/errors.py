@@ -83,11 +83,13 @@ class PermanentFailure(DownstreamError):
 
 @dataclass
 class Deferred(DownstreamError):
-    """Not attempted now: a breaker is open or a rate limit applies. Try again at ``retry_at`` (epoch s)."""
+    """Not attempted now: a breaker is open or a rate limit applies. Try again at ``retry_at`` (epoch s).
+    ``attempts``: requests the call had already sent before it had to wait (their outcome may be unknown)."""
 
     reason: str  # "breaker_open" | "rate_limited"
     retry_at: float
     detail: str = ""
+    attempts: int = 0
 
     def __str__(self) -> str:
         return self.detail or self.reason

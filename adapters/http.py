@@ -202,6 +202,7 @@ def _attempt_once(
                 reason="rate_limited",
                 retry_at=time.time() + retry_after,
                 detail=f"{downstream} asked us to wait {retry_after:.0f} s (429).",
+                attempts=number,
             )
         raise _Retryable(f"{downstream} answered {status}", retry_after=retry_after, status=status)
     if status >= 300:
@@ -255,6 +256,7 @@ def call(
     with make_session() as session, tracing.span(
         "http.call", downstream=downstream, method=method, path=urlsplit(url).path
     ) as current:
+        number = 0
         try:
             for attempt in retrying:
                 with attempt:
@@ -273,7 +275,9 @@ def call(
                         timeout=_attempt_timeout(timeout),
                     )
                     response.attempts = number  # type: ignore[attr-defined]
-        except Deferred:
+        except Deferred as deferred:
+            # The breaker refuses before attempt ``number`` is sent: the attempts before it were.
+            deferred.attempts = max(deferred.attempts, number - 1)
             metrics.observe_call(downstream, "deferred")
             raise
         except PermanentFailure:

@@ -4,8 +4,8 @@ The domain calls four functions and knows nothing else of the outside world:
 
 * ``prepare(name, raw_args, ctx)`` -> ``Prepared``: validate (strict pydantic), normalize, apply
   policy, compute the preview. Raises ``UnknownTool``, ``InvalidArgs``, ``PolicyDenied``.
-* ``execute(name, args, idempotency_key=..., preview=...)`` -> ``Outcome``: perform a write exactly as
-  approved. Raises ``Deferred``, ``StaleTarget``, ``TransientFailure``, ``PermanentFailure``.
+* ``execute(name, args, idempotency_key=..., snapshot=..., resumed=...)`` -> ``Outcome``: perform a write
+  exactly as approved. Raises ``Deferred``, ``StaleTarget``, ``TransientFailure``, ``PermanentFailure``.
 * ``read(name, raw_args, ctx)`` -> dict: run a read tool (no approval).
 * ``tools()``: the declared tools, for ``GET /api/v1/tools/``.
 """
@@ -79,6 +79,9 @@ class Outcome:
     summary: dict[str, Any]
     attempts: int = 1
     url: str = ""
+    # The write was found already applied (by an earlier attempt or run whose answer was lost) instead of
+    # being done now: the receipt and the audit say so.
+    reconciled: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,9 @@ class Tool:
     run: Callable[[BaseModel, Context], dict[str, Any]] | None = None
     # multi-step tools (sagas): approved once as a whole, run step by step by the domain (see adapters.saga)
     steps: tuple[Step, ...] = ()
+    # A write the outside system does not deduplicate by Idempotency-Key (a Zendesk PUT): its execute also
+    # takes ``resumed`` (an earlier run of this commit may have sent it), to tell its write from another's.
+    takes_resumed: bool = False
 
     @property
     def requires_approval(self) -> bool:
@@ -189,7 +195,10 @@ def execute(
     idempotency_key: str,
     snapshot: dict[str, Any] | None = None,
     tenant: str = "",
+    resumed: bool = False,
 ) -> Outcome:
+    """``resumed``: the caller ran this commit before (a worker died holding it, or an earlier run spent
+    attempts), so the write may already be done; only tools that declare ``takes_resumed`` hear of it."""
     from adapters import ratelimit
 
     tool = get(name)
@@ -202,6 +211,9 @@ def execute(
         # Rate limits (per tool / tenant / arg such as a Slack channel) are shared buckets in Redis; over the
         # limit raises Deferred before anything is sent, so the caller reschedules instead of failing.
         ratelimit.enforce(name, model.model_dump(mode="json", exclude_none=True), tenant=tenant)
+        if tool.takes_resumed:
+            execute: Callable[..., Outcome] = tool.execute  # ``Tool.execute`` types the common signature
+            return execute(model, idempotency_key, snapshot or {}, resumed=resumed)
         return tool.execute(model, idempotency_key, snapshot or {})
 
 

@@ -33,6 +33,7 @@ register(
         system="crm",
         preview=tickets.preview_update,  # type: ignore[arg-type]
         execute=tickets.execute_update,  # type: ignore[arg-type]
+        takes_resumed=True,
     )
 )
 register(

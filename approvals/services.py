@@ -446,8 +446,10 @@ class CommitResult:
     proposal_id: str
 
 
-def _claim(proposal_id: Any) -> tuple[Proposal, Decision] | None:
-    """approved → committing under a row lock; also takes over a committing proposal whose lease ran out."""
+def _claim(proposal_id: Any) -> tuple[Proposal, Decision, bool] | None:
+    """approved → committing under a row lock; also takes over a committing proposal whose lease ran out.
+    The flag says whether an earlier run may have sent the write: a takeover (the worker died mid-commit)
+    or outbound attempts spent by a run that was deferred, or failed and was requeued."""
     now = timezone.now()
     with transaction.atomic():
         try:
@@ -477,7 +479,7 @@ def _claim(proposal_id: Any) -> tuple[Proposal, Decision] | None:
         proposal.save(update_fields=["status", "status_reason", "lease_until", "updated_at"])
         _audit_proposal(proposal, actor=audit.SYSTEM, action="proposal.commit_started", where=audit.WORKER,
                         decision=decision, data={"resumed": took_over})
-        return proposal, decision
+        return proposal, decision, took_over or proposal.commit_attempts > 0
 
 
 def proposal_commit(*, proposal_id: Any) -> CommitResult:
@@ -485,7 +487,7 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
     claimed = _claim(proposal_id)
     if claimed is None:
         return CommitResult("noop", str(proposal_id))
-    proposal, decision = claimed
+    proposal, decision, resumed = claimed
     try:
         if registry.get(proposal.tool).steps:
             outcome = _run_steps(proposal)
@@ -496,11 +498,13 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
                 idempotency_key=proposal.crm_idempotency_key,
                 tenant=proposal.tenant.slug,
                 snapshot=(proposal.preview or {}).get("snapshot") or {},
+                resumed=resumed,
             )
     except SagaFailed as failed:
         return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failed), attempts=1, result="error")
     except adapter_errors.Deferred as deferred:
-        return _finish_deferred(proposal, decision, deferred)
+        # Attempts sent before the wait count towards the budget, and make the next run a resumed one.
+        return _finish_deferred(proposal, decision, deferred, attempts=deferred.attempts)
     except adapter_errors.StaleTarget as stale:
         return _finish_unsuccessful(proposal, decision, Status.STALE, str(stale), attempts=1, result="stale")
     except adapter_errors.TransientFailure as failure:
@@ -532,7 +536,8 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
             system=outcome.system,
             external_id=outcome.external_id,
             external_url=outcome.url,
-            response_summary=outcome.summary,
+            response_summary={**outcome.summary, "reconciled": True} if outcome.reconciled
+            else outcome.summary,
             attempts=outcome.attempts,
             args_hash=locked.args_hash,
         )
@@ -544,7 +549,7 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
         audit.append(
             _proposal_event(locked, actor=audit.SYSTEM, action="outbound.call", where=audit.WORKER, decision=decision,
                             data={"system": outcome.system, "attempts": outcome.attempts,
-                                  "external_id": outcome.external_id}),
+                                  "external_id": outcome.external_id, "reconciled": outcome.reconciled}),
             _proposal_event(locked, actor=audit.SYSTEM, action="proposal.committed", where=audit.WORKER,
                             decision=decision, data={"system": outcome.system, "external_id": outcome.external_id}),
         )

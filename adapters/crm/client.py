@@ -8,7 +8,7 @@ import requests
 from django.conf import settings
 
 from adapters import http
-from adapters.crm.schemas import Ticket, TicketEnvelope
+from adapters.crm.schemas import Comment, CommentList, Ticket, TicketEnvelope
 
 DOWNSTREAM = "crm"
 
@@ -30,3 +30,9 @@ def get_ticket(ticket_id: int) -> tuple[Ticket, int]:
     """The live ticket and the attempts it took."""
     response = call("GET", f"tickets/{ticket_id}.json")
     return http.parse(TicketEnvelope, response, DOWNSTREAM).ticket, http.attempts_of(response)
+
+
+def get_comments(ticket_id: int) -> list[Comment]:
+    """The ticket's comments, newest first (Zendesk's first page: 100)."""
+    response = call("GET", f"tickets/{ticket_id}/comments.json", params={"sort_order": "desc"})
+    return http.parse(CommentList, response, DOWNSTREAM).comments

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -67,6 +68,17 @@ class Ticket(_Response):
 
 class TicketEnvelope(_Response):
     ticket: Ticket
+
+
+class Comment(_Response):
+    id: int
+    body: str
+    public: bool = True
+    created_at: datetime
+
+
+class CommentList(_Response):
+    comments: list[Comment]
 
 
 class User(_Response):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from adapters import http
 from adapters.crm import client
 from adapters.crm.schemas import CreateTicketArgs, Ticket, TicketEnvelope, UpdateTicketArgs
 from adapters.errors import InvalidArgs, PermanentFailure, StaleTarget
+from adapters.normalize import clean_text
 from adapters.registry import Outcome, Preview
 
 TICKET_NOT_FOUND = "no ticket with this id in the CRM"
@@ -116,12 +119,17 @@ def update_body(args: UpdateTicketArgs, updated_stamp: str) -> dict[str, Any]:
     return {"ticket": ticket}
 
 
-def execute_update(args: UpdateTicketArgs, idempotency_key: str, snapshot: dict[str, Any]) -> Outcome:
+def execute_update(
+    args: UpdateTicketArgs, idempotency_key: str, snapshot: dict[str, Any], *, resumed: bool = False
+) -> Outcome:
+    """``resumed``: an earlier run of this commit may have sent the PUT (the registry's ``takes_resumed``)."""
     seen = snapshot.get("updated_at")
     if not seen:
         raise StaleTarget(detail=NO_SNAPSHOT)
     live, _ = client.get_ticket(args.ticket_id)
     if live.updated_at != seen:
+        if resumed:  # perhaps moved by our own PUT, sent by the earlier run
+            return _reconcile(args, seen, live, attempts=0)
         raise StaleTarget(detail=STALE_TICKET)
     try:
         response = client.call(
@@ -131,10 +139,47 @@ def execute_update(args: UpdateTicketArgs, idempotency_key: str, snapshot: dict[
             idempotency_key=idempotency_key,
         )
     except PermanentFailure as exc:
-        if exc.status == 409:
-            raise StaleTarget(detail=STALE_TICKET) from None
-        raise
+        if exc.status != 409:
+            raise
+        # A real Zendesk keeps the Idempotency-Key of creations only: the 409 may answer our own write,
+        # applied by an earlier attempt whose answer was lost (a retry: exc.attempts > 1) or by the earlier run.
+        if resumed or exc.attempts > 1:
+            return _reconcile(args, seen, client.get_ticket(args.ticket_id)[0], attempts=exc.attempts)
+        raise StaleTarget(detail=STALE_TICKET) from None
     ticket = http.parse(TicketEnvelope, response, client.DOWNSTREAM).ticket
     outcome = _outcome(ticket, http.attempts_of(response))
     outcome.summary["updated_at"] = ticket.updated_at
     return outcome
+
+
+def _reconcile(args: UpdateTicketArgs, seen: str, live: Ticket, *, attempts: int) -> Outcome:
+    """The ticket moved after the preview at ``seen`` while our own write may have landed: committed (found
+    applied, nothing sent again) if ``live`` shows the approved change, else stale as for anyone else's edit.
+    ``attempts``: the PUT attempts of this run (0 when the earlier run's PUT is what is found)."""
+    if not _landed(args, seen, live):
+        raise StaleTarget(detail=STALE_TICKET)
+    outcome = replace(_outcome(live, attempts), reconciled=True)
+    outcome.summary["updated_at"] = live.updated_at
+    return outcome
+
+
+def _landed(args: UpdateTicketArgs, seen: str, live: Ticket) -> bool:
+    """Every approved field has its approved value and, if a comment was approved, the CRM lists it as made
+    after ``seen`` (one made at ``seen`` is the one the preview saw: an agent re-proposing the same comment).
+    A CRM without the comments endpoint (or failing it for good) proves nothing: False."""
+    for name in ("subject", "priority", "status", "tags"):
+        after = getattr(args, name)
+        before = getattr(live, name)
+        if after is not None and (set(after) != set(before) if name == "tags" else after != before):
+            return False
+    if args.comment is None:
+        return True
+    try:
+        comments = client.get_comments(args.ticket_id)
+    except PermanentFailure:
+        return False
+    try:
+        since = datetime.fromisoformat(seen)
+        return any(clean_text(c.body) == args.comment and c.created_at > since for c in comments)
+    except (ValueError, TypeError):  # a stamp we cannot read, or a naive one beside an aware one: no proof
+        return False

@@ -3,8 +3,11 @@
 Mirrors Zendesk where our adapter depends on it: 401 without the bearer token, 422 ``RecordInvalid``
 with ``details`` for bad input, 404 ``RecordNotFound``, ``Idempotency-Key`` on ticket creation (same key
 and body -> the same ticket, ``x-idempotency-lookup: hit``; same key, other body -> 400
-``IdempotentRequestError``), ``safe_update`` + ``updated_stamp`` -> 409 ``UpdateConflict``.
+``IdempotentRequestError``), ``safe_update`` + ``updated_stamp`` -> 409 ``UpdateConflict``, and
+``GET tickets/{id}/comments.json`` (oldest first; ``sort_order=desc`` for newest first).
 One extension: ``Idempotency-Key`` is honoured on PUT too, so a retried update is not applied twice.
+``POST /_sandbox/config`` ``{"put_idempotency": false}`` turns it off (as on a real Zendesk, where a PUT
+retried after a lost answer meets its own write: 409) until the next ``/_sandbox/reset``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ PRIORITIES = {"low", "normal", "high", "urgent"}
 STATUSES = {"new", "open", "pending", "hold", "solved", "closed"}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TICKET_PATH = re.compile(r"^/crm/api/v2/tickets/(\d+)\.json$")
+_COMMENTS_PATH = re.compile(r"^/crm/api/v2/tickets/(\d+)/comments\.json$")
 
 
 def _iso(moment: datetime) -> str:
@@ -132,6 +136,7 @@ def create_ticket(store: Store, body: Any, key: str | None) -> Reply:
         store.next_ticket_id += 1
         stamp = _next_stamp(store)
         requester = ticket_in.get("requester")
+        requester_id = _user_for(store, requester["email"])["id"] if requester else None
         comment = ticket_in.get("comment") or {"body": ticket_in.get("description", "")}
         ticket = {
             "id": ticket_id,
@@ -140,9 +145,9 @@ def create_ticket(store: Store, body: Any, key: str | None) -> Reply:
             "description": comment["body"],
             "priority": ticket_in.get("priority"),
             "status": ticket_in.get("status") or "new",
-            "requester_id": _user_for(store, requester["email"])["id"] if requester else None,
+            "requester_id": requester_id,
             "tags": list(dict.fromkeys(ticket_in.get("tags") or [])),
-            "comments": [{"body": comment["body"], "public": True, "created_at": stamp}],
+            "comments": [_comment(store, comment["body"], True, requester_id, stamp)],
             "created_at": stamp,
             "updated_at": stamp,
         }
@@ -150,6 +155,19 @@ def create_ticket(store: Store, body: Any, key: str | None) -> Reply:
         return Reply(201, {"ticket": _public(ticket)}, {"Location": ticket["url"]})
 
     return _idempotent(store, "POST tickets", key, body, perform)
+
+
+def _comment(store: Store, body: str, public: bool, author_id: int | None, stamp: str) -> dict[str, Any]:
+    comment_id = store.next_comment_id
+    store.next_comment_id += 1
+    return {
+        "id": comment_id,
+        "type": "Comment",
+        "author_id": author_id,
+        "body": body,
+        "public": public,
+        "created_at": stamp,
+    }
 
 
 def _public(ticket: dict[str, Any]) -> dict[str, Any]:
@@ -161,6 +179,16 @@ def get_ticket(store: Store, ticket_id: int) -> Reply:
     if ticket is None:
         return Reply(404, {"error": "RecordNotFound", "description": "Not found"})
     return Reply(200, {"ticket": _public(ticket)})
+
+
+def list_comments(store: Store, ticket_id: int, sort_order: str) -> Reply:
+    ticket = store.tickets.get(ticket_id)
+    if ticket is None:
+        return Reply(404, {"error": "RecordNotFound", "description": "Not found"})
+    comments = ticket["comments"][::-1] if sort_order == "desc" else ticket["comments"]
+    return Reply(
+        200, {"comments": comments, "count": len(comments), "next_page": None, "previous_page": None}
+    )
 
 
 def update_ticket(store: Store, ticket_id: int, body: Any, key: str | None) -> Reply:
@@ -185,12 +213,15 @@ def update_ticket(store: Store, ticket_id: int, body: Any, key: str | None) -> R
         if "tags" in changes:
             ticket["tags"] = list(dict.fromkeys(changes["tags"]))
         stamp = _next_stamp(store, ticket["updated_at"])
-        if isinstance(changes.get("comment"), dict):
-            ticket["comments"].append({**changes["comment"], "created_at": stamp})
+        comment = changes.get("comment")
+        if isinstance(comment, dict):
+            public = bool(comment.get("public", True))
+            ticket["comments"].append(_comment(store, comment["body"], public, None, stamp))
         ticket["updated_at"] = stamp
         return Reply(200, {"ticket": _public(ticket)})
 
-    return _idempotent(store, f"PUT tickets/{ticket_id}", key, body, perform)
+    scope = f"PUT tickets/{ticket_id}"
+    return _idempotent(store, scope, key if store.put_idempotency else None, body, perform)
 
 
 def search_users(store: Store, query: str) -> Reply:
@@ -223,4 +254,7 @@ def route(store: Store, method: str, path: str, query: dict[str, str], body: Any
             return Reply(204, None) if store.tickets.pop(int(match.group(1)), None) else Reply(
                 404, {"error": "RecordNotFound", "description": "Not found"}
             )
+        comments = _COMMENTS_PATH.match(path)
+        if comments and method == "GET":
+            return list_comments(store, int(comments.group(1)), query.get("sort_order", "asc"))
     return Reply(404, {"error": "InvalidEndpoint", "description": "Not found"})

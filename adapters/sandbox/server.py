@@ -6,10 +6,14 @@ Controls, under ``/_sandbox/`` (never part of the Zendesk or Slack surface):
   the next ``count`` matching requests. Modes: ``status`` (answer ``status``, e.g. 503), ``429`` (with
   ``retry_after`` seconds), ``delay`` (sleep ``seconds`` then answer normally), ``drop`` (close the
   connection without an answer), ``write_then_timeout`` (perform the write, then sleep ``seconds`` and
-  drop: the client never sees the answer). Every mode but the last applies before the write.
+  drop: the client never sees the answer). Every mode but the last applies before the write. A fault that
+  names a ``method`` ("PUT") and/or a ``path`` ("/crm/api/v2/tickets/1/comments.json") lets other
+  requests by.
+* ``POST /_sandbox/config`` ``{"put_idempotency": false}``: the CRM ignores ``Idempotency-Key`` on PUT,
+  like a real Zendesk (see ``adapters.sandbox.crm``); ``GET`` shows it; ``POST /_sandbox/reset`` restores it.
 * ``GET /_sandbox/requests`` every request that reached the CRM or Slack: method, path, target,
-  idempotency_key, time (epoch seconds), fault. ``GET /_sandbox/tickets``, ``GET /_sandbox/messages``,
-  ``GET /_sandbox/faults``, ``POST /_sandbox/reset``, ``GET /_sandbox/health``.
+  idempotency_key, time (epoch seconds), fault. ``GET /_sandbox/tickets`` (with their comments),
+  ``GET /_sandbox/messages``, ``GET /_sandbox/faults``, ``POST /_sandbox/reset``, ``GET /_sandbox/health``.
 """
 
 from __future__ import annotations
@@ -100,7 +104,7 @@ class Handler(BaseHTTPRequestHandler):
         if not target:
             self._send(Reply(404, {"error": "not_found"}))
             return
-        fault = store.take_fault(target)
+        fault = store.take_fault(target, method, path)
         with store.lock:
             store.requests.append(
                 {
@@ -159,7 +163,11 @@ def control(store: Store, method: str, path: str, body: Any) -> Reply:
             return Reply(200, {"ok": True})
         if path == "/_sandbox/faults" and method == "POST":
             fault = dict(body or {})
-            if fault.get("mode") not in FAULT_MODES or fault.get("target", "*") not in {"crm", "slack", "*"}:
+            if (
+                fault.get("mode") not in FAULT_MODES
+                or fault.get("target", "*") not in {"crm", "slack", "*"}
+                or not all(isinstance(fault.get(name), str | None) for name in ("method", "path"))
+            ):
                 return Reply(400, {"error": "invalid_fault", "modes": sorted(FAULT_MODES)})
             fault.setdefault("target", "*")
             fault["count"] = int(fault.get("count", 1))
@@ -170,6 +178,12 @@ def control(store: Store, method: str, path: str, body: Any) -> Reply:
         if path == "/_sandbox/faults" and method == "DELETE":
             store.faults.clear()
             return Reply(200, {"ok": True})
+        if path == "/_sandbox/config" and method == "POST":
+            if not isinstance(body, dict) or not isinstance(body.get("put_idempotency", True), bool):
+                return Reply(400, {"error": "invalid_config", "fields": ["put_idempotency"]})
+            store.put_idempotency = body.get("put_idempotency", store.put_idempotency)
+        if path == "/_sandbox/config":
+            return Reply(200, {"put_idempotency": store.put_idempotency})
         if path == "/_sandbox/requests":
             return Reply(200, {"requests": store.requests})
         if path == "/_sandbox/tickets":

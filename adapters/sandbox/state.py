@@ -34,7 +34,10 @@ class Store:
     requests: list[dict[str, Any]] = field(default_factory=list)
     next_ticket_id: int = 1
     next_user_id: int = 100
+    next_comment_id: int = 1
     last_ts: float = 0.0
+    # False: a PUT ignores Idempotency-Key, as a real Zendesk does (``POST /_sandbox/config``).
+    put_idempotency: bool = True
 
     def __post_init__(self) -> None:
         self.reset()
@@ -52,12 +55,20 @@ class Store:
             self.requests.clear()
             self.next_ticket_id = 1
             self.next_user_id = 100
+            self.next_comment_id = 1
+            self.put_idempotency = True
 
-    def take_fault(self, target: str) -> dict[str, Any] | None:
-        """The first armed fault for ``target`` ("crm"/"slack"; a fault's "*" matches both), used once."""
+    def take_fault(self, target: str, method: str, path: str) -> dict[str, Any] | None:
+        """The first armed fault for ``target`` ("crm"/"slack"; a fault's "*" matches both) and, when the
+        fault names them, this ``method`` and ``path``; used once."""
         with self.lock:
             for fault in self.faults:
-                if fault["target"] in (target, "*") and fault["count"] > 0:
+                if (
+                    fault["target"] in (target, "*")
+                    and fault.get("method") in (None, method)
+                    and fault.get("path") in (None, path)
+                    and fault["count"] > 0
+                ):
                     fault["count"] -= 1
                     if fault["count"] == 0:
                         self.faults.remove(fault)

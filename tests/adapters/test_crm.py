@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+import requests
 import responses
 from responses import matchers
 
@@ -226,6 +227,155 @@ def test_update_execute_maps_a_crm_update_conflict_to_stale(mocked: Any) -> None
 def test_update_execute_without_a_snapshot_is_stale() -> None:
     with pytest.raises(StaleTarget):
         registry.execute("crm.update_ticket", {"ticket_id": 42, "status": "solved"}, idempotency_key="k")
+
+
+# --- update: our own write may have landed (a real Zendesk keeps no Idempotency-Key on PUT) ----------------
+
+STAMP = "2026-01-01T10:00:00Z"
+LATER = "2026-01-01T11:00:00Z"
+UPDATE = {"ticket_id": 42, "status": "solved", "comment": "Fixed"}
+TICKET_URL = f"{BASE}/api/v2/tickets/42.json"
+COMMENTS_URL = f"{BASE}/api/v2/tickets/42/comments.json"
+
+
+def comments(*made: tuple[str, str]) -> dict[str, Any]:
+    """Zendesk's comments page, newest first: (body, created_at) pairs."""
+    return {
+        "comments": [
+            {"id": i, "type": "Comment", "body": body, "public": True, "created_at": at, "author_id": 7}
+            for i, (body, at) in enumerate(made, start=1)
+        ],
+        "next_page": None,
+        "count": len(made),
+    }
+
+
+def update(*, resumed: bool = False, args: dict[str, Any] = UPDATE) -> registry.Outcome:
+    return registry.execute(
+        "crm.update_ticket", args, idempotency_key="k", snapshot={"updated_at": STAMP}, resumed=resumed
+    )
+
+
+def methods(mocked: Any) -> list[tuple[str, str]]:
+    return [(call.request.method, call.request.url.split("?")[0]) for call in mocked.calls]
+
+
+def test_a_put_whose_answer_was_lost_and_then_met_409_finds_its_own_write_applied(
+    mocked: Any, sleeps: list[float]
+) -> None:
+    # given: the first PUT lands but its answer is lost; the retry meets our own write (409)
+    mocked.get(TICKET_URL, json={"ticket": ticket()})
+    mocked.put(TICKET_URL, body=requests.ConnectionError("reset by peer"))
+    mocked.put(TICKET_URL, status=409, json={"error": "UpdateConflict"})
+    mocked.get(TICKET_URL, json={"ticket": ticket(status="solved", updated_at=LATER)})
+    mocked.get(
+        COMMENTS_URL,
+        json=comments(("Fixed", LATER), ("Smoke", "2026-01-01T10:00:00Z")),
+        match=[matchers.query_param_matcher({"sort_order": "desc"})],
+    )
+    # when
+    outcome = update()
+    # then: committed, and the receipt says it was found applied
+    assert outcome.reconciled
+    assert (outcome.external_id, outcome.attempts) == ("42", 2)
+    assert outcome.summary == {
+        "id": 42,
+        "status": "solved",
+        "priority": "normal",
+        "subject": "Printer on fire",
+        "updated_at": LATER,
+    }
+    assert methods(mocked) == [
+        ("GET", TICKET_URL),
+        ("PUT", TICKET_URL),
+        ("PUT", TICKET_URL),
+        ("GET", TICKET_URL),
+        ("GET", COMMENTS_URL),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("live", "found"),
+    [
+        # someone else changed a field after the preview: no need to look for the comment
+        (ticket(status="pending", updated_at=LATER), None),
+        # the fields match, but the comment is not there
+        (ticket(status="solved", updated_at=LATER), comments(("Looking into it", LATER))),
+        # the same comment, made when the preview saw the ticket: an earlier one, not ours
+        (ticket(status="solved", updated_at=LATER), comments(("Fixed", STAMP))),
+    ],
+)
+def test_a_409_after_a_lost_answer_is_stale_unless_the_ticket_shows_our_write(
+    mocked: Any, sleeps: list[float], live: dict[str, Any], found: dict[str, Any] | None
+) -> None:
+    mocked.get(TICKET_URL, json={"ticket": ticket()})
+    mocked.put(TICKET_URL, status=504)
+    mocked.put(TICKET_URL, status=409, json={"error": "UpdateConflict"})
+    mocked.get(TICKET_URL, json={"ticket": live})
+    if found is not None:
+        mocked.get(COMMENTS_URL, json=found)
+    with pytest.raises(StaleTarget):
+        update()
+
+
+def test_a_first_attempt_409_is_someone_elses_write_and_is_not_reconciled(mocked: Any) -> None:
+    mocked.get(TICKET_URL, json={"ticket": ticket()})
+    mocked.put(TICKET_URL, status=409, json={"error": "UpdateConflict"})
+    with pytest.raises(StaleTarget):
+        update()
+    assert len(mocked.calls) == 2  # no look for our write: nothing of ours can have landed
+
+
+def test_a_resumed_commit_finds_the_earlier_runs_write_and_sends_nothing(mocked: Any) -> None:
+    # given: the earlier run's PUT landed (the worker died before recording it)
+    mocked.get(TICKET_URL, json={"ticket": ticket(status="solved", updated_at=LATER)})
+    mocked.get(COMMENTS_URL, json=comments(("Fixed", LATER)))
+    # when
+    outcome = update(resumed=True)
+    # then: no PUT, and the receipt counts none
+    assert (outcome.reconciled, outcome.attempts, outcome.summary["updated_at"]) == (True, 0, LATER)
+    assert methods(mocked) == [("GET", TICKET_URL), ("GET", COMMENTS_URL)]
+
+
+def test_a_resumed_commit_of_fields_only_needs_no_comments(mocked: Any) -> None:
+    live = ticket(priority="urgent", tags=["vip", "hardware"], updated_at=LATER)
+    mocked.get(TICKET_URL, json={"ticket": live})
+    outcome = update(resumed=True, args={"ticket_id": 42, "priority": "urgent", "tags": ["hardware", "vip"]})
+    assert outcome.reconciled
+    assert len(mocked.calls) == 1
+
+
+def test_a_resumed_commit_that_finds_the_ticket_unmoved_sends_its_put(mocked: Any) -> None:
+    mocked.get(TICKET_URL, json={"ticket": ticket()})
+    mocked.put(TICKET_URL, json={"ticket": ticket(status="solved", updated_at=LATER)})
+    outcome = update(resumed=True)
+    assert not outcome.reconciled
+    assert outcome.attempts == 1
+
+
+@pytest.mark.parametrize("status", [404, 403])
+def test_a_crm_without_the_comments_endpoint_cannot_show_our_write_so_it_is_stale(
+    mocked: Any, status: int
+) -> None:
+    mocked.get(TICKET_URL, json={"ticket": ticket(status="solved", updated_at=LATER)})
+    mocked.get(COMMENTS_URL, status=status, json={"error": "InvalidEndpoint"})
+    with pytest.raises(StaleTarget):
+        update(resumed=True)
+
+
+def test_a_malformed_comments_page_is_stale_too(mocked: Any) -> None:
+    mocked.get(TICKET_URL, json={"ticket": ticket(status="solved", updated_at=LATER)})
+    mocked.get(COMMENTS_URL, json={"comments": [{"body": "Fixed"}]})
+    with pytest.raises(StaleTarget):
+        update(resumed=True)
+
+
+def test_other_tools_do_not_hear_of_resumed(mocked: Any) -> None:
+    mocked.post(f"{BASE}/api/v2/tickets.json", status=201, json={"ticket": ticket()})
+    outcome = registry.execute(
+        "crm.create_ticket", {"subject": "S", "description": "D"}, idempotency_key="k", resumed=True
+    )
+    assert not outcome.reconciled
 
 
 # --- get_customer -----------------------------------------------------------------------------------------

@@ -131,6 +131,7 @@ def test_retry_after_beyond_the_cap_defers_instead_of_sleeping(mocked: Any, slee
     with pytest.raises(Deferred) as info:
         http.call("crm", "POST", URL)
     assert info.value.reason == "rate_limited"
+    assert info.value.attempts == 1  # sent, and refused
     assert sleeps == []
 
 
@@ -216,6 +217,7 @@ def test_open_breaker_fails_fast_without_sending(mocked: Any, sleeps: list[float
     with pytest.raises(Deferred) as info:
         http.call("crm", "POST", URL)
     assert info.value.reason == "breaker_open"
+    assert info.value.attempts == 0
     assert len(mocked.calls) == 5
 
 
@@ -231,6 +233,7 @@ def test_breaker_opening_mid_call_defers_without_spending_the_budget(
     # The breaker opened on the second failure; the third attempt never left and is not a failure.
     assert info.value.reason == "breaker_open"
     assert len(mocked.calls) == 2
+    assert info.value.attempts == 2  # sent before the breaker stopped the call: their outcome is unknown
 
 
 def test_4xx_do_not_count_towards_the_breaker(mocked: Any, sleeps: list[float], settings: Any) -> None:

@@ -318,3 +318,56 @@ def test_sandbox_slack_auth(sandbox: Sandbox) -> None:
         f"{sandbox.url}/slack/api/chat.postMessage", json={"channel": "#support"}, timeout=5
     )
     assert response.json() == {"ok": False, "error": "not_authed"}
+
+
+def test_sandbox_lists_a_tickets_comments_like_zendesk(sandbox: Sandbox) -> None:
+    created = registry.execute("crm.create_ticket", ARGS, idempotency_key="k-cm")
+    auth = {"Authorization": "Bearer sandbox"}
+    requests.put(
+        f"{sandbox.url}/crm/api/v2/tickets/{created.external_id}.json",
+        json={"ticket": {"comment": {"body": "On it", "public": False}}},
+        headers=auth,
+        timeout=5,
+    ).raise_for_status()
+    url = f"{sandbox.url}/crm/api/v2/tickets/{created.external_id}/comments.json"
+
+    oldest_first = requests.get(url, headers=auth, timeout=5).json()
+    newest_first = requests.get(url, params={"sort_order": "desc"}, headers=auth, timeout=5).json()
+
+    assert [(c["body"], c["public"]) for c in oldest_first["comments"]] == [("Smoke", True), ("On it", False)]
+    assert oldest_first["count"] == 2
+    assert set(oldest_first["comments"][0]) >= {"id", "type", "author_id", "body", "public", "created_at"}
+    assert newest_first["comments"] == oldest_first["comments"][::-1]
+    missing = requests.get(f"{sandbox.url}/crm/api/v2/tickets/999/comments.json", headers=auth, timeout=5)
+    assert (missing.status_code, missing.json()["error"]) == (404, "RecordNotFound")
+
+
+def test_sandbox_put_idempotency_can_be_turned_off_like_a_real_zendesk(sandbox: Sandbox) -> None:
+    created = registry.execute("crm.create_ticket", ARGS, idempotency_key="k-pi")
+    url = f"{sandbox.url}/crm/api/v2/tickets/{created.external_id}.json"
+    headers = {"Authorization": "Bearer sandbox", "Idempotency-Key": "same"}
+
+    def put_comment() -> requests.Response:
+        return requests.put(url, json={"ticket": {"comment": {"body": "Again"}}}, headers=headers, timeout=5)
+
+    # the default: a replayed PUT is answered from the first one
+    assert sandbox.control("GET", "config") == {"put_idempotency": True}
+    assert [put_comment().headers["x-idempotency-lookup"] for _ in range(2)] == ["miss", "hit"]
+    # off: every PUT is applied, as on a real Zendesk
+    assert sandbox.control("POST", "config", {"put_idempotency": False}) == {"put_idempotency": False}
+    assert "x-idempotency-lookup" not in put_comment().headers
+    put_comment()
+    assert [c["body"] for c in sandbox.tickets()[0]["comments"]] == ["Smoke", "Again", "Again", "Again"]
+    # a reset restores the default
+    sandbox.control("POST", "reset")
+    assert sandbox.control("GET", "config") == {"put_idempotency": True}
+
+
+def test_sandbox_fault_for_one_path_lets_other_requests_by(sandbox: Sandbox) -> None:
+    created = registry.execute("crm.create_ticket", ARGS, idempotency_key="k-fm")
+    path = f"/crm/api/v2/tickets/{created.external_id}"
+    sandbox.fault("status", status=404, method="GET", path=f"{path}/comments.json")
+    auth = {"Authorization": "Bearer sandbox"}
+    assert requests.get(f"{sandbox.url}{path}.json", headers=auth, timeout=5).status_code == 200
+    assert requests.get(f"{sandbox.url}{path}/comments.json", headers=auth, timeout=5).status_code == 404
+    assert [r["fault"] for r in sandbox.requests("crm")] == [None, None, "status"]
