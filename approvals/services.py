@@ -478,7 +478,7 @@ def _claim(proposal_id: Any) -> tuple[Proposal, Decision, bool] | None:
         proposal.lease_until = now + timedelta(seconds=settings.ACME_COMMIT_LEASE)
         proposal.save(update_fields=["status", "status_reason", "lease_until", "updated_at"])
         _audit_proposal(proposal, actor=audit.SYSTEM, action="proposal.commit_started", where=audit.WORKER,
-                        decision=decision, data={"resumed": took_over})
+                        decision=decision, data={"resumed": took_over, "earlier_attempts": proposal.commit_attempts})
         return proposal, decision, took_over or proposal.commit_attempts > 0
 
 

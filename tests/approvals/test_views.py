@@ -416,6 +416,25 @@ class TestLiveStatus:
         receipt = Receipt.objects.get(proposal=proposal)
         assert receipt.external_url in done
 
+    @pytest.mark.parametrize("reconciled", [True, False])
+    def test_the_receipt_says_when_the_write_was_found_applied_rather_than_sent(self, acme, reconciled):
+        proposal = submit(acme)
+        services.proposal_approve(proposal=proposal, reviewer=acme.reviewer, where=API)
+        with responses.RequestsMock() as rsps:
+            rsps.add(responses.POST, TICKETS_URL, status=201, json={"ticket": {
+                "id": 124, "subject": "Printer 0 on fire", "priority": "high", "status": "new",
+                "updated_at": "2026-11-23T10:00:00Z"}})
+            services.proposal_commit(proposal_id=proposal.pk)
+        if reconciled:  # as crm.update_ticket records a write of an earlier attempt that it found applied
+            receipt = Receipt.objects.get(proposal=proposal)
+            receipt.response_summary = {**receipt.response_summary, "reconciled": True}
+            receipt.save(update_fields=["response_summary"])
+
+        page = reviewer_client(acme).get(url("", proposal)).content.decode()
+
+        assert "#124" in page or ">124<" in page
+        assert ("nothing was sent again" in page) is reconciled
+
     def test_a_decision_made_elsewhere_shows_in_the_polled_fragment(self, acme):
         proposal = submit(acme)
         client = reviewer_client(acme)

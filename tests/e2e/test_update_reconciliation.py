@@ -146,6 +146,12 @@ def test_a_rerun_after_the_first_runs_put_landed_commits_without_a_second_put(
     assert comment_bodies(zendesk) == ["Smoke", UPDATE["comment"]]
     receipt = Receipt.objects.get(proposal=proposal)
     assert (receipt.response_summary["reconciled"], receipt.attempts) == (True, 0)
+    # the audit says why this run looked first: it took over a dead worker's commit, or attempts were spent
+    started = AuditEvent.objects.filter(action="proposal.commit_started", subject_id=str(proposal.pk)).order_by("id").last()
+    assert started is not None
+    assert (started.data["resumed"], started.data["earlier_attempts"] > 0) == (
+        (True, False) if first_run == "worker_died" else (False, True)
+    )
 
 
 @pytest.mark.parametrize(
