@@ -161,13 +161,8 @@ def proposal_submit(
     try:
         prepared = registry.prepare(tool, args, ctx)
     except adapter_errors.RateLimited as limited:
-        # A retry of a submission already stored is a replay, not a new proposal: it must not be refused by
-        # the hourly limit that its own first attempt counts towards.
         replay = _replay_of(agent=agent, tool=tool, args=args, on_behalf_of=on_behalf_of, key=idempotency_key)
-        if replay is not None:
-            return Submitted(replay, created=False)
-        _audit_denied(agent, tool, where, limited.policy)
-        raise
+        return _replay_or_refuse(replay, limited, agent=agent, tool=tool, where=where)
     except adapter_errors.PolicyDenied as denied:
         _audit_denied(agent, tool, where, denied.policy)
         raise
@@ -205,10 +200,7 @@ def proposal_submit(
             _audit_proposal(proposal, actor=agent_actor(agent), action="proposal.submitted", where=where)
     except adapter_errors.RateLimited as limited:
         existing = _replay(tenant=tenant, key=key, args_hash=prepared.args_hash, tool=tool)
-        if existing is not None:
-            return Submitted(existing, created=False)
-        _audit_denied(agent, tool, where, limited.policy)
-        raise
+        return _replay_or_refuse(existing, limited, agent=agent, tool=tool, where=where)
     except IntegrityError:
         # The key exists (an earlier or a concurrent submission): answer as a replay of it, or 409.
         existing = _replay(tenant=tenant, key=key, args_hash=prepared.args_hash, tool=tool)
@@ -216,6 +208,17 @@ def proposal_submit(
             raise
         return Submitted(existing, created=False)
     return Submitted(proposal, created=True)
+
+
+def _replay_or_refuse(
+    replay: Proposal | None, limited: adapter_errors.RateLimited, *, agent: AgentCredential, tool: str, where: Where
+) -> Submitted:
+    """Over the hourly limit: a retry of a submission already stored is a replay, not a new proposal, and
+    must not be refused by the limit that its own first attempt counts towards; anything else is refused."""
+    if replay is not None:
+        return Submitted(replay, created=False)
+    _audit_denied(agent, tool, where, limited.policy)
+    raise limited
 
 
 def _audit_denied(agent: AgentCredential, tool: str, where: Where, policy_name: str) -> None:
