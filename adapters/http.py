@@ -10,7 +10,10 @@ elapsed time; never headers (tokens) or bodies (PII).
 from __future__ import annotations
 
 import email.utils
+import http.cookiejar
 import logging
+import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,6 +88,26 @@ class _Session(requests.Session):
 def make_session() -> requests.Session:
     session = _Session()
     session.headers["User-Agent"] = USER_AGENT
+    # Nothing a downstream sets in a cookie is sent back: every call is authenticated by its own headers,
+    # and a kept session (``_pooled_session``) must not carry one call's state into the next.
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return session
+
+
+_pool = threading.local()
+
+
+def _pooled_session() -> requests.Session:
+    """This thread's session, kept between calls so that its connection pool is reused: against a real
+    CRM or Slack, a new session per call would pay a TCP and TLS handshake on every commit. One per
+    thread (a requests.Session is not documented as thread-safe) and per process (a session inherited
+    across a fork would share its sockets with the parent). urllib3 replaces a pooled connection the
+    server has closed before reusing it; a connection that drops mid-request is an attempt that failed
+    like any other, retried with the same Idempotency-Key."""
+    session: requests.Session | None = getattr(_pool, "session", None)
+    if session is None or getattr(_pool, "pid", None) != os.getpid():
+        session = _pool.session = make_session()
+        _pool.pid = os.getpid()
     return session
 
 
@@ -253,9 +276,8 @@ def call(
         # Late-bound so a test's monkeypatch of ``sleep`` applies.
         sleep=lambda seconds: sleep(seconds),
     )
-    with make_session() as session, tracing.span(
-        "http.call", downstream=downstream, method=method, path=urlsplit(url).path
-    ) as current:
+    session = _pooled_session()
+    with tracing.span("http.call", downstream=downstream, method=method, path=urlsplit(url).path) as current:
         number = 0
         try:
             for attempt in retrying:

@@ -244,3 +244,77 @@ def test_4xx_do_not_count_towards_the_breaker(mocked: Any, sleeps: list[float], 
         with pytest.raises(PermanentFailure):
             http.call("crm", "POST", URL)
     assert breaker.state("crm") == "closed"
+
+
+# --- a kept session: one connection for many calls, no cookies carried ------------------------------------
+class _KeepAliveServer:
+    """A local HTTP/1.1 server that keeps connections open, and records each request's connection (the
+    client's port) and Cookie header."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        seen: list[tuple[int, str | None]] = []
+        self.seen = seen
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                seen.append((self.client_address[1], self.headers.get("Cookie")))
+                body = b'{"ticket": {"id": 1}}'
+                self.send_response(201)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Set-Cookie", "_zendesk_session=abc; Path=/")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/v2/tickets.json"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def keep_alive() -> Any:
+    server = _KeepAliveServer()
+    yield server
+    server.close()
+
+
+def test_calls_on_one_thread_reuse_one_connection(keep_alive: _KeepAliveServer, sleeps: list[float]) -> None:
+    """Against a real CRM a new connection per call is a TCP and TLS handshake per commit."""
+    for n in range(3):
+        http.call("crm", "POST", keep_alive.url, json={"n": n}, idempotency_key=f"key-{n}")
+    ports = {port for port, _ in keep_alive.seen}
+    assert (len(keep_alive.seen), len(ports)) == (3, 1)
+
+
+def test_a_kept_session_sends_no_cookie_back(keep_alive: _KeepAliveServer, sleeps: list[float]) -> None:
+    http.call("crm", "POST", keep_alive.url, json={})
+    http.call("crm", "POST", keep_alive.url, json={})
+    assert [cookie for _, cookie in keep_alive.seen] == [None, None]
+
+
+def test_each_thread_and_each_forked_process_has_its_own_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    here = http._pooled_session()
+    assert http._pooled_session() is here
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(http._pooled_session).result() is not here
+    pid = os.getpid()
+    monkeypatch.setattr(os, "getpid", lambda: pid + 1)  # as a forked child sees it
+    assert http._pooled_session() is not here
