@@ -217,6 +217,30 @@ def test_dropped_connection_is_retried(sandbox: Sandbox, sleeps: list[float]) ->
     assert len(sandbox.tickets()) == 1
 
 
+def test_the_sandbox_keeps_connections_alive_as_a_real_crm_does(sandbox: Sandbox) -> None:
+    """adapters.http keeps its connections; the sandbox must let it, or the reuse is never exercised."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(sandbox.url)
+    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=5)
+    try:
+        answers, sockets = [], []
+        for n in range(2):
+            body = json.dumps({"ticket": {"subject": f"kept {n}", "comment": {"body": "b"}}})
+            connection.request("POST", "/crm/api/v2/tickets.json", body=body, headers={
+                "Authorization": "Bearer sandbox", "Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            answers.append((response.status, response.version, response.will_close))
+            sockets.append(connection.sock)
+        assert answers == [(201, 11, False), (201, 11, False)]
+        assert sockets[0] is not None and sockets[1] is sockets[0]  # the second request went on the first socket
+    finally:
+        connection.close()
+    assert len(sandbox.tickets()) == 2
+
+
 def test_update_ticket_preview_commit_and_stale(sandbox: Sandbox) -> None:
     created = registry.execute("crm.create_ticket", ARGS, idempotency_key="k-u")
     ticket_id = int(created.external_id)
