@@ -1,4 +1,5 @@
-"""Benches 2 and 3 — the commit path against a bare RQ no-op job, in the same run, on the same Redis.
+"""Benches 2 and 3 — the commit path against a bare RQ no-op job, in the same run, on the same Redis; and,
+as a reference that is not the issue's target, against a bare commit job.
 
 2. Latency, one at a time on an idle worker: approve (``POST .../approve/``) → committed (the
    ``proposal.committed`` audit event's time; the sandbox CRM answers at once), against a no-op job's
@@ -11,9 +12,18 @@
    start, register and block on the queue; then every job id is pushed at once. Rate = N / (last job's
    end - first job's start), from RQ's own job timestamps, the same for both.
 
+Reference (not the issue's target): the bare commit job (bench/bare_commit.py) does a commit's irreducible
+work with no gateway around it: the product's ``POST tickets.json`` to the same sandbox CRM, then one
+autocommitted ``INSERT`` of a receipt-like row (``bench_bare_receipt``, in this run's database), with one
+requests session and one psycopg connection per worker process. Timed like the no-op on a plain
+SimpleWorker (enqueue → ``ended_at``) against the product's approved → committed (the ``proposal.approved``
+and ``proposal.committed`` audit events: the approve request's response and its client are left out), and
+drained like the no-op by 1 and 2 SimpleWorkers against the product's drains. The ratios say how much of
+the gap is the outside call and the database write, and how much the gateway's own machinery.
+
 Every worker listens on two queues (acme_worker's "commits" and "default"), with RQ's scheduler.
 
-  BENCH_LATENCY_N     approvals (and no-op jobs per worker kind) timed one by one (default 60)
+  BENCH_LATENCY_N     approvals (and no-op jobs per worker kind, and bare commit jobs) timed one by one (default 60)
   BENCH_THROUGHPUT_N  jobs per drain (default 300)
 """
 
@@ -106,7 +116,7 @@ class Api:
 # --- 2. latency ---------------------------------------------------------------------------------------------
 def product_latency(api: Api, pg: Any, ids: list[str]) -> dict[str, Any]:
     """Approve each proposal and wait for it to be committed before the next."""
-    total, approve_http, queued, work = [], [], [], []
+    total, approve_http, queued, work, approved = [], [], [], [], []
     for pk in ids:
         t0 = time.time()
         api.approve(pk)
@@ -127,23 +137,38 @@ def product_latency(api: Api, pg: Any, ids: list[str]) -> dict[str, Any]:
         approve_http.append(t_http - t0)
         queued.append(events["proposal.commit_started"] - events["proposal.approved"])
         work.append(events["proposal.committed"] - events["proposal.commit_started"])
+        approved.append(events["proposal.committed"] - events["proposal.approved"])
     n = WARMUP
     return {**summary_ms(total[n:]), "approve_http": summary_ms(approve_http[n:]),
-            "approved_to_commit_started": summary_ms(queued[n:]), "commit_started_to_committed": summary_ms(work[n:])}
+            "approved_to_commit_started": summary_ms(queued[n:]), "commit_started_to_committed": summary_ms(work[n:]),
+            "approved_to_committed": summary_ms(approved[n:])}
 
 
-def noop_latency(conn: Any, queue_name: str, n: int) -> dict[str, Any]:
+def _no_args(i: int) -> tuple[Any, ...]:
+    return ()
+
+
+def _finished(job: Any) -> bool:
+    status = job.get_status(refresh=True)
+    if status == "failed":
+        raise RuntimeError(f"job {job.func_name} failed:\n{job.exc_info}")
+    return bool(status == "finished")
+
+
+def job_latency(conn: Any, queue_name: str, n: int, func: Callable[..., Any] | None = None,
+                args: Callable[[int], tuple[Any, ...]] = _no_args) -> dict[str, Any]:
+    """Enqueue → ``ended_at`` of ``func(*args(i))`` (the no-op by default), one job at a time."""
     from rq import Queue
 
     from bench.noop import noop
 
     queue = Queue(queue_name, connection=conn)
     total = []
-    for _ in range(n + WARMUP):
+    for i in range(n + WARMUP):
         t0 = time.time()
-        job = queue.enqueue(noop, result_ttl=3600)
-        wait_for(lambda job=job: job.get_status(refresh=True) == "finished", timeout=60, interval=POLL,
-                 what=f"no-op job on {queue_name}")
+        job = queue.enqueue(func or noop, args=args(i), result_ttl=3600)
+        wait_for(lambda job=job: _finished(job), timeout=60, interval=POLL,
+                 what=f"{job.func_name} job on {queue_name}")
         job.refresh()
         total.append(_epoch(job.ended_at) - t0)
     return summary_ms(total[WARMUP:])
@@ -216,17 +241,21 @@ def product_drain(run: Run, api: Api, pg: Any, conn: Any, workers: int) -> dict[
     return {**result, "committed": committed, "submit_and_approve_s": round(prepare_s, 1)}
 
 
-def bare_drain(run: Run, conn: Any, workers: int, worker_class: str) -> dict[str, Any]:
+def bare_drain(run: Run, conn: Any, workers: int, worker_class: str, kind: str = "",
+               func: Callable[..., Any] | None = None, args: Callable[[int], tuple[Any, ...]] = _no_args,
+               ) -> dict[str, Any]:
+    """THROUGHPUT_N jobs ``func(*args(i))`` (the no-op by default) drained by plain rq workers."""
     from rq import Queue
-    from rq.registry import FinishedJobRegistry
+    from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
     from bench.noop import noop
 
-    kind = "fork" if worker_class == FORKING else "simple"
+    kind = kind or ("fork" if worker_class == FORKING else "simple")
     queue = Queue(BARE_QUEUES[0], connection=conn)
-    registry = FinishedJobRegistry(queue=queue)
-    before = registry.count
-    queue.enqueue_many([Queue.prepare_data(noop, result_ttl=3600) for _ in range(THROUGHPUT_N)])
+    registry, failed = FinishedJobRegistry(queue=queue), FailedJobRegistry(queue=queue)
+    before = registry.count + failed.count
+    queue.enqueue_many([Queue.prepare_data(func or noop, args=args(i), result_ttl=3600)
+                        for i in range(THROUGHPUT_N)])
 
     def start() -> list[str]:
         names = [f"bare-{kind}-{workers}-{i}" for i in range(workers)]
@@ -235,12 +264,14 @@ def bare_drain(run: Run, conn: Any, workers: int, worker_class: str) -> dict[str
         return names
 
     return held_drain(run, conn, queue.key, start, THROUGHPUT_N,
-                      lambda: registry.count >= before + THROUGHPUT_N)
+                      lambda: registry.count + failed.count >= before + THROUGHPUT_N)
 
 
 def main() -> dict[str, Any]:
     import psycopg
     import redis
+
+    from bench.bare_commit import bare_commit, create_table
 
     conn = redis.Redis.from_url(REDIS_URL)
     with Run("commit") as run:
@@ -248,6 +279,12 @@ def main() -> dict[str, Any]:
         run.migrate()
         party = run.party()
         run.start_sandbox()
+        create_table(run.database_url)
+        crm, db = run.env["CRM_BASE_URL"], run.database_url
+
+        def commit_args(tag: str) -> Callable[[int], tuple[Any, ...]]:
+            return lambda i: (crm, db, tag, i)
+
         url = run.start_gunicorn("web", "acme_integration.wsgi", settings="acme_integration.settings",
                                  probe="/api/v1/tools/")
         api = Api(url, party)
@@ -258,30 +295,44 @@ def main() -> dict[str, Any]:
             wait_workers_idle(conn, ["acme-latency"])
             ids = api.submit_many(LATENCY_N + WARMUP, "lat")
             latency["product"] = product_latency(api, pg, ids)
-            latency["noop_on_acme_worker"] = noop_latency(conn, "commits", LATENCY_N)
+            latency["noop_on_acme_worker"] = job_latency(conn, "commits", LATENCY_N)
             run.stop("acme-latency")
             for kind, cls in (("bare_simple", SIMPLE), ("bare_forking", FORKING)):
                 name = f"lat-{kind}"
                 run.start_rq_worker(name, cls, BARE_QUEUES)
                 wait_workers_idle(conn, [name])
-                latency[kind] = noop_latency(conn, BARE_QUEUES[0], LATENCY_N)
+                latency[kind] = job_latency(conn, BARE_QUEUES[0], LATENCY_N)
                 run.stop(name)
+            run.start_rq_worker("lat-bare_commit", SIMPLE, BARE_QUEUES)  # reference, not the target
+            wait_workers_idle(conn, ["lat-bare_commit"])
+            latency["bare_commit_job"] = job_latency(conn, BARE_QUEUES[0], LATENCY_N, bare_commit,
+                                                     commit_args("lat"))
+            run.stop("lat-bare_commit")
             # --- 3. throughput
             throughput: dict[str, Any] = {}
             for workers in (1, 2):
                 throughput[f"product_{workers}"] = product_drain(run, api, pg, conn, workers)
                 throughput[f"bare_simple_{workers}"] = bare_drain(run, conn, workers, SIMPLE)
+                throughput[f"bare_commit_{workers}"] = bare_drain(  # reference, not the target
+                    run, conn, workers, SIMPLE, "commit", bare_commit, commit_args(f"thr{workers}"))
             throughput["bare_forking_1"] = bare_drain(run, conn, 1, FORKING)
             throughput["bare_forking_2"] = bare_drain(run, conn, 2, FORKING)
         run.stop("web")
         acme_names = [n for n in run.memory if n.startswith("acme-")]
         memory = {"acme_worker": peak_memory(run, *acme_names), "web": peak_memory(run, "web"),
-                  "bare_simple_worker": peak_memory(run, *[n for n in run.memory if "simple" in n])}
+                  "bare_simple_worker": peak_memory(run, *[n for n in run.memory if "simple" in n]),
+                  "bare_commit_worker": peak_memory(run, *[n for n in run.memory if "commit" in n])}
         elapsed = time.monotonic() - started
 
     lat_ratio = ratio(latency["product"]["p50_ms"], latency["bare_simple"]["p50_ms"])
     thr_ratios = {w: ratio(throughput[f"product_{w}"]["jobs_per_s"], throughput[f"bare_simple_{w}"]["jobs_per_s"])
                   for w in (1, 2)}
+    reference: dict[str, Any] = {  # not the issue's targets: the product against the bare commit job
+        "approved_to_committed_p50": ratio(latency["product"]["approved_to_committed"]["p50_ms"],
+                                           latency["bare_commit_job"]["p50_ms"]),
+        "throughput": {str(w): ratio(throughput[f"product_{w}"]["jobs_per_s"],
+                                     throughput[f"bare_commit_{w}"]["jobs_per_s"]) for w in (1, 2)},
+    }
     table(f"Commit latency, one at a time ({LATENCY_N} each, after {WARMUP} warm-up)",
           ["path", "p50 ms", "p95 ms", "p99 ms", "max ms"],
           [["approve -> committed (product)", *[latency["product"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
@@ -292,19 +343,30 @@ def main() -> dict[str, Any]:
                                               for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
            ["no-op job, acme_worker", *[latency["noop_on_acme_worker"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
            ["no-op job, rq SimpleWorker (bare)", *[latency["bare_simple"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
-           ["no-op job, rq Worker (forking)", *[latency["bare_forking"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]]])
+           ["no-op job, rq Worker (forking)", *[latency["bare_forking"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
+           ["reference, not the target:", "", "", "", ""],
+           ["  approved -> committed (product)", *[latency["product"]["approved_to_committed"][k]
+                                                  for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
+           ["  bare commit job, rq SimpleWorker", *[latency["bare_commit_job"][k]
+                                                   for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]]])
     table(f"Commit throughput, {THROUGHPUT_N} jobs per drain",
           ["drain", "workers", "jobs/s", "span s", "job p50 ms", "done"],
-          [[name.rsplit("_", 1)[0], r["workers"], r["jobs_per_s"], r["span_s"], r["job_time"]["p50_ms"],
+          [[name.rsplit("_", 1)[0] + (" (reference, not the target)" if name.startswith("bare_commit") else ""),
+            r["workers"], r["jobs_per_s"], r["span_s"], r["job_time"]["p50_ms"],
             r.get("committed", r["job_statuses"].get("finished", 0))] for name, r in throughput.items()])
     table("Commit targets and memory", ["figure", "value", "target", "met"], [
         ["latency p50 product / bare SimpleWorker", lat_ratio, f"<= {LATENCY_TARGET}", lat_ratio <= LATENCY_TARGET],
         ["throughput 1 worker product / bare", thr_ratios[1], f">= {THROUGHPUT_TARGET}", thr_ratios[1] >= THROUGHPUT_TARGET],
         ["throughput 2 workers product / bare", thr_ratios[2], f">= {THROUGHPUT_TARGET}", thr_ratios[2] >= THROUGHPUT_TARGET],
         ["forking / simple no-op p50 latency", ratio(latency["bare_forking"]["p50_ms"], latency["bare_simple"]["p50_ms"]), "", ""],
+        ["reference, not the target: approved -> committed p50 product / bare commit job",
+         reference["approved_to_committed_p50"], "", ""],
+        ["reference, not the target: throughput 1 worker product / bare commit job", reference["throughput"]["1"], "", ""],
+        ["reference, not the target: throughput 2 workers product / bare commit job", reference["throughput"]["2"], "", ""],
         ["acme_worker peak RSS MiB", memory["acme_worker"]["leader_peak_rss_mib"], "", ""],
         ["acme_worker scheduler (child) peak RSS MiB", memory["acme_worker"]["children_peak_rss_mib"], "", ""],
         ["bare SimpleWorker peak RSS MiB", memory["bare_simple_worker"]["leader_peak_rss_mib"], "", ""],
+        ["bare commit job SimpleWorker peak RSS MiB", memory["bare_commit_worker"]["leader_peak_rss_mib"], "", ""],
         ["web worker peak RSS MiB (during approvals)", memory["web"]["children_peak_rss_mib"], "", ""],
     ])
     result = {
@@ -312,6 +374,7 @@ def main() -> dict[str, Any]:
         "latency_ratio_p50": lat_ratio, "latency_target": LATENCY_TARGET, "latency_met": lat_ratio <= LATENCY_TARGET,
         "throughput_ratio": {str(k): v for k, v in thr_ratios.items()}, "throughput_target": THROUGHPUT_TARGET,
         "throughput_met": all(v >= THROUGHPUT_TARGET for v in thr_ratios.values()),
+        "reference_ratios": reference,
         "memory": memory, "latency_n": LATENCY_N, "throughput_n": THROUGHPUT_N, "elapsed_s": round(elapsed, 1),
     }
     write_results("commit", result)

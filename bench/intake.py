@@ -3,6 +3,12 @@ inserts one row, both under gunicorn (-w 2 --threads 4) on the same fresh Postgr
 same concurrent clients, in the same run. Rounds alternate (bare, product, bare, product) so that noise
 from other work on the machine falls on both.
 
+A second, *reference* baseline runs in the same rounds on the same bare server: ``POST /rows/audited/``,
+the least a trustworthy intake does (a bearer token looked up by its sha256, then the row and one audit
+record in one transaction). It is not the issue's target; it shows how much of the gap is authentication
+and an audited, transactional write, and how much is the gateway's own work (policy, preview,
+idempotency, field history, the hash chain).
+
 The client is plain ``http.client`` with one keep-alive connection per thread (cheaper than requests);
 its own CPU use is reported, since on two cores it competes with the servers.
 
@@ -27,6 +33,7 @@ from urllib.parse import urlsplit
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bare import BARE_TOKEN
 from bench.common import (
     PG_URL,
     PY,
@@ -183,10 +190,12 @@ def main() -> dict[str, Any]:
         bare_url = run.start_gunicorn("web-bare", "bench.bare.wsgi", settings="bench.bare.settings", probe="/rows/")
         targets = {
             "bare": (bare_url, "/rows/", {"Content-Type": "application/json"}),
+            "bare_audited": (bare_url, "/rows/audited/",
+                             {"Content-Type": "application/json", "Authorization": f"Bearer {BARE_TOKEN}"}),
             "product": (product_url, "/api/v1/proposals/",
                         {"Content-Type": "application/json", "Authorization": f"Bearer {party['agent']}"}),
         }
-        rounds: dict[str, list[dict[str, Any]]] = {"bare": [], "product": []}
+        rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
         for round_no in range(ROUNDS):
             for name, (url, path, headers) in targets.items():
                 server = "web" if name == "product" else "web-bare"
@@ -202,6 +211,7 @@ def main() -> dict[str, Any]:
         elapsed = time.monotonic() - started
 
     r = ratio(figures["product"]["requests_per_s"], figures["bare"]["requests_per_s"])
+    reference = ratio(figures["product"]["requests_per_s"], figures["bare_audited"]["requests_per_s"])
     table(
         f"Intake: POST under gunicorn -w 2 --threads 4, {CLIENTS} keep-alive clients, {SECONDS:.0f} s each "
         f"(alternating rounds)",
@@ -215,12 +225,16 @@ def main() -> dict[str, Any]:
     table("Intake ratio and memory", ["figure", "value", "target", "met"], [
         ["product / bare req/s", r, f">= {TARGET}", r >= TARGET],
         ["product p50 / bare p50", ratio(figures["product"]["p50_ms"], figures["bare"]["p50_ms"]), "", ""],
+        ["reference: product / bare_audited req/s (token + row + audit row)", reference, "", ""],
+        ["reference: bare_audited / bare req/s", ratio(figures["bare_audited"]["requests_per_s"],
+                                                       figures["bare"]["requests_per_s"]), "", ""],
         ["queries per submission (in-process)", inproc["queries"], "", ""],
         ["web worker peak RSS MiB (product)", memory["web"]["children_peak_rss_mib"], "", ""],
         ["web worker peak RSS MiB (bare)", memory["web_bare"]["children_peak_rss_mib"], "", ""],
     ])
     result = {"clients": CLIENTS, "seconds_per_target": SECONDS, "gunicorn": "-w 2 --threads 4",
               "product": figures["product"], "bare": figures["bare"], "ratio": r, "target": TARGET,
+              "bare_audited": figures["bare_audited"], "reference_ratio": reference,
               "met": r >= TARGET, "queries_per_submission": inproc, "memory": memory,
               "migrate_s": round(migrate_s, 1), "elapsed_s": round(elapsed, 1)}
     write_results("intake", result)

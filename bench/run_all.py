@@ -56,17 +56,31 @@ def summary(ran: dict[str, tuple[bool, float]]) -> list[list[Any]]:
                      f"{intake['bare']['requests_per_s']}", intake["ratio"], ">= 0.5", intake["met"]])
         rows.append(["1 intake p50 / p95 ms (product)", f"{intake['product']['p50_ms']} / "
                      f"{intake['product']['p95_ms']}", "", "", ""])
+        if "reference_ratio" in intake:  # not the target
+            rows.append(["1 reference: intake req/s product / bare token + row + audit row",
+                         f"{intake['product']['requests_per_s']} / {intake['bare_audited']['requests_per_s']}",
+                         intake["reference_ratio"], "", ""])
     if "commit" in ran and commit:
         lat = commit["latency"]
         rows.append(["2 commit p50 ms product / bare", f"{lat['product']['p50_ms']} / {lat['bare_simple']['p50_ms']}",
                      commit["latency_ratio_p50"], "<= 2", commit["latency_met"]])
         rows.append(["2 commit p95 ms product / bare", f"{lat['product']['p95_ms']} / {lat['bare_simple']['p95_ms']}",
                      "", "", ""])
+        reference = commit.get("reference_ratios")  # not the targets
+        if reference:
+            rows.append(["2 reference: approved -> committed p50 ms product / bare commit job",
+                         f"{lat['product']['approved_to_committed']['p50_ms']} / {lat['bare_commit_job']['p50_ms']}",
+                         reference["approved_to_committed_p50"], "", ""])
         thr = commit["throughput"]
         for w in ("1", "2"):
             rows.append([f"3 drain jobs/s, {w} worker(s) product / bare",
                          f"{thr['product_' + w]['jobs_per_s']} / {thr['bare_simple_' + w]['jobs_per_s']}",
                          commit["throughput_ratio"][w], ">= 0.5", commit["throughput_ratio"][w] >= 0.5])
+        if reference:
+            for w in ("1", "2"):
+                rows.append([f"3 reference: drain jobs/s, {w} worker(s) product / bare commit job",
+                             f"{thr['product_' + w]['jobs_per_s']} / {thr['bare_commit_' + w]['jobs_per_s']}",
+                             reference["throughput"][w], "", ""])
         rows.append(["3 no-op jobs/s, 1 worker forking / simple",
                      f"{thr['bare_forking_1']['jobs_per_s']} / {thr['bare_simple_1']['jobs_per_s']}", "", "", ""])
     if "scale" in ran and scale:
