@@ -257,6 +257,8 @@ class _KeepAliveServer:
 
         seen: list[tuple[int, str | None]] = []
         self.seen = seen
+        received: list[dict[str, str | None]] = []
+        self.received = received  # each request's target (absolute through a proxy) and Authorization
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -264,6 +266,7 @@ class _KeepAliveServer:
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 seen.append((self.client_address[1], self.headers.get("Cookie")))
+                received.append({"target": self.path, "authorization": self.headers.get("Authorization")})
                 body = b'{"ticket": {"id": 1}}'
                 self.send_response(201)
                 self.send_header("Content-Type", "application/json")
@@ -318,3 +321,58 @@ def test_each_thread_and_each_forked_process_has_its_own_session(monkeypatch: py
     pid = os.getpid()
     monkeypatch.setattr(os, "getpid", lambda: pid + 1)  # as a forked child sees it
     assert http._pooled_session() is not here
+
+
+# --- the environment: proxies and CA bundle honoured, read once; .netrc never -----------------------------
+@pytest.fixture
+def fresh_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This thread's kept session is made anew, under the test's environment."""
+    import threading
+
+    monkeypatch.setattr(http, "_pool", threading.local())
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
+                 "NO_PROXY", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_proxies_from_the_environment_are_honoured_and_read_once_per_host(
+    monkeypatch: pytest.MonkeyPatch, fresh_session: None, keep_alive: _KeepAliveServer, sleeps: list[float]
+) -> None:
+    proxy = _KeepAliveServer()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server.server_address[1]}")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        resolved: list[str] = []
+        real = requests.utils.get_environ_proxies
+        monkeypatch.setattr(requests.utils, "get_environ_proxies",
+                            lambda url, no_proxy=None: resolved.append(url) or real(url, no_proxy))
+        far = "http://crm.invalid/api/v2/tickets.json"  # resolvable by the proxy only
+        for n in range(3):
+            http.call("crm", "POST", far, json={"n": n})
+        http.call("crm", "POST", keep_alive.url, json={})  # NO_PROXY: straight to the server
+        assert [r["target"] for r in proxy.received] == [far] * 3
+        assert [r["target"] for r in keep_alive.received] == ["/api/v2/tickets.json"]
+        assert resolved == [far, keep_alive.url]  # once per host, not once per call
+    finally:
+        proxy.close()
+
+
+def test_a_netrc_entry_never_replaces_the_adapters_token(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, fresh_session: None, keep_alive: _KeepAliveServer,
+    sleeps: list[float],
+) -> None:
+    """requests applies ~/.netrc credentials over an Authorization header set by hand."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    http.call("crm", "POST", keep_alive.url, json={}, headers={"Authorization": "Bearer crm-token"})
+    assert [r["authorization"] for r in keep_alive.received] == ["Bearer crm-token"]
+
+
+def test_the_ca_bundle_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, fresh_session: None) -> None:
+    assert http.make_session().verify is True
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/curl.pem")
+    assert http.make_session().verify == "/etc/ssl/curl.pem"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corporate.pem")
+    assert http.make_session().verify == "/etc/ssl/corporate.pem"
