@@ -344,8 +344,12 @@ def test_proxies_from_the_environment_are_honoured_and_read_once_per_host(
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
         resolved: list[str] = []
         real = requests.utils.get_environ_proxies
-        monkeypatch.setattr(requests.utils, "get_environ_proxies",
-                            lambda url, no_proxy=None: resolved.append(url) or real(url, no_proxy))
+
+        def counted(url: str, no_proxy: Any = None) -> dict[str, str]:
+            resolved.append(url)
+            return real(url, no_proxy)
+
+        monkeypatch.setattr(requests.utils, "get_environ_proxies", counted)
         far = "http://crm.invalid/api/v2/tickets.json"  # resolvable by the proxy only
         for n in range(3):
             http.call("crm", "POST", far, json={"n": n})
