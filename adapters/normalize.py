@@ -140,6 +140,9 @@ TicketStatus = Annotated[
 # Tags ------------------------------------------------------------------------------------------------
 
 _TAG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
+# What an agent is told (the tools' JSON Schema): every string it matches normalizes to a valid tag (lower
+# case; spaces become '-'). Looser input that still normalizes (surrounding spaces) is accepted too.
+TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_ -]{0,49}$"
 MAX_TAGS = 10
 TAG_INVALID = "tags are short slugs: letters, digits, '-' or '_', at most 50 characters"
 
@@ -159,19 +162,46 @@ def normalize_tags(value: Any) -> Any:
     return tags
 
 
-Tags = Annotated[list[str], Field(max_length=MAX_TAGS), BeforeValidator(normalize_tags)]
+Tags = Annotated[
+    list[str],
+    Field(max_length=MAX_TAGS),
+    BeforeValidator(normalize_tags),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "maxItems": MAX_TAGS,
+            "items": {"type": "string", "pattern": TAG_PATTERN},
+            "description": "Short slugs: letters, digits, '-' or '_' (spaces become '-'), stored in lower case.",
+        }
+    ),
+]
 
 # Ids -------------------------------------------------------------------------------------------------
 
 _DIGITS = re.compile(r"^[0-9]{1,18}$")
 
 
+# Beyond this a JSON number (a double in most producers) no longer holds every integer exactly.
+_EXACT_IN_A_DOUBLE = 2**53
+
+
+def integral_number(value: Any) -> Any:
+    """A JSON number with no fraction, such as ``123.0``, -> ``123``. JSON Schema counts it as an integer,
+    so a published ``"type": "integer"`` promises to take it, and many JSON producers cannot tell the two
+    apart. ``12.5``, ``1e300`` (past what a double holds exactly) and ``True`` stay as they are and fail a
+    strict int check."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT_IN_A_DOUBLE:
+        return int(value)
+    return value
+
+
 def lossless_int(value: Any) -> Any:
-    """``"123"`` -> ``123`` (surrounding whitespace allowed); ``"12.0"``, ``"1e3"``, ``"+5"``, ``12.0``
-    and ``True`` stay as they are and fail the strict int check: none is an exact, canonical id."""
+    """``"123"`` -> ``123`` (surrounding whitespace allowed), and ``123.0`` -> ``123`` (``integral_number``).
+    ``"12.0"``, ``"1e3"``, ``"+5"`` stay as they are and fail the strict int check: none is an exact,
+    canonical id."""
     if isinstance(value, str) and _DIGITS.match(value.strip()):
         return int(value.strip())
-    return value
+    return integral_number(value)
 
 
 # The constraint comes first so the before-validator wraps it (and the JSON Schema shows exclusiveMinimum).
@@ -181,6 +211,8 @@ TicketId = Annotated[int, Field(gt=0), BeforeValidator(lossless_int)]
 
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 _CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
+# What an agent is told: every string it matches is accepted (a name is lower-cased and gets its '#').
+CHANNEL_PATTERN = r"^(#?[A-Za-z0-9][A-Za-z0-9_-]{0,79}|[CGD][A-Z0-9]{6,})$"
 CHANNEL_INVALID = "a channel is '#name' (lower case, digits, '-', '_') or a Slack channel id like C0123ABCD"
 
 
@@ -196,7 +228,9 @@ def normalize_channel(value: Any) -> Any:
     return f"#{name}"
 
 
-Channel = Annotated[str, BeforeValidator(normalize_channel)]
+Channel = Annotated[
+    str, BeforeValidator(normalize_channel), WithJsonSchema({"type": "string", "pattern": CHANNEL_PATTERN})
+]
 
 
 # Models ----------------------------------------------------------------------------------------------
@@ -221,6 +255,7 @@ __all__ = [
     "TicketStatus",
     "clean_line",
     "clean_text",
+    "integral_number",
     "normalize_channel",
     "normalize_email",
     "normalize_tags",

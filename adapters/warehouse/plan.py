@@ -8,8 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    JsonValue,
+    Tag,
+    ValidationError,
+)
 
+from adapters.normalize import integral_number
 from adapters.warehouse.errors import InvalidQuery, shown
 
 OPS = ("=", "!=", "<", "<=", ">", ">=", "in", "between", "like-prefix", "is_null")
@@ -80,7 +90,9 @@ class Plan(BaseModel):
     where: list[Condition] = Field(default_factory=list, max_length=32)
     group_by: list[Name] = Field(default_factory=list, max_length=8)
     order_by: list[OrderBy] = Field(default_factory=list, max_length=4)
-    limit: int = Field(default=100, ge=1, description="Rows per page, at most 1000 unless configured otherwise.")
+    limit: Annotated[int, Field(ge=1), BeforeValidator(integral_number)] = Field(
+        default=100, description="Rows per page, at most 1000 unless configured otherwise."
+    )
     cursor: str | None = Field(
         default=None, max_length=4096, description="The previous page's next_cursor, with the same plan."
     )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import Field, ValidationError
 
 from adapters.crm.schemas import CreateTicketArgs, UpdateTicketArgs
@@ -201,12 +204,17 @@ def test_at_most_ten_tags_counted_after_dedupe() -> None:
 # --- ids: only lossless coercion ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("raw", "expected"), [(123, 123), ("123", 123), (" 42 ", 42)])
+# A JSON number with no fraction is an integer to JSON Schema (the tools publish "type": "integer"):
+# 12.0 is the id 12, as it is to JavaScript, which cannot even tell 12.0 from 12.
+@pytest.mark.parametrize(("raw", "expected"), [(123, 123), ("123", 123), (" 42 ", 42), (12.0, 12), (1e3, 1000),
+                                               (2.0**53, 2**53)])
 def test_ticket_id_lossless(raw: Any, expected: int) -> None:
     assert ok(ticket_id=raw) == expected
+    assert type(ok(ticket_id=raw)) is int
 
 
-@pytest.mark.parametrize("raw", ["12.0", "1e3", "+5", "-5", "0x10", "abc", 12.0, 12.5, True, 0, -1, "0"])
+@pytest.mark.parametrize("raw", ["12.0", "1e3", "+5", "-5", "0x10", "abc", 12.5, 2.0**53 + 2, 1e300, float("nan"),
+                                 float("inf"), True, 0, 0.0, -1, "0"])
 def test_ticket_id_lossy_rejected(raw: Any) -> None:
     assert rejected(ticket_id=raw)[0]["loc"] == ("ticket_id",)
 
@@ -249,3 +257,36 @@ def test_args_models_are_strict() -> None:
 def test_update_needs_at_least_one_change() -> None:
     with pytest.raises(ValidationError, match="at least one of"):
         UpdateTicketArgs.model_validate({"ticket_id": 1})
+
+
+# --- what the tools publish holds: every value their JSON Schema allows is accepted -------------------------
+def _published(tool: str, field: str) -> dict[str, Any]:
+    from adapters import registry
+
+    prop = registry.get(tool).parameters()["properties"][field]
+    return next((alt for alt in prop.get("anyOf", [prop]) if alt.get("type") != "null"), prop)
+
+
+@given(channel=st.from_regex(_published("slack.post_message", "channel")["pattern"], fullmatch=True))
+def test_every_channel_the_schema_allows_is_accepted(channel: str) -> None:
+    assert re.fullmatch(r"#[a-z0-9][a-z0-9_-]{0,79}|[CGD][A-Z0-9]{6,}", ok(channel=channel))
+
+
+@given(data=st.data())
+def test_every_tag_list_the_schema_allows_is_accepted(data: st.DataObject) -> None:
+    schema = _published("crm.create_ticket", "tags")
+    item = st.from_regex(schema["items"]["pattern"], fullmatch=True)
+    tags = data.draw(st.lists(item, max_size=schema["maxItems"]))
+    assert 0 < len(ok(tags=tags)) <= len(tags) or tags == []
+
+
+def test_the_published_patterns_refuse_what_the_server_refuses() -> None:
+    """The patterns are not looser than the rules: what a rule refuses, the schema refuses too."""
+    channel = re.compile(_published("slack.post_message", "channel")["pattern"])
+    tag = re.compile(_published("crm.create_ticket", "tags")["items"]["pattern"])
+    for raw in ["#", "#has space", "#bad/char", "", "##two", "#été"]:
+        assert not channel.fullmatch(raw), raw
+        assert rejected(channel=raw)
+    for raw in ["a/b", "#tag", "x" * 51, "", "-lead", "été"]:
+        assert not tag.fullmatch(raw), raw
+        assert rejected(tags=[raw])

@@ -136,6 +136,13 @@ class TestRefusals:
         with pytest.raises(InvalidQuery):
             parse({"dataset": "orders", "select": ["id"], "limit": 0})
 
+    def test_a_limit_with_no_fraction_is_an_integer_as_json_schema_says(self):
+        assert parse({"dataset": "orders", "select": ["id"], "limit": 10.0}).limit == 10
+        assert compile_({"dataset": "orders", "select": ["id"], "limit": 10.0}).limit == 10
+        for limit in (10.5, True, 1e300):
+            with pytest.raises(InvalidQuery):
+                parse({"dataset": "orders", "select": ["id"], "limit": limit})
+
     def test_the_plan_is_closed_and_strict(self):
         for body in (
             {"dataset": "orders", "select": ["id"], "sql": "SELECT 1"},
