@@ -199,6 +199,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "approvals.api.schema.add_common_responses",
+        "approvals.api.schema.add_links",
     ],
 }
 

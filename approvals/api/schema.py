@@ -58,3 +58,46 @@ def add_common_responses(result: dict[str, Any], generator: Any, request: Any, p
             if "cookieAuth" in schemes and method in UNSAFE:
                 _add(operation, "403")
     return result
+
+
+# What an agent can do next with a proposal it submitted: the ``id`` in the answer is the ``{id}`` of these
+# operations. OpenAPI links make that machine-readable (generated clients and stateful API testers, such as
+# schemathesis' stateful phase, follow them from a submission to its approval, rejection, cancel and receipt).
+PROPOSAL_LINKS = {
+    "GetProposal": ("proposals_retrieve", "Read the proposal again (its status, decision and receipt)."),
+    "ApproveProposal": ("proposals_approve_create", "A reviewer approves it."),
+    "RejectProposal": ("proposals_reject_create", "A reviewer rejects it."),
+    "CancelProposal": ("proposals_cancel_create", "The proposing agent withdraws it while pending."),
+    "GetReceipt": ("proposals_receipt_retrieve", "The receipt, once committed."),
+}
+LINKED_FROM = {
+    "proposals_create": ("201", "200"),
+    "proposals_retrieve": ("200",),
+    "proposals_approve_create": ("202",),
+    "proposals_reject_create": ("200",),
+    "proposals_cancel_create": ("200",),
+}
+
+
+def add_links(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: OpenAPI links from a proposal's answers to its operations."""
+    operations = {
+        operation.get("operationId"): operation
+        for methods in result.get("paths", {}).values()
+        for operation in methods.values()
+        if isinstance(operation, dict)
+    }
+    for source, statuses in LINKED_FROM.items():
+        operation = operations.get(source)
+        if operation is None:
+            continue
+        for status in statuses:
+            response = operation.get("responses", {}).get(status)
+            if response is None:
+                continue
+            response["links"] = {
+                name: {"operationId": target, "parameters": {"id": "$response.body#/id"}, "description": text}
+                for name, (target, text) in PROPOSAL_LINKS.items()
+                if target in operations and target != source
+            }
+    return result

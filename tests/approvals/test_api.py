@@ -357,3 +357,23 @@ def test_list_query_count_does_not_grow_with_the_page(acme):
     grow(20, 100)
 
     assert count() == small
+
+
+@pytest.mark.django_db
+def test_the_openapi_document_links_a_submission_to_what_can_be_done_with_it(client):
+    """OpenAPI links: the proposal id in the answer is the {id} of these operations (generated clients and
+    stateful API testers follow them)."""
+    document = client.get("/api/v1/schema/?format=json", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    operations = {op["operationId"]: (path, op) for path, methods in document["paths"].items()
+                  for op in methods.values() if isinstance(op, dict) and "operationId" in op}
+    links = operations["proposals_create"][1]["responses"]["201"]["links"]
+    assert {link["operationId"] for link in links.values()} == {
+        "proposals_retrieve", "proposals_approve_create", "proposals_reject_create", "proposals_cancel_create",
+        "proposals_receipt_retrieve"}
+    assert operations["proposals_create"][1]["responses"]["200"]["links"] == links  # an idempotent replay
+    for link in links.values():
+        path, _ = operations[link["operationId"]]
+        assert link["parameters"] == {"id": "$response.body#/id"} and "{id}" in path
+    approved = operations["proposals_approve_create"][1]["responses"]["202"]["links"]
+    assert approved["GetReceipt"]["operationId"] == "proposals_receipt_retrieve"
+    assert "ApproveProposal" not in approved
