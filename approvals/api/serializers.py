@@ -29,23 +29,34 @@ class NullableArgsField(serializers.JSONField):
     pass
 
 
+class StrictCharField(serializers.CharField):
+    """A string, and only a string. DRF's CharField turns a number into its text (``{"reason": 0}`` would
+    reject a proposal for the reason ``"0"``); the document says string, and an agent that sends a number
+    has a bug it should hear about."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return cast(str, super().to_internal_value(data))
+
+
 class SubmitIn(serializers.Serializer):
-    tool = serializers.CharField(max_length=64)
+    tool = StrictCharField(max_length=64)
     args = ArgsField(help_text="The tool's arguments: see GET /api/v1/tools/ for each tool's schema.")
-    rationale = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
-    on_behalf_of = serializers.CharField(
+    rationale = StrictCharField(max_length=4000, required=False, allow_blank=True, default="")
+    on_behalf_of = StrictCharField(
         max_length=150, required=False, allow_null=True, default=None,
         help_text="Username of the person in this tenant the agent acts for.",
     )
 
 
 class ApproveIn(serializers.Serializer):
-    comment = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+    comment = StrictCharField(max_length=4000, required=False, allow_blank=True, default="")
     args = NullableArgsField(required=False, default=None, help_text="Edited args to approve instead.")
 
 
 class RejectIn(serializers.Serializer):
-    reason = serializers.CharField(max_length=4000, allow_blank=False)
+    reason = StrictCharField(max_length=4000, allow_blank=False)
 
 
 class ChangeOut(serializers.Serializer):

@@ -217,7 +217,9 @@ class ProposalApproveView(APIView):
     def post(self, request: Request, pk: Any) -> Response:
         proposal = _get_visible(request, pk, to_decide=True)
         reviewer = _require_person(request)
-        data = _valid(s.ApproveIn, request.data if request.data else {})
+        # No body at all parses to an empty dict, and means "approve as proposed". Any body must be an
+        # object: ``false``, ``0``, ``""``, ``[]`` or ``null`` are refused, never read as "no body".
+        data = _valid(s.ApproveIn, request.data)
         approved = services.proposal_approve(
             proposal=proposal, reviewer=reviewer, where=where(request),
             comment=data.get("comment") or "", args=data.get("args"),

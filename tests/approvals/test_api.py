@@ -54,6 +54,18 @@ class TestSubmit:
         assert body["idempotency_key"].startswith("derived-")
         assert AuditEvent.objects.filter(action="proposal.submitted", subject_id=body["id"]).count() == 1
 
+    @pytest.mark.parametrize(("extra", "field"), [
+        ({"rationale": 123}, "rationale"), ({"tool": 5}, "tool"), ({"on_behalf_of": 5}, "on_behalf_of"),
+    ])
+    def test_text_fields_take_strings_only(self, acme, extra, field):
+        response = acme.agent_client.post("/api/v1/proposals/", {"tool": "crm.create_ticket", "args": TICKET, **extra},
+                                          format="json")
+
+        assert response.status_code == 400, response.content
+        assert response.json()["error"] == "invalid_args"
+        assert response.json()["errors"][0]["loc"] == [field]
+        assert not Proposal.objects.exists()
+
     def test_same_key_same_args_is_a_replay(self, acme):
         first = submit(acme, key="k-1")
         second = submit(acme, dict(TICKET, subject="  Printer on fire "), key="k-1")  # normalizes to the same
@@ -272,6 +284,43 @@ class TestDecide:
         assert rejected.status_code == 200
         assert rejected.json()["status"] == "rejected"
         assert rejected.json()["decision"]["reason"] == "duplicate"
+
+    def test_approve_with_no_body_approves_as_proposed(self, acme, django_capture_on_commit_callbacks):
+        pid = submit(acme).json()["id"]
+        with responses.RequestsMock() as rsps:
+            crm_created(rsps)
+            with django_capture_on_commit_callbacks(execute=True):
+                response = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/approve/")
+
+        assert response.status_code == 202, response.content
+        assert Proposal.objects.get(pk=pid).status == Status.COMMITTED
+
+    @pytest.mark.parametrize("body", ["false", "0", '""', "[]", "null", "true", "[1]"])
+    def test_an_approval_body_that_is_not_an_object_approves_nothing(self, acme, body):
+        """``false`` is not "no body": a client that sends it must not approve by accident."""
+        pid = submit(acme).json()["id"]
+
+        response = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/approve/", body, content_type="application/json")
+
+        assert response.status_code == 400, response.content
+        assert response.json()["error"] == "invalid_request"
+        assert Proposal.objects.get(pk=pid).status == Status.PENDING
+        assert not Proposal.objects.get(pk=pid).decisions.exists()
+
+    @pytest.mark.parametrize(("path", "body", "field"), [
+        ("reject", {"reason": 0}, "reason"),
+        ("reject", {"reason": 1.5}, "reason"),
+        ("approve", {"comment": 42}, "comment"),
+    ])
+    def test_text_fields_take_strings_only(self, acme, path, body, field):
+        """DRF would have stored the number's text: a proposal rejected for the reason "0"."""
+        pid = submit(acme).json()["id"]
+
+        response = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/{path}/", body, format="json")
+
+        assert response.status_code == 400, response.content
+        assert response.json()["errors"][0]["loc"] == [field]
+        assert Proposal.objects.get(pk=pid).status == Status.PENDING
 
     def test_cancel_by_the_proposing_agent_only(self, acme):
         pid = submit(acme).json()["id"]
