@@ -81,7 +81,7 @@ class _Session(requests.Session):
 
     It reads the environment's proxy and CA settings once, not on every call. requests' own
     ``trust_env`` reads them per request: ``HTTP(S)_PROXY``/``NO_PROXY`` by walking all of ``os.environ``
-    (about 0.2 ms a call here, more in a process with a large environment), and ``~/.netrc``, whose
+    (0.2 to 0.9 ms of CPU a call here, more with a large environment), and ``~/.netrc``, whose
     credentials would *replace* the ``Authorization`` header we set. So ``trust_env`` is off and the same
     settings are resolved here: the CA bundle (``REQUESTS_CA_BUNDLE``, then ``CURL_CA_BUNDLE``) when the
     session is made, and the proxies (honouring ``NO_PROXY``) once per scheme and host. ``.netrc`` is
