@@ -63,7 +63,8 @@ class TestSubmit:
 
         assert response.status_code == 400, response.content
         assert response.json()["error"] == "invalid_args"
-        assert response.json()["errors"][0]["loc"] == [field]
+        # A type error, not a lookup of the number's text ("Unknown tool '5'", "unknown person").
+        assert response.json()["errors"] == [{"loc": [field], "msg": "Not a valid string.", "type": "invalid"}]
         assert not Proposal.objects.exists()
 
     def test_same_key_same_args_is_a_replay(self, acme):
@@ -319,7 +320,7 @@ class TestDecide:
         response = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/{path}/", body, format="json")
 
         assert response.status_code == 400, response.content
-        assert response.json()["errors"][0]["loc"] == [field]
+        assert response.json()["errors"] == [{"loc": [field], "msg": "Not a valid string.", "type": "invalid"}]
         assert Proposal.objects.get(pk=pid).status == Status.PENDING
 
     def test_cancel_by_the_proposing_agent_only(self, acme):
