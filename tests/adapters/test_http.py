@@ -249,24 +249,23 @@ def test_4xx_do_not_count_towards_the_breaker(mocked: Any, sleeps: list[float], 
 # --- a kept session: one connection for many calls, no cookies carried ------------------------------------
 class _KeepAliveServer:
     """A local HTTP/1.1 server that keeps connections open, and records each request's connection (the
-    client's port) and Cookie header."""
+    client's port), target (absolute through a proxy), Cookie and Authorization headers."""
 
     def __init__(self) -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        seen: list[tuple[int, str | None]] = []
-        self.seen = seen
-        received: list[dict[str, str | None]] = []
-        self.received = received  # each request's target (absolute through a proxy) and Authorization
+        received: list[dict[str, Any]] = []
+        self.received = received
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                seen.append((self.client_address[1], self.headers.get("Cookie")))
-                received.append({"target": self.path, "authorization": self.headers.get("Authorization")})
+                received.append({"port": self.client_address[1], "target": self.path,
+                                 "cookie": self.headers.get("Cookie"),
+                                 "authorization": self.headers.get("Authorization")})
                 body = b'{"ticket": {"id": 1}}'
                 self.send_response(201)
                 self.send_header("Content-Type", "application/json")
@@ -300,14 +299,14 @@ def test_calls_on_one_thread_reuse_one_connection(keep_alive: _KeepAliveServer, 
     """Against a real CRM a new connection per call is a TCP and TLS handshake per commit."""
     for n in range(3):
         http.call("crm", "POST", keep_alive.url, json={"n": n}, idempotency_key=f"key-{n}")
-    ports = {port for port, _ in keep_alive.seen}
-    assert (len(keep_alive.seen), len(ports)) == (3, 1)
+    ports = {r["port"] for r in keep_alive.received}
+    assert (len(keep_alive.received), len(ports)) == (3, 1)
 
 
 def test_a_kept_session_sends_no_cookie_back(keep_alive: _KeepAliveServer, sleeps: list[float]) -> None:
     http.call("crm", "POST", keep_alive.url, json={})
     http.call("crm", "POST", keep_alive.url, json={})
-    assert [cookie for _, cookie in keep_alive.seen] == [None, None]
+    assert [r["cookie"] for r in keep_alive.received] == [None, None]
 
 
 def test_each_thread_and_each_forked_process_has_its_own_session(monkeypatch: pytest.MonkeyPatch) -> None:
