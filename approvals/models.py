@@ -118,6 +118,10 @@ class Proposal(models.Model):
     tool = models.CharField(max_length=64)
     args = models.JSONField(help_text="Normalized args: exactly what a commit sends.")
     args_hash = models.CharField(max_length=64)
+    # The hash of the args as the agent submitted them, kept when a reviewer's edit changes ``args_hash``: an
+    # agent's retry of its own submission is a replay of it, not a reuse of its key for other args. Empty on
+    # proposals stored before it existed (their ``args_hash`` stands in). ``db_default`` for raw inserts.
+    submitted_args_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
     rationale = models.TextField(blank=True)
     risk = models.CharField(max_length=8, choices=Risk.choices)
     preview = models.JSONField(default=dict)
@@ -137,7 +141,9 @@ class Proposal(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "idempotency_key"], name="proposal_idempotency_key_unique"),
+            # Keys are each agent's own (as the derived key, which includes the agent): two agents of one
+            # tenant may both send "order-1" without one replaying, or learning of, the other's proposal.
+            models.UniqueConstraint(fields=["agent", "idempotency_key"], name="proposal_agent_idempotency_key_unique"),
             models.CheckConstraint(condition=Q(status__in=Status.values), name="proposal_status_valid"),
             models.CheckConstraint(condition=Q(risk__in=Risk.values), name="proposal_risk_valid"),
         ]

@@ -34,7 +34,6 @@ from approvals.models import (
     Receipt,
     SagaStep,
     Status,
-    Tenant,
     ToolPolicy,
     Verdict,
 )
@@ -173,7 +172,7 @@ def proposal_submit(
     key = idempotency_key or derive_idempotency_key(
         tool=tool, args=prepared.args, agent=agent, on_behalf_of=on_behalf_of
     )
-    # No lookup first: the unique (tenant, idempotency_key) constraint finds a replay at the insert, so a
+    # No lookup first: the unique (agent, idempotency_key) constraint finds a replay at the insert, so a
     # new submission costs no extra query and racing duplicates are settled by the database.
     now = timezone.now()
     try:
@@ -191,6 +190,7 @@ def proposal_submit(
                 tool=tool,
                 args=prepared.args,
                 args_hash=prepared.args_hash,
+                submitted_args_hash=prepared.args_hash,
                 rationale=rationale,
                 risk=prepared.risk,
                 preview=prepared.preview.as_dict(),
@@ -199,11 +199,11 @@ def proposal_submit(
             )
             _audit_proposal(proposal, actor=agent_actor(agent), action="proposal.submitted", where=where)
     except adapter_errors.RateLimited as limited:
-        existing = _replay(tenant=tenant, key=key, args_hash=prepared.args_hash, tool=tool)
+        existing = _replay(agent=agent, key=key, args_hash=prepared.args_hash, tool=tool)
         return _replay_or_refuse(existing, limited, agent=agent, tool=tool, where=where)
     except IntegrityError:
         # The key exists (an earlier or a concurrent submission): answer as a replay of it, or 409.
-        existing = _replay(tenant=tenant, key=key, args_hash=prepared.args_hash, tool=tool)
+        existing = _replay(agent=agent, key=key, args_hash=prepared.args_hash, tool=tool)
         if existing is None:
             raise
         return Submitted(existing, created=False)
@@ -239,14 +239,18 @@ def _replay_of(
     """The stored proposal this submission replays, if any (validation only: no policy, no preview)."""
     normalized = registry.validate(registry.get(tool), args).model_dump(mode="json", exclude_none=True)
     key = key or derive_idempotency_key(tool=tool, args=normalized, agent=agent, on_behalf_of=on_behalf_of)
-    return _replay(tenant=agent.tenant, key=key, args_hash=registry.args_hash(normalized), tool=tool)
+    return _replay(agent=agent, key=key, args_hash=registry.args_hash(normalized), tool=tool)
 
 
-def _replay(*, tenant: Tenant, key: str, args_hash: str, tool: str) -> Proposal | None:
-    existing = Proposal.objects.select_related("tenant").filter(tenant=tenant, idempotency_key=key).first()
+def _replay(*, agent: AgentCredential, key: str, args_hash: str, tool: str) -> Proposal | None:
+    """The agent's own proposal under ``key``. Keys are the agent's: another agent of the tenant that sends
+    the same key makes its own proposal, and never learns of (or reads back) this one."""
+    existing = Proposal.objects.select_related("tenant").filter(agent=agent, idempotency_key=key).first()
     if existing is None:
         return None
-    if existing.args_hash != args_hash or existing.tool != tool:
+    # The args as approved (a reviewer may have edited them) or as this agent submitted them: either way the
+    # same request again, answered with the proposal it made.
+    if args_hash not in (existing.args_hash, existing.submitted_args_hash or existing.args_hash) or existing.tool != tool:
         raise errors.IdempotencyConflict(errors.KEY_REUSED, proposal=str(existing.pk))
     return existing
 

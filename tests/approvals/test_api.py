@@ -85,6 +85,34 @@ class TestSubmit:
         assert response.json()["error"] == "idempotency_key_reused"
         assert Proposal.objects.count() == 1
 
+    def test_a_key_is_the_agents_own(self, acme):
+        """Another agent of the tenant sending the same key, with the same args or others, makes its own
+        proposal: it neither gets the first agent's proposal back (which it may not read) nor learns its id."""
+        from approvals.accounts import agent_create
+
+        first = submit(acme, key="order-1").json()
+        _, token = agent_create(tenant=acme.tenant, name="second-agent", tools=["*"])
+        other = acme.client(token)
+        assert other.get(f"/api/v1/proposals/{first['id']}/").status_code == 404
+
+        same = other.post("/api/v1/proposals/", {"tool": "crm.create_ticket", "args": TICKET}, format="json",
+                          HTTP_IDEMPOTENCY_KEY="order-1")
+        changed = other.post("/api/v1/proposals/", {"tool": "crm.create_ticket", "args": dict(TICKET, subject="Other")},
+                             format="json", HTTP_IDEMPOTENCY_KEY="order-2")
+        first_again = submit(acme, key="order-2")  # and the other way round
+
+        assert same.status_code == 201, same.content
+        assert same.json()["id"] != first["id"]
+        assert changed.status_code == 201, changed.content
+        assert first_again.status_code == 201, first_again.content
+        assert first["id"] not in (changed.json()["id"], first_again.json()["id"])
+        # Each agent's own key still replays its own proposal.
+        replay = other.post("/api/v1/proposals/", {"tool": "crm.create_ticket", "args": TICKET}, format="json",
+                            HTTP_IDEMPOTENCY_KEY="order-1")
+        assert (replay.status_code, replay.json()["id"]) == (200, same.json()["id"])
+        assert submit(acme, key="order-1").json()["id"] == first["id"]
+        assert Proposal.objects.count() == 4
+
     def test_without_key_the_derived_key_deduplicates(self, acme):
         assert submit(acme).status_code == 201
         assert submit(acme).status_code == 200
@@ -347,6 +375,23 @@ class TestDecide:
         assert response.status_code == 202
         decision = Proposal.objects.get(pk=pid).decisions.get()
         assert decision.edited_from == [{"field": "priority", "before": "urgent", "after": "low"}]
+
+    @pytest.mark.parametrize("key", [None, "k-edit"])
+    def test_an_agents_retry_after_an_edit_is_a_replay(self, acme, key):
+        """The reviewer's edit changes the args' hash; the agent's retry of its own submission (its key, or
+        the derived one) is still the same request: 200 with the proposal, not 409 key reused."""
+        pid = submit(acme, key=key).json()["id"]
+        approved = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/approve/",
+                                             {"args": dict(TICKET, priority="low")}, format="json")
+        assert approved.status_code == 202, approved.content
+
+        retry = submit(acme, key=key)
+
+        assert retry.status_code == 200, retry.content
+        assert retry.json()["id"] == pid and retry.json()["args"]["priority"] == "low"
+        assert Proposal.objects.count() == 1
+        if key:  # other args under the key are still a conflict
+            assert submit(acme, dict(TICKET, subject="Other"), key=key).status_code == 409
 
     def test_edit_is_validated_like_a_submission(self, acme):
         pid = submit(acme).json()["id"]
