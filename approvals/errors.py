@@ -10,6 +10,10 @@ NOT_A_REVIEWER = "Only a reviewer or admin of this tenant can decide on proposal
 NOT_THE_PROPOSER = "Only the agent that made this proposal can cancel it."
 KEY_REUSED = "This Idempotency-Key was already used with other args; use a new key for a different request."
 REASON_REQUIRED = "A reason is required to reject a proposal."
+TARGET_CHANGED = (
+    "The target changed since the preview the edit was checked against, so the edit was not approved: "
+    "look at the new preview and decide again."
+)
 
 
 class DomainError(Exception):
@@ -37,3 +41,11 @@ class NotAllowed(DomainError):
 class IdempotencyConflict(DomainError):
     status = 409
     code = "idempotency_key_reused"
+
+
+class TargetChanged(DomainError):
+    """An edit-then-approve whose fresh read of the target differs from the preview the reviewer saw: the
+    approval would adopt a state nobody reviewed. The API answers 409 target_changed; nothing is recorded."""
+
+    status = 409
+    code = "target_changed"

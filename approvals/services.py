@@ -84,6 +84,12 @@ def agent_policy_rules(agent: AgentCredential) -> tuple[policy.PolicyRule, ...]:
     )
 
 
+def edit_context(agent: AgentCredential) -> registry.Context:
+    """The context a reviewer's edit is checked in: the agent's contract and policy, without its hourly
+    limit (that limit is the agent's, and the proposal under review already counts towards it)."""
+    return replace(agent_context(agent), recent_count=None)
+
+
 def agent_context(agent: AgentCredential) -> registry.Context:
     def recent_count(tool: str, seconds: int) -> int:
         # Every proposal counts, whatever became of it: a rejected one took a reviewer's time too.
@@ -351,19 +357,27 @@ def proposal_approve(
     where: Where,
     comment: str = "",
     args: Any = None,
+    seen_snapshot: dict[str, Any] | None = None,
 ) -> Proposal:
-    """Record the approval of the exact args (edited ones when ``args`` is given) and stage the commit."""
+    """Record the approval of the exact args (edited ones when ``args`` is given) and stage the commit.
+
+    An edit is previewed again (for an update, a fresh read of the target). That fresh read must show the
+    target as the reviewer saw it: ``seen_snapshot`` (the browser's edit preview), else the proposal's
+    stored preview (what an API reviewer saw). Otherwise TargetChanged: approving would adopt a state of
+    the target nobody reviewed, and the commit's staleness check would compare against it."""
     require_reviewer(proposal, reviewer)
     edited = None
     if args is not None:
         # The edit goes through the same contract and policy as the agent's submission.
         agent = AgentCredential.objects.select_related("tenant").get(pk=proposal.agent_id)
-        # The hourly limit is the agent's, not the reviewer's: the proposal under review already counts.
-        edited = registry.prepare(proposal.tool, args, replace(agent_context(agent), recent_count=None))
+        edited = registry.prepare(proposal.tool, args, edit_context(agent))
 
     def change(locked: Proposal) -> Proposal:
         edited_from = None
         if edited is not None and edited.args_hash != locked.args_hash:
+            seen = seen_snapshot if seen_snapshot is not None else (locked.preview or {}).get("snapshot") or {}
+            if (edited.preview.snapshot or {}) != seen:
+                raise errors.TargetChanged(errors.TARGET_CHANGED)
             edited_from = _changes(locked.args, edited.args)
             locked.args = edited.args
             locked.args_hash = edited.args_hash

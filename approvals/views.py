@@ -410,19 +410,28 @@ def proposal_edit(request: HttpRequest, pk: Any) -> HttpResponse:
         form = ArgsForm(tool, request.POST)
         form.is_valid()
         try:
-            prepared = registry.prepare(proposal.tool, form.raw_args(), services.agent_context(proposal.agent))
+            prepared = registry.prepare(proposal.tool, form.raw_args(), services.edit_context(proposal.agent))
         except adapter_errors.InvalidArgs as exc:
             form.add_contract_errors(exc.errors)
         except adapter_errors.PolicyDenied as exc:
             form.add_error(None, f"Refused by policy ({exc.policy}): {exc.detail}")
+        except adapter_errors.DownstreamError as exc:
+            # The preview of an update reads the live record: the outside system is down or refused the read.
+            form.add_error(None, _downstream_message(exc))
+            context["form"] = form
+            return render(request, "approvals/edit.html", context, status=503)
         else:
             context.update({
                 "prepared": prepared,
                 "edits": diff_rows(_changes(proposal.args, prepared.args)),
                 "new_changes": diff_rows(prepared.preview.changes),
                 "new_notes": prepared.preview.notes,
+                # The snapshot is the state of the target this preview showed: the approval must find it
+                # unchanged (services.proposal_approve), or the reviewer approved a diff that no longer holds.
                 "signed_args": signing.dumps(
-                    {"pk": str(proposal.pk), "from": proposal.args_hash, "args": prepared.args}, salt=EDIT_SALT
+                    {"pk": str(proposal.pk), "from": proposal.args_hash, "args": prepared.args,
+                     "snapshot": prepared.preview.snapshot or {}},
+                    salt=EDIT_SALT,
                 ),
                 "args_json": json.dumps(prepared.args, indent=2, sort_keys=True, ensure_ascii=False),
                 "approve_form": ApproveForm(initial={"comment": request.POST.get("comment", "")}),
@@ -431,6 +440,10 @@ def proposal_edit(request: HttpRequest, pk: Any) -> HttpResponse:
         return render(request, "approvals/edit.html", context, status=200 if "prepared" in context else 400)
     context["form"] = ArgsForm(tool, current=proposal.args)
     return render(request, "approvals/edit.html", context)
+
+
+def _downstream_message(exc: adapter_errors.DownstreamError) -> str:
+    return f"The outside system could not be read to preview the edit ({exc}). Nothing was approved; try again."
 
 
 def _edit_confirm(request: HttpRequest, proposal: Proposal, tool: registry.Tool) -> HttpResponse:
@@ -446,17 +459,26 @@ def _edit_confirm(request: HttpRequest, proposal: Proposal, tool: registry.Tool)
     try:
         # The service re-validates the args through the same contract and policy, and records the edit.
         services.proposal_approve(
-            proposal=proposal, reviewer=_person(request), where=_where(request), comment=comment, args=signed["args"]
+            proposal=proposal, reviewer=_person(request), where=_where(request), comment=comment, args=signed["args"],
+            seen_snapshot=signed.get("snapshot"),
         )
     except errors.NotAllowed as exc:
         return _forbidden(request, exc.detail)
     except errors.InvalidTransition:
         return _conflict(request, proposal.pk)
-    except (adapter_errors.InvalidArgs, adapter_errors.PolicyDenied) as exc:
-        # E.g. the target changed between the preview and the confirmation.
+    except (adapter_errors.InvalidArgs, adapter_errors.PolicyDenied, errors.TargetChanged,
+            adapter_errors.DownstreamError) as exc:
+        # The edit was checked again at the confirmation and failed: nothing was recorded. Back to the form
+        # with the reviewer's edits, to preview them again.
+        if isinstance(exc, errors.TargetChanged):
+            text, status = exc.detail, 409
+        elif isinstance(exc, adapter_errors.DownstreamError):
+            text, status = _downstream_message(exc), 503
+        else:
+            text, status = f"The edit no longer passes the tool's checks: {exc}", 400
+        messages.error(request, text)
         form_again = ArgsForm(tool, current=signed["args"])
-        messages.error(request, f"The edit no longer passes the tool's checks: {exc}")
-        return render(request, "approvals/edit.html", {"proposal": proposal, "form": form_again}, status=400)
+        return render(request, "approvals/edit.html", {"proposal": proposal, "form": form_again}, status=status)
     messages.success(request, "Approved with your edits. A worker is committing it now.")
     return redirect("proposal-review", pk=proposal.pk)
 

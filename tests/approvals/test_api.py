@@ -393,6 +393,36 @@ class TestDecide:
         if key:  # other args under the key are still a conflict
             assert submit(acme, dict(TICKET, subject="Other"), key=key).status_code == 409
 
+    def test_an_edit_is_refused_when_the_ticket_changed_since_the_preview(self, acme):
+        """An update's edit is previewed again from the live ticket. If the ticket moved since the preview the
+        reviewer saw, approving would adopt a state nobody reviewed (and the commit's staleness check would
+        compare against it): 409 target_changed, nothing decided, nothing sent."""
+        ticket_url = f"{settings.CRM_BASE_URL}/api/v2/tickets/5.json"
+        live = {"id": 5, "subject": "Printer", "priority": "normal", "status": "open", "tags": [],
+                "updated_at": "2026-11-23T10:00:00Z"}
+        with responses.RequestsMock() as rsps:
+            rsps.add(responses.GET, ticket_url, json={"ticket": live})
+            pid = submit(acme, {"ticket_id": 5, "priority": "high"}, tool="crm.update_ticket").json()["id"]
+            rsps.replace(responses.GET, ticket_url, json={"ticket": dict(live, priority="urgent",
+                                                                         updated_at="2026-11-23T11:00:00Z")})
+
+            moved = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/approve/",
+                                              {"args": {"ticket_id": 5, "priority": "low"}}, format="json")
+
+            assert moved.status_code == 409, moved.content
+            assert moved.json()["error"] == "target_changed"
+            proposal = Proposal.objects.get(pk=pid)
+            assert (proposal.status, proposal.args["priority"]) == (Status.PENDING, "high")
+            assert not proposal.decisions.exists()
+            assert [c.request.method for c in rsps.calls] == ["GET", "GET"]  # no write
+
+            # The ticket as previewed: the same edit is approved.
+            rsps.replace(responses.GET, ticket_url, json={"ticket": live})
+            same = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/approve/",
+                                             {"args": {"ticket_id": 5, "priority": "low"}}, format="json")
+        assert same.status_code == 202, same.content
+        assert Proposal.objects.get(pk=pid).preview["snapshot"] == {"updated_at": "2026-11-23T10:00:00Z"}
+
     def test_edit_is_validated_like_a_submission(self, acme):
         pid = submit(acme).json()["id"]
 

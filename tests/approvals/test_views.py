@@ -21,6 +21,9 @@ from audit.services import Where
 
 API = Where(channel="api", ip="127.0.0.1")
 TICKETS_URL = f"{settings.CRM_BASE_URL}/api/v2/tickets.json"
+TICKET_5_URL = f"{settings.CRM_BASE_URL}/api/v2/tickets/5.json"
+LIVE_TICKET = {"id": 5, "subject": "Printer", "priority": "normal", "status": "open", "tags": [],
+               "updated_at": "2026-11-23T10:00:00Z"}
 
 
 def ticket_args(n: int = 0, **extra: Any) -> dict[str, Any]:
@@ -381,6 +384,53 @@ class TestEditThenApprove:
         assert {c["field"] for c in decision.edited_from} == {"priority", "tags"}
         page = client.get(url("", proposal)).content.decode()
         assert "Edited by the reviewer before approving" in page
+
+    def test_the_edit_preview_does_not_count_the_agents_hourly_limit(self, acme):
+        """The limit is the agent's; the proposal under review already counts towards it (as in the API)."""
+        from approvals.models import ToolPolicy
+
+        ToolPolicy.objects.create(tenant=acme.tenant, name="limits", tool="crm.create_ticket", max_per_hour=1)
+        proposal = submit(acme)
+        data = {"step": "preview", "subject": "Printer 0 on fire", "description": "Smoke on floor 3.",
+                "priority": "low"}
+
+        response = reviewer_client(acme).post(url("edit", proposal), data)
+
+        assert response.status_code == 200, response.context["form"].errors
+        assert "signed_args" in response.context
+
+    def _update_proposal(self, acme: Any, rsps: responses.RequestsMock, live: dict[str, Any]) -> Proposal:
+        rsps.add(responses.GET, TICKET_5_URL, json={"ticket": live})
+        return submit(acme, tool="crm.update_ticket", args={"ticket_id": 5, "priority": "high"})
+
+    def test_a_crm_that_cannot_be_read_for_the_edit_preview_is_a_503_with_the_form(self, acme):
+        with responses.RequestsMock() as rsps:
+            proposal = self._update_proposal(acme, rsps, LIVE_TICKET)
+            rsps.replace(responses.GET, TICKET_5_URL, status=403, json={"error": "Forbidden"})
+
+            response = reviewer_client(acme).post(url("edit", proposal),
+                                                  {"step": "preview", "ticket_id": "5", "priority": "urgent"})
+
+        assert response.status_code == 503
+        assert "could not be read" in str(response.context["form"].non_field_errors())
+        assert Proposal.objects.get(pk=proposal.pk).status == Status.PENDING
+
+    def test_confirm_refuses_an_edit_when_the_ticket_moved_after_its_preview(self, acme):
+        client = reviewer_client(acme)
+        with responses.RequestsMock() as rsps:
+            proposal = self._update_proposal(acme, rsps, LIVE_TICKET)
+            preview = client.post(url("edit", proposal), {"step": "preview", "ticket_id": "5", "priority": "low"})
+            assert preview.status_code == 200
+            rsps.replace(responses.GET, TICKET_5_URL, json={"ticket": dict(
+                LIVE_TICKET, priority="urgent", updated_at="2026-11-23T11:00:00Z")})
+
+            response = client.post(url("edit", proposal),
+                                   {"step": "confirm", "signed_args": preview.context["signed_args"]})
+
+        assert response.status_code == 409
+        assert "target changed" in response.content.decode()
+        assert Proposal.objects.get(pk=proposal.pk).status == Status.PENDING
+        assert not Decision.objects.exists()
 
     def test_a_tampered_confirmation_is_refused(self, acme):
         proposal = submit(acme)
