@@ -13,6 +13,7 @@ import email.utils
 import http.cookiejar
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -42,6 +43,24 @@ logger = logging.getLogger(__name__)
 
 # Only these statuses may heal by themselves; any other 4xx is the request's fault and is never retried.
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+# The statuses whose Retry-After we honour (RFC 9110 defines it for both; Zendesk sends it on a 503 during
+# maintenance). On either the server refused the request rather than performed it.
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+# The longest Retry-After we believe. A commit waits as long as the server asks, but a value past this is a
+# misconfigured server (or a hostile one): the time it names must still be a datetime we can store, show
+# and schedule, and a day outlasts any maintenance window a real CRM or Slack announces.
+MAX_RETRY_AFTER = 24 * 3600.0
+# Errors in the request we built, raised before anything is sent: no retry heals them, and they say nothing
+# about the downstream's health (so no breaker verdict). Any other ``RequestException`` may come after
+# the request was sent (a connection broken mid-response, a body that fails to decode): a transient failure.
+_UNSENDABLE = (
+    requests.exceptions.URLRequired,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.InvalidJSONError,
+)
 USER_AGENT = "acme-integration-gateway/1.0"
 
 
@@ -150,20 +169,26 @@ class _Retryable(Exception):
         self.status = status
 
 
+# delta-seconds is digits only (RFC 9110); a fraction is tolerated. ``float()`` alone would also take
+# "-5", "1e999", "inf" and "nan".
+_DELTA_SECONDS = re.compile(r"\d+(\.\d+)?")
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP-date (RFC 9110 section 10.2.3)."""
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP-date (RFC 9110 section 10.2.3), at most
+    ``MAX_RETRY_AFTER``; None when absent or not one of those."""
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    if _DELTA_SECONDS.fullmatch(value):
+        seconds = float(value)  # inf for hundreds of digits: capped below
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return min(seconds, MAX_RETRY_AFTER)
 
 
 class _Wait:
@@ -210,17 +235,22 @@ def _attempt_once(
     try:
         try:
             response = session.request(method, url, **kwargs)
-        except (requests.Timeout, requests.ConnectionError) as exc:
+        except _UNSENDABLE:
+            raise  # the ``finally`` below releases the permit: nothing reached the downstream
+        except requests.RequestException as exc:
             breaker.record_failure(permit)
             verdict_given = True
+            # What broke after the request may have left (a connection cut mid-response, a body that fails
+            # to decode) counts as a connection error: the metric keeps its documented few results.
             kind = "timeout" if isinstance(exc, requests.Timeout) else "connection error"
             metrics.observe_attempt(downstream, time.monotonic() - started, kind.replace(" ", "_"))
             logger.info(
-                "outbound %s %s %s: %s (attempt %d, %.0f ms)",
+                "outbound %s %s %s: %s, %s (attempt %d, %.0f ms)",
                 downstream,
                 method,
                 path,
                 kind,
+                type(exc).__name__,
                 number,
                 (time.monotonic() - started) * 1000,
             )
@@ -246,14 +276,20 @@ def _attempt_once(
         if not verdict_given:
             breaker.release(permit)  # e.g. an invalid URL: the probe never reached the downstream
     if status in RETRYABLE_STATUSES:
-        retry_after = parse_retry_after(response.headers.get("Retry-After")) if status == 429 else None
-        if retry_after is not None and retry_after > float(settings.ACME_RETRY_CAP):
-            # Sleeping minutes inside a worker would hold it hostage; the caller reschedules instead.
-            # Safe for writes: a 429 means the request was refused, not performed.
+        retry_after = (
+            parse_retry_after(response.headers.get("Retry-After")) if status in RETRY_AFTER_STATUSES else None
+        )
+        remaining = _remaining()
+        if retry_after is not None and (
+            retry_after > float(settings.ACME_RETRY_CAP) or (remaining is not None and retry_after > remaining)
+        ):
+            # Sleeping minutes inside a worker would hold it hostage, and a wait past the call's deadline (a
+            # commit's lease, a preview's budget) cannot be slept at all; the caller reschedules instead, at
+            # the time the server named. Safe for writes: a 429 or 503 means the request was refused.
             raise Deferred(
-                reason="rate_limited",
+                reason="rate_limited" if status == 429 else "unavailable",
                 retry_at=time.time() + retry_after,
-                detail=f"{downstream} asked us to wait {retry_after:.0f} s (429).",
+                detail=f"{downstream} asked us to wait {retry_after:.0f} s ({status}).",
                 attempts=number,
             )
         raise _Retryable(f"{downstream} answered {status}", retry_after=retry_after, status=status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from adapters import errors as adapter_errors
+from adapters.http import MAX_RETRY_AFTER
 from approvals import errors as domain_errors
 
 
@@ -44,6 +46,19 @@ def body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "detail": detail, **extra}
 
 
+# Seconds to suggest when a downstream failed without saying when it will be back.
+DEFAULT_RETRY_AFTER = 5
+
+
+def retry_after_seconds(seconds: float) -> int:
+    """A wait as the ``Retry-After`` we send: whole seconds (RFC 9110), at least 1 (0 invites a client to
+    hammer us), at most the longest wait the adapters believe from a downstream, and never ``int()`` of an
+    infinity or a NaN, which would turn a polite 503 into a 500."""
+    if math.isnan(seconds):
+        return DEFAULT_RETRY_AFTER
+    return int(min(max(1.0, seconds), MAX_RETRY_AFTER))
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApiError):
         extra = dict(exc.extra)
@@ -68,16 +83,21 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     # A rate policy (RateLimited, a kind of PolicyDenied) is 429 + Retry-After: the same call passes later.
     # A content policy is 403: resending it unchanged never passes, so a client must not just retry.
     if isinstance(exc, adapter_errors.RateLimited):
+        wait = retry_after_seconds(exc.retry_after)
         return Response(
-            body("rate_limited", exc.detail, policy=exc.policy, check=exc.check, retry_after=exc.retry_after),
+            body("rate_limited", exc.detail, policy=exc.policy, check=exc.check, retry_after=wait),
             status=429,
-            headers={"Retry-After": str(exc.retry_after)},
+            headers={"Retry-After": str(wait)},
         )
     if isinstance(exc, adapter_errors.PolicyDenied):
         return Response(body("policy_denied", exc.detail, policy=exc.policy, check=exc.check), status=403)
     if isinstance(exc, adapter_errors.Deferred | adapter_errors.TransientFailure):
         # A live read (a preview) met a downstream that is down, slow or rate-limiting: try again later.
-        wait = max(1, int(exc.retry_at - time.time())) if isinstance(exc, adapter_errors.Deferred) else 5
+        wait = (
+            retry_after_seconds(exc.retry_at - time.time())
+            if isinstance(exc, adapter_errors.Deferred)
+            else DEFAULT_RETRY_AFTER
+        )
         return Response(
             body("downstream_unavailable", f"The outside system did not answer in time ({exc}); retry later.",
                  retry_after=wait),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -49,6 +51,51 @@ def test_connection_errors_and_timeouts_are_retried(mocked: Any, sleeps: list[fl
     mocked.post(URL, body=exc)
     mocked.post(URL, json={}, status=200)
     assert http.attempts_of(http.call("crm", "POST", URL)) == 2
+
+
+BROKEN_MID_RESPONSE = [
+    requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead"),
+    requests.exceptions.ContentDecodingError("Received response with content-encoding: gzip, but failed"),
+    requests.RequestException("something else went wrong on the wire"),
+]
+
+
+@pytest.mark.parametrize("exc", BROKEN_MID_RESPONSE)
+def test_a_response_broken_mid_way_is_retried_with_the_same_key(
+    mocked: Any, sleeps: list[float], exc: Exception
+) -> None:
+    # The request may have been performed: only the same Idempotency-Key makes the retry safe.
+    key_matcher = matchers.header_matcher({"Idempotency-Key": "key-1"})
+    mocked.post(URL, body=exc, match=[key_matcher])
+    mocked.post(URL, status=201, json={}, match=[key_matcher])
+    assert http.attempts_of(http.call("crm", "POST", URL, idempotency_key="key-1")) == 2
+    assert [c.request.headers["Idempotency-Key"] for c in mocked.calls] == ["key-1", "key-1"]
+    assert len(sleeps) == 1
+
+
+@pytest.mark.parametrize("exc", BROKEN_MID_RESPONSE)
+def test_responses_broken_every_time_end_in_a_transient_failure_and_trip_the_breaker(
+    mocked: Any, sleeps: list[float], settings: Any, exc: Exception
+) -> None:
+    settings.ACME_RETRY_MAX = 3
+    settings.ACME_BREAKER_FAILURES = 3
+    for _ in range(3):
+        mocked.post(URL, body=exc)
+    with pytest.raises(TransientFailure) as info:
+        http.call("crm", "POST", URL)
+    assert info.value.attempts == 3
+    assert len(mocked.calls) == 3
+    assert breaker.state("crm") == "open"
+
+
+def test_a_request_that_cannot_be_built_is_not_retried_nor_held_against_the_downstream(
+    mocked: Any, sleeps: list[float], settings: Any
+) -> None:
+    settings.ACME_BREAKER_FAILURES = 1
+    with pytest.raises(requests.exceptions.InvalidURL):
+        http.call("crm", "POST", "https://crm.test:port/api/v2/tickets.json")
+    assert sleeps == []
+    assert breaker.state("crm") == "closed"
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
@@ -111,36 +158,125 @@ def test_jitter_is_random_within_window(mocked: Any, sleeps: list[float], settin
     assert len(set(sleeps)) > 1  # drawn, not fixed
 
 
-def test_retry_after_seconds_is_honoured(mocked: Any, sleeps: list[float]) -> None:
-    mocked.post(URL, status=429, headers={"Retry-After": "7"})
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_seconds_is_honoured(mocked: Any, sleeps: list[float], status: int) -> None:
+    mocked.post(URL, status=status, headers={"Retry-After": "7"})
     mocked.post(URL, json={}, status=200)
     http.call("crm", "POST", URL)
     assert sleeps[0] >= 7
 
 
-def test_retry_after_http_date_is_honoured(mocked: Any, sleeps: list[float]) -> None:
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_http_date_is_honoured(mocked: Any, sleeps: list[float], status: int) -> None:
     when = datetime.now(UTC) + timedelta(seconds=10)
-    mocked.post(URL, status=429, headers={"Retry-After": format_datetime(when, usegmt=True)})
+    mocked.post(URL, status=status, headers={"Retry-After": format_datetime(when, usegmt=True)})
     mocked.post(URL, json={}, status=200)
     http.call("crm", "POST", URL)
     assert 8 <= sleeps[0] <= 10.5
 
 
-def test_retry_after_beyond_the_cap_defers_instead_of_sleeping(mocked: Any, sleeps: list[float]) -> None:
-    mocked.post(URL, status=429, headers={"Retry-After": "120"})
+@pytest.mark.parametrize(("status", "reason"), [(429, "rate_limited"), (503, "unavailable")])
+def test_retry_after_beyond_the_cap_defers_instead_of_sleeping(
+    mocked: Any, sleeps: list[float], status: int, reason: str
+) -> None:
+    mocked.post(URL, status=status, headers={"Retry-After": "120"})
     with pytest.raises(Deferred) as info:
         http.call("crm", "POST", URL)
-    assert info.value.reason == "rate_limited"
+    assert info.value.reason == reason
     assert info.value.attempts == 1  # sent, and refused
+    assert 115 <= info.value.retry_at - time.time() <= 120
     assert sleeps == []
+
+
+def test_a_503_asking_for_a_wait_still_counts_against_the_breaker(
+    mocked: Any, sleeps: list[float], settings: Any
+) -> None:
+    settings.ACME_BREAKER_FAILURES = 1
+    mocked.post(URL, status=503, headers={"Retry-After": "120"})
+    with pytest.raises(Deferred):
+        http.call("crm", "POST", URL)
+    assert breaker.state("crm") == "open"
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_beyond_the_deadline_defers_without_sleeping(
+    mocked: Any, sleeps: list[float], status: int
+) -> None:
+    """A wait the deadline cannot cover (a commit's lease, a preview's budget) is not slept, and is not a
+    failure either: the caller is told when the server said to come back."""
+    mocked.post(URL, status=status, headers={"Retry-After": "7"})
+    with pytest.raises(Deferred) as deferred, http.deadline(2):
+        http.call("crm", "POST", URL)
+    assert len(mocked.calls) == 1
+    assert sleeps == []
+    assert deferred.value.retry_at == pytest.approx(time.time() + 7, abs=1)
+    assert deferred.value.attempts == 1
+
+
+def _http_date(days: int) -> str:
+    return format_datetime(datetime.now(UTC) + timedelta(days=days), usegmt=True)
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("2", 2.0), ("0", 0.0), ("1.5", 1.5), ("-3", 0.0), ("", None), (None, None), ("soon", None)],
+    [
+        ("2", 2.0),
+        ("0", 0.0),
+        ("1.5", 1.5),
+        ("", None),
+        (None, None),
+        ("soon", None),
+        # Not delta-seconds (RFC 9110: digits only): ignored like any other garbage.
+        ("-3", None),
+        ("-5", None),
+        ("1e999", None),
+        ("inf", None),
+        ("Infinity", None),
+        ("nan", None),
+        # Valid but absurd: capped, so that the time it names can still be stored and shown.
+        ("99999999999999", http.MAX_RETRY_AFTER),
+        ("9" * 400, http.MAX_RETRY_AFTER),
+        (_http_date(-1), 0.0),
+        (_http_date(365 * 1000), http.MAX_RETRY_AFTER),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", http.MAX_RETRY_AFTER),
+    ],
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert http.parse_retry_after(value) == expected
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_huge_retry_after_defers_to_a_time_that_can_be_stored(
+    mocked: Any, sleeps: list[float], status: int
+) -> None:
+    mocked.post(URL, status=status, headers={"Retry-After": "99999999999999"})
+    with pytest.raises(Deferred) as info:
+        http.call("crm", "POST", URL)
+    assert info.value.retry_at - time.time() <= http.MAX_RETRY_AFTER
+    # What the commit job does with it (approvals.services._finish_deferred): no ValueError/OverflowError.
+    assert datetime.fromtimestamp(info.value.retry_at, tz=UTC).year < 9999
+    assert sleeps == []
+
+
+@pytest.mark.parametrize("value", ["1e999", "inf", "nan", "-5"])
+def test_a_retry_after_that_is_no_number_of_seconds_is_ignored(
+    mocked: Any, sleeps: list[float], value: str
+) -> None:
+    mocked.post(URL, status=429, headers={"Retry-After": value})
+    mocked.post(URL, json={}, status=201)
+    assert http.attempts_of(http.call("crm", "POST", URL)) == 2
+    assert len(sleeps) == 1 and 0 <= sleeps[0] <= 0.01  # the ordinary backoff (fast_retries' base)
+
+
+@pytest.mark.parametrize("retry_at", [math.inf, -math.inf, math.nan, 1e300, 0.0])
+def test_the_api_never_answers_a_retry_after_that_is_not_a_whole_number_of_seconds(retry_at: float) -> None:
+    from approvals.api.errors import exception_handler
+
+    response = exception_handler(Deferred(reason="rate_limited", retry_at=retry_at), {})
+    assert response is not None and response.status_code == 503
+    header = response["Retry-After"]
+    assert header.isdigit() and 1 <= int(header) <= http.MAX_RETRY_AFTER
+    assert response.data["retry_after"] == int(header)
 
 
 def test_same_idempotency_key_on_every_attempt(mocked: Any, sleeps: list[float]) -> None:
