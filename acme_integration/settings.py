@@ -145,7 +145,8 @@ ACME_PROPOSAL_TTL = env.int("ACME_PROPOSAL_TTL", default=86400)
 # past it the agent gets 503 + Retry-After at once instead of a request that hangs.
 ACME_PREVIEW_DEADLINE = env.float("ACME_PREVIEW_DEADLINE", default=2.0)
 # How long a worker holds a proposal it is committing before another worker may take it over (crash
-# recovery). Longer than the worst case of one commit's inline retries.
+# recovery). A commit's outside calls (attempts, timeouts, waits) end within nine tenths of it: a wait the
+# lease cannot cover defers the commit (services.commit_budget).
 ACME_COMMIT_LEASE = env.int("ACME_COMMIT_LEASE", default=120)
 # Outbound attempts one commit may spend in all, across the waits of an outage (a commit whose retries ran
 # out as its downstream's breaker opened waits for the breaker, like the commits behind it); past this

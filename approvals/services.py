@@ -503,6 +503,12 @@ def _claim(proposal_id: Any) -> tuple[Proposal, Decision, bool] | None:
         return proposal, decision, took_over or proposal.commit_attempts > 0
 
 
+def commit_budget() -> float:
+    """Seconds a commit's outside calls may take in all: nine tenths of its lease, the rest left for
+    recording the outcome before the lease ends."""
+    return 0.9 * float(settings.ACME_COMMIT_LEASE)
+
+
 def proposal_commit(*, proposal_id: Any) -> CommitResult:
     """Commit an approved proposal exactly once. Safe to run twice, concurrently, or after a crash."""
     claimed = _claim(proposal_id)
@@ -510,17 +516,21 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
         return CommitResult("noop", str(proposal_id))
     proposal, decision, resumed = claimed
     try:
-        if registry.get(proposal.tool).steps:
-            outcome = _run_steps(proposal)
-        else:
-            outcome = registry.execute(
-                proposal.tool,
-                proposal.args,
-                idempotency_key=proposal.crm_idempotency_key,
-                tenant=proposal.tenant.slug,
-                snapshot=(proposal.preview or {}).get("snapshot") or {},
-                resumed=resumed,
-            )
+        # The outside calls end within the lease the claim took: past it another worker may take the
+        # proposal over and send the write again (a Slack message has no idempotency key to stop a second
+        # post). A wait the server asks for that the lease cannot cover is a deferral, not a failure.
+        with registry.within(commit_budget()):
+            if registry.get(proposal.tool).steps:
+                outcome = _run_steps(proposal)
+            else:
+                outcome = registry.execute(
+                    proposal.tool,
+                    proposal.args,
+                    idempotency_key=proposal.crm_idempotency_key,
+                    tenant=proposal.tenant.slug,
+                    snapshot=(proposal.preview or {}).get("snapshot") or {},
+                    resumed=resumed,
+                )
     except SagaFailed as failed:
         return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failed), attempts=1, result="error")
     except adapter_errors.Deferred as deferred:
