@@ -21,6 +21,13 @@ and ``proposal.committed`` audit events: the approve request's response and its 
 drained like the no-op by 1 and 2 SimpleWorkers against the product's drains. The ratios say how much of
 the gap is the outside call and the database write, and how much the gateway's own machinery.
 
+Floor (not a baseline, a bound): the floor commit job (bench/floor_commit.py) sends what the product's own
+commit of a ``crm.create_ticket`` proposal sends — its statements on the product's tables, the breaker's two
+Lua scripts, the CRM call — by hand, with none of the gateway's Python, on proposals approved through the
+API. Timed and drained like the no-op on plain SimpleWorkers. Its ratios to the no-op are the most any
+implementation of this commit can reach on this stack; the product's ratio to it is what the gateway's
+Python costs.
+
 Every worker listens on two queues (acme_worker's "commits" and "default"), with RQ's scheduler.
 
   BENCH_LATENCY_N     approvals (and no-op jobs per worker kind, and bare commit jobs) timed one by one (default 60)
@@ -267,11 +274,23 @@ def bare_drain(run: Run, conn: Any, workers: int, worker_class: str, kind: str =
                       lambda: registry.count + failed.count >= before + THROUGHPUT_N)
 
 
+def approved_for_floor(api: Api, conn: Any, n: int, tag: str) -> list[str]:
+    """``n`` proposals submitted and approved through the API while no acme_worker runs, their commit jobs
+    then dropped from the product's queue: approved proposals for the floor commit job to commit."""
+    from rq import Queue
+
+    ids = api.submit_many(n, tag)
+    api.approve_many(ids)
+    conn.delete(Queue("commits", connection=conn).key)
+    return ids
+
+
 def main() -> dict[str, Any]:
     import psycopg
     import redis
 
     from bench.bare_commit import bare_commit, create_table
+    from bench.floor_commit import floor_commit
 
     conn = redis.Redis.from_url(REDIS_URL)
     with Run("commit") as run:
@@ -284,6 +303,9 @@ def main() -> dict[str, Any]:
 
         def commit_args(tag: str) -> Callable[[int], tuple[Any, ...]]:
             return lambda i: (crm, db, tag, i)
+
+        def floor_args(ids: list[str]) -> Callable[[int], tuple[Any, ...]]:
+            return lambda i: (crm, db, REDIS_URL, ids[i])
 
         url = run.start_gunicorn("web", "acme_integration.wsgi", settings="acme_integration.settings",
                                  probe="/api/v1/tools/")
@@ -308,6 +330,13 @@ def main() -> dict[str, Any]:
             latency["bare_commit_job"] = job_latency(conn, BARE_QUEUES[0], LATENCY_N, bare_commit,
                                                      commit_args("lat"))
             run.stop("lat-bare_commit")
+            # The floor: the product's own commit, sent by hand (bench/floor_commit.py), on a SimpleWorker.
+            floor_ids = approved_for_floor(api, conn, LATENCY_N + WARMUP, "lat-floor")
+            run.start_rq_worker("lat-floor_commit", SIMPLE, BARE_QUEUES)
+            wait_workers_idle(conn, ["lat-floor_commit"])
+            latency["floor_commit_job"] = job_latency(conn, BARE_QUEUES[0], LATENCY_N, floor_commit,
+                                                      floor_args(floor_ids))
+            run.stop("lat-floor_commit")
             # --- 3. throughput
             throughput: dict[str, Any] = {}
             for workers in (1, 2):
@@ -315,13 +344,17 @@ def main() -> dict[str, Any]:
                 throughput[f"bare_simple_{workers}"] = bare_drain(run, conn, workers, SIMPLE)
                 throughput[f"bare_commit_{workers}"] = bare_drain(  # reference, not the target
                     run, conn, workers, SIMPLE, "commit", bare_commit, commit_args(f"thr{workers}"))
+                floor_ids = approved_for_floor(api, conn, THROUGHPUT_N, f"thr-floor{workers}")
+                throughput[f"floor_commit_{workers}"] = bare_drain(
+                    run, conn, workers, SIMPLE, "floor", floor_commit, floor_args(floor_ids))
             throughput["bare_forking_1"] = bare_drain(run, conn, 1, FORKING)
             throughput["bare_forking_2"] = bare_drain(run, conn, 2, FORKING)
         run.stop("web")
         acme_names = [n for n in run.memory if n.startswith("acme-")]
         memory = {"acme_worker": peak_memory(run, *acme_names), "web": peak_memory(run, "web"),
                   "bare_simple_worker": peak_memory(run, *[n for n in run.memory if "simple" in n]),
-                  "bare_commit_worker": peak_memory(run, *[n for n in run.memory if "commit" in n])}
+                  "bare_commit_worker": peak_memory(run, *[n for n in run.memory
+                                                        if "commit" in n and "floor" not in n])}
         elapsed = time.monotonic() - started
 
     lat_ratio = ratio(latency["product"]["p50_ms"], latency["bare_simple"]["p50_ms"])
@@ -332,6 +365,18 @@ def main() -> dict[str, Any]:
                                            latency["bare_commit_job"]["p50_ms"]),
         "throughput": {str(w): ratio(throughput[f"product_{w}"]["jobs_per_s"],
                                      throughput[f"bare_commit_{w}"]["jobs_per_s"]) for w in (1, 2)},
+    }
+    # The floors: what the product's own commit costs when sent by hand, against the issue's bare no-op job.
+    # Latency: an approval needs at least one HTTP write request (the bare insert, one client, from bench 1
+    # when it ran in the same `make bench`) before the floor commit job can even be enqueued.
+    floor: dict[str, Any] = {
+        "commit_job_p50_ms": latency["floor_commit_job"]["p50_ms"],
+        "commit_job_p50_over_noop": ratio(latency["floor_commit_job"]["p50_ms"], latency["bare_simple"]["p50_ms"]),
+        "throughput": {str(w): ratio(throughput[f"floor_commit_{w}"]["jobs_per_s"],
+                                     throughput[f"bare_simple_{w}"]["jobs_per_s"]) for w in (1, 2)},
+        "product_over_floor_throughput": {str(w): ratio(throughput[f"product_{w}"]["jobs_per_s"],
+                                                        throughput[f"floor_commit_{w}"]["jobs_per_s"])
+                                          for w in (1, 2)},
     }
     table(f"Commit latency, one at a time ({LATENCY_N} each, after {WARMUP} warm-up)",
           ["path", "p50 ms", "p95 ms", "p99 ms", "max ms"],
@@ -348,10 +393,13 @@ def main() -> dict[str, Any]:
            ["  approved -> committed (product)", *[latency["product"]["approved_to_committed"][k]
                                                   for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
            ["  bare commit job, rq SimpleWorker", *[latency["bare_commit_job"][k]
+                                                   for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
+           ["floor: the product's commit sent by hand, rq SimpleWorker", *[latency["floor_commit_job"][k]
                                                    for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]]])
     table(f"Commit throughput, {THROUGHPUT_N} jobs per drain",
           ["drain", "workers", "jobs/s", "span s", "job p50 ms", "done"],
-          [[name.rsplit("_", 1)[0] + (" (reference, not the target)" if name.startswith("bare_commit") else ""),
+          [[name.rsplit("_", 1)[0] + (" (reference, not the target)" if name.startswith("bare_commit") else
+                                      " (floor: the product's commit by hand)" if name.startswith("floor") else ""),
             r["workers"], r["jobs_per_s"], r["span_s"], r["job_time"]["p50_ms"],
             r.get("committed", r["job_statuses"].get("finished", 0))] for name, r in throughput.items()])
     table("Commit targets and memory", ["figure", "value", "target", "met"], [
@@ -363,6 +411,11 @@ def main() -> dict[str, Any]:
          reference["approved_to_committed_p50"], "", ""],
         ["reference, not the target: throughput 1 worker product / bare commit job", reference["throughput"]["1"], "", ""],
         ["reference, not the target: throughput 2 workers product / bare commit job", reference["throughput"]["2"], "", ""],
+        ["floor: commit job p50 / no-op p50 (SimpleWorker)", floor["commit_job_p50_over_noop"], "", ""],
+        ["floor: throughput 1 worker floor job / no-op", floor["throughput"]["1"], "", ""],
+        ["floor: throughput 2 workers floor job / no-op", floor["throughput"]["2"], "", ""],
+        ["throughput 1 worker product / floor job", floor["product_over_floor_throughput"]["1"], "", ""],
+        ["throughput 2 workers product / floor job", floor["product_over_floor_throughput"]["2"], "", ""],
         ["acme_worker peak RSS MiB", memory["acme_worker"]["leader_peak_rss_mib"], "", ""],
         ["acme_worker scheduler (child) peak RSS MiB", memory["acme_worker"]["children_peak_rss_mib"], "", ""],
         ["bare SimpleWorker peak RSS MiB", memory["bare_simple_worker"]["leader_peak_rss_mib"], "", ""],
@@ -374,7 +427,7 @@ def main() -> dict[str, Any]:
         "latency_ratio_p50": lat_ratio, "latency_target": LATENCY_TARGET, "latency_met": lat_ratio <= LATENCY_TARGET,
         "throughput_ratio": {str(k): v for k, v in thr_ratios.items()}, "throughput_target": THROUGHPUT_TARGET,
         "throughput_met": all(v >= THROUGHPUT_TARGET for v in thr_ratios.values()),
-        "reference_ratios": reference,
+        "reference_ratios": reference, "floor": floor,
         "memory": memory, "latency_n": LATENCY_N, "throughput_n": THROUGHPUT_N, "elapsed_s": round(elapsed, 1),
     }
     write_results("commit", result)

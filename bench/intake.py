@@ -9,6 +9,13 @@ record in one transaction). It is not the issue's target; it shows how much of t
 and an audited, transactional write, and how much is the gateway's own work (policy, preview,
 idempotency, field history, the hash chain).
 
+A *floor* runs in the same rounds too: ``POST /rows/floor/`` on the bare server sends the SQL of one of
+the product's submissions (token, policy rows, then the proposal, its field history and its chained audit
+event in one transaction) on the product's own tables, by hand, with none of the gateway's Python. Its
+ratio to the bare insert is the most any intake that writes those rows can reach on this stack.
+Then each endpoint is timed with one client (``BENCH_INTAKE_SINGLE_SECONDS``, 3 s): a request's latency
+when nothing queues, which bench 2's summary uses.
+
 The client is plain ``http.client`` with one keep-alive connection per thread (cheaper than requests);
 its own CPU use is reported, since on two cores it competes with the servers.
 
@@ -51,6 +58,7 @@ from bench.common import (
 SECONDS = float(os.environ.get("BENCH_INTAKE_SECONDS", "12"))
 CLIENTS = int(os.environ.get("BENCH_INTAKE_CLIENTS", "8"))
 ROUNDS = 2
+SINGLE_SECONDS = float(os.environ.get("BENCH_INTAKE_SINGLE_SECONDS", "3"))
 WARMUP = 1.5
 TARGET = 0.5
 
@@ -70,8 +78,8 @@ def body(worker: int, i: int, run_id: str) -> bytes:
 
 
 def load(url: str, path: str, headers: dict[str, str], seconds: float, run_id: str, *, run: Run,
-         server: str) -> dict[str, Any]:
-    """CLIENTS threads posting as fast as answers come; figures over the requests begun after the warm-up."""
+         server: str, clients: int = CLIENTS) -> dict[str, Any]:
+    """``clients`` threads posting as fast as answers come; figures over the requests begun after the warm-up."""
     parts = urlsplit(url)
     host = cast(str, parts.hostname)  # always set: ``url`` is a server this run started
     start = time.perf_counter()
@@ -112,8 +120,8 @@ def load(url: str, path: str, headers: dict[str, str], seconds: float, run_id: s
             codes.update(mine_codes)
             last_end[0] = max(last_end[0], end)
 
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        futures = [pool.submit(client, w) for w in range(CLIENTS)]
+    with ThreadPoolExecutor(clients) as pool:
+        futures = [pool.submit(client, w) for w in range(clients)]
         # Server-side CPU over the measured window: the web processes, and this database's backends.
         time.sleep(max(warm_until - time.perf_counter(), 0))
         pgid = run.procs[server].pid
@@ -192,6 +200,9 @@ def main() -> dict[str, Any]:
             "bare": (bare_url, "/rows/", {"Content-Type": "application/json"}),
             "bare_audited": (bare_url, "/rows/audited/",
                              {"Content-Type": "application/json", "Authorization": f"Bearer {BARE_TOKEN}"}),
+            # The floor: the product's own SQL for a submission, sent by hand (bench/bare/views.FloorView).
+            "floor": (bare_url, "/rows/floor/",
+                      {"Content-Type": "application/json", "Authorization": f"Bearer {party['agent']}"}),
             "product": (product_url, "/api/v1/proposals/",
                         {"Content-Type": "application/json", "Authorization": f"Bearer {party['agent']}"}),
         }
@@ -204,6 +215,14 @@ def main() -> dict[str, Any]:
                     load(url, path, headers, SECONDS / ROUNDS, f"{name}{round_no}", run=run, server=server)
                 )
         figures = {name: merge(rs) for name, rs in rounds.items()}
+        # One client, one request at a time: what a single request costs when nothing queues (the floor of
+        # an approval request in bench 2's reading of the commit-latency target).
+        single = {}
+        for name in ("bare", "bare_audited", "floor", "product"):
+            url, path, headers = targets[name]
+            server = "web" if name == "product" else "web-bare"
+            single[name] = merge([load(url, path, headers, SINGLE_SECONDS, f"{name}-single", run=run, server=server,
+                                       clients=1)])
         run.stop("web")
         run.stop("web-bare")
         memory = {"web": peak_memory(run, "web"), "web_bare": peak_memory(run, "web-bare")}
@@ -212,6 +231,7 @@ def main() -> dict[str, Any]:
 
     r = ratio(figures["product"]["requests_per_s"], figures["bare"]["requests_per_s"])
     reference = ratio(figures["product"]["requests_per_s"], figures["bare_audited"]["requests_per_s"])
+    floor = ratio(figures["floor"]["requests_per_s"], figures["bare"]["requests_per_s"])
     table(
         f"Intake: POST under gunicorn -w 2 --threads 4, {CLIENTS} keep-alive clients, {SECONDS:.0f} s each "
         f"(alternating rounds)",
@@ -228,11 +248,19 @@ def main() -> dict[str, Any]:
         ["reference: product / bare_audited req/s (token + row + audit row)", reference, "", ""],
         ["reference: bare_audited / bare req/s", ratio(figures["bare_audited"]["requests_per_s"],
                                                        figures["bare"]["requests_per_s"]), "", ""],
+        ["floor: the product's SQL sent by hand / bare req/s (the most a submission could reach)", floor,
+         "", ""],
+        ["product / floor req/s (what the gateway's Python costs)",
+         ratio(figures["product"]["requests_per_s"], figures["floor"]["requests_per_s"]), "", ""],
         ["queries per submission (in-process)", inproc["queries"], "", ""],
         ["web worker peak RSS MiB (product)", memory["web"]["children_peak_rss_mib"], "", ""],
         ["web worker peak RSS MiB (bare)", memory["web_bare"]["children_peak_rss_mib"], "", ""],
     ])
-    result = {"clients": CLIENTS, "seconds_per_target": SECONDS, "gunicorn": "-w 2 --threads 4",
+    table(f"One client, one request at a time ({SINGLE_SECONDS:.0f} s each)",
+          ["endpoint", "requests", "p50 ms", "p95 ms", "web CPU ms/req", "PG CPU ms/req"],
+          [[name, f["ok"], f["p50_ms"], f["p95_ms"], f["web_cpu_ms_per_request"], f["postgres_cpu_ms_per_request"]]
+           for name, f in single.items()])
+    result = {"clients": CLIENTS, "floor": figures["floor"], "floor_ratio": floor, "single_client": single, "seconds_per_target": SECONDS, "gunicorn": "-w 2 --threads 4",
               "product": figures["product"], "bare": figures["bare"], "ratio": r, "target": TARGET,
               "bare_audited": figures["bare_audited"], "reference_ratio": reference,
               "met": r >= TARGET, "queries_per_submission": inproc, "memory": memory,
