@@ -60,6 +60,10 @@ def summary(ran: dict[str, tuple[bool, float]]) -> list[list[Any]]:
             rows.append(["1 reference: intake req/s product / bare token + row + audit row",
                          f"{intake['product']['requests_per_s']} / {intake['bare_audited']['requests_per_s']}",
                          intake["reference_ratio"], "", ""])
+        if "floor_ratio" in intake:  # a bound, not a baseline: the product's own SQL sent by hand
+            rows.append(["1 floor: intake req/s, the product's SQL by hand / bare",
+                         f"{intake['floor']['requests_per_s']} / {intake['bare']['requests_per_s']}",
+                         intake["floor_ratio"], "", ""])
     if "commit" in ran and commit:
         lat = commit["latency"]
         rows.append(["2 commit p50 ms product / bare", f"{lat['product']['p50_ms']} / {lat['bare_simple']['p50_ms']}",
@@ -71,6 +75,17 @@ def summary(ran: dict[str, tuple[bool, float]]) -> list[list[Any]]:
             rows.append(["2 reference: approved -> committed p50 ms product / bare commit job",
                          f"{lat['product']['approved_to_committed']['p50_ms']} / {lat['bare_commit_job']['p50_ms']}",
                          reference["approved_to_committed_p50"], "", ""])
+        floor = commit.get("floor")
+        if floor:
+            rows.append(["2 floor: the product's commit by hand, enqueue -> finished p50 ms / no-op",
+                         f"{floor['commit_job_p50_ms']} / {lat['bare_simple']['p50_ms']}",
+                         floor["commit_job_p50_over_noop"], "", ""])
+            single = intake.get("single_client", {}).get("bare") if "intake" in ran else None
+            if single:  # approve -> committed needs one HTTP write before the commit job can be enqueued
+                least = round(single["p50_ms"] + floor["commit_job_p50_ms"], 2)
+                rows.append(["2 floor: approve -> committed >= bare insert (1 client) + floor commit job, p50 ms",
+                             f"{least} / {lat['bare_simple']['p50_ms']}",
+                             round(least / lat["bare_simple"]["p50_ms"], 2), "", ""])
         thr = commit["throughput"]
         for w in ("1", "2"):
             rows.append([f"3 drain jobs/s, {w} worker(s) product / bare",
@@ -81,6 +96,11 @@ def summary(ran: dict[str, tuple[bool, float]]) -> list[list[Any]]:
                 rows.append([f"3 reference: drain jobs/s, {w} worker(s) product / bare commit job",
                              f"{thr['product_' + w]['jobs_per_s']} / {thr['bare_commit_' + w]['jobs_per_s']}",
                              reference["throughput"][w], "", ""])
+        if floor:
+            for w in ("1", "2"):
+                rows.append([f"3 floor: drain jobs/s, {w} worker(s), the product's commit by hand / no-op",
+                             f"{thr['floor_commit_' + w]['jobs_per_s']} / {thr['bare_simple_' + w]['jobs_per_s']}",
+                             floor["throughput"][w], "", ""])
         rows.append(["3 no-op jobs/s, 1 worker forking / simple",
                      f"{thr['bare_forking_1']['jobs_per_s']} / {thr['bare_simple_1']['jobs_per_s']}", "", "", ""])
     if "scale" in ran and scale:
