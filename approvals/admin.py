@@ -63,6 +63,11 @@ class TenantAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Tenant | None = None) -> list[str]:
+        # A tenant's audit chain and its warehouse rows are keyed by its slug: a renamed tenant would leave
+        # them behind, and a new tenant created under the old slug would inherit them. Set once, at creation.
+        return ["slug"] if obj is not None else []
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):

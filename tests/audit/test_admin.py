@@ -195,3 +195,20 @@ def test_unfiltered_pages_use_the_planner_estimate_on_postgres(db, monkeypatch):
     assert len(ctx.captured_queries) == 1
     # Filtered: an exact count, capped.
     assert EstimatedCountPaginator(AuditEvent.objects.filter(actor_label="bot1"), 10).count == 13
+
+
+def test_a_tenants_slug_cannot_be_changed_in_the_admin(staff_client, acme):
+    """The audit chain and the warehouse rows are keyed by the slug: a rename would orphan them, and a new
+    tenant under the old slug would inherit them. The slug is set at creation, and only then."""
+    from approvals.models import Tenant
+
+    url = f"/admin/approvals/tenant/{acme.tenant.pk}/change/"
+
+    response = staff_client.post(url, {"slug": "renamed", "name": "Renamed Inc"})
+
+    assert response.status_code == 302
+    tenant = Tenant.objects.get(pk=acme.tenant.pk)
+    assert (tenant.slug, tenant.name) == ("acme", "Renamed Inc")
+    created = staff_client.post("/admin/approvals/tenant/add/", {"slug": "initech", "name": "Initech"})
+    assert created.status_code == 302
+    assert Tenant.objects.filter(slug="initech").exists()
