@@ -8,7 +8,10 @@ INVALID_STATE = "This proposal is {status}; it can be {action} only while {allow
 SELF_APPROVAL = "You cannot decide on a proposal made on your own behalf; ask another reviewer."
 NOT_A_REVIEWER = "Only a reviewer or admin of this tenant can decide on proposals."
 NOT_THE_PROPOSER = "Only the agent that made this proposal can cancel it."
-KEY_REUSED = "This Idempotency-Key was already used with other args; use a new key for a different request."
+KEY_REUSED = (
+    "This Idempotency-Key was already used for another request (other args, tool or on_behalf_of); "
+    "use a new key for a different request."
+)
 REASON_REQUIRED = "A reason is required to reject a proposal."
 TARGET_CHANGED = (
     "The target changed since the preview the edit was checked against, so the edit was not approved: "

@@ -169,6 +169,11 @@ def proposal_submit(
         replay = _replay_of(agent=agent, tool=tool, args=args, on_behalf_of=on_behalf_of, key=idempotency_key)
         return _replay_or_refuse(replay, limited, agent=agent, tool=tool, where=where)
     except adapter_errors.PolicyDenied as denied:
+        # A retry of a submission stored before the policy was tightened is answered with what was stored:
+        # a 403 would tell the agent it was refused while its proposal waits for a reviewer.
+        replay = _replay_of(agent=agent, tool=tool, args=args, on_behalf_of=on_behalf_of, key=idempotency_key)
+        if replay is not None:
+            return Submitted(replay, created=False)
         _audit_denied(agent, tool, where, denied.policy)
         raise
     if not prepared.tool.requires_approval:
@@ -205,11 +210,11 @@ def proposal_submit(
             )
             _audit_proposal(proposal, actor=agent_actor(agent), action="proposal.submitted", where=where)
     except adapter_errors.RateLimited as limited:
-        existing = _replay(agent=agent, key=key, args_hash=prepared.args_hash, tool=tool)
+        existing = _replay(agent=agent, key=key, args_hash=prepared.args_hash, tool=tool, on_behalf_of=on_behalf_of)
         return _replay_or_refuse(existing, limited, agent=agent, tool=tool, where=where)
     except IntegrityError:
         # The key exists (an earlier or a concurrent submission): answer as a replay of it, or 409.
-        existing = _replay(agent=agent, key=key, args_hash=prepared.args_hash, tool=tool)
+        existing = _replay(agent=agent, key=key, args_hash=prepared.args_hash, tool=tool, on_behalf_of=on_behalf_of)
         if existing is None:
             raise
         return Submitted(existing, created=False)
@@ -245,10 +250,13 @@ def _replay_of(
     """The stored proposal this submission replays, if any (validation only: no policy, no preview)."""
     normalized = registry.validate(registry.get(tool), args).model_dump(mode="json", exclude_none=True)
     key = key or derive_idempotency_key(tool=tool, args=normalized, agent=agent, on_behalf_of=on_behalf_of)
-    return _replay(agent=agent, key=key, args_hash=registry.args_hash(normalized), tool=tool)
+    return _replay(agent=agent, key=key, args_hash=registry.args_hash(normalized), tool=tool,
+                   on_behalf_of=on_behalf_of)
 
 
-def _replay(*, agent: AgentCredential, key: str, args_hash: str, tool: str) -> Proposal | None:
+def _replay(
+    *, agent: AgentCredential, key: str, args_hash: str, tool: str, on_behalf_of: User | None
+) -> Proposal | None:
     """The agent's own proposal under ``key``. Keys are the agent's: another agent of the tenant that sends
     the same key makes its own proposal, and never learns of (or reads back) this one."""
     existing = Proposal.objects.select_related("tenant").filter(agent=agent, idempotency_key=key).first()
@@ -256,7 +264,11 @@ def _replay(*, agent: AgentCredential, key: str, args_hash: str, tool: str) -> P
         return None
     # The args as approved (a reviewer may have edited them) or as this agent submitted them: either way the
     # same request again, answered with the proposal it made.
-    if args_hash not in (existing.args_hash, existing.submitted_args_hash or existing.args_hash) or existing.tool != tool:
+    # For someone else (on_behalf_of) it is another request: whose self-approval the proposal guards against
+    # is part of what the key stands for.
+    same_args = args_hash in (existing.args_hash, existing.submitted_args_hash or existing.args_hash)
+    same_person = existing.on_behalf_of_id == (on_behalf_of.pk if on_behalf_of is not None else None)
+    if not same_args or not same_person or existing.tool != tool:
         raise errors.IdempotencyConflict(errors.KEY_REUSED, proposal=str(existing.pk))
     return existing
 

@@ -113,6 +113,16 @@ class TestSubmit:
         assert submit(acme, key="order-1").json()["id"] == first["id"]
         assert Proposal.objects.count() == 4
 
+    def test_same_key_for_someone_else_is_409(self, acme):
+        """on_behalf_of decides who may not approve the proposal: under the same key it is another request."""
+        first = submit(acme, key="k-obo", on_behalf_of=acme.requester.username)
+        response = submit(acme, key="k-obo")
+
+        assert first.status_code == 201
+        assert (response.status_code, response.json()["error"]) == (409, "idempotency_key_reused")
+        assert submit(acme, key="k-obo", on_behalf_of=acme.requester.username).status_code == 200
+        assert Proposal.objects.count() == 1
+
     def test_without_key_the_derived_key_deduplicates(self, acme):
         assert submit(acme).status_code == 201
         assert submit(acme).status_code == 200

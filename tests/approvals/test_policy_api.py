@@ -191,6 +191,22 @@ class TestHourlyLimit:
 
         assert response.status_code == 202, response.content
 
+    def test_a_retry_after_the_policy_tightened_is_still_a_replay(self, acme):
+        """The proposal was stored before the rule existed; its retry is answered with it, not a 403 that
+        would tell the agent it was refused while the proposal waits for a reviewer. A new submission is
+        refused."""
+        first = submit(acme.agent_client)
+        assert first.status_code == 201
+        rule(acme, allowed_fields=["subject"])
+
+        retry = submit(acme.agent_client)
+        other = acme.agent_client.post("/api/v1/proposals/", {"tool": "crm.create_ticket",
+                                       "args": {**TICKET, "subject": "Another one"}}, format="json")
+
+        assert (retry.status_code, retry.json()["id"]) == (200, first.json()["id"])
+        assert other.status_code == 403
+        assert Proposal.objects.count() == 1
+
     def test_a_replay_at_the_limit_is_still_a_replay(self, acme):
         rule(acme, max_per_hour=1)
         assert submit(acme.agent_client).status_code == 201
