@@ -14,8 +14,8 @@ KEY_REUSED = (
 )
 REASON_REQUIRED = "A reason is required to reject a proposal."
 TARGET_CHANGED = (
-    "The target changed since the preview the edit was checked against, so the edit was not approved: "
-    "look at the new preview and decide again."
+    "The target changed since the preview this edit was checked against, so nothing was approved. "
+    "Preview the edit again (the reviewer page's Edit does), or reject the proposal and have it proposed anew."
 )
 
 
