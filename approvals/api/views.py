@@ -213,7 +213,10 @@ class ProposalDetailView(APIView):
 class ProposalApproveView(APIView):
     @extend_schema(request=s.ApproveIn, responses={202: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR,
                               502: ERROR, 503: ERROR},
-                   summary="Approve (optionally with edited args); the commit runs in the background.")
+                   summary="Approve (optionally with edited args); the commit runs in the background.",
+                   description="409 `invalid_state` unless pending. With `args` (edit-then-approve) the edit is "
+                               "checked like a submission and previewed again: 409 `target_changed` when that "
+                               "fresh read of the target differs from the stored preview (nothing is approved).")
     def post(self, request: Request, pk: Any) -> Response:
         proposal = _get_visible(request, pk, to_decide=True)
         reviewer = _require_person(request)
