@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import email.utils
 import http.cookiejar
+import ipaddress
 import logging
 import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +25,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
+import urllib3
+import urllib3.connection
+import urllib3.exceptions
+import urllib3.util.connection
 from django.conf import settings
 from tenacity import (
     RetryCallState,
@@ -139,6 +146,86 @@ def make_session() -> requests.Session:
     # Nothing a downstream sets in a cookie is sent back: every call is authenticated by its own headers,
     # and a kept session (``_pooled_session``) must not carry one call's state into the next.
     session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return session
+
+
+def is_public_address(address: str) -> bool:
+    """An address on the public internet: not private, loopback, link-local, reserved, multicast or
+    unspecified (``ipaddress``'s registries; IPv4-mapped IPv6 addresses count as their IPv4 address)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 scope ("fe80::1%eth0") is not an address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
+                or ip.is_unspecified)
+
+
+class _PublicOnlyConnection:
+    """urllib3 connection mixin: resolve the host once, refuse if any of its addresses is not public, and
+    connect to those vetted addresses. A check made before the request (``approvals.webhooks``) cannot stop
+    a host whose DNS answers a public address to the check and ``127.0.0.1`` to the connection (DNS
+    rebinding); this check is the connection's own resolution. TLS still names and verifies the host."""
+
+    _dns_host: str
+    host: str
+    port: int
+    timeout: Any
+    source_address: Any
+    socket_options: Any
+
+    def _new_conn(self) -> socket.socket:
+        try:
+            infos = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise urllib3.exceptions.NameResolutionError(self.host, self, exc) from exc  # type: ignore[arg-type]
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        if not addresses or not all(is_public_address(a) for a in addresses):
+            raise urllib3.exceptions.NewConnectionError(
+                self, f"{self.host} resolves to an address that is not public; nothing was sent"  # type: ignore[arg-type]
+            )
+        error: OSError | None = None
+        for address in addresses:
+            try:
+                return urllib3.util.connection.create_connection(
+                    (address, self.port), self.timeout, source_address=self.source_address,
+                    socket_options=self.socket_options,
+                )
+            except TimeoutError as exc:
+                raise urllib3.exceptions.ConnectTimeoutError(self, f"Connection to {self.host} timed out") from exc
+            except OSError as exc:
+                error = exc
+        raise urllib3.exceptions.NewConnectionError(self, f"Failed to establish a new connection: {error}")  # type: ignore[arg-type]
+
+
+class _PublicHTTPConnection(_PublicOnlyConnection, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _PublicHTTPSConnection(_PublicOnlyConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _PublicHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _PublicHTTPConnection
+
+
+class _PublicHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _PublicHTTPSConnection
+
+
+class _PublicOnlyAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _PublicHTTPPool, "https": _PublicHTTPSPool}
+
+
+def public_only_session() -> requests.Session:
+    """A session (``make_session``) that connects only to public addresses, checked at each connection:
+    for URLs that callers choose (agents' webhook URLs). Through a proxy, the proxy resolves and connects,
+    and is the place for that rule."""
+    session = make_session()
+    adapter = _PublicOnlyAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
 
 

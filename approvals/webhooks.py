@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import random
@@ -75,21 +74,23 @@ class UnsafeURL(ValueError):
     pass
 
 
+def _private_allowed() -> bool:
+    return bool(getattr(settings, "ACME_WEBHOOK_ALLOW_PRIVATE", settings.DEBUG))
+
+
 def check_callback_url(url: str) -> str:
     """Only http(s), and (unless allowed for development) never an address inside our own network."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeURL("The callback URL must be an http:// or https:// URL with a host.")
-    if getattr(settings, "ACME_WEBHOOK_ALLOW_PRIVATE", settings.DEBUG):
+    if _private_allowed():
         return url
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
     except OSError:
         raise UnsafeURL("The callback URL's host does not resolve.") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
-            raise UnsafeURL("The callback URL points into a private network; use a public address.")
+    if not all(http.is_public_address(str(info[4][0])) for info in infos):
+        raise UnsafeURL("The callback URL points into a private network; use a public address.")
     return url
 
 
@@ -138,8 +139,10 @@ def deliver(delivery_id: str) -> str:
     try:
         check_callback_url(delivery.url)
         # The project's one HTTP door: mandatory timeout, no redirects. Retries are ours (outbox + backoff),
-        # not inline, so a slow receiver never holds a worker.
-        response = http.make_session().post(delivery.url, data=body, headers=headers)
+        # not inline, so a slow receiver never holds a worker. The check above is repeated by the connection
+        # itself (public_only_session): the host's DNS may answer differently a moment later.
+        session = http.make_session() if _private_allowed() else http.public_only_session()
+        response = session.post(delivery.url, data=body, headers=headers)
         ok = 200 <= response.status_code < 300
         error = "" if ok else f"HTTP {response.status_code}"
     except Exception as exc:

@@ -515,3 +515,25 @@ def test_the_ca_bundle_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
     assert http.make_session().verify == "/etc/ssl/curl.pem"
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corporate.pem")
     assert http.make_session().verify == "/etc/ssl/corporate.pem"
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.216.34", True),
+        ("2606:2800:220:1:248:1893:25c8:1946", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("192.168.0.10", False),
+        ("169.254.169.254", False),  # a cloud's metadata service
+        ("0.0.0.0", False),  # noqa: S104 (an address to refuse: it connects to this host on Linux)
+        ("224.0.0.1", False),
+        ("::1", False),
+        ("::", False),
+        ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
+        ("fe80::1%eth0", False),
+        ("fc00::1", False),
+    ],
+)
+def test_is_public_address(address: str, public: bool) -> None:
+    assert http.is_public_address(address) is public

@@ -70,6 +70,55 @@ class TestOutbound:
         assert response.status_code == 400
         assert response.json()["errors"][0]["type"] == "unsafe_url"
 
+    def test_a_host_that_rebinds_to_a_private_address_is_not_reached(self, acme, settings, monkeypatch):
+        """DNS rebinding: the host resolves to a public address when the URL is checked, and to 127.0.0.1
+        when the delivery connects. The connection's own resolution is checked too: nothing reaches the
+        local receiver, and the delivery is a failed attempt, to be retried."""
+        import socket
+        import threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        received: list[str] = []
+
+        class Receiver(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                received.append(self.path)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = HTTPServer(("127.0.0.1", 0), Receiver)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.server_address[1]
+        real_getaddrinfo = socket.getaddrinfo
+        answers = iter(["93.184.216.34"])  # the check's answer; every later lookup gets the loopback
+
+        def rebinding(host, *args, **kwargs):
+            if host != "rebind.example":
+                return real_getaddrinfo(host, *args, **kwargs)
+            address = next(answers, "127.0.0.1")
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+        settings.ACME_WEBHOOK_ALLOW_PRIVATE = False
+        monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+        acme.agent.webhook_url = f"http://rebind.example:{port}/hook"
+        acme.agent.save()
+        proposal = submit(acme)
+        services.proposal_reject(proposal=proposal, reviewer=acme.reviewer, reason="no", where=API)
+        delivery = WebhookDelivery.objects.get()
+        try:
+            state = webhooks.deliver(str(delivery.pk))
+        finally:
+            server.shutdown()
+            server.server_close()
+
+        assert received == []
+        assert state == WebhookDelivery.State.PENDING
+        delivery.refresh_from_db()
+        assert (delivery.attempts, delivery.last_error) == (1, "ConnectionError")
+
     def test_each_event_is_staged_in_the_same_transaction(self, hooked):
         proposal = submit(hooked)
         services.proposal_approve(proposal=proposal, reviewer=hooked.reviewer, where=API)
