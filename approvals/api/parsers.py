@@ -51,22 +51,44 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+def loads_strict(raw: bytes) -> Any:
+    """``raw`` as JSON under the rules above (not the size limit: the caller's). Raises ParseError."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ParseError("The request body is not valid UTF-8.") from None
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except RecursionError:
+        raise ParseError(f"The JSON body is nested more than {MAX_DEPTH} levels deep.") from None
+    except ValueError as exc:
+        raise ParseError(f"The request body is not valid JSON: {exc}") from None
+    if _depth(data) > MAX_DEPTH:
+        raise ParseError(f"The JSON body is nested more than {MAX_DEPTH} levels deep.")
+    return data
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a NUL character is in any string (key or value) of ``value``: PostgreSQL's text and jsonb
+    cannot store one, so a body carrying it is refused before it reaches the database."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 class StrictJSONParser(JSONParser):
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
             raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ParseError("The request body is not valid UTF-8.") from None
-        try:
-            data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
-        except RecursionError:
-            raise ParseError(f"The JSON body is nested more than {MAX_DEPTH} levels deep.") from None
-        except ValueError as exc:
-            raise ParseError(f"The request body is not valid JSON: {exc}") from None
-        if _depth(data) > MAX_DEPTH:
-            raise ParseError(f"The JSON body is nested more than {MAX_DEPTH} levels deep.")
-        return data
+        return loads_strict(raw)

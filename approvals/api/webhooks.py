@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.conf import settings
@@ -10,12 +9,14 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import ParseError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals import webhooks
+from approvals.api import parsers
 from approvals.api.errors import ApiError
 from approvals.api.views import ERROR, StrictCursorPagination, _require_agent, _valid, where
 from approvals.models import AgentCredential, InboundEvent, Tenant
@@ -103,10 +104,14 @@ class CrmInboundView(APIView):
             )
         except webhooks.BadSignature as exc:
             raise ApiError(401, "invalid_signature", str(exc)) from None
+        # Signed by the CRM, and still parsed like any body: the signature proves who sent it, not that
+        # it is something the database can store (no nesting past MAX_DEPTH, no NUL character).
         try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "malformed_request", "The body must be JSON.") from None
+            payload = parsers.loads_strict(body)
+        except ParseError as exc:
+            raise ApiError(400, "malformed_request", f"The body must be JSON: {exc.detail}") from None
+        if parsers.has_nul(payload):
+            raise ApiError(400, "malformed_request", "The event contains a NUL character, which cannot be stored.")
         if not isinstance(payload, dict) or not str(payload.get("id") or "").strip():
             raise ApiError(400, "invalid_request", "The event needs an id.", errors=[{"loc": ["id"], "msg": "required", "type": "missing"}])
         tenant = Tenant.objects.filter(slug=request.query_params.get("tenant", "")).first()

@@ -218,6 +218,23 @@ class TestInbound:
         assert response.json()["error"] == "invalid_signature"
         assert not InboundEvent.objects.exists()
 
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b'{"id": "evt-deep", "detail": ' + b"[" * 5000 + b"]" * 5000 + b"}",  # deeper than any parser's stack
+            b'{"id": "evt-nul", "detail": {"subject": "a\\u0000b"}}',  # PostgreSQL cannot store a NUL
+            b'{"id": "evt-dup", "id": "evt-other"}',  # which id is it?
+        ],
+        ids=["deep", "nul", "duplicate-key"],
+    )
+    def test_a_signed_event_the_database_cannot_store_is_a_400(self, acme, client, body):
+        """The signature proves who sent the event, not that it can be parsed and stored: never a 500."""
+        response = client.post(self.URL, body, content_type="application/json", **signed(body))
+
+        assert response.status_code == 400, response.content
+        assert response.json()["error"] == "malformed_request"
+        assert not InboundEvent.objects.exists()
+
     def test_unknown_tenant_is_404(self, acme, client):
         response = client.post("/api/v1/webhooks/crm/?tenant=nope", self.EVENT, content_type="application/json",
                                **signed(self.EVENT))
