@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -187,12 +186,6 @@ def prepare(name: str, raw_args: Any, ctx: Context) -> Prepared:
             with http.deadline(float(getattr(settings, "ACME_PREVIEW_DEADLINE", 2.0))):
                 preview = tool.preview(model)
     return Prepared(tool=tool, args=args, args_hash=args_hash(args), risk=risk, preview=preview)
-
-
-def within(seconds: float) -> AbstractContextManager[None]:
-    """Every outside call made inside ends within ``seconds`` in all (attempts, timeouts and waits): a
-    commit's calls within the lease its worker holds (``adapters.http.deadline``)."""
-    return http.deadline(seconds)
 
 
 def execute(

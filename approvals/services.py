@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from adapters import breaker, policy, registry
+from adapters import breaker, http, policy, registry
 from adapters import errors as adapter_errors
 from approvals import errors, outbox, selectors, webhooks
 from approvals.auditlog import remember_locked
@@ -531,7 +531,7 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
         # The outside calls end within the lease the claim took: past it another worker may take the
         # proposal over and send the write again (a Slack message has no idempotency key to stop a second
         # post). A wait the server asks for that the lease cannot cover is a deferral, not a failure.
-        with registry.within(commit_budget()):
+        with http.deadline(commit_budget()):
             if registry.get(proposal.tool).steps:
                 outcome = _run_steps(proposal)
             else:
