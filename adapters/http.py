@@ -149,14 +149,40 @@ def make_session() -> requests.Session:
     return session
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64's well-known prefix (RFC 6052) and
+# its local-use prefix (RFC 8215). A gateway translating them connects to that IPv4 address.
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+
+
+def _unwrapped(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses a packet to ``ip`` really reaches: the IPv4 address inside an IPv4-mapped, 6to4 or
+    NAT64 IPv6 address; both ends (server and client) of a Teredo one; else ``ip`` itself."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return [ip]
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip.teredo is not None:
+        return list(ip.teredo)
+    if any(ip in net for net in _NAT64):
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    return [ip]
+
+
 def is_public_address(address: str) -> bool:
-    """An address on the public internet: not private, loopback, link-local, reserved, multicast or
-    unspecified (``ipaddress``'s registries; IPv4-mapped IPv6 addresses count as their IPv4 address)."""
+    """An address on the public internet, by ``ipaddress``'s ``is_global`` (IANA's special-purpose
+    registries: private, shared 100.64.0.0/10, loopback, link-local, documentation...), after unwrapping an
+    IPv4 address carried inside IPv6 (mapped, 6to4, Teredo, NAT64): ``2002:a9fe:a9fe::`` is
+    169.254.169.254. Python 3.11's ``is_global`` still says yes to IPv6 site-local (fec0::/10), multicast
+    and the IPv4-compatible ``::/96`` addresses (reserved), so those are refused by name."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 scope ("fe80::1%eth0") is not an address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
-                or ip.is_unspecified)
+    return all(
+        inner.is_global
+        and not (inner.is_multicast or inner.is_reserved or inner.is_unspecified or inner.is_private)
+        and not (isinstance(inner, ipaddress.IPv6Address) and inner.is_site_local)
+        for inner in _unwrapped(ip)
+    )
 
 
 class _PublicOnlyConnection:

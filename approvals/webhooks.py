@@ -80,13 +80,20 @@ def _private_allowed() -> bool:
 
 def check_callback_url(url: str) -> str:
     """Only http(s), and (unless allowed for development) never an address inside our own network."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # urllib raises ValueError for a port past 65535 or not a number
+    except ValueError:
+        raise UnsafeURL("The callback URL cannot be parsed (check its host and port).") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeURL("The callback URL must be an http:// or https:// URL with a host.")
+    if port == 0:
+        raise UnsafeURL("The callback URL's port must be between 1 and 65535.")
     if _private_allowed():
         return url
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(parts.hostname, port or (443 if parts.scheme == "https" else 80),
+                                   proto=socket.IPPROTO_TCP)
     except OSError:
         raise UnsafeURL("The callback URL's host does not resolve.") from None
     if not all(http.is_public_address(str(info[4][0])) for info in infos):

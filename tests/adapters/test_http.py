@@ -537,3 +537,53 @@ def test_the_ca_bundle_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
 )
 def test_is_public_address(address: str, public: bool) -> None:
     assert http.is_public_address(address) is public
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("100.100.100.200", False),  # shared address space (100.64.0.0/10): a cloud's metadata service
+        ("100.64.0.1", False),
+        ("192.0.0.1", False),  # IETF protocol assignments (192.0.0.0/24)
+        ("198.18.0.1", False),  # benchmarking
+        ("fec0::1", False),  # IPv6 site-local (deprecated; Python 3.11 still calls it global)
+        ("fec0::a9fe:a9fe", False),
+        ("ff02::1", False),  # IPv6 multicast
+        ("2001:db8::1", False),  # documentation
+        ("::7f00:1", False),  # IPv4-compatible loopback
+        ("2002:a9fe:a9fe::", False),  # 6to4 around 169.254.169.254
+        ("2002:7f00:1::1", False),  # 6to4 around 127.0.0.1
+        ("2002:5db8:d822::1", True),  # 6to4 around a public address
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 (RFC 6052) around 169.254.169.254
+        ("64:ff9b::7f00:1", False),
+        ("64:ff9b:1::a9fe:a9fe", False),  # local-use NAT64 (RFC 8215) around 169.254.169.254
+        ("64:ff9b::5db8:d822", True),  # NAT64 around a public address
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo, client 192.0.2.45 (documentation)
+        ("2001:0:a9fe:a9fe:0:0:6a6e:fef5", False),  # Teredo, server 169.254.169.254
+        ("2001:0:5db8:d822:0:0:a247:27dd", True),  # Teredo, server and client both public
+        ("::ffff:100.100.100.200", False),  # IPv4-mapped shared address
+    ],
+)
+def test_is_public_address_allows_only_global_addresses_once_unwrapped(address: str, public: bool) -> None:
+    assert http.is_public_address(address) is public
+
+
+def test_a_connection_to_a_host_resolving_to_a_wrapped_private_address_is_never_opened(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The connection's own check (the one that defeats DNS rebinding) uses the same rule as the
+    registration's: an address that hides 169.254.169.254 inside 6to4 is refused before connecting."""
+    import socket
+
+    import urllib3.util.connection
+
+    opened: list[Any] = []
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [
+        (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2002:a9fe:a9fe::", 80, 0, 0)),
+    ])
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", lambda *a, **k: opened.append(a))
+
+    with pytest.raises(requests.exceptions.ConnectionError, match="not public"):
+        http.public_only_session().post("http://hook.example/x", data=b"{}")
+
+    assert opened == []

@@ -70,6 +70,36 @@ class TestOutbound:
         assert response.status_code == 400
         assert response.json()["errors"][0]["type"] == "unsafe_url"
 
+    @pytest.mark.parametrize("url", [
+        "http://100.100.100.200/latest/meta-data/",  # shared address space: Alibaba Cloud's metadata service
+        "http://[2002:a9fe:a9fe::]/latest/meta-data/",  # 6to4 around 169.254.169.254
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",  # NAT64 around 169.254.169.254
+        "http://[fec0::1]/hook",  # IPv6 site-local
+    ])
+    def test_addresses_that_are_not_global_are_refused_outside_development(self, acme, settings, url):
+        settings.ACME_WEBHOOK_ALLOW_PRIVATE = False
+
+        response = acme.agent_client.put("/api/v1/webhook/", {"url": url}, format="json")
+
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["type"] == "unsafe_url"
+        acme.agent.refresh_from_db()
+        assert acme.agent.webhook_url == ""
+
+    @pytest.mark.parametrize("allow_private", [False, True])
+    @pytest.mark.parametrize("url", ["http://example.com:99999/hook", "http://example.com:0/hook"])
+    def test_a_url_with_an_impossible_port_is_a_400_in_the_error_shape(self, acme, settings, allow_private, url):
+        settings.ACME_WEBHOOK_ALLOW_PRIVATE = allow_private
+
+        response = acme.agent_client.put("/api/v1/webhook/", {"url": url}, format="json")
+
+        assert response.status_code == 400
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["error"] == "invalid_request"
+        assert response.json()["errors"][0]["loc"] == ["url"]
+        acme.agent.refresh_from_db()
+        assert acme.agent.webhook_url == ""
+
     def test_a_host_that_rebinds_to_a_private_address_is_not_reached(self, acme, settings, monkeypatch):
         """DNS rebinding: the host resolves to a public address when the URL is checked, and to 127.0.0.1
         when the delivery connects. The connection's own resolution is checked too: nothing reaches the
