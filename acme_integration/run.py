@@ -215,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
 
     os.chdir(BASE_DIR)
     sys.path.insert(0, str(BASE_DIR))
+    # `make run` is the development stack: DEBUG is on for it and its children, and for nothing else (the
+    # settings default to production mode). Set before the settings are imported below.
+    os.environ["DEBUG"] = "1"
     # The settings module only reads the environment; importing it gives us the same paths Django uses.
     from acme_integration import embedded_redis
     from acme_integration import settings as project_settings

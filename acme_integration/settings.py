@@ -21,7 +21,9 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 env = environ.Env()
 
 # --- Core -------------------------------------------------------------------------------------------
-DEBUG = env.bool("DEBUG", default=True)
+# Production mode unless DEBUG is set (contract section 6): a start with nothing configured never runs with
+# debug pages, dev secrets or demo data. `make run` (acme_integration.run) sets DEBUG=1 for its own processes.
+DEBUG = env.bool("DEBUG", default=False)
 _DEV_SECRET = "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S105 (dev default, refused below)
 SECRET_KEY = env.str("SECRET_KEY", default="" if not DEBUG else _DEV_SECRET)
 if not SECRET_KEY:
@@ -175,6 +177,9 @@ ACME_LOGIN_WINDOW = env.int("ACME_LOGIN_WINDOW", default=900)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "inbox"
 LOGOUT_REDIRECT_URL = "login"
+# Tenant admins: the Django admin, its exports and /ops/ show a staff user only the tenants this function
+# returns for them (superusers: all). A dotted path because audit's admin may not import approvals.
+ACME_ADMIN_TENANTS = "approvals.accounts.administered_tenants"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -42,3 +42,45 @@ def test_production_cookies_are_secure(tmp_path):
                     ALLOWED_HOSTS="gateway.example.com", ACME_VAR_DIR=str(tmp_path))
 
     assert result.stdout.strip().splitlines()[-1] == "True True True True", result.stderr
+
+
+# --- Production mode by default (issue 17, finding 1; contract section 6) ----------------------------------
+
+PRODUCTION_VALUES = (
+    "from django.conf import settings as s; "
+    "print(s.DEBUG, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, "
+    "s.ALLOWED_HOSTS, repr(s.CRM_WEBHOOK_SECRET), s.ACME_WEBHOOK_ALLOW_PRIVATE)"
+)
+
+
+def test_debug_unset_means_production_values(tmp_path):
+    # given: the environment of a start where nobody set DEBUG (manage() drops it)
+    result = manage("shell", "-c", PRODUCTION_VALUES, SECRET_KEY=secrets.token_urlsafe(50), ACME_VAR_DIR=str(tmp_path))
+
+    # then: debug off, secure cookies, HTTPS redirect and HSTS, no dev hosts or dev secrets
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False True True True 31536000 [] '' False", result.stdout
+
+
+def test_debug_unset_and_no_secret_key_refuses_to_start(tmp_path):
+    result = manage("check", ACME_VAR_DIR=str(tmp_path))
+
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_debug_is_on_only_when_set(tmp_path):
+    for value, expected in (("1", "True"), ("true", "True"), ("0", "False"), ("", "False")):
+        result = manage("shell", "-c", "from django.conf import settings as s; print(s.DEBUG)", DEBUG=value,
+                        SECRET_KEY=secrets.token_urlsafe(50), ACME_VAR_DIR=str(tmp_path))
+        assert result.stdout.strip().splitlines()[-1] == expected, (value, result.stderr)
+
+
+def test_the_test_run_itself_is_in_development_mode():
+    # The suite's own settings come from pyproject's pytest `env` (DEBUG=1), never from a production default
+    # (pytest-django itself turns settings.DEBUG off while tests run; the values derived from it stay).
+    from django.conf import settings
+
+    assert os.environ["DEBUG"] == "1"
+    assert settings.SECURE_SSL_REDIRECT is False
+    assert "testserver" in settings.ALLOWED_HOSTS
