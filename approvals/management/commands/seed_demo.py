@@ -1,14 +1,32 @@
+"""``manage.py seed_demo``: the demo tenant for development (DEBUG on only; see approvals.demo).
+
+Idempotent and safe to run on every ``make run``: it creates what is missing and changes nothing a person
+owns. An existing person's password is never set again (an operator's change stays); a deactivated demo
+account stays deactivated; the demo API tokens are the ones issued before while they still work, so a
+restart keeps a developer's exported ``$TOKEN`` valid.
+"""
+
 import os
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
 
 from adapters import errors as adapter_errors
 from adapters.warehouse.seed import warehouse_seed
-from approvals import services
+from approvals import demo, services
 from approvals.accounts import agent_create, person_create, tenant_create, user_token_create
-from approvals.models import Role, UserToken
+from approvals.models import AgentCredential, Role, UserToken
+from approvals.selectors import tenant_member
 from audit.services import Where
+
+REFUSED_WITHOUT_DEBUG = (
+    "seed_demo creates accounts whose password is published (the README); it runs only with DEBUG=1 "
+    "(development, e.g. `make run`). Nothing was created. In production create your own people with "
+    "`manage.py createsuperuser` and `manage.py create_reviewer`."
+)
+DEFAULT_PASSWORD = "acme-demo-review"  # noqa: S105 (the published demo password, development only)
 
 SAMPLES: list[dict[str, Any]] = [
     {
@@ -36,22 +54,36 @@ SAMPLES: list[dict[str, Any]] = [
 
 
 class Command(BaseCommand):
-    help = "Demo tenant `acme` with a reviewer, an admin, a requester, an agent and sample proposals; prints credentials."
+    help = ("Development only (DEBUG=1): demo tenant `acme` with a reviewer, an admin, a requester, an agent and "
+            "sample proposals; prints credentials. Never changes an existing person's password.")
 
-    def handle(self, *args, **options):
-        reviewer_pw = os.environ.get("ACME_DEMO_PASSWORD", "acme-demo-review")
-        tenant, _ = tenant_create(slug="acme", name="ACME Corp")
-        reviewer = person_create(tenant=tenant, username="reviewer", role=Role.REVIEWER, password=reviewer_pw)
-        person_create(tenant=tenant, username="admin", role=Role.ADMIN, password=reviewer_pw, staff=True)
-        person_create(tenant=tenant, username="alice", role=Role.REQUESTER, password=reviewer_pw)
-        # Each run shows fresh tokens (only hashes are stored): retire the previous demo ones.
-        UserToken.objects.filter(user=reviewer, name="demo").update(is_active=False)
-        reviewer_token = user_token_create(user=reviewer, name="demo")
-        agent, agent_token = agent_create(tenant=tenant, name="demo-agent", tools=["*"])
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG:
+            raise CommandError(REFUSED_WITHOUT_DEBUG)
+        password = os.environ.get("ACME_DEMO_PASSWORD", DEFAULT_PASSWORD)
+        tenant, _ = tenant_create(slug=demo.DEMO_TENANT, name="ACME Corp")
+        reviewer = self._person(tenant, "reviewer", Role.REVIEWER, password)
+        admin = self._person(tenant, "admin", Role.ADMIN, password, staff=True)
+        self._person(tenant, "alice", Role.REQUESTER, password)
+
+        kept = demo.kept_tokens()
+        reviewer_token = kept.get("reviewer", "")
+        if not demo.user_token_valid(reviewer_token, user=reviewer):
+            # The kept token is gone (a new database, a deleted var/): issue one and retire the older ones,
+            # whose raw value nobody can be shown again.
+            UserToken.objects.filter(user=reviewer, name=demo.DEMO_TOKEN_NAME).update(is_active=False)
+            reviewer_token = user_token_create(user=reviewer, name=demo.DEMO_TOKEN_NAME)
+        agent = AgentCredential.objects.filter(tenant=tenant, name=demo.DEMO_AGENT).first()
+        agent_token = kept.get("agent", "")
+        if agent is None or (agent.is_active and not demo.agent_token_valid(agent_token)):
+            agent, agent_token = agent_create(tenant=tenant, name=demo.DEMO_AGENT, tools=["*"])
+        elif not agent.is_active:
+            agent_token = ""
+            self.stderr.write(f"the demo agent {demo.DEMO_AGENT} is deactivated: left as it is, no token shown")
+        demo.keep_tokens({"reviewer": reviewer_token, "agent": agent_token})
+
         created = 0
-        for sample in SAMPLES:
-            from approvals.selectors import tenant_member
-
+        for sample in SAMPLES if agent.is_active else []:
             behalf = tenant_member(tenant=tenant, username=sample["on_behalf_of"]) if sample.get("on_behalf_of") else None
             try:
                 result = services.proposal_submit(
@@ -64,8 +96,25 @@ class Command(BaseCommand):
         self.stdout.write(f"tenant acme ready; {created} new sample proposals")
         seeded = warehouse_seed(tenant=tenant.slug)
         self.stdout.write(f"warehouse: {seeded} new rows for acme" if seeded else "warehouse: acme already seeded")
-        self.stdout.write(f"reviewer login: username=reviewer password={reviewer_pw}")
-        self.stdout.write(f"admin login:    username=admin password={reviewer_pw}  (/admin/)")
+        self.stdout.write(f"reviewer login: username=reviewer {self._password_note(reviewer, password)}")
+        self.stdout.write(f"admin login:    username=admin {self._password_note(admin, password)}  (/admin/)")
         self.stdout.write(f"reviewer API token: {reviewer_token}")
         self.stdout.write("demo agent token (last line):")
-        self.stdout.write(agent_token)
+        self.stdout.write(agent_token or "<none: the demo agent is deactivated>")
+
+    def _person(self, tenant: Any, username: str, role: str, password: str, *, staff: bool = False) -> Any:
+        """The demo person, created with the demo password if missing; an existing one keeps theirs."""
+        exists = get_user_model().objects.filter(username=username).exists()
+        user = person_create(tenant=tenant, username=username, role=role, staff=staff,
+                             password=None if exists else password)
+        if not user.is_active:
+            self.stderr.write(f"the demo account {username} is deactivated: left as it is")
+        return user
+
+    @staticmethod
+    def _password_note(user: Any, password: str) -> str:
+        if not user.is_active:
+            return "(deactivated)"
+        if user.check_password(password):
+            return f"password={password}"
+        return "password=(changed since it was created; not shown)"
