@@ -50,6 +50,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A NUL or another control character (or bytes that are not UTF-8) in the path or a query parameter is a
+    # 400 naming it, before any view or filter reads it (approvals.middleware).
+    "approvals.middleware.RefuseControlCharactersMiddleware",
     # Serves the reviewer UI's CSS/JS from gunicorn too (no separate web server, no build step).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -7,6 +7,8 @@ tests/fuzz/test_schemathesis.py holds it to that):
 
 * an operation that reads a body: 400 ``malformed_request`` (not JSON, duplicate keys, too deep),
   413 ``payload_too_large``, 415 ``unsupported_media_type``;
+* an operation with a path or query parameter: 400 ``invalid_parameter`` (a control character or bytes that
+  are not UTF-8 in it: ``approvals.middleware``);
 * an operation that accepts a bearer token: 401 (a token that is wrong or revoked is refused even where
   no token is needed);
 * an unsafe method that accepts a browser session: 403 (CSRF check failed).
@@ -20,7 +22,7 @@ from typing import Any
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 DESCRIPTIONS = {
-    "400": "The request is not valid (`error` says how: `malformed_request`, `invalid_request`, ...).",
+    "400": "The request is not valid (`error` says how: `malformed_request`, `invalid_request`, `invalid_parameter`, ...).",
     "401": "No token, or a token that is not valid or was revoked (`unauthenticated`, `invalid_token`).",
     "403": "Not allowed for this caller (`forbidden`; a browser session without its CSRF token).",
     "413": "`payload_too_large`: the body is over the size limit.",
@@ -53,6 +55,8 @@ def add_common_responses(result: dict[str, Any], generator: Any, request: Any, p
             if "requestBody" in operation:
                 for status in ("400", "413", "415"):
                     _add(operation, status)
+            if any(parameter.get("in") in ("path", "query") for parameter in operation.get("parameters", [])):
+                _add(operation, "400")
             if "bearerAuth" in schemes:
                 _add(operation, "401")
             if "cookieAuth" in schemes and method in UNSAFE:
