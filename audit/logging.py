@@ -2,14 +2,18 @@
 
 ``redact(text)`` replaces bearer/basic credentials, our API tokens (``agt_…``, ``usr_…``), well-known
 secret formats (Slack ``xox…`` tokens, JWTs, credentials in URLs), ``key=value`` / ``"key": "value"``
-secrets, emails, card numbers, SSNs and phone numbers with ``[REDACTED:<kind>]``.
+secrets, emails, card numbers, SSNs and phone numbers with ``[REDACTED:<kind>]``. It first cuts the text to
+a few KB (``MESSAGE_LIMIT``; tracebacks ``TRACEBACK_LIMIT``) and decodes percent-escapes
+(``jane%40example.com`` is an email); every pattern costs linear time, whatever the input.
 
 Three layers use it, so no single miss leaks:
 
 * ``RedactingFilter`` (on the console handler) rewrites the record itself: message, args, extra fields and
-  the formatted traceback; it runs on the handler, so third-party loggers are covered too.
-* ``JsonFormatter`` redacts every string it writes once more, including extras it has to ``str()``
-  (a request object's repr carries its query string).
+  the formatted traceback; it runs on the handler, so third-party loggers are covered too, and before the
+  handler's lock is taken. A request (an extra of ``django.request``) becomes its method and path, and the
+  development server's request line loses its query string.
+* ``JsonFormatter`` redacts every string of a record that did not pass the filter, including extras it has
+  to ``str()``; a record the filter redacted is only serialized.
 * ``RedactingExceptionReporterFilter`` / ``RedactingExceptionReporter`` (settings
   ``DEFAULT_EXCEPTION_REPORTER_FILTER`` / ``DEFAULT_EXCEPTION_REPORTER``) mask settings, headers, cookies,
   POST data and frame variables in error reports (the DEBUG 500 page, mail to admins), and redact the
@@ -24,21 +28,33 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
+from django.http import HttpRequest
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 MASK = "[REDACTED:{kind}]"
 
+# Every pattern below costs linear time on any input (tests/audit/test_logging.py feeds each 64 KB of
+# adversarial text): each repetition is bounded, and a pattern that could start anywhere inside a long run
+# (a key, an email's local part, a JWT) starts only where such a run starts (a lookbehind), so no run is
+# rescanned from each of its characters. An unbounded ``[\w.-]*`` at the front cost O(n²): a 4,000-character
+# 404 path held the process for seconds. A run longer than a bound is redacted in part (or, for a key or
+# an email's local part longer than 64 characters, not at all): no real secret or address is that shape.
+MESSAGE_LIMIT = 4096  # characters of a message kept (and redacted); the rest is cut
+TRACEBACK_LIMIT = 16384  # of a traceback or stack: its first quarter and its last three quarters
+CUT = " …[{n} characters cut]… "
+
 # Words that name a secret (not secrets).
 _SECRET_KEY_WORDS = "|".join([
     "password", "passwd", "pwd", "secret", "token", r"api[_-]?key", "apikey", "authorization", "cookie",
-    r"session[_-]?id", r"csrf[\w-]*", "signature", r"private[_-]?key", "credentials?", "dsn",
+    r"session[_-]?id", r"csrf[\w-]{0,32}", "signature", r"private[_-]?key", "credentials?", "dsn",
 ])
 _SECRET_KV = re.compile(
     rf"""(?ix)
-    (?P<key>[\w.-]*(?:{_SECRET_KEY_WORDS})[\w.-]*)
-    (?P<sep>["']?\s*[:=]\s*)
-    (?:(?P<q>["'])(?P<qval>(?:\\.|(?!(?P=q)).)*)(?P=q)|(?P<val>[^\s"',;}}&\\]+))
+    (?<![\w.-])(?P<key>[\w.-]{{0,64}}(?:{_SECRET_KEY_WORDS})[\w.-]{{0,64}})
+    (?P<sep>["']?\s{{0,8}}[:=]\s{{0,8}})
+    (?:(?P<q>["'])(?P<qval>(?:\\.|(?!(?P=q)).){{0,1024}})(?P=q)?|(?P<val>[^\s"',;}}&\\]{{1,1024}}))
     """
 )
 
@@ -63,32 +79,93 @@ def _phone(match: re.Match[str]) -> str:
 
 # Order matters: credentials first (a token can look like a phone number), then PII.
 _PATTERNS: list[tuple[str, re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
-    ("token", re.compile(r"(?i)\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), MASK.format(kind="token")),
-    ("token", re.compile(r"\b(?:agt|usr)_[A-Za-z0-9_-]{16,}"), MASK.format(kind="token")),
-    ("token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), MASK.format(kind="token")),
-    ("token", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), MASK.format(kind="token")),
-    ("secret", re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@\"'\\]+:[^/\s@\"'\\]+@"),
+    ("token", re.compile(r"(?i)\b(?:bearer|basic)\s{1,8}[A-Za-z0-9._~+/=-]{6,4096}"), MASK.format(kind="token")),
+    ("token", re.compile(r"\b(?:agt|usr)_[A-Za-z0-9_-]{16,1024}"), MASK.format(kind="token")),
+    ("token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,1024}"), MASK.format(kind="token")),
+    ("token", re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,8192}\.[A-Za-z0-9_-]{8,8192}\.[A-Za-z0-9_-]{0,8192}"),
+     MASK.format(kind="token")),
+    ("secret", re.compile(r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,31}://)[^/\s:@\"'\\]{1,256}:[^/\s@\"'\\]{1,256}@"),
      r"\1" + MASK.format(kind="credentials") + "@"),
     ("secret", _SECRET_KV, _kv),
-    ("email", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), MASK.format(kind="email")),
-    ("card", re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"), MASK.format(kind="card")),
+    ("email", re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}"),
+     MASK.format(kind="email")),
+    ("card", re.compile(r"(?<![\d-])(?:\d[ +-]?){12,18}\d(?![\d-])"), MASK.format(kind="card")),
     ("ssn", re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"), MASK.format(kind="ssn")),
-    ("phone", re.compile(r"(?<![\w.:/=-])\+?\(?\d[\d\s().-]{6,}\d(?![\w:/])"), _phone),
+    ("phone", re.compile(r"(?<![\w.:/=-])\+?\(?\d[\d\s().-]{6,40}\d(?![\w:/])"), _phone),
 ]
 
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _PLAIN = (int, float, bool, type(None))
+# Set on a record once RedactingFilter has redacted it: the formatter then has nothing left to do.
+_REDACTED = "_acme_redacted"
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
-def redact(text: str) -> str:
+def _boundary_back(text: str, end: int) -> int:
+    """Where to cut at or before ``end`` so no word is cut in half (a half email or token would no longer
+    look like one and pass redaction whole): the last whitespace within 256 characters, else ``end``."""
+    for i in range(end, max(end - 256, 0), -1):
+        if text[i - 1].isspace():
+            return i
+    return end
+
+
+def _boundary_forward(text: str, start: int) -> int:
+    for i in range(start, min(start + 256, len(text))):
+        if text[i].isspace():
+            return i
+    return start
+
+
+def cut(text: str, limit: int = MESSAGE_LIMIT, *, tail: float = 0.0) -> str:
+    """``text`` within about ``limit`` characters: the head (and the last ``tail`` share) kept, cut between
+    words, the number of characters removed said in the middle."""
+    if len(text) <= limit:
+        return text
+    keep_tail = int(limit * tail)
+    head_end = _boundary_back(text, limit - keep_tail)
+    tail_start = _boundary_forward(text, len(text) - keep_tail) if keep_tail else len(text)
+    return text[:head_end] + CUT.format(n=tail_start - head_end) + text[tail_start:]
+
+
+def _decoded(text: str) -> str:
+    """Percent-escapes decoded (twice-encoded ones too): ``jane%40example.com`` is an email to redaction."""
+    for _ in range(3):
+        if not _PERCENT_ESCAPE.search(text):
+            break
+        text = unquote(text)
+    return text
+
+
+def redact(text: str, limit: int = MESSAGE_LIMIT, *, tail: float = 0.0) -> str:
+    """``text`` cut to ``limit`` characters, percent-decoded, every secret and PII pattern masked."""
+    text = _decoded(cut(text, limit, tail=tail))
     for _kind, pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
 
 
+def redact_traceback(text: str) -> str:
+    return redact(text, TRACEBACK_LIMIT, tail=0.75)
+
+
+def _request_summary(request: HttpRequest) -> str:
+    """A request as a log shows it: method and path, never the query string."""
+    return f"<{type(request).__name__}: {request.method} {request.path!r}>"
+
+
+_REQUEST_LINE_QUERY = re.compile(r"\?[^\s]{0,8192}")
+
+
+def _without_query(request_line: str) -> str:
+    """``GET /path?email=... HTTP/1.1`` -> ``GET /path HTTP/1.1`` (the dev server's access log)."""
+    return _REQUEST_LINE_QUERY.sub("", request_line, count=1)
+
+
 def redact_value(value: Any) -> Any:
     """Redact strings inside dicts/lists/tuples; anything else that is not a plain number becomes its
-    redacted ``str()`` (so an object's repr cannot smuggle a query string out)."""
+    redacted ``str()`` (so an object's repr cannot smuggle a query string out); a request is its method and
+    path."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, _PLAIN):
@@ -97,11 +174,23 @@ def redact_value(value: Any) -> Any:
         return {k: redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
         return [redact_value(v) for v in value]
+    if isinstance(value, HttpRequest):
+        return redact(_request_summary(value))
     return redact(str(value))
 
 
 class RedactingFilter(logging.Filter):
+    """Redacts the record itself. It runs as a *handler's* filter, which ``Handler.handle`` calls before it
+    takes the handler's lock: a costly message delays only the request that logs it, never every other
+    thread waiting to write a line. The formatter, which runs under that lock, then only serializes."""
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, _REDACTED, False):
+            return True
+        if record.name == "django.server" and isinstance(record.args, tuple) and record.args:
+            first = record.args[0]
+            if isinstance(first, str):
+                record.args = (_without_query(first), *record.args[1:])
         try:
             message = record.getMessage()
         except Exception:  # a bad format string must not hide the record
@@ -111,38 +200,49 @@ class RedactingFilter(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text)
+            record.exc_text = redact_traceback(record.exc_text)
         # The traceback is kept only as redacted text: a handler that formatted exc_info itself would
         # print the raw exception message.
         record.exc_info = None
         if record.stack_info:
-            record.stack_info = redact(record.stack_info)
+            record.stack_info = redact_traceback(record.stack_info)
         for key, value in list(vars(record).items()):
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 setattr(record, key, redact_value(value))
+        setattr(record, _REDACTED, True)
         return True
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, msg, extra fields, exc (the traceback), all redacted."""
+    """One JSON object per line: ts, level, logger, msg, extra fields, exc (the traceback), all redacted.
+
+    A record RedactingFilter has seen is already redacted and is only serialized here (under the handler's
+    lock, see RedactingFilter); any other record is redacted here."""
 
     def format(self, record: logging.LogRecord) -> str:
+        clean = getattr(record, _REDACTED, False)
+
+        def text(value: str, traceback: bool = False) -> str:
+            if clean:
+                return value
+            return redact_traceback(value) if traceback else redact(value)
+
         payload: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "msg": redact(record.getMessage()),
+            "msg": text(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                payload[key] = redact_value(value)
+                payload[key] = value if clean else redact_value(value)
         exc_text = record.exc_text
         if not exc_text and record.exc_info:
             exc_text = self.formatException(record.exc_info)
         if exc_text:
-            payload["exc"] = redact(exc_text)
+            payload["exc"] = text(exc_text, traceback=True)
         if record.stack_info:
-            payload["stack"] = redact(record.stack_info)
+            payload["stack"] = text(record.stack_info, traceback=True)
         return json.dumps(payload, default=str)
 
 

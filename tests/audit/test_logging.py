@@ -5,7 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import sys
+import threading
+import timeit
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
@@ -16,7 +19,8 @@ from django.views.debug import get_exception_reporter_class
 
 from adapters import registry
 from approvals import services
-from audit.logging import JsonFormatter, redact
+from audit import logging as audit_logging
+from audit.logging import _PATTERNS, MESSAGE_LIMIT, TRACEBACK_LIMIT, JsonFormatter, redact, redact_traceback
 
 from .conftest import ARGS, TICKETS_URL, created
 
@@ -166,3 +170,125 @@ def test_error_reports_are_redacted(settings, acme):
 ])
 def test_redaction_leaves_ordinary_operational_text_alone(text):
     assert redact(text) == text
+
+
+# --- bounded cost (issue 23, item 6) ---------------------------------------------------------------------
+
+# Text built to make a backtracking pattern rescan a long run from each of its characters: runs of each
+# pattern's own alphabet, near-misses of its prefix, separators it accepts, unclosed quotes.
+ADVERSARIAL_SEEDS = [
+    "a", "a.", "a-", "a_", "1 ", "1-", "1", "+1 (", "eyJ-", "eyJaaaaaaaaa.", "password", "apassword.",
+    "password='", 'password="a', "x_token-", "a://", "a://a:", "bearer ", "agt_", "xoxb-", "a@", "a@a.", "%40",
+]
+
+
+def _seconds(pattern: re.Pattern[str], replacement: Any, text: str, repeat: int = 3) -> float:
+    return min(timeit.repeat(lambda: pattern.sub(replacement, text), number=1, repeat=repeat))
+
+
+def _growth(pattern: re.Pattern[str], replacement: Any, seed: str, small: int, large: int) -> float:
+    """How much longer ``large`` characters take than ``small``: linear ~large/small, quadratic its square.
+    Wall time on a shared machine is noisy: the best of a few measurements, and times under 2 ms count as
+    no growth at all (a quadratic pattern takes far longer at these sizes)."""
+    best = float("inf")
+    for _ in range(3):
+        # Ending in a word character: a run that reaches the end must then fail (and backtrack) there.
+        times = [_seconds(pattern, replacement, (seed * n)[: n - 1] + "x", repeat=5) for n in (small, large)]
+        if times[1] < 2e-3:
+            return 1.0
+        best = min(best, times[1] / max(times[0], 1e-5))
+        if best < 24:
+            break
+    return best
+
+
+@pytest.mark.parametrize("index", range(len(_PATTERNS)), ids=[f"{k}{i}" for i, (k, _, _) in enumerate(_PATTERNS)])
+def test_every_redaction_pattern_costs_linear_time(index):
+    _kind, pattern, replacement = _PATTERNS[index]
+    for seed in ADVERSARIAL_SEEDS:
+        # 1 KB -> 8 KB first: a quadratic pattern shows there in well under a second, where 64 KB would take
+        # minutes. Each step is 8x the text: linear ~8x the time, quadratic ~64x.
+        assert _growth(pattern, replacement, seed, 1024, 8 * 1024) < 24, seed
+        assert _growth(pattern, replacement, seed, 8 * 1024, 64 * 1024) < 24, seed
+
+
+def test_a_long_message_is_cut_before_it_is_redacted():
+    # given: 1 MB whose only email sits past the cut
+    text = "word " * 200_000 + EMAIL
+
+    # when
+    redacted = redact(text)
+
+    # then: a few KB, cut between words, saying how much was cut; and what is kept is redacted
+    assert len(redacted) < MESSAGE_LIMIT + 100
+    assert "characters cut]" in redacted and EMAIL not in redacted
+    half = redact("a" * (MESSAGE_LIMIT - 10) + " " + EMAIL * 3)
+    assert "jane" not in half and "@" not in half  # the email straddling the cut is dropped, not halved
+
+
+def test_a_long_traceback_keeps_its_head_and_its_end():
+    text = "Traceback (most recent call last):\n" + "  frame line\n" * 5000 + f"ValueError: bad {EMAIL}\n"
+
+    redacted = redact_traceback(text)
+
+    assert redacted.startswith("Traceback") and "ValueError: bad [REDACTED:email]" in redacted
+    assert len(redacted) < TRACEBACK_LIMIT + 100
+
+
+def test_redaction_runs_outside_the_handlers_lock(json_log, monkeypatch):
+    """Another thread can take the handler's lock (write its own line) while a message is being redacted."""
+    handler = next(h for h in logging.getLogger().handlers if isinstance(h.formatter, JsonFormatter))
+    held: list[bool] = []
+    real_redact = audit_logging.redact
+
+    def probing_redact(text: str, *args: Any, **kwargs: Any) -> str:
+        def probe() -> None:
+            got = handler.lock.acquire(blocking=False)  # type: ignore[union-attr]
+            held.append(not got)
+            if got:
+                handler.lock.release()  # type: ignore[union-attr]
+
+        other = threading.Thread(target=probe)
+        other.start()
+        other.join()
+        return real_redact(text, *args, **kwargs)
+
+    monkeypatch.setattr(audit_logging, "redact", probing_redact)
+
+    logging.getLogger("approvals.careless").warning("Not Found: /%s", "a" * 4000, extra={"note": EMAIL})
+
+    assert held and not any(held), "redaction ran while the handler's lock was held"
+    assert EMAIL not in json_log.getvalue()
+
+
+# --- percent-encoded PII (issue 23, item 10) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoded", [
+    "jane.doe%40example.com", "jane.doe%2540example.com", "4111%201111%201111%201111", "4111+1111+1111+1111",
+    "password%3Dhunter2-correct-horse",
+])
+def test_percent_encoded_pii_is_redacted(encoded):
+    redacted = redact(f"GET /crm/search/{encoded}/ HTTP/1.1")
+
+    assert "REDACTED" in redacted
+    assert not any(s in redacted for s in ["jane", "1111", "hunter2"]), redacted
+
+
+def test_request_lines_and_request_reprs_carry_the_path_without_the_query_string(json_log, client):
+    # when: a 404 whose path and query string carry percent-encoded PII (django.request logs it with the
+    # request object), and the development server's access log line for it
+    client.get("/no/such/jane.doe%40example.com/", {"card": CARD, "q": "x"})
+    logging.getLogger("django.server").warning(
+        '"%s" %s %s', "GET /no/such/jane.doe%40example.com/?card=4111%201111%201111%201111&q=x HTTP/1.1", "404", "179"
+    )
+
+    # then
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines() if line.strip()]
+    not_found = next(line for line in lines if line["logger"] == "django.request")
+    access = next(line for line in lines if line["logger"] == "django.server")
+    assert not_found["request"] == "<WSGIRequest: GET '/no/such/[REDACTED:email]/'>"
+    assert access["msg"] == '"GET /no/such/[REDACTED:email]/ HTTP/1.1" 404 179'
+    output = json_log.getvalue()
+    assert "card=" not in output and "q=x" not in output
+    assert not [s for s in ["jane", "4111", "1111"] if s in output]
