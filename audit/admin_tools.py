@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -174,10 +175,17 @@ def _cell(value: Any) -> Any:
     return value
 
 
+# A cell starting with = + - @ (or a tab or CR before one) is a formula to a spreadsheet (CSV injection).
+# Such a character at the start of the value, or after a separator a spreadsheet may split on (`,` `;` tab
+# `|`, or a line break; locales that use `;` split "agent/1.0;=1+1" into a formula cell whatever the
+# quoting), gets a `'` before it, which makes the cell text. OWASP's advice; hand-written because no
+# maintained library does this for a streamed csv.writer.
+_FORMULA = re.compile(r"""(^|[,;\t|\r\n]["' ]{0,8})(?=[=+\-@\t\r])""")
+
+
 def _csv_safe(value: Any) -> Any:
-    # A cell starting with = + - @ is a formula to a spreadsheet (CSV injection): quote it as text.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
+    if isinstance(value, str):
+        return _FORMULA.sub(r"\1'", value)
     return value
 
 
@@ -188,7 +196,8 @@ def _rows(queryset: QuerySet[Any], fields: Sequence[str]) -> Iterator[tuple[Any,
 def streaming_export(queryset: QuerySet[Any], fields: Sequence[str], fmt: str, filename: str) -> StreamingHttpResponse:
     """Stream ``fields`` of every row of ``queryset`` as CSV or a JSON array."""
     if fmt == "csv":
-        writer = csv.writer(_Echo())
+        # Every field quoted: a reader that splits on another separator still sees one cell per field.
+        writer = csv.writer(_Echo(), quoting=csv.QUOTE_ALL)
 
         def csv_lines() -> Iterator[str]:
             yield writer.writerow(fields)

@@ -212,3 +212,21 @@ def test_a_tenants_slug_cannot_be_changed_in_the_admin(staff_client, acme):
     created = staff_client.post("/admin/approvals/tenant/add/", {"slug": "initech", "name": "Initech"})
     assert created.status_code == 302
     assert Tenant.objects.filter(slug="initech").exists()
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_csv_export_leaves_no_formula_cell_whatever_the_readers_separator(staff_client, acme, delimiter):
+    # given: an agent's User-Agent and label built to become a formula cell where ';' (or tab) separates
+    AuditEvent.objects.create(tenant="acme", actor_type="agent", actor_label='x,=1+1;"@SUM(A1)\t-2+3|+cmd',
+                              action="x", at=timezone.now(), channel="api", user_agent="agent/1.0;=1+1",
+                              hash="0" * 64)
+
+    body = b"".join(staff_client.get("/admin/audit/auditevent/export/csv/").streaming_content).decode()
+
+    # then: every field is quoted, and no cell a spreadsheet could split out starts a formula
+    lines = body.splitlines()
+    assert all(line.startswith('"') and line.endswith('"') for line in lines)
+    cells = [cell for row in csv.reader(io.StringIO(body), delimiter=delimiter) for cell in row]
+    formulas = [c for c in cells if c.lstrip(' "')[:1] in ("=", "+", "-", "@")]
+    assert not formulas, formulas
+    assert "agent/1.0;'=1+1" in body
