@@ -61,7 +61,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",
+    # django-auditlog's, with the client address of audit.where (its own believes any X-Forwarded-For).
+    "audit.where.AuditlogMiddleware",
 ]
 
 ROOT_URLCONF = "acme_integration.urls"
@@ -190,6 +191,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+# Reverse proxies (addresses or CIDR ranges, comma-separated) whose X-Forwarded-For is believed for the
+# client address (login throttle, audit trail): audit.where.client_ip. Unset: none, the TCP peer is the client.
+ACME_TRUSTED_PROXIES = env.list("ACME_TRUSTED_PROXIES", default=[])
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["approvals.api.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "approvals.api.errors.exception_handler",

@@ -152,10 +152,9 @@ class ProposalAdmin(ReadOnlyAdmin):
 
     def _dead_letter_action(self, request: HttpRequest, queryset: Any, service: Any, verb: str) -> None:
         from approvals import errors, services
-        from audit.services import Where
+        from audit.where import where_from
 
-        where = Where(channel="web", ip=request.META.get("REMOTE_ADDR") or None,
-                      user_agent=(request.META.get("HTTP_USER_AGENT") or "")[:256])
+        where = where_from(request, channel="web")
         done, skipped = 0, 0
         for proposal in queryset:
             try:

@@ -26,6 +26,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpResponse
 
 from adapters.redis import get_redis, key
+from audit.where import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ def _key(username: str, ip: str) -> str:
 
 
 def _ip(request: Any) -> str:
-    return (request.META.get("REMOTE_ADDR") or "") if request is not None else ""
+    # The client's address, X-Forwarded-For believed only through ACME_TRUSTED_PROXIES: behind the TLS proxy
+    # every client would otherwise share the proxy's address (and one client's failures lock out all).
+    return client_ip(request) or ""
 
 
 def seconds_locked(username: str, ip: str) -> int:

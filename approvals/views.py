@@ -35,6 +35,7 @@ from audit.models import AuditEvent
 from audit.services import Where
 
 PAGE_SIZE = 50
+from audit.where import where_from
 # Status counts are exact up to here, then shown as "1000+" (see _status_counts).
 COUNT_CAP = 1000
 ALREADY_DECIDED = "Nothing was done: this proposal is already {status}."
@@ -53,11 +54,7 @@ def _person(request: HttpRequest) -> User:
 
 
 def _where(request: HttpRequest) -> Where:
-    return Where(
-        channel="web",
-        ip=request.META.get("REMOTE_ADDR") or None,
-        user_agent=(request.META.get("HTTP_USER_AGENT") or "")[:256],
-    )
+    return where_from(request, channel="web")
 
 
 # --- Inbox -----------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from approvals.api import serializers as s
 from approvals.api.errors import ApiError
 from approvals.models import AgentCredential, Decision, Proposal, Receipt, Status
 from audit.services import Where
+from audit.where import where_from
 
 ERROR = inline_serializer(
     "Error",
@@ -37,11 +38,7 @@ ERROR = inline_serializer(
 
 def where(request: Request) -> Where:
     channel = "web" if getattr(request, "successful_authenticator", None).__class__.__name__ == "SessionAuthentication" else "api"
-    return Where(
-        channel=channel,
-        ip=request.META.get("REMOTE_ADDR") or None,
-        user_agent=(request.META.get("HTTP_USER_AGENT") or "")[:256],
-    )
+    return where_from(request, channel=channel)
 
 
 def _valid(serializer_class: type[serializers.Serializer], data: Any, code: str = "invalid_request") -> dict[str, Any]:
