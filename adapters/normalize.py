@@ -15,22 +15,39 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+import regex
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic_core import ValidationError
 
 # Text ------------------------------------------------------------------------------------------------
 
 # Zero-width and invisible formatting characters (category Cf: ZWSP, ZWJ, BOM, bidi overrides, soft
 # hyphen...) can hide text from a reviewer or reorder what they see; control characters (Cc) can forge
 # log lines or break the downstream. Only \n and \t survive, and only in long text.
+# Default-ignorable code points that are not Cf render as nothing too (U+034F combining grapheme joiner,
+# variation selectors, Hangul fillers U+115F/U+1160/U+3164/U+FFA0, tag characters): every one of them goes.
+# The standard library's unicodedata has no Default_Ignorable_Code_Point property; the ``regex`` module
+# knows it for the Unicode version it ships.
 _KEEP_IN_LONG_TEXT = frozenset("\n\t")
+_INVISIBLE = regex.compile(r"[\p{Default_Ignorable_Code_Point}\p{Cc}\p{Cf}\p{Co}\p{Cs}]")
+# Characters that draw an empty cell yet are neither whitespace nor default-ignorable: read as a space, so
+# text made only of them has nothing visible and is refused like an empty one.
+BLANK_GLYPHS = "\u2800"  # BRAILLE PATTERN BLANK
+_BLANK_GLYPHS = str.maketrans(dict.fromkeys(BLANK_GLYPHS, " "))
 
 
 def _strip_invisible(value: str, keep: frozenset[str]) -> str:
-    return "".join(
-        ch for ch in value if ch in keep or unicodedata.category(ch) not in {"Cc", "Cf", "Co", "Cs"}
-    )
+    value = value.translate(_BLANK_GLYPHS)
+    return _INVISIBLE.sub(lambda m: m.group() if m.group() in keep else "", value)
+
+
+def strip_invisible(value: str) -> str:
+    """``value`` without any invisible code point (line breaks and tabs included), for detectors that must
+    see through them (e.g. a card number with U+034F between its groups)."""
+    return _strip_invisible(value, frozenset())
 
 
 def clean_line(value: Any) -> Any:
@@ -147,19 +164,26 @@ MAX_TAGS = 10
 TAG_INVALID = "tags are short slugs: letters, digits, '-' or '_', at most 50 characters"
 
 
+# Raw items looked at before the de-duplicated list is held to MAX_TAGS: room for an agent's repeats
+# ("Billing", "billing"), never so many that refusing a huge list costs more than reading its length.
+MAX_RAW_TAGS = 10 * MAX_TAGS
+TOO_MANY_RAW_TAGS = f"at most {MAX_TAGS} tags (and at most {MAX_RAW_TAGS} items before duplicates are removed)"
+
+
 def normalize_tags(value: Any) -> Any:
     if not isinstance(value, list):
         return value
-    tags: list[str] = []
+    if len(value) > MAX_RAW_TAGS:  # before any per-item work: a 44,000-item list is refused at once
+        raise ValueError(TOO_MANY_RAW_TAGS)
+    tags: dict[str, None] = {}  # an ordered set: dedupe in linear time, first occurrence wins
     for item in value:
         if not isinstance(item, str):
             raise ValueError("each tag must be a string")
         tag = "-".join(clean_line(item).lower().split())
         if not _TAG.match(tag):
             raise ValueError(TAG_INVALID)
-        if tag not in tags:  # dedupe, first occurrence wins (order is what the agent meant)
-            tags.append(tag)
-    return tags
+        tags.setdefault(tag)
+    return list(tags)
 
 
 Tags = Annotated[
@@ -236,10 +260,44 @@ Channel = Annotated[
 # Models ----------------------------------------------------------------------------------------------
 
 
+# A raw string may be longer than its field's published maxLength by what the cleaners remove (invisible
+# characters, runs of spaces), up to this factor; past it the value is refused before any cleaning.
+RAW_TEXT_FACTOR = 2
+
+
+@cache
+def _raw_text_limits(model: type[BaseModel]) -> dict[str, int]:
+    """Each string field's published maxLength (from the JSON Schema the agents are given)."""
+    limits: dict[str, int] = {}
+    for name, schema in model.model_json_schema().get("properties", {}).items():
+        lengths = [v["maxLength"] for v in schema.get("anyOf", [schema]) if v.get("type") == "string" and "maxLength" in v]
+        if lengths:
+            limits[name] = max(lengths)
+    return limits
+
+
 class ArgsModel(BaseModel):
     """Base of every tool's args: unknown fields rejected, no implicit coercion."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded_raw_text(cls, data: Any) -> Any:
+        """Bound every raw string before the per-character work of the cleaners (linear, but a 256 KB
+        subject should cost a length check, not a normalization). Lists bound themselves the same way
+        (``normalize_tags``)."""
+        if isinstance(data, dict):
+            for name, limit in _raw_text_limits(cls).items():
+                value = data.get(name)
+                if isinstance(value, str) and len(value) > RAW_TEXT_FACTOR * limit + 64:
+                    # The error pydantic's own max_length gives, at the field's location (a ValidationError
+                    # raised here passes through as is; a ValueError would be located at the model).
+                    raise ValidationError.from_exception_data(cls.__name__, [{
+                        "type": "string_too_long", "loc": (name,), "input": value[:50],
+                        "ctx": {"max_length": limit},
+                    }])
+        return data
 
 
 __all__ = [
@@ -259,4 +317,5 @@ __all__ = [
     "normalize_channel",
     "normalize_email",
     "normalize_tags",
+    "strip_invisible",
 ]

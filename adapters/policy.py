@@ -34,6 +34,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from adapters.errors import PolicyDenied, RateLimited
+from adapters.normalize import strip_invisible
 
 if TYPE_CHECKING:
     from adapters.registry import Context, Risk, Tool
@@ -76,6 +77,9 @@ class PolicyRule:
     max_items: int | None = None
     refuse_cards: bool = True
     risk_override: Risk | None = None
+    # Slack: send a message's links and mentions (<url|label>, <!channel>, <@U123>) as Slack formatting
+    # instead of escaping them to literal text (the preview then spells them out and raises the risk).
+    allow_slack_markup: bool = False
 
     @property
     def specificity(self) -> tuple[bool, bool]:
@@ -173,9 +177,12 @@ def _check_items(rule: PolicyRule, args: dict[str, Any]) -> None:
 
 # --- PII: payment card numbers -------------------------------------------------------------------------
 
-# A run of digit groups separated by one space or dash ("4111 1111-1111 1111"); ASCII digits only, after
-# NFKC folding (so full-width digits are seen as digits).
-_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]+(?:[ -][0-9]+)*(?![0-9])")
+# A run of digit groups with separators between them ("4111 1111-1111 1111", "4111.1111.1111.1111", one
+# group a line): up to three of any whitespace (line breaks included), '.', '-', '/' or a Unicode dash.
+# ASCII digits only, after NFKC folding (so full-width digits are seen as digits) and with every invisible
+# code point removed (so U+034F or a zero-width space between the groups hides nothing).
+_SEPARATOR = r"[\s.\-/\u2010-\u2015\u2212]{1,3}"
+_DIGIT_RUN = re.compile(rf"(?<![0-9])[0-9]+(?:{_SEPARATOR}[0-9]+)*(?![0-9])")
 CARD_MIN, CARD_MAX = 13, 19
 # Issuer (major industry) digits of the card networks: 2 and 5 Mastercard, 3 Amex/Diners/JCB, 4 Visa,
 # 6 Discover/Maestro/UnionPay. Requiring one keeps Luhn-valid 13-digit millisecond timestamps (1...),
@@ -200,15 +207,15 @@ def _looks_like_card(digits: str) -> bool:
 
 
 def contains_card_number(text: str) -> bool:
-    """True when ``text`` holds a Luhn-valid 13-19 digit card-like number, spaces or dashes allowed.
+    """True when ``text`` holds a Luhn-valid 13-19 digit card-like number, separators and invisibles allowed.
 
     Within a longer run of groups ("4111 1111 1111 1111 2026"), every span of whole groups is tried, so a
     card followed or preceded by other numbers is still found; an unbroken run of digits is tried whole
     only (a 32-digit id has no card hidden inside it, yet almost every 16-digit slice would pass Luhn
     one time in ten)."""
-    text = unicodedata.normalize("NFKC", text)
+    text = strip_invisible(unicodedata.normalize("NFKC", text))
     for match in _DIGIT_RUN.finditer(text):
-        groups = re.split(r"[ -]", match.group())
+        groups = re.split(_SEPARATOR, match.group())
         for start in range(len(groups)):
             digits = ""
             for group in groups[start:]:
