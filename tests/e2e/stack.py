@@ -31,13 +31,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+def wait_http(
+    url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None, headers: dict[str, str] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process for {url} exited with {proc.returncode}")
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=1, headers=headers)
             return
         except requests.RequestException:
             time.sleep(0.1)
@@ -52,6 +54,8 @@ class Stack:
     sandbox_url: str = ""
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     _cleanup: list[Any] = field(default_factory=list)
+    # Sent with every api() call, e.g. the X-Forwarded-Proto a TLS proxy adds in front of production.
+    api_headers: dict[str, str] = field(default_factory=dict)
 
     # --- processes -------------------------------------------------------------------------------------
     def manage(self, *args: str, check: bool = True, timeout: float = 120) -> str:
@@ -127,7 +131,7 @@ class Stack:
 
     # --- HTTP helpers ------------------------------------------------------------------------------------
     def api(self, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
+        headers = {"Authorization": f"Bearer {token}", **self.api_headers, **kwargs.pop("headers", {})}
         return requests.request(method, f"{self.web_url}/api/v1{path}", headers=headers, timeout=60, **kwargs)
 
     def sandbox(self, method: str, path: str, **kwargs: Any) -> requests.Response:
