@@ -6,7 +6,7 @@ from django.db import models
 class AuditEvent(models.Model):
     """One thing that happened, recorded in the same transaction as the change it describes.
 
-    Append-only: the admin is read-only, and on PostgreSQL a trigger refuses UPDATE and DELETE.
+    Append-only: the admin is read-only, and a trigger refuses UPDATE and DELETE (PostgreSQL and SQLite).
     Each row carries the hash of the previous row of its tenant (``prev_hash``) and its own ``hash``
     over its content, so ``manage.py audit_verify`` can name the first row that was altered.
 
