@@ -39,6 +39,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files, served by the app (no CDN): /api/v1/docs/ works offline and loads nothing from elsewhere.
+    "drf_spectacular_sidecar",
+    "csp",
     "django_rq",
     "auditlog",
     "acme_integration.apps.WiringConfig",
@@ -50,6 +53,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below), the 400s just after included.
+    "csp.middleware.CSPMiddleware",
     # A NUL or another control character (or bytes that are not UTF-8) in the path or a query parameter is a
     # 400 naming it, before any view or filter reads it (approvals.middleware).
     "approvals.middleware.RefuseControlCharactersMiddleware",
@@ -208,12 +213,38 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # /api/v1/docs/ serves Swagger UI from drf-spectacular-sidecar's static files, not from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # The framework's own answers (400/401/403/413/415) on every operation they can happen on.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "approvals.api.schema.add_common_responses",
         "approvals.api.schema.add_links",
     ],
+}
+
+# --- Content-Security-Policy (django-csp): what a page may load and run ---------------------------------
+# Only this origin's own files: no inline script or style (the reviewer UI's JS and CSS, the admin's and
+# Swagger UI's are static files), no eval, no plugin, no framing, forms post only here. A page that a
+# hostile string got into cannot run it, load from elsewhere or send a form elsewhere. img-src allows
+# data: URLs for the small icons Swagger UI's and the admin's CSS embed. The inline SVG charts of /ops/ use
+# presentation attributes (fill, stroke), which style-src does not govern.
+# https://django-csp.readthedocs.io/en/latest/configuration.html
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
 }
 
 # --- Security (dev defaults relaxed; production values when DEBUG is off) -----------------------------

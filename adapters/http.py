@@ -329,19 +329,21 @@ def _error_code(response: requests.Response) -> str:
 
 
 def _attempt(
-    session: requests.Session, downstream: str, method: str, url: str, number: int, **kwargs: Any
+    session: requests.Session, downstream: str, method: str, url: str, number: int, *, breaker_key: str,
+    **kwargs: Any,
 ) -> requests.Response:
     # One span per try: a retry shows up as a sibling ``http.attempt`` under the call's ``http.call``.
     with tracing.span("http.attempt", downstream=downstream, method=method, attempt=number) as current:
-        response = _attempt_once(session, downstream, method, url, number, **kwargs)
+        response = _attempt_once(session, downstream, method, url, number, breaker_key=breaker_key, **kwargs)
         tracing.set_attributes(current, status=response.status_code)
         return response
 
 
 def _attempt_once(
-    session: requests.Session, downstream: str, method: str, url: str, number: int, **kwargs: Any
+    session: requests.Session, downstream: str, method: str, url: str, number: int, *, breaker_key: str,
+    **kwargs: Any,
 ) -> requests.Response:
-    permit = breaker.acquire(downstream)  # raises Deferred while open: no request leaves
+    permit = breaker.acquire(breaker_key)  # raises Deferred while open: no request leaves
     path = urlsplit(url).path
     started = time.monotonic()
     verdict_given = False
@@ -425,8 +427,12 @@ def call(
     headers: dict[str, str] | None = None,
     idempotency_key: str | None = None,
     params: dict[str, Any] | None = None,
+    breaker_key: str | None = None,
 ) -> requests.Response:
     """Send one logical request to ``downstream`` ("crm", "slack"), retrying what may heal.
+
+    ``breaker_key``: the circuit breaker consulted (default ``downstream``); a tenant's own connection has
+    its own (``adapters.connections``), while metrics and logs keep ``downstream`` as their label.
 
     Returns the 2xx response with an ``attempts`` attribute (for the receipt). Raises
     ``TransientFailure`` when retries ran out, ``PermanentFailure`` on any other 3xx/4xx/5xx, and
@@ -473,6 +479,7 @@ def call(
                         headers=request_headers,
                         params=params,
                         timeout=_attempt_timeout(timeout),
+                        breaker_key=breaker_key or downstream,
                     )
                     response.attempts = number  # type: ignore[attr-defined]
         except Deferred as deferred:

@@ -61,12 +61,15 @@ def rules(tool: str) -> list[dict[str, Any]]:
     return [configured] if isinstance(configured, dict) else list(configured)
 
 
-def enforce(tool: str, args: dict[str, Any], *, tenant: str = "") -> None:
-    """Take a token from every bucket that applies to this call, or raise ``Deferred("rate_limited")``."""
+def enforce(tool: str, args: dict[str, Any], *, tenant: str = "", connection: str = "") -> None:
+    """Take a token from every bucket that applies to this call, or raise ``Deferred("rate_limited")``.
+    ``connection``: a tenant's own connection (``adapters.connections``), whose buckets are its own."""
     for rule in rules(tool):
         per = list(rule.get("per", []))
         values = [tenant if dim == "tenant" else str(args.get(dim, "")) for dim in per]
         bucket = ":".join([tool, *(f"{d}={v}" for d, v in zip(per, values, strict=True))])
+        if connection:
+            bucket += f"@{connection}"
         wait = acquire(bucket, float(rule["rate"]), int(rule.get("burst", 1)))
         if wait > 0:
             metrics.observe_ratelimit_wait(tool, wait)

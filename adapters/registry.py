@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from django.conf import settings
 from pydantic import BaseModel, ValidationError
 
-from adapters import http
+from adapters import connections, http
 from adapters.errors import InvalidArgs, UnknownTool
 from audit import metrics
 from audit.tracing import span
@@ -183,7 +183,8 @@ def prepare(name: str, raw_args: Any, ctx: Context) -> Prepared:
         else:
             # Someone is waiting on this answer: a live read for the preview gets a short, total deadline
             # (a slow downstream is a 503 to retry, never a request hanging for the commit's retry budget).
-            with http.deadline(float(getattr(settings, "ACME_PREVIEW_DEADLINE", 2.0))):
+            # The read goes to the tenant's own connection (adapters.connections).
+            with http.deadline(float(getattr(settings, "ACME_PREVIEW_DEADLINE", 2.0))), connections.using(ctx.tenant):
                 preview = tool.preview(model)
     return Prepared(tool=tool, args=args, args_hash=args_hash(args), risk=risk, preview=preview)
 
@@ -206,11 +207,12 @@ def execute(
         raise ValueError(f"{name} is not a write tool")
     # The tool scope labels the HTTP door's metrics with this tool; the span holds the mapping to the
     # outside system's payload and the call(s) it makes.
-    with metrics.tool_scope(name), span("adapter.execute", tool=name, system=tool.system):
+    with metrics.tool_scope(name), span("adapter.execute", tool=name, system=tool.system), connections.using(tenant):
         model = validate(tool, args)
         # Rate limits (per tool / tenant / arg such as a Slack channel) are shared buckets in Redis; over the
         # limit raises Deferred before anything is sent, so the caller reschedules instead of failing.
-        ratelimit.enforce(name, model.model_dump(mode="json", exclude_none=True), tenant=tenant)
+        ratelimit.enforce(name, model.model_dump(mode="json", exclude_none=True), tenant=tenant,
+                          connection=_connection_key(tool))
         if tool.takes_resumed:
             execute: Callable[..., Outcome] = tool.execute  # ``Tool.execute`` types the common signature
             return execute(model, idempotency_key, snapshot or {}, resumed=resumed)
@@ -228,22 +230,35 @@ def read(name: str, raw_args: Any, ctx: Context) -> dict[str, Any]:
     model = validate(tool, raw_args)
     args = model.model_dump(mode="json", exclude_none=True)
     policy.check(tool, args, ctx)
-    ratelimit.enforce(name, args, tenant=ctx.tenant)
-    with metrics.tool_scope(name), span("adapter.read", tool=name, system=tool.system):
-        return tool.run(model, ctx)
+    with connections.using(ctx.tenant):
+        ratelimit.enforce(name, args, tenant=ctx.tenant, connection=_connection_key(tool))
+        with metrics.tool_scope(name), span("adapter.read", tool=name, system=tool.system):
+            return tool.run(model, ctx)
+
+
+def _connection_key(tool: Tool) -> str:
+    """The current tenant's own connection to the tool's system ("" for the environment default): a rate
+    limit's buckets are per connection, as a Slack workspace's channel limit is that workspace's."""
+    if tool.system not in connections.SYSTEMS:
+        return ""
+    conn = connections.current(tool.system)
+    return conn.key if conn.own else ""
 
 
 def run_step(name: str, args: dict[str, Any], index: int, results: dict[str, dict[str, Any]], *,
-             idempotency_key: str) -> dict[str, Any]:
+             idempotency_key: str, tenant: str = "") -> dict[str, Any]:
+    """Run one step of a multi-step tool on ``tenant``'s connections."""
     tool = get(name)
-    return tool.steps[index].run(validate(tool, args), results, idempotency_key)
+    with connections.using(tenant):
+        return tool.steps[index].run(validate(tool, args), results, idempotency_key)
 
 
-def compensate_step(name: str, args: dict[str, Any], index: int, result: dict[str, Any]) -> bool:
-    """Undo a step's write; False when the step declares no compensation (nothing to undo)."""
+def compensate_step(name: str, args: dict[str, Any], index: int, result: dict[str, Any], *, tenant: str = "") -> bool:
+    """Undo a step's write on ``tenant``'s connections; False when the step declares no compensation."""
     tool = get(name)
     step = tool.steps[index]
     if step.compensate is None:
         return False
-    step.compensate(validate(tool, args), result)
+    with connections.using(tenant):
+        step.compensate(validate(tool, args), result)
     return True

@@ -280,7 +280,8 @@ class WebhookDelivery(models.Model):
 
 class InboundEvent(models.Model):
     """A signed event received from an outside system (e.g. the CRM's "new urgent ticket"), kept so an agent
-    can react to it. ``(source, event_id)`` is unique: a redelivered event is recorded once."""
+    can react to it. ``(source, event_id)`` is unique across tenants: a redelivered event is recorded once,
+    and an event replayed into another tenant's URL is never recorded there."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="inbound_events")
     source = models.CharField(max_length=32)
@@ -291,7 +292,7 @@ class InboundEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
-        constraints = [models.UniqueConstraint(fields=["tenant", "source", "event_id"], name="inbound_event_once")]
+        constraints = [models.UniqueConstraint(fields=["source", "event_id"], name="inbound_event_once_globally")]
         indexes = [models.Index(fields=["tenant", "-received_at"], name="inbound_tenant_recent")]
 
     def __str__(self) -> str:

@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from adapters import breaker, http, policy, registry
+from adapters import breaker, connections, http, policy, registry
 from adapters import errors as adapter_errors
 from approvals import errors, outbox, selectors, webhooks
 from approvals.auditlog import remember_locked
@@ -622,7 +622,8 @@ def _run_steps(proposal: Proposal) -> registry.Outcome:
             continue
         try:
             result = registry.run_step(proposal.tool, proposal.args, index, results,
-                                       idempotency_key=f"{proposal.crm_idempotency_key}-step-{index}")
+                                       idempotency_key=f"{proposal.crm_idempotency_key}-step-{index}",
+                                       tenant=proposal.tenant.slug)
         except (adapter_errors.TransientFailure, adapter_errors.PermanentFailure, adapter_errors.StaleTarget) as exc:
             undone, not_undone = _compensate(proposal, before=index)
             raise SagaFailed(step.name, str(exc), [s.name for s in tool.steps[:index]], undone, not_undone) from exc
@@ -642,7 +643,8 @@ def _compensate(proposal: Proposal, *, before: int) -> tuple[list[str], list[str
     steps = SagaStep.objects.filter(proposal=proposal, index__lt=before, state=SagaStep.State.DONE).order_by("-index")
     for saga_step in steps:
         try:
-            compensated = registry.compensate_step(proposal.tool, proposal.args, saga_step.index, saga_step.result)
+            compensated = registry.compensate_step(proposal.tool, proposal.args, saga_step.index, saga_step.result,
+                                                   tenant=proposal.tenant.slug)
         except Exception as exc:
             saga_step.state, saga_step.error = SagaStep.State.COMPENSATION_FAILED, str(exc)[:1000]
             not_undone.append(saga_step.name)
@@ -667,7 +669,8 @@ def _wait_for_breaker(proposal: Proposal, failure: adapter_errors.TransientFailu
     if proposal.commit_attempts + failure.attempts >= settings.ACME_COMMIT_MAX_ATTEMPTS:
         return None
     try:
-        if breaker.state(registry.get(proposal.tool).system) != "open":
+        # The breaker of the proposal's tenant's connection (its own CRM has its own breaker).
+        if breaker.state(connections.breaker_key(proposal.tenant.slug, registry.get(proposal.tool).system)) != "open":
             return None
     except redis.RedisError:
         return None

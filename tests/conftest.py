@@ -35,6 +35,16 @@ def _sync_jobs(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+# A fixed Fernet key for the connections' secrets (pytest-django runs tests with DEBUG off, where
+# ACME_SECRETS_KEY is required to store a connection).
+TEST_SECRETS_KEY = "p1m6SgWo4o0H1HMk9kLOlq0tH0f2-6Lw6kR8m5Hc7oU="
+
+
+@pytest.fixture(autouse=True)
+def _secrets_key(settings: Any) -> None:
+    settings.ACME_SECRETS_KEY = TEST_SECRETS_KEY
+
+
 @pytest.fixture(autouse=True)
 def redis_namespace(settings: Any) -> Iterator[str]:
     """Every Redis key a test writes (breakers, rate limits, caches) lives under its own prefix and is
@@ -48,6 +58,21 @@ def redis_namespace(settings: Any) -> Iterator[str]:
     keys = list(client.scan_iter(match=f"{prefix}*", count=500))
     if keys:
         client.delete(*keys)
+
+
+def own_connection(tenant: str, system: str = "crm", *, base_url: str | None = None, token: str | None = None,
+                   **extra: Any) -> None:
+    """Give ``tenant`` its own connection (``set_connection``), by default at the environment's URL and token:
+    every ticket there is then the tenant's own (contract section 6, tenant isolation outside)."""
+    from adapters import connections
+    from audit import services as audit
+
+    default_url = settings.CRM_BASE_URL if system == "crm" else settings.SLACK_API_URL
+    default_token = settings.CRM_API_TOKEN if system == "crm" else settings.SLACK_BOT_TOKEN
+    connections.connection_set(
+        tenant=tenant, system=system, base_url=base_url or default_url, token=token or default_token,
+        actor=audit.SYSTEM, where=audit.Where(channel="cli"), **extra,
+    )
 
 
 @dataclass

@@ -1,20 +1,23 @@
-"""Where the CRM lives and how we authenticate; every call goes through ``adapters.http``."""
+"""Where the CRM lives and how we authenticate; every call goes through ``adapters.http``.
+
+The base URL and token are the current tenant's CRM connection (``adapters.connections.current``): its own
+when it has one, else ``CRM_BASE_URL`` / ``CRM_API_TOKEN``. Each connection has its own breaker.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import requests
-from django.conf import settings
 
-from adapters import http
+from adapters import connections, http
 from adapters.crm.schemas import Comment, CommentList, Ticket, TicketEnvelope
 
 DOWNSTREAM = "crm"
 
 
 def url(path: str) -> str:
-    return f"{settings.CRM_BASE_URL}/api/v2/{path}"
+    return f"{connections.current(DOWNSTREAM).base_url}/api/v2/{path}"
 
 
 def ticket_url(ticket_id: int) -> str:
@@ -22,8 +25,10 @@ def ticket_url(ticket_id: int) -> str:
 
 
 def call(method: str, path: str, **kwargs: Any) -> requests.Response:
-    headers = {"Authorization": f"Bearer {settings.CRM_API_TOKEN}", "Accept": "application/json"}
-    return http.call(DOWNSTREAM, method, url(path), headers=headers, **kwargs)
+    conn = connections.current(DOWNSTREAM)
+    headers = {"Authorization": f"Bearer {conn.token()}", "Accept": "application/json"}
+    return http.call(DOWNSTREAM, method, f"{conn.base_url}/api/v2/{path}", headers=headers, breaker_key=conn.key,
+                     **kwargs)
 
 
 def get_ticket(ticket_id: int) -> tuple[Ticket, int]:

@@ -6,14 +6,17 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from adapters import http
+from adapters import connections, http
 from adapters.crm import client
 from adapters.crm.schemas import CreateTicketArgs, Ticket, TicketEnvelope, UpdateTicketArgs
 from adapters.errors import InvalidArgs, PermanentFailure, StaleTarget
 from adapters.normalize import clean_text
 from adapters.registry import Outcome, Preview
 
-TICKET_NOT_FOUND = "no ticket with this id in the CRM"
+# A ticket another tenant owns and a ticket that does not exist get the very same answer (contract section 6,
+# "tenant isolation outside"): nothing of it, not even whether it exists.
+TICKET_NOT_FOUND = "ticket not found"
+TICKET_NOT_FOUND_DETAIL = "Ticket not found: no ticket with this id is reachable for this tenant."
 STALE_TICKET = "The ticket changed in the CRM after it was reviewed; it needs a new review."
 NO_SNAPSHOT = "The update has no preview snapshot of the ticket to compare with; it needs a new review."
 
@@ -63,21 +66,40 @@ def execute_create(args: CreateTicketArgs, idempotency_key: str, snapshot: dict[
     # The CRM keeps the Idempotency-Key: a retry after a lost response returns the first ticket.
     response = client.call("POST", "tickets.json", json=create_body(args), idempotency_key=idempotency_key)
     ticket = http.parse(TicketEnvelope, response, client.DOWNSTREAM).ticket
+    # The tenant's own from now on, also on a CRM other tenants share (a replayed key returns the same id).
+    connections.record_created(client.DOWNSTREAM, ticket.id)
     return _outcome(ticket, http.attempts_of(response))
 
 
 # --- update -------------------------------------------------------------------------------------------
 
 
+def _not_found() -> InvalidArgs:
+    return InvalidArgs(
+        errors=[{"loc": ["args", "ticket_id"], "msg": TICKET_NOT_FOUND, "type": "not_found"}],
+        detail=TICKET_NOT_FOUND_DETAIL,
+    )
+
+
+def _gone(attempts: int = 0) -> PermanentFailure:
+    """At commit: the proposal fails with the same reason as the preview's 400."""
+    return PermanentFailure(detail=TICKET_NOT_FOUND_DETAIL, attempts=attempts, status=404)
+
+
+def _owned(ticket_id: int) -> bool:
+    """Asked before any request: on a CRM other tenants share, only the tickets the gateway created for this
+    tenant; on its own CRM, any; without a tenant, none."""
+    return connections.owns(connections.current(client.DOWNSTREAM), ticket_id)
+
+
 def _live(ticket_id: int) -> tuple[Ticket, int]:
+    if not _owned(ticket_id):
+        raise _not_found()
     try:
         return client.get_ticket(ticket_id)
     except PermanentFailure as exc:
         if exc.status == 404:
-            raise InvalidArgs(
-                errors=[{"loc": ["args", "ticket_id"], "msg": TICKET_NOT_FOUND, "type": "not_found"}],
-                detail=f"Ticket {ticket_id} does not exist in the CRM.",
-            ) from None
+            raise _not_found() from None
         raise
 
 
@@ -126,7 +148,14 @@ def execute_update(
     seen = snapshot.get("updated_at")
     if not seen:
         raise StaleTarget(detail=NO_SNAPSHOT)
-    live, _ = client.get_ticket(args.ticket_id)
+    if not _owned(args.ticket_id):  # checked again at commit: nothing is sent for a ticket not the tenant's
+        raise _gone()
+    try:
+        live, _ = client.get_ticket(args.ticket_id)
+    except PermanentFailure as exc:
+        if exc.status == 404:
+            raise _gone(exc.attempts) from None
+        raise
     if live.updated_at != seen:
         if resumed:  # perhaps moved by our own PUT, sent by the earlier run
             return _reconcile(args, seen, live, attempts=0)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters import http
+from adapters import connections, http
 from adapters.errors import PermanentFailure, TransientFailure
 from adapters.normalize import ArgsModel, Channel, CleanText
 from adapters.registry import Outcome, Preview
@@ -52,16 +51,19 @@ def preview(args: PostMessageArgs) -> Preview:
 
 
 def execute(args: PostMessageArgs, idempotency_key: str, snapshot: dict[str, Any]) -> Outcome:
+    # The current tenant's Slack (adapters.connections): its own workspace, else SLACK_API_URL/SLACK_BOT_TOKEN.
+    conn = connections.current(DOWNSTREAM)
     response = http.call(
         DOWNSTREAM,
         "POST",
-        f"{settings.SLACK_API_URL}/chat.postMessage",
+        f"{conn.base_url}/chat.postMessage",
         json={"channel": args.channel, "text": args.text},
         headers={
-            "Authorization": f"Bearer {settings.SLACK_BOT_TOKEN}",
+            "Authorization": f"Bearer {conn.token()}",
             "Content-Type": "application/json; charset=utf-8",
         },
         idempotency_key=idempotency_key,
+        breaker_key=conn.key,
     )
     attempts = http.attempts_of(response)
     body = http.parse(PostMessageResponse, response, DOWNSTREAM)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from django.conf import settings
 from pydantic import Field
 
-from adapters import http
+from adapters import connections, http
 from adapters.crm import client as crm
 from adapters.crm.schemas import TicketEnvelope, UserSearch
 from adapters.errors import PermanentFailure
@@ -58,10 +57,12 @@ def post_digest(args: DigestArgs, results: dict[str, dict[str, Any]], key: str) 
 
 
 def delete_digest(args: DigestArgs, result: dict[str, Any]) -> None:
+    conn = connections.current(slack.DOWNSTREAM)  # the tenant's Slack, where the digest was posted
     response = http.call(
-        slack.DOWNSTREAM, "POST", f"{settings.SLACK_API_URL}/chat.delete",
+        slack.DOWNSTREAM, "POST", f"{conn.base_url}/chat.delete",
         json={"channel": result["channel"], "ts": result["ts"]},
-        headers={"Authorization": f"Bearer {settings.SLACK_BOT_TOKEN}"},
+        headers={"Authorization": f"Bearer {conn.token()}"},
+        breaker_key=conn.key,
     )
     body = http.parse(slack.PostMessageResponse, response, slack.DOWNSTREAM)
     if not body.ok and body.error != "message_not_found":  # already gone is as good as undone
@@ -78,6 +79,7 @@ def record_in_crm(args: DigestArgs, results: dict[str, dict[str, Any]], key: str
         "tags": ["digest"],
     }})
     ticket = http.parse(TicketEnvelope, response, crm.DOWNSTREAM).ticket
+    connections.record_created(crm.DOWNSTREAM, ticket.id)  # created by the gateway for this tenant
     return {"ticket_id": ticket.id}
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -84,20 +83,24 @@ class CrmInboundView(APIView):
             OpenApiParameter("X-Zendesk-Webhook-Signature-Timestamp", str, OpenApiParameter.HEADER, required=True),
         ],
         responses={202: inline_serializer("InboundAck", fields={"status": serializers.CharField(), "id": serializers.IntegerField()}),
-                   400: ERROR, 401: ERROR, 404: ERROR, 503: ERROR},
-        summary="Receive a signed CRM event (recorded once per event id).",
+                   400: ERROR, 401: ERROR, 404: ERROR, 409: ERROR, 413: ERROR, 503: ERROR},
+        summary="Receive a signed CRM event (recorded once per event id, across tenants).",
     )
     def post(self, request: Request) -> Response:
-        secret = settings.CRM_WEBHOOK_SECRET
-        if not secret:
-            raise ApiError(503, "not_configured", "Inbound CRM webhooks are off: CRM_WEBHOOK_SECRET is not set.")
+        slug = request.query_params.get("tenant", "")
+        # The tenant's own signing secret (its CRM connection), else CRM_WEBHOOK_SECRET: known before the
+        # tenant is looked up, so an unsigned request learns nothing of which tenants exist.
+        key = webhooks.inbound_key(slug)
+        if not key.secret:
+            raise ApiError(503, "not_configured", "Inbound CRM webhooks are off: no signing secret for this tenant "
+                           "(set_connection --signing-secret) and CRM_WEBHOOK_SECRET is not set.")
         try:
             body = request.body
         except RequestDataTooBig:
             raise ApiError(413, "payload_too_large", "The event is larger than this endpoint accepts.") from None
         try:
             webhooks.verify_inbound(
-                secret=secret,
+                secret=key.secret,
                 signature=request.headers.get("X-Zendesk-Webhook-Signature", ""),
                 timestamp=request.headers.get("X-Zendesk-Webhook-Signature-Timestamp", ""),
                 body=body,
@@ -114,10 +117,17 @@ class CrmInboundView(APIView):
             raise ApiError(400, "malformed_request", "The event contains a NUL character, which cannot be stored.")
         if not isinstance(payload, dict) or not str(payload.get("id") or "").strip():
             raise ApiError(400, "invalid_request", "The event needs an id.", errors=[{"loc": ["id"], "msg": "required", "type": "missing"}])
-        tenant = Tenant.objects.filter(slug=request.query_params.get("tenant", "")).first()
+        try:
+            webhooks.check_bound(key=key, tenant_slug=slug, payload=payload)
+        except webhooks.BadSignature as exc:
+            raise ApiError(401, "invalid_signature", str(exc)) from None
+        tenant = Tenant.objects.filter(slug=slug).first()
         if tenant is None:
             raise Http404
-        event, created = webhooks.inbound_record(tenant=tenant, source="crm", payload=payload, where=where(request))
+        try:
+            event, created = webhooks.inbound_record(tenant=tenant, source="crm", payload=payload, where=where(request))
+        except webhooks.ForeignEvent as exc:
+            raise ApiError(409, "duplicate_event", str(exc)) from None
         return Response({"status": "recorded" if created else "duplicate", "id": event.pk}, status=202)
 
 

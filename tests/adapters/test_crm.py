@@ -1,4 +1,8 @@
-"""The CRM tools against a mocked Zendesk (``responses``): bodies, previews, diffs, stale targets."""
+"""The CRM tools against a mocked Zendesk (``responses``): bodies, previews, diffs, stale targets.
+
+The tenant ``acme`` has its own CRM connection at ``BASE`` (``set_connection``): every ticket there is its own.
+The environment's default CRM points elsewhere, so a call that went to it would fail here.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ import requests
 import responses
 from responses import matchers
 
-from adapters import registry
+from adapters import connections, registry
 from adapters.errors import InvalidArgs, PermanentFailure, StaleTarget
+from audit import services as audit
 
 BASE = "https://acme.zendesk.test"
 CTX = registry.Context(tenant="acme", agent="bot")
@@ -34,9 +39,11 @@ def ticket(**overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
-def crm_settings(settings: Any, fast_retries: None) -> None:
-    settings.CRM_BASE_URL = BASE
-    settings.CRM_API_TOKEN = "tok-123"
+def crm_settings(settings: Any, fast_retries: None, db: Any) -> None:
+    settings.CRM_BASE_URL = "https://default-crm.invalid"
+    settings.CRM_API_TOKEN = "not-acmes-token"
+    connections.connection_set(tenant="acme", system="crm", base_url=BASE, token="tok-123",
+                               actor=audit.SYSTEM, where=audit.Where(channel="cli"))
 
 
 @pytest.fixture
@@ -91,7 +98,7 @@ def test_create_posts_the_zendesk_body_with_auth_and_idempotency_key(mocked: Any
             ),
         ],
     )
-    outcome = registry.execute("crm.create_ticket", args, idempotency_key="idem-1")
+    outcome = registry.execute("crm.create_ticket", args, idempotency_key="idem-1", tenant="acme")
     assert outcome.system == "crm"
     assert outcome.external_id == "42"
     assert outcome.attempts == 1
@@ -110,7 +117,7 @@ def test_create_without_optional_fields_sends_none_of_them(mocked: Any) -> None:
             )
         ],
     )
-    registry.execute("crm.create_ticket", {"subject": "S", "description": "D"}, idempotency_key="k")
+    registry.execute("crm.create_ticket", {"subject": "S", "description": "D"}, idempotency_key="k", tenant="acme")
 
 
 @pytest.mark.parametrize(
@@ -127,14 +134,14 @@ def test_malformed_create_response_is_a_permanent_failure(mocked: Any, body: Any
     raw = body if isinstance(body, str) else json.dumps(body)
     mocked.post(f"{BASE}/api/v2/tickets.json", status=201, body=raw)
     with pytest.raises(PermanentFailure, match="malformed") as info:
-        registry.execute("crm.create_ticket", {"subject": "S", "description": "D"}, idempotency_key="k")
+        registry.execute("crm.create_ticket", {"subject": "S", "description": "D"}, idempotency_key="k", tenant="acme")
     assert info.value.attempts == 1
 
 
 def test_422_from_the_crm_is_permanent(mocked: Any) -> None:
     mocked.post(f"{BASE}/api/v2/tickets.json", status=422, json={"error": "RecordInvalid", "details": {}})
     with pytest.raises(PermanentFailure) as info:
-        registry.execute("crm.create_ticket", {"subject": "S", "description": "D"}, idempotency_key="k")
+        registry.execute("crm.create_ticket", {"subject": "S", "description": "D"}, idempotency_key="k", tenant="acme")
     assert info.value.status == 422
 
 
@@ -193,7 +200,7 @@ def test_update_execute_puts_the_changes_when_the_ticket_did_not_move(mocked: An
     outcome = registry.execute(
         "crm.update_ticket",
         {"ticket_id": 42, "status": "solved", "comment": "Fixed"},
-        idempotency_key="k",
+        idempotency_key="k", tenant="acme",
         snapshot={"updated_at": stamp},
     )
     assert outcome.external_id == "42"
@@ -206,7 +213,7 @@ def test_update_execute_refuses_when_updated_at_moved(mocked: Any) -> None:
         registry.execute(
             "crm.update_ticket",
             {"ticket_id": 42, "status": "solved"},
-            idempotency_key="k",
+            idempotency_key="k", tenant="acme",
             snapshot={"updated_at": "2026-01-01T10:00:00Z"},
         )
 
@@ -219,14 +226,14 @@ def test_update_execute_maps_a_crm_update_conflict_to_stale(mocked: Any) -> None
         registry.execute(
             "crm.update_ticket",
             {"ticket_id": 42, "status": "solved"},
-            idempotency_key="k",
+            idempotency_key="k", tenant="acme",
             snapshot={"updated_at": stamp},
         )
 
 
 def test_update_execute_without_a_snapshot_is_stale() -> None:
     with pytest.raises(StaleTarget):
-        registry.execute("crm.update_ticket", {"ticket_id": 42, "status": "solved"}, idempotency_key="k")
+        registry.execute("crm.update_ticket", {"ticket_id": 42, "status": "solved"}, idempotency_key="k", tenant="acme")
 
 
 # --- update: our own write may have landed (a real Zendesk keeps no Idempotency-Key on PUT) ----------------
@@ -252,7 +259,7 @@ def comments(*made: tuple[str, str]) -> dict[str, Any]:
 
 def update(*, resumed: bool = False, args: dict[str, Any] = UPDATE) -> registry.Outcome:
     return registry.execute(
-        "crm.update_ticket", args, idempotency_key="k", snapshot={"updated_at": STAMP}, resumed=resumed
+        "crm.update_ticket", args, idempotency_key="k", tenant="acme", snapshot={"updated_at": STAMP}, resumed=resumed
     )
 
 
@@ -373,7 +380,7 @@ def test_a_malformed_comments_page_is_stale_too(mocked: Any) -> None:
 def test_other_tools_do_not_hear_of_resumed(mocked: Any) -> None:
     mocked.post(f"{BASE}/api/v2/tickets.json", status=201, json={"ticket": ticket()})
     outcome = registry.execute(
-        "crm.create_ticket", {"subject": "S", "description": "D"}, idempotency_key="k", resumed=True
+        "crm.create_ticket", {"subject": "S", "description": "D"}, idempotency_key="k", tenant="acme", resumed=True
     )
     assert not outcome.reconciled
 

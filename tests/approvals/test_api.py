@@ -11,6 +11,7 @@ from django.conf import settings
 
 from approvals.models import Proposal, Status
 from audit.models import AuditEvent
+from tests.conftest import own_connection
 
 TICKET = {
     "subject": "Printer on fire",
@@ -407,6 +408,7 @@ class TestDecide:
         """An update's edit is previewed again from the live ticket. If the ticket moved since the preview the
         reviewer saw, approving would adopt a state nobody reviewed (and the commit's staleness check would
         compare against it): 409 target_changed, nothing decided, nothing sent."""
+        own_connection("acme")  # acme's own CRM: ticket 5 there is its own (contract 6, tenant isolation outside)
         ticket_url = f"{settings.CRM_BASE_URL}/api/v2/tickets/5.json"
         live = {"id": 5, "subject": "Printer", "priority": "normal", "status": "open", "tags": [],
                 "updated_at": "2026-11-23T10:00:00Z"}

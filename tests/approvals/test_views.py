@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import StreamingHttpResponse
 from django.test import Client
+
+from tests.conftest import own_connection
 from django.test.utils import CaptureQueriesContext
 
 from approvals import services, views
@@ -400,6 +402,7 @@ class TestEditThenApprove:
         assert "signed_args" in response.context
 
     def _update_proposal(self, acme: Any, rsps: responses.RequestsMock, live: dict[str, Any]) -> Proposal:
+        own_connection("acme")  # acme's own CRM: ticket 5 there is its own (contract 6, tenant isolation outside)
         rsps.add(responses.GET, TICKET_5_URL, json={"ticket": live})
         return submit(acme, tool="crm.update_ticket", args={"ticket_id": 5, "priority": "high"})
 

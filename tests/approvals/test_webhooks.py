@@ -11,10 +11,11 @@ import pytest
 import responses
 from django.conf import settings
 
+from adapters import connections
 from approvals import outbox, services, webhooks
 from approvals.models import InboundEvent, OutboxMessage, Proposal, Status, WebhookDelivery
 from audit.models import AuditEvent
-from audit.services import Where
+from audit.services import SYSTEM, Where
 
 API = Where(channel="api")
 HOOK = "https://agent.example/hooks/acme"
@@ -220,7 +221,8 @@ def signed(body: bytes, secret: str = "sandbox", at: datetime | None = None):
 @pytest.mark.django_db
 class TestInbound:
     URL = "/api/v1/webhooks/crm/?tenant=acme"
-    EVENT = json.dumps({"id": "evt-1", "type": "zen:event-type:ticket.created",
+    # acme has no signing secret of its own: it shares CRM_WEBHOOK_SECRET, so its events name it in the body.
+    EVENT = json.dumps({"id": "evt-1", "type": "zen:event-type:ticket.created", "tenant": "acme",
                         "detail": {"id": "88", "priority": "URGENT"}}).encode()
 
     def test_signed_event_is_recorded_once(self, acme, client):
@@ -266,10 +268,112 @@ class TestInbound:
         assert not InboundEvent.objects.exists()
 
     def test_unknown_tenant_is_404(self, acme, client):
-        response = client.post("/api/v1/webhooks/crm/?tenant=nope", self.EVENT, content_type="application/json",
-                               **signed(self.EVENT))
+        event = json.dumps({"id": "evt-1", "tenant": "nope"}).encode()
+        response = client.post("/api/v1/webhooks/crm/?tenant=nope", event, content_type="application/json",
+                               **signed(event))
 
         assert response.status_code == 404
+
+
+def crm_connection(tenant: str, signing_secret: str | None) -> None:
+    connections.connection_set(tenant=tenant, system="crm", base_url=f"https://{tenant}.zendesk.test", token="t",
+                               signing_secret=signing_secret, actor=SYSTEM, where=Where(channel="cli"))
+
+
+def post_event(client, tenant: str, body: bytes, **headers):
+    return client.post(f"/api/v1/webhooks/crm/?tenant={tenant}", body, content_type="application/json", **headers)
+
+
+@pytest.mark.django_db
+class TestInboundPerTenant:
+    """Issue 17: a secret per tenant, the tenant bound into what is verified, event ids unique across tenants."""
+
+    ACME_EVENT = TestInbound.EVENT  # names acme; signed with the shared CRM_WEBHOOK_SECRET
+
+    def nothing_recorded(self) -> bool:
+        return not InboundEvent.objects.exists() and not AuditEvent.objects.filter(action="inbound.received").exists()
+
+    def test_an_event_signed_for_one_tenant_is_refused_in_another(self, acme, globex, client):
+        # given an event of acme's, signed with the secret the tenants without their own share
+        # when it is replayed into globex's URL
+        response = post_event(client, "globex", self.ACME_EVENT, **signed(self.ACME_EVENT))
+
+        # then it is refused and recorded nowhere
+        assert response.status_code == 401 and response.json()["error"] == "invalid_signature"
+        assert self.nothing_recorded()
+
+    def test_on_the_shared_secret_an_event_must_name_its_tenant(self, acme, client):
+        unbound = json.dumps({"id": "evt-2", "type": "zen:event-type:ticket.created"}).encode()
+
+        response = post_event(client, "acme", unbound, **signed(unbound))
+
+        assert response.status_code == 401 and response.json()["error"] == "invalid_signature"
+        assert self.nothing_recorded()
+
+    def test_a_tenant_with_its_own_signing_secret_verifies_with_it_alone(self, acme, globex, client):
+        crm_connection("globex", "globex-signing-secret")
+        event = json.dumps({"id": "evt-g1", "type": "zen:event-type:ticket.created"}).encode()
+
+        with_shared = post_event(client, "globex", event, **signed(event))
+        with_own = post_event(client, "globex", event, **signed(event, secret="globex-signing-secret"))
+        replayed_into_acme = post_event(client, "acme", event, **signed(event, secret="globex-signing-secret"))
+
+        assert with_shared.status_code == 401
+        assert with_own.status_code == 202 and with_own.json()["status"] == "recorded"
+        assert replayed_into_acme.status_code == 401
+        assert list(InboundEvent.objects.values_list("tenant__slug", "event_id")) == [("globex", "evt-g1")]
+
+    def test_an_own_secret_event_naming_another_tenant_is_refused(self, acme, globex, client):
+        crm_connection("globex", "globex-signing-secret")
+        event = json.dumps({"id": "evt-g2", "tenant": "acme"}).encode()
+
+        response = post_event(client, "globex", event, **signed(event, secret="globex-signing-secret"))
+
+        assert response.status_code == 401
+        assert self.nothing_recorded()
+
+    def test_event_ids_are_recorded_once_across_tenants(self, acme, globex, client):
+        crm_connection("globex", "globex-signing-secret")
+        first = post_event(client, "acme", self.ACME_EVENT, **signed(self.ACME_EVENT))
+        same_id = json.dumps({"id": "evt-1", "type": "zen:event-type:ticket.created"}).encode()
+
+        again_elsewhere = post_event(client, "globex", same_id, **signed(same_id, secret="globex-signing-secret"))
+
+        assert first.status_code == 202
+        assert again_elsewhere.status_code == 409 and again_elsewhere.json()["error"] == "duplicate_event"
+        assert list(InboundEvent.objects.values_list("tenant__slug", flat=True)) == ["acme"]
+        assert AuditEvent.objects.filter(action="inbound.received").count() == 1
+        assert not AuditEvent.objects.filter(tenant="globex", action="inbound.received").exists()
+
+    @pytest.mark.parametrize("timestamp", ["nan", "NaN", "inf", "1e9", "-5", " 17", "2026-01-01T00:00:00"])
+    def test_a_timestamp_that_is_not_unix_seconds_or_a_dated_iso_time_is_refused(self, acme, client, timestamp):
+        """"nan" passed the window check (every comparison with NaN is false): a signature that never expired."""
+        headers = {
+            "HTTP_X_ZENDESK_WEBHOOK_SIGNATURE": webhooks.zendesk_signature("sandbox", timestamp, self.ACME_EVENT),
+            "HTTP_X_ZENDESK_WEBHOOK_SIGNATURE_TIMESTAMP": timestamp,
+        }
+
+        response = post_event(client, "acme", self.ACME_EVENT, **headers)
+
+        assert response.status_code == 401 and response.json()["error"] == "invalid_signature"
+        assert self.nothing_recorded()
+
+    def test_unix_seconds_are_a_timestamp(self, acme, client):
+        timestamp = str(int(time.time()))
+        headers = {
+            "HTTP_X_ZENDESK_WEBHOOK_SIGNATURE": webhooks.zendesk_signature("sandbox", timestamp, self.ACME_EVENT),
+            "HTTP_X_ZENDESK_WEBHOOK_SIGNATURE_TIMESTAMP": timestamp,
+        }
+
+        assert post_event(client, "acme", self.ACME_EVENT, **headers).status_code == 202
+
+    def test_no_two_tenants_may_have_the_same_signing_secret(self, acme, globex):
+        crm_connection("globex", "globex-signing-secret")
+
+        with pytest.raises(connections.InvalidConnection):
+            crm_connection("acme", "globex-signing-secret")
+        with pytest.raises(connections.InvalidConnection):
+            crm_connection("acme", "sandbox")  # CRM_WEBHOOK_SECRET, which the other tenants share
 
 
 @pytest.mark.django_db

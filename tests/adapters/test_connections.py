@@ -1,0 +1,184 @@
+"""Each tenant's own connections (adapters.connections): secrets encrypted at rest and never shown, key
+rotation, ``set_connection``, ``check --deploy``, the admin form, and the Slack client's resolution."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+import responses
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from adapters import connections, registry
+from adapters.forms import ConnectionForm
+from adapters.models import Connection
+from audit.models import AuditEvent
+from tests.conftest import own_connection
+
+TOKEN = "xoxb-very-secret-token"
+SIGNING = "signing-secret-of-acme"
+
+
+def stored_row(tenant: str, system: str) -> dict[str, Any]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM adapters_connection WHERE tenant = %s AND system = %s", [tenant, system])
+        columns = [c[0] for c in cursor.description]
+        return dict(zip(columns, cursor.fetchone(), strict=True))
+
+
+def set_cmd(*extra: str, tenant: str = "acme", token: str = TOKEN) -> str:
+    out = io.StringIO()
+    call_command("set_connection", "--tenant", tenant, "--system", "slack", "--base-url", "https://slack.test/api/",
+                 "--token", token, *extra, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+class TestSetConnection:
+    def test_tokens_and_secrets_are_stored_encrypted_and_never_printed_or_audited(self, acme):
+        output = set_cmd("--signing-secret", SIGNING, "--review-channel", "#reviews")
+
+        raw = json.dumps(stored_row("acme", "slack"), default=str)
+        assert TOKEN not in raw and SIGNING not in raw
+        resolved = connections.resolve("acme", "slack")
+        assert (resolved.base_url, resolved.review_channel) == ("https://slack.test/api", "#reviews")
+        assert resolved.token() == TOKEN and resolved.signing_secret() == SIGNING
+        assert TOKEN not in repr(resolved) and TOKEN not in output and SIGNING not in output
+        audited = AuditEvent.objects.get(action="connection.set")
+        assert audited.tenant == "acme" and TOKEN not in json.dumps(audited.data)
+        assert audited.data["changed"] == ["base_url", "token", "signing_secret", "review_channel"]
+
+    def test_the_same_command_again_changes_nothing(self, acme):
+        set_cmd("--signing-secret", SIGNING)
+        before = stored_row("acme", "slack")
+
+        output = set_cmd("--signing-secret", SIGNING)
+
+        assert output.startswith("unchanged")
+        assert stored_row("acme", "slack")["token_encrypted"] == before["token_encrypted"]
+        assert Connection.objects.count() == 1
+
+    def test_an_unknown_tenant_is_refused(self, db):
+        with pytest.raises(CommandError, match="no tenant"):
+            set_cmd(tenant="nope")
+
+    @pytest.mark.parametrize("url", ["ftp://x.test", "https://user:pw@x.test", "https://x.test/?a=1", "x.test"])
+    def test_a_base_url_that_is_not_a_plain_http_url_is_refused(self, acme, url):
+        with pytest.raises(CommandError):
+            call_command("set_connection", "--tenant", "acme", "--system", "crm", "--base-url", url, "--token", "t")
+
+
+class TestKeys:
+    def test_a_rotated_key_still_decrypts_what_the_old_one_encrypted(self, settings):
+        old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+        settings.ACME_SECRETS_KEY = old
+        sealed = connections.encrypt(TOKEN)
+
+        settings.ACME_SECRETS_KEY = f"{new},{old}"
+        assert connections.decrypt(sealed) == TOKEN
+        assert Fernet(new.encode()).decrypt(connections.encrypt("x").encode()) == b"x"  # the first key encrypts
+
+        settings.ACME_SECRETS_KEY = new
+        with pytest.raises(ImproperlyConfigured):
+            connections.decrypt(sealed)
+
+    def test_without_a_key_debug_off_refuses_and_debug_on_derives_one(self, settings):
+        settings.ACME_SECRETS_KEY = ""
+        settings.DEBUG = False
+        with pytest.raises(ImproperlyConfigured, match="ACME_SECRETS_KEY"):
+            connections.encrypt(TOKEN)
+
+        settings.DEBUG = True
+        assert connections.decrypt(connections.encrypt(TOKEN)) == TOKEN
+
+
+@pytest.mark.django_db
+class TestDeployCheck:
+    def run_check(self) -> str:
+        out = io.StringIO()
+        try:
+            call_command("check", deploy=True, stdout=out, stderr=out)
+        except Exception as exc:  # SystemCheckError when an error is found
+            return out.getvalue() + str(exc)
+        return out.getvalue()
+
+    def test_a_stored_connection_without_a_key_is_an_error_that_says_how_to_make_one(self, acme, settings):
+        own_connection("acme", base_url="https://acme-crm.test")
+        settings.DEBUG = False
+        settings.ACME_SECRETS_KEY = ""
+
+        report = self.run_check()
+
+        assert "adapters.E001" in report and "Fernet.generate_key()" in report
+
+    def test_a_valid_key_passes(self, acme, settings):
+        own_connection("acme", base_url="https://acme-crm.test")
+        settings.DEBUG = False
+
+        assert "adapters.E001" not in self.run_check()
+
+    def test_an_own_connection_on_the_default_url_is_a_warning_while_tenants_use_the_default(self, acme, globex):
+        own_connection("acme")  # the environment default's URL
+
+        assert "adapters.W002" in self.run_check()
+        own_connection("globex", base_url="https://globex-crm.test")
+        assert "adapters.W002" not in self.run_check()
+
+
+@pytest.mark.django_db
+class TestAdminForm:
+    def test_secrets_are_never_rendered_and_blank_keeps_them(self, acme):
+        own_connection("acme", "slack", base_url="https://slack.test/api", token=TOKEN, signing_secret=SIGNING)
+        row = Connection.objects.get(tenant="acme", system="slack")
+
+        form = ConnectionForm(instance=row)
+        html = str(form)
+        assert TOKEN not in html and SIGNING not in html and row.token_encrypted not in html
+
+        edit = ConnectionForm(
+            data={"base_url": "https://slack.test/api", "review_channel": "#new", "token": "", "signing_secret": ""},
+            instance=row,
+        )
+        assert edit.is_valid(), edit.errors
+        edit.save()
+        resolved = connections.resolve("acme", "slack")
+        assert (resolved.token(), resolved.signing_secret(), resolved.review_channel) == (TOKEN, SIGNING, "#new")
+
+    def test_a_new_connection_needs_a_token(self, acme):
+        form = ConnectionForm(data={"tenant": "acme", "system": "crm", "base_url": "https://crm.test", "token": ""})
+
+        assert not form.is_valid() and "token" in form.errors
+
+
+@pytest.mark.django_db
+def test_slack_posts_go_to_the_tenants_own_workspace_with_its_token(acme, settings, fast_retries):
+    settings.SLACK_API_URL = "https://default-slack.test/api"
+    own_connection("acme", "slack", base_url="https://acme.slack.test/api", token=TOKEN)
+
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, "https://acme.slack.test/api/chat.postMessage",
+                 json={"ok": True, "channel": "C1", "ts": "1.0"})
+        registry.execute("slack.post_message", {"channel": "#general", "text": "hi"}, idempotency_key="k",
+                         tenant="acme")
+        assert rsps.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+@pytest.mark.django_db
+def test_slack_rate_limits_are_per_workspace(acme, globex, settings, fast_retries):
+    """'#general' of acme's own workspace and '#general' of the default workspace are different channels."""
+    own_connection("acme", "slack", base_url="https://acme.slack.test/api", token=TOKEN)
+    ok = {"ok": True, "channel": "C1", "ts": "1.0"}
+
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, "https://acme.slack.test/api/chat.postMessage", json=ok)
+        rsps.add(responses.POST, f"{settings.SLACK_API_URL}/chat.postMessage", json=ok)
+        registry.execute("slack.post_message", {"channel": "#general", "text": "a"}, idempotency_key="a", tenant="acme")
+        registry.execute("slack.post_message", {"channel": "#general", "text": "g"}, idempotency_key="g",
+                         tenant="globex")
+        assert len(rsps.calls) == 2
