@@ -249,3 +249,102 @@ def test_edit_then_approve_shows_the_edit_as_a_diff_first(page: Any, stack: Stac
     [created] = tickets_titled(stack, "Badge reader offline")
     assert created["priority"] == "high" and created["tags"] == ["phone", "facilities"]
     expect(page.get_by_text("Edited by the reviewer before approving")).to_be_visible()  # who changed what
+
+
+# Registered before any page script runs: every Content-Security-Policy violation the page meets.
+RECORD_CSP_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__cspViolations.push(e.violatedDirective + " " + (e.blockedURI || "inline") + " " + (e.sourceFile || ""));
+});
+"""
+
+
+def watched_context(browser: Any, stack: Stack) -> tuple[Any, list[str], list[str]]:
+    """A browser context that may reach only the app (anything else is aborted and recorded, as if the
+    machine were offline) and records CSP complaints from the console."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=stack.web_url)
+    context.set_default_timeout(TIMEOUT_MS)
+    outside: list[str] = []
+    console: list[str] = []
+
+    def only_the_app(route: Any) -> None:
+        if route.request.url.startswith(stack.web_url + "/"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_the_app)
+    context.add_init_script(RECORD_CSP_VIOLATIONS)
+    context.on("console", lambda message: console.append(message.text)
+               if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text else None)
+    return context, outside, console
+
+
+def visit(tab: Any, url: str) -> list[str]:
+    """Open ``url`` and let it settle; the CSP violations it met."""
+    response = tab.goto(url)
+    assert response is not None and response.status == 200, (url, response and response.status)
+    assert "script-src 'self'" in (response.header_value("Content-Security-Policy") or ""), url
+    tab.wait_for_load_state("networkidle")
+    return list(tab.evaluate("window.__cspViolations"))
+
+
+def test_no_page_breaks_the_content_security_policy_and_the_docs_render_offline(
+    browser: Any, stack: Stack, party: dict[str, str]
+) -> None:
+    from playwright.sync_api import expect
+
+    proposal = propose(stack, party, "crm.create_ticket", ticket("Projector flickers"), "Room 2.")
+    stack.env["DJANGO_SUPERUSER_PASSWORD"] = "ops-pass-12345"
+    try:
+        stack.manage("createsuperuser", "--noinput", "--username", "ops", "--email", "ops@example.com")
+    finally:
+        del stack.env["DJANGO_SUPERUSER_PASSWORD"]
+    violations: dict[str, list[str]] = {}
+
+    # the reviewer's pages: inbox, proposal, edit (its form and its preview)
+    context, outside, console = watched_context(browser, stack)
+    try:
+        tab = context.new_page()
+        tab.goto("/accounts/login/")
+        tab.get_by_label("Username").fill(party["reviewer_username"])
+        tab.get_by_label("Password").fill(party["reviewer_password"])
+        tab.get_by_role("button", name="Log in").click()
+        expect(tab.get_by_role("heading", name="Inbox")).to_be_visible()
+        for url in ("/", f"/proposals/{proposal['id']}/", f"/proposals/{proposal['id']}/edit/"):
+            violations[url] = visit(tab, url)
+        tab.get_by_role("button", name="Preview the change").click()
+        expect(tab.get_by_role("button", name="Confirm and approve")).to_be_visible()
+        violations["edit preview"] = list(tab.evaluate("window.__cspViolations"))
+        # the live status panel is swapped in by review.js: still no violation once it has polled
+        tab.goto(f"/proposals/{proposal['id']}/")
+        tab.wait_for_timeout(6000)
+        violations["proposal, polled"] = list(tab.evaluate("window.__cspViolations"))
+    finally:
+        context.close()
+
+    # the operator's pages: admin changelists (with the typed-in filters), /ops/ with its charts, the API docs
+    admin_context, admin_outside, admin_console = watched_context(browser, stack)
+    try:
+        tab = admin_context.new_page()
+        tab.goto("/admin/login/")
+        tab.get_by_label("Username").fill("ops")
+        tab.get_by_label("Password").fill("ops-pass-12345")
+        tab.get_by_role("button", name="Log in").click()
+        expect(tab.get_by_role("link", name="Log out").or_(tab.get_by_role("button", name="Log out"))).to_be_visible()
+        for url in ("/admin/", "/admin/audit/auditevent/", "/admin/approvals/proposal/", "/ops/"):
+            violations[url] = visit(tab, url)
+        expect(tab.locator("svg.chart").first).to_be_visible()
+        violations["/api/v1/docs/"] = visit(tab, "/api/v1/docs/")
+        # Swagger UI rendered from the app's own files: the operations are listed
+        expect(tab.locator(".opblock").first).to_be_visible()
+        expect(tab.locator(".opblock-summary-path", has_text="/api/v1/proposals/").first).to_be_visible()
+        violations["/api/v1/docs/"] += list(tab.evaluate("window.__cspViolations"))
+    finally:
+        admin_context.close()
+
+    assert {url: found for url, found in violations.items() if found} == {}
+    assert console + admin_console == []
+    assert outside + admin_outside == []  # nothing was fetched from another origin (a CDN)
