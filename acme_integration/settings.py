@@ -145,6 +145,10 @@ CRM_BASE_URL = env.str("CRM_BASE_URL", default="http://127.0.0.1:8765/crm").rstr
 CRM_API_TOKEN = env.str("CRM_API_TOKEN", default="sandbox")
 SLACK_API_URL = env.str("SLACK_API_URL", default="http://127.0.0.1:8765/slack/api").rstrip("/")
 SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="sandbox")
+# Each tenant's own CRM/Slack (manage.py set_connection) stores its token and signing secret encrypted with
+# these Fernet keys (comma-separated; the first encrypts, all decrypt: rotation). Unset with DEBUG on: a key
+# derived from SECRET_KEY (adapters.connections); unset with DEBUG off: required once a connection is stored.
+ACME_SECRETS_KEY = env.str("ACME_SECRETS_KEY", default="")
 ACME_HTTP_TIMEOUT = env.float("ACME_HTTP_TIMEOUT", default=10.0)
 ACME_RETRY_MAX = env.int("ACME_RETRY_MAX", default=5)
 ACME_RETRY_BASE = env.float("ACME_RETRY_BASE", default=0.5)
