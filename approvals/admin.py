@@ -2,10 +2,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from auditlog.admin import LogEntryAdmin
+from auditlog.models import LogEntry
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
-from django.urls import reverse
+from django.urls import URLPattern, reverse
 from django.utils.html import format_html
+from django_rq.admin import QueueAdmin
+from django_rq.models import Dashboard
 
 from adapters import registry
 from approvals.models import (
@@ -19,6 +27,7 @@ from approvals.models import (
     ToolPolicy,
     UserToken,
 )
+from audit.admin_scope import SuperuserOnlyAdmin, TenantScopedAdmin
 from audit.admin_tools import ChoicesFilter, EstimatedCountPaginator, choices_filter, input_filter
 
 
@@ -37,7 +46,7 @@ class ProposalToolFilter(ToolFilter):
     field = "proposal__tool"
 
 
-class LargeTableAdmin(admin.ModelAdmin):
+class LargeTableAdmin(TenantScopedAdmin):
     """Bounded cost per page however large the table: no full COUNT, no facet counts."""
 
     paginator = EstimatedCountPaginator
@@ -59,9 +68,17 @@ class ReadOnlyAdmin(LargeTableAdmin):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(TenantScopedAdmin):
+    tenant_lookup = "slug"
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
+
+    # Creating or deleting a tenant is the operator's: a tenant admin's new tenant would not be theirs.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.tenant_scope(request) is None and super().has_add_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.tenant_scope(request) is None and super().has_delete_permission(request, obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Tenant | None = None) -> list[str]:
         # A tenant's audit chain and its warehouse rows are keyed by its slug: a renamed tenant would leave
@@ -70,7 +87,11 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(TenantScopedAdmin):
+    """Who is in a tenant, in which role. A tenant admin picks among the tenants they administer and the
+    people already in them (new people come from ``create_reviewer`` or an operator)."""
+
+    tenant_lookup = "tenant__slug"
     list_display = ["user", "tenant", "role"]
     list_filter = ["tenant", "role"]
     list_select_related = ["user", "tenant"]
@@ -78,7 +99,8 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(AgentCredential)
-class AgentCredentialAdmin(admin.ModelAdmin):
+class AgentCredentialAdmin(TenantScopedAdmin):
+    tenant_lookup = "tenant__slug"
     list_display = ["name", "tenant", "token_prefix", "is_active", "last_used_at", "created_at"]
     list_filter = ["tenant", "is_active"]
     list_select_related = ["tenant"]
@@ -88,9 +110,27 @@ class AgentCredentialAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # tokens are issued by `manage.py create_agent`, which shows the token once
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # Unticking "is_active" revokes the agent through the one service that does it: its pending proposals
+        # are cancelled in the same transaction (the admin's), audited.
+        from approvals import services
+        from audit.services import Where
+
+        revoking = change and "is_active" in form.changed_data and not obj.is_active
+        if revoking:
+            obj.is_active = True  # the other edits are saved as they are; the service deactivates
+        super().save_model(request, obj, form, change)
+        if revoking:
+            services.agent_deactivate(agent=obj, by=request.user, where=Where(  # type: ignore[arg-type]
+                channel="web", ip=request.META.get("REMOTE_ADDR") or None,
+                user_agent=(request.META.get("HTTP_USER_AGENT") or "")[:256]))
+
 
 @admin.register(UserToken)
-class UserTokenAdmin(admin.ModelAdmin):
+class UserTokenAdmin(TenantScopedAdmin):
+    # A token opens every tenant its person belongs to: a tenant admin sees the tokens of their tenants'
+    # people and may switch off only those of people in none but their tenants, never a staff member's.
+    tenant_lookup = "user__memberships__tenant__slug"
     list_display = ["user", "name", "token_prefix", "is_active", "last_used_at"]
     list_filter = ["is_active"]
     list_select_related = ["user"]
@@ -98,6 +138,14 @@ class UserTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.user.is_staff and self.tenant_scope(request) is not None:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.tenant_scope(request) is None and super().has_delete_permission(request, obj)
 
 
 class DecisionInline(admin.TabularInline):
@@ -130,6 +178,7 @@ class DeadLetterFilter(admin.SimpleListFilter):
 
 @admin.register(Proposal)
 class ProposalAdmin(ReadOnlyAdmin):
+    tenant_lookup = "tenant__slug"
     list_display = ["id", "tenant", "tool", "status", "risk", "agent", "commit_attempts", "created_at"]
     # No date_hierarchy: it scans for distinct years/months; the relative date filter costs no query.
     list_filter = [
@@ -144,11 +193,12 @@ class ProposalAdmin(ReadOnlyAdmin):
     actions = ["requeue_dead_letters", "discard_dead_letters"]
 
     def get_list_filter(self, request: HttpRequest) -> list[Any]:
-        return [DeadLetterFilter, *self.list_filter]
+        return [DeadLetterFilter, *super().get_list_filter(request)]
 
     def has_dead_letter_permission(self, request: HttpRequest) -> bool:
-        # Requeue/discard change what happens to an approved write: admins with change rights only.
-        return bool(request.user.has_perm("approvals.change_proposal"))
+        # Requeue/discard change what happens to an approved write: admins with change rights only (and the
+        # action runs on the change list's queryset: the viewer's tenants' proposals only).
+        return self.sees_anything(request) and bool(request.user.has_perm("approvals.change_proposal"))
 
     def _dead_letter_action(self, request: HttpRequest, queryset: Any, service: Any, verb: str) -> None:
         from approvals import errors, services
@@ -175,6 +225,7 @@ class ProposalAdmin(ReadOnlyAdmin):
 
 @admin.register(Decision)
 class DecisionAdmin(ReadOnlyAdmin):
+    tenant_lookup = "proposal__tenant__slug"
     list_display = ["proposal", "tenant", "verdict", "reviewer", "channel", "ip", "at"]
     list_filter = [
         "verdict", "proposal__tenant", ProposalToolFilter,
@@ -191,6 +242,7 @@ class DecisionAdmin(ReadOnlyAdmin):
 
 @admin.register(Receipt)
 class ReceiptAdmin(ReadOnlyAdmin):
+    tenant_lookup = "proposal__tenant__slug"
     list_display = ["external_id", "system", "tenant", "tool", "proposal_link", "outside_link", "attempts",
                     "committed_at"]
     list_filter = [
@@ -225,13 +277,17 @@ class ReceiptAdmin(ReadOnlyAdmin):
 
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(ReadOnlyAdmin):
+    # The queue of every tenant's commits and webhooks; a payload names no tenant: operators only.
+    tenant_lookup = None
     list_display = ["id", "kind", "payload", "available_at", "dispatched_at", "attempts"]
     list_filter = ["kind"]
 
 
 @admin.register(ToolPolicy)
-class ToolPolicyAdmin(admin.ModelAdmin):
+class ToolPolicyAdmin(TenantScopedAdmin):
     """Policy rules as data: an edit applies to the agent's next request (rules are read on every call)."""
+
+    tenant_lookup = "tenant__slug"
 
     list_display = ["name", "tenant", "agent_or_all", "tool", "enabled", "max_per_hour", "max_items",
                     "refuse_card_numbers", "risk_override", "updated_at"]
@@ -248,10 +304,84 @@ class ToolPolicyAdmin(admin.ModelAdmin):
             'then this agent + "*", then every agent + this tool, then every agent + "*".',
         }),
         ("Limits (empty: no limit)", {"fields": ["allowed_fields", "max_items", "max_per_hour"]}),
-        ("PII and risk", {"fields": ["refuse_card_numbers", "risk_override"]}),
+        ("PII and risk", {"fields": ["refuse_card_numbers", "risk_override", "allow_slack_markup"]}),
         (None, {"fields": ["created_at", "updated_at"]}),
     ]
 
     @admin.display(description="agent", ordering="agent__name")
     def agent_or_all(self, obj: ToolPolicy) -> str:
         return obj.agent.name if obj.agent is not None else "every agent"
+
+
+# --- Django's and django-auditlog's own admins, under the same scoping --------------------------------------
+# Registered by their apps (listed before this one in INSTALLED_APPS); replaced here so that no admin page
+# escapes the tenant scope (tests/audit/test_admin_scope.py walks admin.site._registry).
+
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.unregister(Group)
+admin.site.unregister(LogEntry)
+if admin.site.is_registered(Dashboard):
+    admin.site.unregister(Dashboard)
+
+
+@admin.register(User)
+class ScopedUserAdmin(TenantScopedAdmin, UserAdmin):  # type: ignore[type-arg]
+    """People: a tenant admin sees the people of their tenants, read-only. Accounts (passwords, staff and
+    superuser flags, groups, permissions) are changed by superusers only, so no tenant admin can raise
+    anyone's rights, their own included, or take over the account of a person of another tenant."""
+
+    tenant_lookup = "memberships__tenant__slug"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.tenant_scope(request) is None and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.tenant_scope(request) is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.tenant_scope(request) is None and super().has_delete_permission(request, obj)
+
+
+@admin.register(Group)
+class ScopedGroupAdmin(SuperuserOnlyAdmin, GroupAdmin):
+    """Groups carry permissions across every tenant: superusers only."""
+
+
+@admin.register(LogEntry)
+class ScopedLogEntryAdmin(SuperuserOnlyAdmin, LogEntryAdmin):
+    """django-auditlog's field history: superusers only. An entry is keyed by content type and primary key,
+    with the changed values as text (a tenant's id, an agent's id...): mapping each back to one tenant would
+    take a query per model and would miss rows deleted since. The append-only AuditEvent trail, scoped by
+    tenant, is what tenant admins read."""
+
+
+def _operators_only(view: Any) -> Any:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        user = request.user
+        if user.is_authenticated and user.is_staff and not user.is_superuser:
+            raise PermissionDenied
+        # Others meet django-rq's own check: the admin's login page, or its API token.
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@admin.register(Dashboard)
+class ScopedQueueAdmin(SuperuserOnlyAdmin, QueueAdmin):
+    """django-rq's queue pages: every tenant's jobs, with their arguments, and buttons that delete, requeue
+    or empty them. Its views ask only for staff (``staff_member_required``), and tenant admins are staff:
+    every one of its URLs is wrapped here to refuse anyone logged in who is not a superuser."""
+
+    def get_urls(self) -> list[Any]:
+        return [
+            URLPattern(p.pattern, _operators_only(p.callback), p.default_args, p.name)
+            if isinstance(p, URLPattern) else p
+            for p in super().get_urls()
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+

@@ -14,3 +14,11 @@ class ApprovalsConfig(AppConfig):
 
         auditlog.register()
         metrics.register()
+        # The "Tenant admins" group's permissions, after Django created any new model's permissions (its
+        # own post_migrate receiver was connected first, by django.contrib.auth). A data migration could
+        # not do it: permissions do not exist until post_migrate.
+        from django.db.models.signals import post_migrate
+
+        from approvals.accounts import tenant_admin_group_sync
+
+        post_migrate.connect(tenant_admin_group_sync, sender=self, dispatch_uid="approvals.tenant_admin_group")

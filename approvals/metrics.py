@@ -56,18 +56,23 @@ def queue_snapshot() -> dict[str, dict[str, int]]:
     return figures
 
 
-def dead_letter_snapshot() -> dict[str, int]:
+def _of_tenants(queryset: Any, tenants: set[str] | None) -> Any:
+    """``tenants`` None: every tenant (/metrics, a superuser's /ops/); else only those (a tenant admin's)."""
+    return queryset if tenants is None else queryset.filter(tenant__slug__in=sorted(tenants))
+
+
+def dead_letter_snapshot(tenants: set[str] | None = None) -> dict[str, int]:
     rows = (
-        Proposal.objects.filter(status=Status.FAILED, discarded_at__isnull=True)
+        _of_tenants(Proposal.objects.filter(status=Status.FAILED, discarded_at__isnull=True), tenants)
         .order_by().values("tool").annotate(n=Count("pk"))
     )
     return {row["tool"]: row["n"] for row in rows}
 
 
-def pending_snapshot(now: Any = None) -> dict[str, dict[str, float]]:
+def pending_snapshot(now: Any = None, tenants: set[str] | None = None) -> dict[str, dict[str, float]]:
     now = now or timezone.now()
     rows = (
-        Proposal.objects.filter(status=Status.PENDING).order_by().values("tool")
+        _of_tenants(Proposal.objects.filter(status=Status.PENDING), tenants).order_by().values("tool")
         .annotate(n=Count("pk"), first=Min("created_at"))
     )
     return {

@@ -1,6 +1,11 @@
 """The operator dashboard (``/ops/``, staff only): the /metrics figures as charts, for people who would
 rather look than read.
 
+Tenant admins see their tenants' figures only (contract section 6): approvals, outcomes, commit latency,
+breaker deferrals, pending proposals and dead letters are counted over their tenants' audit events and
+proposals. Breaker states and RQ queue depths live in Redis and are shared by every tenant, so only
+superusers see them. A staff user who administers no tenant gets a 403.
+
 Everything is computed on request from what every process shares: breaker state and queues in Redis,
 the last 24 hours of audit events and receipts in the database (grouped by hour in SQL, using the
 ``at`` index). Charts are inline SVG made in Python (audit.charts): no JavaScript, no CDN.
@@ -13,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.db.models.functions import TruncHour
 from django.http import HttpRequest, HttpResponse
@@ -23,6 +29,7 @@ from django.views.decorators.cache import never_cache
 from approvals import metrics
 from approvals.models import Receipt
 from audit import charts
+from audit.admin_scope import tenant_scope
 from audit.models import AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -30,6 +37,7 @@ logger = logging.getLogger(__name__)
 HOURS = 24
 # Latency is computed from at most this many recent receipts (the newest): enough for an hourly p95.
 LATENCY_SAMPLE = 20_000
+NO_TENANTS = "You administer no tenant: the dashboard has nothing to show you."
 FLOW_ACTIONS = {
     "proposal.approved": "approved",
     "proposal.rejected": "rejected",
@@ -47,9 +55,13 @@ def _hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def flows_per_hour(since: datetime) -> dict[str, dict[datetime, int]]:
+def _events(tenants: set[str] | None) -> Any:
+    return AuditEvent.objects.all() if tenants is None else AuditEvent.objects.filter(tenant__in=sorted(tenants))
+
+
+def flows_per_hour(since: datetime, tenants: set[str] | None = None) -> dict[str, dict[datetime, int]]:
     rows = (
-        AuditEvent.objects.filter(at__gte=since, action__in=list(FLOW_ACTIONS))
+        _events(tenants).filter(at__gte=since, action__in=list(FLOW_ACTIONS))
         .annotate(hour=TruncHour("at")).order_by().values("hour", "action").annotate(n=Count("id"))
     )
     flows: dict[str, dict[datetime, int]] = {name: {} for name in FLOW_ACTIONS.values()}
@@ -58,18 +70,20 @@ def flows_per_hour(since: datetime) -> dict[str, dict[datetime, int]]:
     return flows
 
 
-def breaker_deferrals_per_hour(since: datetime) -> dict[datetime, int]:
+def breaker_deferrals_per_hour(since: datetime, tenants: set[str] | None = None) -> dict[datetime, int]:
     rows = (
-        AuditEvent.objects.filter(at__gte=since, action="proposal.commit_deferred", data__reason="breaker_open")
+        _events(tenants).filter(at__gte=since, action="proposal.commit_deferred", data__reason="breaker_open")
         .annotate(hour=TruncHour("at")).order_by().values("hour").annotate(n=Count("id"))
     )
     return {_hour_of(row["hour"]): row["n"] for row in rows}
 
 
-def commit_latency_per_hour(since: datetime) -> dict[datetime, tuple[float, float]]:
+def commit_latency_per_hour(since: datetime, tenants: set[str] | None = None) -> dict[datetime, tuple[float, float]]:
     """Approval to receipt, in seconds: (median, p95) per hour of commit."""
+    receipts = Receipt.objects.all() if tenants is None else Receipt.objects.filter(
+        proposal__tenant__slug__in=sorted(tenants))
     pairs = (
-        Receipt.objects.filter(committed_at__gte=since, proposal__decisions__verdict="approved")
+        receipts.filter(committed_at__gte=since, proposal__decisions__verdict="approved")
         .order_by("-committed_at").values_list("committed_at", "proposal__decisions__at")[:LATENCY_SAMPLE]
     )
     buckets: dict[datetime, list[float]] = {}
@@ -91,18 +105,21 @@ def _safely(fn: Any, default: Any) -> Any:
         return default
 
 
-def dashboard_context(now: datetime | None = None) -> dict[str, Any]:
+def dashboard_context(now: datetime | None = None, tenants: set[str] | None = None) -> dict[str, Any]:
+    """The figures of ``tenants`` (None: every tenant, with the shared Redis figures)."""
     now = now or timezone.now()
     hours = _hours(now)
     since = hours[0]
     labels = [f"{h:%H}h" for h in hours]
-    flows = flows_per_hour(since)
-    latency = commit_latency_per_hour(since)
-    deferrals = breaker_deferrals_per_hour(since)
-    breakers = _safely(metrics.breaker_snapshot, None)
-    queues = _safely(metrics.queue_snapshot, None)
-    dead = metrics.dead_letter_snapshot()
-    pending = metrics.pending_snapshot(now)
+    flows = flows_per_hour(since, tenants)
+    latency = commit_latency_per_hour(since, tenants)
+    deferrals = breaker_deferrals_per_hour(since, tenants)
+    everyone = tenants is None
+    # Shared by all tenants (one breaker per downstream, one set of queues): operators only.
+    breakers = _safely(metrics.breaker_snapshot, None) if everyone else None
+    queues = _safely(metrics.queue_snapshot, None) if everyone else None
+    dead = metrics.dead_letter_snapshot(tenants)
+    pending = metrics.pending_snapshot(now, tenants)
     queue_points = [
         (f"{name} {state}", float(count))
         for name, states in (queues or {}).items()
@@ -111,6 +128,8 @@ def dashboard_context(now: datetime | None = None) -> dict[str, Any]:
     ]
     return {
         "now": now,
+        "everyone": everyone,
+        "tenants": sorted(tenants) if tenants is not None else [],
         "breakers": breakers,
         "queues": queues,
         "dead_letters": dead,
@@ -155,4 +174,7 @@ def dashboard_context(now: datetime | None = None) -> dict[str, Any]:
 @never_cache
 @staff_member_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "ops/dashboard.html", dashboard_context())
+    tenants = tenant_scope(request)  # the Django admin's scope: None for superusers
+    if tenants is not None and not tenants:
+        raise PermissionDenied(NO_TENANTS)
+    return render(request, "ops/dashboard.html", dashboard_context(tenants=tenants))

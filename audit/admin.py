@@ -15,8 +15,10 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import path
 
+from audit.admin_scope import TenantScopedAdmin, tenant_scope
 from audit.admin_tools import (
     EstimatedCountPaginator,
+    IndexedValuesFilter,
     choices_filter,
     indexed_values_filter,
     input_filter,
@@ -30,12 +32,29 @@ EXPORT_FIELDS = [
 ]
 
 
+class TenantFilter(IndexedValuesFilter):
+    """The tenants that have events; a tenant admin is offered their own tenants only (no query)."""
+
+    title = "tenant"
+    parameter_name = "tenant"
+    field = "tenant"
+
+    def lookups(self, request: Any, model_admin: Any) -> Any:
+        scope = tenant_scope(request)
+        if scope is None:
+            return super().lookups(request, model_admin)
+        return [(slug, slug) for slug in sorted(scope)]
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(TenantScopedAdmin):
+    # Events are keyed by the tenant's slug (audit knows no Tenant model); events of no tenant ('') are
+    # the operators'. The scope also bounds the CSV/JSON exports: both read this admin's queryset.
+    tenant_lookup = "tenant"
     list_display = ["at", "tenant", "actor_type", "actor_label", "action", "tool", "subject_type", "subject_id",
                     "channel", "result"]
     list_filter = [
-        indexed_values_filter("tenant", "tenant"),
+        TenantFilter,
         indexed_values_filter("action", "action"),
         choices_filter("actor_type", "actor type", ["user", "agent", "system"]),
         input_filter("actor", "actor_label", "actor (name)", "username or agent name"),

@@ -3,7 +3,8 @@
 Who may read it:
 * anyone while ``DEBUG`` is on (a laptop);
 * a scraper sending ``Authorization: Bearer <ACME_METRICS_TOKEN>`` when that setting is set;
-* a logged-in staff member (a person looking from the browser).
+* a logged-in superuser (a person looking from the browser). Not any staff member: a tenant admin is
+  staff, and these figures count every tenant's proposals (contract section 6; /ops/ shows them theirs).
 Anyone else gets 403 (401 with a ``WWW-Authenticate`` challenge when a token is configured). The figures
 are operational (counts, latencies, states): no tenant, id or argument ever appears in a label.
 """
@@ -31,7 +32,7 @@ def metrics_allowed(request: HttpRequest) -> bool:
         if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
             return True
     user = getattr(request, "user", None)
-    return bool(user is not None and user.is_authenticated and user.is_active and user.is_staff)
+    return bool(user is not None and user.is_authenticated and user.is_active and user.is_superuser)
 
 
 @never_cache
@@ -42,5 +43,5 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
             response = HttpResponse("metrics: bearer token required\n", status=401, content_type="text/plain")
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-        return HttpResponse("metrics: staff only\n", status=403, content_type="text/plain")
+        return HttpResponse("metrics: operators only\n", status=403, content_type="text/plain")
     return HttpResponse(metrics.render(), content_type=CONTENT_TYPE_LATEST)

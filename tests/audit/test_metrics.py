@@ -34,7 +34,9 @@ def value(text: str, name: str, **labels: str) -> float:
 
 @pytest.fixture
 def staff(client, db):
-    user = get_user_model().objects.create_user("ops", password="pw-12345678", is_staff=True)
+    # An operator: the figures count every tenant, so a session reads them only as a superuser (a tenant
+    # admin is staff too: tests/audit/test_admin_scope.py).
+    user = get_user_model().objects.create_user("ops", password="pw-12345678", is_staff=True, is_superuser=True)
     client.force_login(user)
     return client
 
@@ -148,6 +150,9 @@ def test_metrics_are_not_public(client, settings):
     user = get_user_model().objects.create_user("someone", password="pw-12345678")
     client.force_login(user)
     assert client.get("/metrics").status_code == 401
-    user.is_staff = True
+    user.is_staff = True  # staff is not enough: a tenant admin is staff
+    user.save()
+    assert client.get("/metrics").status_code == 401
+    user.is_superuser = True
     user.save()
     assert client.get("/metrics").status_code == 200

@@ -12,7 +12,10 @@ from .conftest import committed_life
 
 @pytest.fixture
 def staff(client, db):
-    client.force_login(get_user_model().objects.create_user("ops", password="pw-12345678", is_staff=True))
+    # An operator: a superuser sees every tenant's figures and the shared ones (breakers, queues). A staff
+    # user who is no superuser sees only their tenants' (tests/audit/test_admin_scope.py).
+    client.force_login(get_user_model().objects.create_user("ops", password="pw-12345678", is_staff=True,
+                                                            is_superuser=True))
     return client
 
 
