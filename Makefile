@@ -1,7 +1,8 @@
 # ACME Integration Gateway — developer and CI commands (GNU make).
 #
 #   make run    venv + install, then `python -m acme_integration.run`: migrate, seed the demo tenant, start
-#               the web app (:8000), one worker and the sandbox CRM/Slack (:8765); Ctrl-C stops everything
+#               the web app (:8000), one worker and the sandbox CRM/Slack (:8765); Ctrl-C stops everything.
+#               Development only: it sets DEBUG=1 for its own processes (production: README, "Deploy")
 #   make test   venv + test extras, then ruff, mypy, the missing-migration check and the whole pytest suite
 #   make bench  venv + test extras, then bench/run_all.py: the product against the bare stack on PostgreSQL
 #               (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379, db $BENCH_REDIS_DB, default 5)
