@@ -182,3 +182,15 @@ def test_slack_rate_limits_are_per_workspace(acme, globex, settings, fast_retrie
         registry.execute("slack.post_message", {"channel": "#general", "text": "g"}, idempotency_key="g",
                          tenant="globex")
         assert len(rsps.calls) == 2
+
+
+@pytest.mark.django_db
+def test_seed_demo_gives_the_demo_tenant_its_own_crm_connection(settings):
+    """The demo updates sandbox tickets it did not create: acme's own connection makes them its own."""
+    settings.DEBUG = True
+    call_command("seed_demo", stdout=io.StringIO(), stderr=io.StringIO())
+    call_command("seed_demo", stdout=io.StringIO(), stderr=io.StringIO())  # again: left as it is
+
+    conn = connections.resolve("acme", "crm")
+    assert (conn.own, conn.shared, conn.base_url) == (True, False, connections.default_base_url("crm"))
+    assert Connection.objects.filter(tenant="acme").count() == 1

@@ -241,14 +241,16 @@ def test_the_sandbox_keeps_connections_alive_as_a_real_crm_does(sandbox: Sandbox
     assert len(sandbox.tickets()) == 2
 
 
+@pytest.mark.django_db
 def test_update_ticket_preview_commit_and_stale(sandbox: Sandbox) -> None:
-    created = registry.execute("crm.create_ticket", ARGS, idempotency_key="k-u")
+    # Created through the gateway for acme: on the default CRM, which tenants share, it is acme's to update.
+    created = registry.execute("crm.create_ticket", ARGS, idempotency_key="k-u", tenant="acme")
     ticket_id = int(created.external_id)
 
     prepared = registry.prepare("crm.update_ticket", {"ticket_id": ticket_id, "priority": "low"}, CTX)
     assert prepared.preview.changes == [{"field": "priority", "before": "urgent", "after": "low"}]
     outcome = registry.execute(
-        "crm.update_ticket", prepared.args, idempotency_key="u-1", snapshot=prepared.preview.snapshot
+        "crm.update_ticket", prepared.args, idempotency_key="u-1", snapshot=prepared.preview.snapshot, tenant="acme"
     )
     assert outcome.summary["priority"] == "low"
 
@@ -262,11 +264,13 @@ def test_update_ticket_preview_commit_and_stale(sandbox: Sandbox) -> None:
     ).raise_for_status()
     with pytest.raises(StaleTarget):
         registry.execute(
-            "crm.update_ticket", prepared.args, idempotency_key="u-2", snapshot=prepared.preview.snapshot
+            "crm.update_ticket", prepared.args, idempotency_key="u-2", snapshot=prepared.preview.snapshot,
+            tenant="acme",
         )
     assert sandbox.tickets()[0]["status"] == "new"
 
 
+@pytest.mark.django_db  # the tenant's connection is looked up
 def test_get_customer_finds_the_requester(sandbox: Sandbox) -> None:
     registry.execute("crm.create_ticket", ARGS, idempotency_key="k-c")
     assert [

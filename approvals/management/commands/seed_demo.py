@@ -96,11 +96,31 @@ class Command(BaseCommand):
         self.stdout.write(f"tenant acme ready; {created} new sample proposals")
         seeded = warehouse_seed(tenant=tenant.slug)
         self.stdout.write(f"warehouse: {seeded} new rows for acme" if seeded else "warehouse: acme already seeded")
+        self._demo_crm_connection(tenant.slug)
         self.stdout.write(f"reviewer login: username=reviewer {self._password_note(reviewer, password)}")
         self.stdout.write(f"admin login:    username=admin {self._password_note(admin, password)}  (/admin/)")
         self.stdout.write(f"reviewer API token: {reviewer_token}")
         self.stdout.write("demo agent token (last line):")
         self.stdout.write(agent_token or "<none: the demo agent is deactivated>")
+
+    # --- the demo tenant's own CRM (issue 17) -------------------------------------------------------------
+
+    def _demo_crm_connection(self, slug: str) -> None:
+        """acme's own connection to the sandbox CRM, so the demo can update the sandbox's tickets (on a CRM
+        tenants share, only the tickets the gateway created are a tenant's). Created once; an existing
+        connection (perhaps set by hand) is left as it is."""
+        from django.conf import settings
+
+        from adapters import connections
+        from adapters.models import Connection
+        from audit import services as audit
+
+        if Connection.objects.filter(tenant=slug, system="crm").exists():
+            return
+        connections.connection_set(tenant=slug, system="crm", base_url=settings.CRM_BASE_URL,
+                                   token=settings.CRM_API_TOKEN, actor=audit.Actor(type="system", label="seed_demo"),
+                                   where=Where(channel="cli"))
+        self.stdout.write(f"crm: {slug} has its own connection to {settings.CRM_BASE_URL}")
 
     def _person(self, tenant: Any, username: str, role: str, password: str, *, staff: bool = False) -> Any:
         """The demo person, created with the demo password if missing; an existing one keeps theirs."""
