@@ -159,6 +159,10 @@ ACME_PROPOSAL_TTL = env.int("ACME_PROPOSAL_TTL", default=86400)
 # Seconds a submission may spend on a live read for its preview (e.g. crm.update_ticket reads the ticket);
 # past it the agent gets 503 + Retry-After at once instead of a request that hangs.
 ACME_PREVIEW_DEADLINE = env.float("ACME_PREVIEW_DEADLINE", default=2.0)
+# Submissions per agent (approvals.services._take_submission): a token bucket of ACME_SUBMIT_BURST, refilled at
+# ACME_SUBMIT_RATE a second; refused submissions count too. Over it: 429 + Retry-After.
+ACME_SUBMIT_RATE = env.float("ACME_SUBMIT_RATE", default=10.0)
+ACME_SUBMIT_BURST = env.int("ACME_SUBMIT_BURST", default=100)
 # How long a worker holds a proposal it is committing before another worker may take it over (crash
 # recovery). A commit's outside calls (attempts, timeouts, waits) end within nine tenths of it: a wait the
 # lease cannot cover defers the commit (services.commit_budget).

@@ -53,6 +53,9 @@ class Preview:
     # What the commit must find unchanged (e.g. {"updated_at": "..."} of a ticket); opaque to callers.
     snapshot: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # What the content itself warrants (e.g. a Slack message that pings a whole channel): the proposal's risk
+    # is raised to it, never lowered. Not part of ``as_dict``: the proposal's own ``risk`` shows it.
+    risk: Risk | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -86,14 +89,17 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Step:
-    """One step of a multi-step tool. ``run(args, results, idempotency_key)`` gets the results of the steps
-    before it (by name) and returns its own (JSON-able); ``compensate(args, result)`` undoes a write."""
+    """One step of a multi-step tool. ``run(args, results, idempotency_key, snapshot)`` gets the results of
+    the steps before it (by name) and the approved preview's snapshot (what the reviewer saw it would send),
+    and returns its own result (JSON-able); ``compensate(args, result)`` undoes a write. ``tool``: the tool
+    whose policy and rate limits the step runs under (a workflow is no way around them)."""
 
     name: str
     kind: Kind
     description: str
-    run: Callable[[Any, dict[str, dict[str, Any]], str], dict[str, Any]]
+    run: Callable[[Any, dict[str, dict[str, Any]], str, dict[str, Any]], dict[str, Any]]
     compensate: Callable[[Any, dict[str, Any]], None] | None = None
+    tool: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,8 +110,13 @@ class Tool:
     args_model: type[BaseModel]
     risk: Risk
     system: str
-    # write tools: preview(args_model_instance) -> Preview; execute(args, idempotency_key, snapshot) -> Outcome
+    # write tools: preview(args_model_instance) -> Preview (``preview(args, ctx)`` with ``preview_takes_context``,
+    # for a preview that depends on the agent's policy); execute(args, idempotency_key, snapshot) -> Outcome
     preview: Callable[[BaseModel], Preview] | None = None
+    preview_takes_context: bool = False
+    # The outside system the preview reads live (e.g. "crm" for a ticket's diff): each such read is budgeted
+    # per agent and per connection (adapters.preview_reads) before it is sent.
+    reads_at_preview: str = ""
     execute: Callable[[BaseModel, str, dict[str, Any]], Outcome] | None = None
     # read tools: run(args_model_instance, ctx) -> dict
     run: Callable[[BaseModel, Context], dict[str, Any]] | None = None
@@ -169,7 +180,7 @@ def _validate(tool: Tool, raw_args: Any) -> BaseModel:
 
 
 def prepare(name: str, raw_args: Any, ctx: Context) -> Prepared:
-    from adapters import policy
+    from adapters import policy, preview_reads
 
     tool = get(name)
     model = validate(tool, raw_args)
@@ -185,7 +196,17 @@ def prepare(name: str, raw_args: Any, ctx: Context) -> Prepared:
             # (a slow downstream is a 503 to retry, never a request hanging for the commit's retry budget).
             # The read goes to the tenant's own connection (adapters.connections).
             with http.deadline(float(getattr(settings, "ACME_PREVIEW_DEADLINE", 2.0))), connections.using(ctx.tenant):
-                preview = tool.preview(model)
+                if tool.reads_at_preview:
+                    # Before the read, whatever becomes of the submission: a refused or failing one costs
+                    # the outside system (and the shared token) a read all the same.
+                    preview_reads.take(ctx, tool.reads_at_preview)
+                if tool.preview_takes_context:
+                    with_context: Callable[[BaseModel, Context], Preview] = tool.preview  # type: ignore[assignment]
+                    preview = with_context(model, ctx)
+                else:
+                    preview = tool.preview(model)
+    if preview.risk is not None and policy.RISK_ORDER[preview.risk] > policy.RISK_ORDER[risk]:
+        risk = preview.risk
     return Prepared(tool=tool, args=args, args_hash=args_hash(args), risk=risk, preview=preview)
 
 
@@ -246,11 +267,11 @@ def _connection_key(tool: Tool) -> str:
 
 
 def run_step(name: str, args: dict[str, Any], index: int, results: dict[str, dict[str, Any]], *,
-             idempotency_key: str, tenant: str = "") -> dict[str, Any]:
-    """Run one step of a multi-step tool on ``tenant``'s connections."""
+             idempotency_key: str, tenant: str = "", snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one step of a multi-step tool on ``tenant``'s connections; ``snapshot``: the approved preview's."""
     tool = get(name)
     with connections.using(tenant):
-        return tool.steps[index].run(validate(tool, args), results, idempotency_key)
+        return tool.steps[index].run(validate(tool, args), results, idempotency_key, snapshot or {})
 
 
 def compensate_step(name: str, args: dict[str, Any], index: int, result: dict[str, Any], *, tenant: str = "") -> bool:

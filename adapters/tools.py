@@ -34,6 +34,7 @@ register(
         preview=tickets.preview_update,  # type: ignore[arg-type]
         execute=tickets.execute_update,  # type: ignore[arg-type]
         takes_resumed=True,
+        reads_at_preview="crm",  # the live ticket, to diff against
     )
 )
 register(
@@ -56,6 +57,7 @@ register(
         risk="low",
         system="slack",
         preview=messages.preview,  # type: ignore[arg-type]
+        preview_takes_context=True,  # the policy decides whether links and mentions go out as formatting
         execute=messages.execute,  # type: ignore[arg-type]
     )
 )
@@ -70,6 +72,8 @@ register(
         risk="medium",
         system="workflow",
         preview=digest.preview,  # type: ignore[arg-type]
+        preview_takes_context=True,  # each step's own tool policy is checked at the preview
+        reads_at_preview="crm",  # the customer, so the preview shows the exact Slack text
         steps=digest.STEPS,
     )
 )

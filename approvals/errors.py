@@ -18,6 +18,11 @@ TARGET_CHANGED = (
     "Preview the edit again (the reviewer page's Edit does), or reject the proposal and have it proposed anew."
 )
 
+AGENT_REVOKED = (
+    "The agent that made this proposal ({agent}) has been deactivated, so its proposals can no longer be "
+    "approved or committed; have an active agent propose it again if it is still wanted."
+)
+
 
 class DomainError(Exception):
     status = 400
@@ -52,3 +57,9 @@ class TargetChanged(DomainError):
 
     status = 409
     code = "target_changed"
+
+
+class AgentRevoked(InvalidTransition):
+    """Approving (or committing) the proposal of a deactivated agent: 409 ``invalid_state`` with this reason.
+    Deactivation cancels the agent's pending proposals; this refuses what a race or a direct database change
+    left behind."""

@@ -345,13 +345,13 @@ class ToolPolicy(models.Model):
         default="",
         help_text="Raise the risk shown to reviewers (never lowers the tool's own risk). Empty: the tool's.",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
     allow_slack_markup = models.BooleanField(
         default=False,
         help_text="Slack messages: send links and mentions (<url|label>, <!channel>, <@user>) as Slack formatting. "
         "Off: '&', '<' and '>' are escaped, so the text posts literally. On: the preview spells each link's "
         "target and each mention out, and the risk is raised.",
     )
+    created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

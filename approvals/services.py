@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -23,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from adapters import breaker, connections, http, policy, registry
+from adapters import breaker, connections, http, policy, ratelimit, registry
 from adapters import errors as adapter_errors
 from approvals import errors, outbox, selectors, webhooks
 from approvals.auditlog import remember_locked
@@ -79,6 +80,7 @@ def agent_policy_rules(agent: AgentCredential) -> tuple[policy.PolicyRule, ...]:
             max_items=rule.max_items,
             refuse_cards=rule.refuse_card_numbers,
             risk_override=rule.risk_override or None,  # type: ignore[arg-type]
+            allow_slack_markup=rule.allow_slack_markup,
         )
         for rule in rules
     )
@@ -92,9 +94,10 @@ def edit_context(agent: AgentCredential) -> registry.Context:
 
 def agent_context(agent: AgentCredential) -> registry.Context:
     def recent_count(tool: str, seconds: int) -> int:
-        # Every proposal counts, whatever became of it: a rejected one took a reviewer's time too.
+        # Every proposal counts, whatever became of it: a rejected one took a reviewer's time too. So does a
+        # multi-step proposal with a step that runs this tool (a workflow's Slack post is a Slack post).
         since = timezone.now() - timedelta(seconds=seconds)
-        return Proposal.objects.filter(agent=agent, tool=tool, created_at__gt=since).count()
+        return Proposal.objects.filter(agent=agent, tool__in=_tools_running(tool), created_at__gt=since).count()
 
     return registry.Context(
         tenant=agent.tenant.slug,
@@ -103,6 +106,40 @@ def agent_context(agent: AgentCredential) -> registry.Context:
         policy=agent_policy_rules(agent),
         recent_count=recent_count,
     )
+
+
+def _tools_running(tool: str) -> list[str]:
+    """``tool`` and every multi-step tool one of whose steps runs under it."""
+    return [tool, *(t.name for t in registry.tools() if any(step.tool == tool for step in t.steps))]
+
+
+# --- the submission budget -------------------------------------------------------------------------------
+
+SUBMISSION_BUDGET = "submissions"
+SUBMISSIONS_EXCEEDED = (
+    "Too many submissions from this agent ({burst} at once, then {rate:g} a second, refused ones included); "
+    "try again in {retry_after} seconds."
+)
+
+
+def _take_submission(agent: AgentCredential) -> None:
+    """Every submission costs its agent a token, before any work is done on its body, and whether it is then
+    accepted, replayed or refused: a refusal (a 256 KB body of tags, a policy denial) is bounded work, but
+    unbounded in number it is not. A token bucket in Redis (adapters.ratelimit), shared by every process.
+    Redis unreachable: the submission goes on (intake must not stop with the budget's store; the contract
+    and the hourly policy still hold), and the outage is logged."""
+    rate, burst = float(settings.ACME_SUBMIT_RATE), int(settings.ACME_SUBMIT_BURST)
+    try:
+        wait = ratelimit.acquire(f"submit:agent:{agent.pk}", rate, burst)
+    except redis.RedisError:
+        logger.warning("submission budget unavailable (Redis); submission of agent %s not counted", agent.pk)
+        return
+    if wait > 0:
+        retry_after = max(1, math.ceil(wait))
+        raise adapter_errors.RateLimited(
+            policy=SUBMISSION_BUDGET, check=SUBMISSION_BUDGET, retry_after=retry_after,
+            detail=SUBMISSIONS_EXCEEDED.format(burst=burst, rate=rate, retry_after=retry_after),
+        )
 
 
 def _proposal_event(
@@ -159,8 +196,10 @@ def proposal_submit(
 ) -> Submitted:
     """Validate, normalize, check policy, preview, and store a pending proposal (or replay a stored one).
 
-    Raises adapters' InvalidArgs / UnknownTool / PolicyDenied, or IdempotencyConflict.
+    Raises adapters' InvalidArgs / UnknownTool / PolicyDenied (RateLimited over the agent's submission
+    budget), or IdempotencyConflict.
     """
+    _take_submission(agent)
     tenant = agent.tenant
     ctx = agent_context(agent)
     try:
@@ -385,6 +424,8 @@ def proposal_approve(
         edited = registry.prepare(proposal.tool, args, edit_context(agent))
 
     def change(locked: Proposal) -> Proposal:
+        if not locked.agent.is_active:
+            raise errors.AgentRevoked(errors.AGENT_REVOKED.format(agent=locked.agent.name), status=locked.status)
         edited_from = None
         if edited is not None and edited.args_hash != locked.args_hash:
             seen = seen_snapshot if seen_snapshot is not None else (locked.preview or {}).get("snapshot") or {}
@@ -446,6 +487,40 @@ def proposal_cancel(*, proposal: Proposal, agent: AgentCredential, where: Where)
     return _on_pending(proposal.pk, "cancelled", change)
 
 
+AGENT_REVOKED_REASON = "Cancelled: its agent was deactivated."
+
+
+@transaction.atomic
+def agent_deactivate(*, agent: AgentCredential, by: User | None, where: Where) -> int:
+    """Revoke an agent: its credential stops working, and its pending proposals are cancelled in the same
+    transaction (each audited; no webhook: the agent is no longer one to tell). Returns how many were
+    cancelled. The admin's "is_active" checkbox comes here too. Proposals already approved are refused at
+    their commit (``_claim``), and an approval that raced this one is refused by ``proposal_approve``."""
+    actor = user_actor(by) if by is not None else audit.SYSTEM
+    locked_agent = AgentCredential.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=agent.pk)
+    was_active = locked_agent.is_active
+    if was_active:
+        locked_agent.is_active = False
+        locked_agent.save(update_fields=["is_active"])
+    agent.is_active = False
+    audit.record(tenant=locked_agent.tenant.slug, actor=actor, action="agent.deactivated", where=where,
+                 subject_type="agent", subject_id=str(locked_agent.pk),
+                 data={"name": locked_agent.name, "was_active": was_active})
+    cancelled = 0
+    pending = Proposal.objects.filter(agent=locked_agent, status=Status.PENDING).values_list("pk", flat=True)
+    for pk in list(pending):
+        locked = _locked(pk)
+        if locked.status != Status.PENDING:
+            continue
+        locked.status = Status.CANCELLED
+        locked.status_reason = AGENT_REVOKED_REASON
+        locked.save(update_fields=["status", "status_reason", "updated_at"])
+        _audit_proposal(locked, actor=actor, action="proposal.cancelled", where=where,
+                        data={"reason": "agent_deactivated"})
+        cancelled += 1
+    return cancelled
+
+
 def _expire(proposal: Proposal) -> None:
     """Fail-closed: a pending proposal past its time becomes expired (never rejected). Caller holds the lock."""
     proposal.status = Status.EXPIRED
@@ -496,6 +571,15 @@ def _claim(proposal_id: Any) -> tuple[Proposal, Decision, bool] | None:
         if proposal.status == Status.APPROVED and proposal.next_attempt_at and proposal.next_attempt_at > now:
             return None  # deferred (breaker open or rate limit): its own dispatch comes later
         decision = proposal.decisions.filter(verdict=Verdict.APPROVED).order_by("-at").first()
+        if not proposal.agent.is_active:
+            # Approved before its agent was deactivated (deactivation only cancels pending proposals): the
+            # agent's work is withdrawn with its credential, so nothing is sent. No webhook to a revoked agent.
+            proposal.status = Status.FAILED
+            proposal.status_reason = "Refused: " + errors.AGENT_REVOKED.format(agent=proposal.agent.name)
+            proposal.save(update_fields=["status", "status_reason", "updated_at"])
+            _audit_proposal(proposal, actor=audit.SYSTEM, action="proposal.commit_refused", where=audit.WORKER,
+                            result="denied", decision=decision, data={"reason": "agent_revoked"})
+            return None
         actual_hash = registry.args_hash(proposal.args)
         if decision is None or decision.args_hash != proposal.args_hash or actual_hash != proposal.args_hash:
             proposal.status = Status.FAILED
@@ -623,7 +707,8 @@ def _run_steps(proposal: Proposal) -> registry.Outcome:
         try:
             result = registry.run_step(proposal.tool, proposal.args, index, results,
                                        idempotency_key=f"{proposal.crm_idempotency_key}-step-{index}",
-                                       tenant=proposal.tenant.slug)
+                                       tenant=proposal.tenant.slug,
+                                       snapshot=(proposal.preview or {}).get("snapshot") or {})
         except (adapter_errors.TransientFailure, adapter_errors.PermanentFailure, adapter_errors.StaleTarget) as exc:
             undone, not_undone = _compensate(proposal, before=index)
             raise SagaFailed(step.name, str(exc), [s.name for s in tool.steps[:index]], undone, not_undone) from exc

@@ -28,9 +28,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from adapters import errors as adapter_errors
 from adapters import registry
+from adapters.slack import messages as slack_messages
 from approvals import errors, selectors, services
 from approvals.forms import ApproveForm, ArgsForm, RejectForm
 from approvals.models import AgentCredential, Decision, Proposal, Receipt, Risk, Status
+from approvals.reveal import reveal_json
 from audit.models import AuditEvent
 from audit.services import Where
 
@@ -306,7 +308,14 @@ def _review_context(request: HttpRequest, proposal: Proposal, **extra: Any) -> d
         "changes": diff_rows(preview.get("changes") or []),
         "notes": preview.get("notes") or [],
         "is_message": proposal.tool.startswith("slack."),
-        "args_json": json.dumps(proposal.args, indent=2, sort_keys=True, ensure_ascii=False),
+        # As Slack will show it: the characters as typed (escaped when sent), or links and mentions spelled
+        # out where the policy let them through (the change table shows the exact text sent).
+        "message_text": slack_messages.render(
+            str((proposal.args or {}).get("text", "")),
+            markup=(preview.get("snapshot") or {}).get("slack_markup") is True,
+        ).display,
+        # Every character outside printable ASCII as its marked escape: a homoglyph cannot pass for a letter.
+        "args_json": reveal_json(proposal.args),
         "decisions": decisions,
         "events": events,
         "can_decide": proposal.status == Status.PENDING and can_review and not own,
@@ -338,9 +347,9 @@ def _forbidden(request: HttpRequest, message: str) -> HttpResponse:
     return render(request, "403.html", {"message": message}, status=403)
 
 
-def _conflict(request: HttpRequest, pk: Any) -> HttpResponse:
+def _conflict(request: HttpRequest, pk: Any, reason: str = "") -> HttpResponse:
     proposal = _visible(request, pk)
-    message = ALREADY_DECIDED.format(status=proposal.status)
+    message = reason or ALREADY_DECIDED.format(status=proposal.status)
     return render(request, "approvals/proposal.html", _review_context(request, proposal, error=message), status=409)
 
 
@@ -358,6 +367,8 @@ def proposal_approve(request: HttpRequest, pk: Any) -> HttpResponse:
         )
     except errors.NotAllowed as exc:
         return _forbidden(request, exc.detail)
+    except errors.AgentRevoked as exc:
+        return _conflict(request, pk, exc.detail)
     except errors.InvalidTransition:
         return _conflict(request, pk)
     messages.success(request, "Approved. A worker is committing it now.")
@@ -430,7 +441,7 @@ def proposal_edit(request: HttpRequest, pk: Any) -> HttpResponse:
                      "snapshot": prepared.preview.snapshot or {}},
                     salt=EDIT_SALT,
                 ),
-                "args_json": json.dumps(prepared.args, indent=2, sort_keys=True, ensure_ascii=False),
+                "args_json": reveal_json(prepared.args),
                 "approve_form": ApproveForm(initial={"comment": request.POST.get("comment", "")}),
             })
         context["form"] = form
@@ -461,6 +472,8 @@ def _edit_confirm(request: HttpRequest, proposal: Proposal, tool: registry.Tool)
         )
     except errors.NotAllowed as exc:
         return _forbidden(request, exc.detail)
+    except errors.AgentRevoked as exc:
+        return _conflict(request, proposal.pk, exc.detail)
     except errors.InvalidTransition:
         return _conflict(request, proposal.pk)
     except (adapter_errors.InvalidArgs, adapter_errors.PolicyDenied, errors.TargetChanged,

@@ -68,6 +68,7 @@ class ChangeOut(serializers.Serializer):
 class PreviewOut(serializers.Serializer):
     summary = serializers.CharField()
     changes = ChangeOut(many=True)
+    notes = serializers.ListField(child=serializers.CharField(), help_text="Risk and policy notes for the reviewer.")
 
 
 class DecisionOut(serializers.Serializer):
@@ -133,7 +134,10 @@ class ProposalOut(serializers.Serializer):
     @extend_schema_field(PreviewOut)
     def get_preview(self, obj: Proposal) -> dict[str, Any]:
         preview = obj.preview or {}
-        return {"summary": preview.get("summary", ""), "changes": preview.get("changes", [])}
+        # The notes too: an API reviewer must read what the reviewer page says (e.g. which policy let a Slack
+        # link through, and where it goes).
+        return {"summary": preview.get("summary", ""), "changes": preview.get("changes", []),
+                "notes": preview.get("notes", [])}
 
     def get_on_behalf_of(self, obj: Proposal) -> str | None:
         # A set id is a person (the foreign key is not read when the id is empty).

@@ -22,8 +22,11 @@ ARGS = {"customer_email": "Dana@Example.com", "channel": "#accounts", "summary":
 
 
 def approved(party):
-    proposal = services.proposal_submit(agent=party.agent, tool="workflow.customer_update_digest", args=ARGS,
-                                        where=API).proposal
+    # The preview reads the customer (to show the exact Slack text), so the submission needs the CRM too.
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        customer_found(rsps)
+        proposal = services.proposal_submit(agent=party.agent, tool="workflow.customer_update_digest", args=ARGS,
+                                            where=API).proposal
     return services.proposal_approve(proposal=proposal, reviewer=party.reviewer, where=API)
 
 
@@ -47,8 +50,10 @@ def ticket_created(rsps, status=201):
 @pytest.mark.django_db
 class TestDigest:
     def test_preview_lists_every_step_and_it_is_a_write_needing_approval(self, acme):
-        response = acme.agent_client.post("/api/v1/proposals/", {"tool": "workflow.customer_update_digest",
-                                          "args": ARGS}, format="json")
+        with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+            customer_found(rsps)
+            response = acme.agent_client.post("/api/v1/proposals/", {"tool": "workflow.customer_update_digest",
+                                              "args": ARGS}, format="json")
 
         assert response.status_code == 201
         assert [c["field"] for c in response.json()["preview"]["changes"]] == [
@@ -107,7 +112,7 @@ class TestDigest:
         steps = acme.agent_client.get(f"/api/v1/proposals/{proposal.pk}/").json()["steps"]
         assert [(s["name"], s["state"]) for s in steps] == [("lookup_customer", "done"), ("post_digest", "compensated")]
 
-    def test_an_unknown_customer_fails_before_any_write(self, acme):
+    def test_a_customer_gone_by_the_commit_fails_before_any_write(self, acme):
         proposal = approved(acme)
 
         with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:

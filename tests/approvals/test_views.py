@@ -540,8 +540,11 @@ def test_a_dead_letter_shows_its_attempts_and_a_workflow_its_steps(acme):
     with responses.RequestsMock() as rsps:
         rsps.add(responses.POST, f"{settings.CRM_BASE_URL}/api/v2/tickets.json", status=422, json={"error": "RecordInvalid"})
         services.proposal_commit(proposal_id=proposal.pk)
-    flow = submit(acme, tool="workflow.customer_update_digest",
-                  args={"customer_email": "dana@example.com", "channel": "#accounts", "summary": "Renewed."})
+    with responses.RequestsMock() as rsps:  # the workflow's preview reads the customer
+        rsps.add(responses.GET, f"{settings.CRM_BASE_URL}/api/v2/users/search.json",
+                 json={"users": [{"id": 501, "name": "Dana"}]})
+        flow = submit(acme, tool="workflow.customer_update_digest",
+                      args={"customer_email": "dana@example.com", "channel": "#accounts", "summary": "Renewed."})
     SagaStep.objects.create(proposal=flow, index=0, name="lookup_customer", state="done", result={})
     client = reviewer_client(acme)
 
