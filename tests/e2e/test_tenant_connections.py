@@ -90,7 +90,7 @@ def create_ticket(party: Any, subject: str) -> int:
     return int(proposal.receipt.external_id)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_two_tenants_two_crms(two_crms, acme, globex, settings, fast_retries):
     crm_a, crm_b = two_crms
     settings.CRM_BASE_URL = "http://127.0.0.1:9/crm"  # the default leads nowhere: every call must be a tenant's
