@@ -28,8 +28,10 @@ from django.db import transaction
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
+from adapters import connections
 from approvals.accounts import TENANT_ADMINS_GROUP, person_create, tenant_admin_group_sync
 from approvals.models import Membership, Proposal, Role, Status, Tenant, ToolPolicy
+from audit import services as audit
 from audit.admin_scope import TenantScopedAdmin
 from audit.models import AuditEvent
 from tests.conftest import Party, make_party
@@ -40,10 +42,11 @@ from .conftest import committed_life
 TENANT_ADMIN_MODELS = {
     "approvals.tenant", "approvals.membership", "approvals.agentcredential", "approvals.usertoken",
     "approvals.proposal", "approvals.decision", "approvals.receipt", "approvals.toolpolicy",
-    "audit.auditevent", "auth.user",
+    "audit.auditevent", "auth.user", "adapters.connection",
 }
 SUPERUSER_ONLY_MODELS = {"approvals.outboxmessage", "auth.group", "auditlog.logentry", "django_rq.dashboard"}
 VIEWERS = ["admin_q", "admin_w", "root", "loner"]
+SECRET = "do-not-show-7f3a"  # in every connection's token and signing secret
 OTHER = {"admin_q": "wombat", "admin_w": "quokka"}
 OWN = {"admin_q": "quokka", "admin_w": "wombat"}
 
@@ -71,6 +74,11 @@ def _objects(party: Party) -> dict[str, Any]:
     proposal = committed_life(party, args={"subject": f"{party.tenant.slug} ticket", "description": "d",
                                            "priority": "high"})
     policy = ToolPolicy.objects.create(tenant=party.tenant, name=f"{party.tenant.slug}-limits", tool="*")
+    connection, _ = connections.connection_set(
+        tenant=party.tenant.slug, system="crm", base_url=f"https://{party.tenant.slug}.zendesk.example",
+        token=f"{party.tenant.slug}-token-{SECRET}", signing_secret=f"{party.tenant.slug}-signing-{SECRET}",
+        actor=audit.SYSTEM, where=audit.Where(channel="cli"),
+    )
     return {
         "approvals.tenant": party.tenant,
         "approvals.membership": Membership.objects.get(user=party.reviewer, tenant=party.tenant),
@@ -82,6 +90,7 @@ def _objects(party: Party) -> dict[str, Any]:
         "approvals.toolpolicy": policy,
         "audit.auditevent": AuditEvent.objects.filter(tenant=party.tenant.slug).first(),
         "auth.user": party.reviewer,
+        "adapters.connection": connection,
     }
 
 
@@ -200,11 +209,19 @@ def _policy_post(world: World, attacker: str, tenant: Tenant) -> dict[str, Any]:
             "refuse_card_numbers": "on", "risk_override": ""}
 
 
+def _connection_post(world: World, attacker: str, tenant: Tenant) -> dict[str, Any]:
+    return {"tenant": tenant.slug, "system": "slack", "base_url": "https://attacker.example/api",
+            "review_channel": "#loot", "token": "xoxb-attacker", "signing_secret": ""}
+
+
 # Every admin a tenant admin may add rows with has a crafted POST here (checked below).
-CRAFTED = {"approvals.membership": _membership_post, "approvals.toolpolicy": _policy_post}
+CRAFTED = {"approvals.membership": _membership_post, "approvals.toolpolicy": _policy_post,
+           "adapters.connection": _connection_post}
 
 
 def _rows_in(model: Any, tenant: Tenant) -> int:
+    if label(model) == "adapters.connection":  # keyed by slug: adapters knows no Tenant
+        return int(model._default_manager.filter(tenant=tenant.slug).count())
     return int(model._default_manager.filter(tenant=tenant).count())
 
 
@@ -266,6 +283,33 @@ def test_save_model_refuses_a_row_of_another_tenant(world: World) -> None:
     with pytest.raises(PermissionDenied):
         model_admin.save_model(request, policy, form=None, change=False)
     assert not ToolPolicy.objects.filter(name="pause-everything").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("viewer", ["admin_q", "root"])
+def test_a_connections_secrets_are_never_shown(world: World, viewer: str) -> None:
+    """Not in the list, the form, the history, nor the audit export: neither in clear nor encrypted."""
+    from adapters.models import Connection
+
+    own = world.objects["quokka"]["adapters.connection"]
+    client = world.client(viewer)
+    edited = client.post(_url(Connection, "change", own.pk), {
+        "base_url": "https://quokka.zendesk.example", "review_channel": "#reviews",
+        "token": f"new-token-{SECRET}", "signing_secret": f"new-signing-{SECRET}"})
+    assert edited.status_code == 302
+    own.refresh_from_db()
+    assert own.review_channel == "#reviews"
+    assert connections.decrypt(own.token_encrypted) == f"new-token-{SECRET}"
+    pages = [client.get(_url(Connection, "changelist")), client.get(_url(Connection, "change", own.pk)),
+             client.get(_url(Connection, "history", own.pk)),
+             client.get(reverse("admin:audit_auditevent_export", args=["csv"]) + "?tenant=quokka")]
+
+    texts = [p.content.decode() if not p.streaming else _body(p) for p in pages]
+    assert [p.status_code for p in pages] == [200, 200, 200, 200]
+    for text in texts:
+        assert SECRET not in text
+        assert own.token_encrypted not in text and own.signing_secret_encrypted not in text
+    assert "quokka.zendesk.example" in texts[0]
 
 
 # --- people: no privilege escalation through users, groups or memberships --------------------------------------
