@@ -191,6 +191,9 @@ AUTH_PASSWORD_VALIDATORS = [
 # Login throttling (approvals.login_throttle): failed attempts per username + IP within the window (seconds).
 ACME_LOGIN_MAX_FAILURES = env.int("ACME_LOGIN_MAX_FAILURES", default=5)
 ACME_LOGIN_WINDOW = env.int("ACME_LOGIN_WINDOW", default=900)
+# Reverse proxies (addresses or CIDR ranges, comma-separated) whose X-Forwarded-For is believed for the
+# client address (login throttle, audit trail): audit.where.client_ip. Unset: none, the TCP peer is the client.
+ACME_TRUSTED_PROXIES = env.list("ACME_TRUSTED_PROXIES", default=[])
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "inbox"
 LOGOUT_REDIRECT_URL = "login"
@@ -204,9 +207,6 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-# Reverse proxies (addresses or CIDR ranges, comma-separated) whose X-Forwarded-For is believed for the
-# client address (login throttle, audit trail): audit.where.client_ip. Unset: none, the TCP peer is the client.
-ACME_TRUSTED_PROXIES = env.list("ACME_TRUSTED_PROXIES", default=[])
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["approvals.api.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "approvals.api.errors.exception_handler",
