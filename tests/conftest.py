@@ -45,6 +45,33 @@ def _secrets_key(settings: Any) -> None:
     settings.ACME_SECRETS_KEY = TEST_SECRETS_KEY
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _sqlite_flush_lifts_the_audit_guard() -> Iterator[None]:
+    """A transactional test ends with Django's flush: TRUNCATE on PostgreSQL (which the append-only trigger does
+    not see), a DELETE FROM every table on SQLite (which audit's SQLite triggers refuse). Around that flush
+    only, the triggers are dropped and created again, as a database owner resetting the database would."""
+    from importlib import import_module
+
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+        yield
+        return
+    # Through base: importing operations first is a circular import.
+    from django.db.backends.sqlite3 import base
+
+    DatabaseOperations = base.DatabaseWrapper.ops_class
+
+    guard = import_module("audit.migrations.0003_append_only_trigger_sqlite")
+    original = DatabaseOperations.sql_flush
+
+    def sql_flush(self: Any, style: Any, tables: Any, **kwargs: Any) -> list[str]:
+        sql = original(self, style, tables, **kwargs)
+        return [*guard.DROP, *sql, *guard.CREATE] if "audit_auditevent" in tables else sql
+
+    DatabaseOperations.sql_flush = sql_flush  # type: ignore[method-assign]
+    yield
+    DatabaseOperations.sql_flush = original  # type: ignore[method-assign]
+
+
 @pytest.fixture(autouse=True)
 def redis_namespace(settings: Any) -> Iterator[str]:
     """Every Redis key a test writes (breakers, rate limits, caches) lives under its own prefix and is
