@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS")}
+    # No DATABASE_URL either: a SQLite file under the test's ACME_VAR_DIR, never the machine's database
+    # (which check --deploy reads, for demo accounts, and which may not exist outside the test run).
+    base = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL")}
     # A REDIS_URL that is never dialled here: without one, every process would start an embedded server.
     base["REDIS_URL"] = "redis://127.0.0.1:9/0"
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env},
