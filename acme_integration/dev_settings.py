@@ -6,4 +6,4 @@ import os
 
 os.environ["DEBUG"] = "1"
 
-from acme_integration.settings import *  # noqa: E402, F403
+from acme_integration.settings import *  # noqa: F403
