@@ -7,7 +7,7 @@ class ApprovalsConfig(AppConfig):
 
     def ready(self) -> None:
         # System checks of `check --deploy` (active demo accounts): registered when imported.
-        from approvals import checks  # noqa: F401
+        import approvals.checks  # noqa: F401
 
         # Field-level change history (django-auditlog) and the scrape-time /metrics figures.
         from approvals import auditlog, metrics
