@@ -196,6 +196,16 @@ def test_forms_offer_only_the_viewers_tenants(world: World, model: Any, model_ad
         assert OTHER[viewer] not in _page(response)
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(("model_name", "field"), [("membership", "tenant"), ("toolpolicy", "tenant")])
+def test_autocomplete_offers_only_the_viewers_tenants(world: World, model_name: str, field: str) -> None:
+    response = world.client("admin_q").get(
+        reverse("admin:autocomplete"), {"app_label": "approvals", "model_name": model_name, "field_name": field})
+
+    assert response.status_code == 200
+    assert [r["text"] for r in response.json()["results"]] == ["quokka"]
+
+
 # --- crafted POSTs: a row in the other tenant is never created nor moved there ---------------------------------
 
 
