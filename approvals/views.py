@@ -35,9 +35,9 @@ from approvals.models import AgentCredential, Decision, Proposal, Receipt, Risk,
 from approvals.reveal import reveal_json
 from audit.models import AuditEvent
 from audit.services import Where
+from audit.where import where_from
 
 PAGE_SIZE = 50
-from audit.where import where_from
 # Status counts are exact up to here, then shown as "1000+" (see _status_counts).
 COUNT_CAP = 1000
 ALREADY_DECIDED = "Nothing was done: this proposal is already {status}."
