@@ -176,6 +176,10 @@ ACME_HOUSEKEEPING_INTERVAL = env.float("ACME_HOUSEKEEPING_INTERVAL", default=2.0
 # Agent webhooks: attempts before a delivery is given up; private callback addresses only in development.
 ACME_WEBHOOK_MAX_ATTEMPTS = env.int("ACME_WEBHOOK_MAX_ATTEMPTS", default=8)
 ACME_WEBHOOK_ALLOW_PRIVATE = env.bool("ACME_WEBHOOK_ALLOW_PRIVATE", default=DEBUG)
+# Tenants' own CRM/Slack connections (set by tenant admins in the admin too): only public addresses, at
+# set_connection and at every connection the calls open (DNS rebinding), unless allowed (development, or an
+# operator whose CRM lives inside their network).
+ACME_CONNECTIONS_ALLOW_PRIVATE = env.bool("ACME_CONNECTIONS_ALLOW_PRIVATE", default=DEBUG)
 # Inbound CRM webhooks (Zendesk's signing secret). Unset: the endpoint refuses every event.
 CRM_WEBHOOK_SECRET = env.str("CRM_WEBHOOK_SECRET", default="sandbox" if DEBUG else "")
 # Backpressure: past this many waiting commits, low-priority tools get 429 + Retry-After at intake.

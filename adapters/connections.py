@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -136,6 +137,12 @@ class Resolved:
     def own_signing_secret(self) -> bool:
         return self.own and bool(self._signing_secret)
 
+    @property
+    def public_only(self) -> bool:
+        """Whether calls may connect to public addresses only: a stored connection's URL was chosen by a
+        tenant's admin (or an operator), so it must not reach into the gateway's own network."""
+        return self.own and not private_allowed()
+
 
 def normalize_base_url(url: str) -> str:
     """Scheme and host lower-cased, no trailing slash; http(s) only, no credentials, query or fragment."""
@@ -150,6 +157,36 @@ def normalize_base_url(url: str) -> str:
     if ":" in parts.hostname:  # an IPv6 literal keeps its brackets
         netloc = f"[{parts.hostname.lower()}]" + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme.lower(), netloc, parts.path.rstrip("/"), "", ""))
+
+
+NOT_PUBLIC = (
+    "The base URL's host must resolve to public addresses only (not loopback, private, link-local or other "
+    "internal ranges); set ACME_CONNECTIONS_ALLOW_PRIVATE=1 if this CRM or Slack really lives in your network."
+)
+UNRESOLVED = "The base URL's host does not resolve."
+
+
+def private_allowed() -> bool:
+    """Whether connections may point into private networks (``ACME_CONNECTIONS_ALLOW_PRIVATE``, default DEBUG)."""
+    return bool(getattr(settings, "ACME_CONNECTIONS_ALLOW_PRIVATE", settings.DEBUG))
+
+
+def check_public(url: str) -> None:
+    """Refuse a base URL whose host resolves to any address that is not public (``http.is_public_address``),
+    unless private addresses are allowed. The calls check again at each connection (DNS rebinding)."""
+    from adapters import http
+
+    if private_allowed():
+        return
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        raise InvalidConnection(UNRESOLVED) from None
+    if not infos or not all(http.is_public_address(str(info[4][0])) for info in infos):
+        raise InvalidConnection(NOT_PUBLIC)
 
 
 def default_base_url(system: str) -> str:
@@ -283,6 +320,7 @@ def connection_set(
     if system not in SYSTEMS:
         raise InvalidConnection(f"The system must be one of {', '.join(SYSTEMS)}.")
     url = normalize_base_url(base_url)
+    check_public(url)
     if token is not None and not token.strip():
         raise InvalidConnection("The token must not be empty.")
     if signing_secret and signing_secret_taken(system, tenant, signing_secret):

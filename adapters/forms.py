@@ -50,7 +50,9 @@ class ConnectionForm(forms.ModelForm):
 
     def clean_base_url(self) -> str:
         try:
-            return connections.normalize_base_url(self.cleaned_data["base_url"])
+            url = connections.normalize_base_url(self.cleaned_data["base_url"])
+            connections.check_public(url)  # not into the gateway's own network (checked again at each call)
+            return url
         except connections.InvalidConnection as exc:
             raise forms.ValidationError(str(exc)) from None
 

@@ -258,17 +258,19 @@ def public_only_session() -> requests.Session:
 _pool = threading.local()
 
 
-def _pooled_session() -> requests.Session:
+def _pooled_session(*, public_only: bool = False) -> requests.Session:
     """This thread's session, kept between calls so that its connection pool is reused: against a real
     CRM or Slack, a new session per call would pay a TCP and TLS handshake on every commit. One per
     thread (a requests.Session is not documented as thread-safe) and per process (a session inherited
     across a fork would share its sockets with the parent). urllib3 replaces a pooled connection the
     server has closed before reusing it; a connection that drops mid-request is an attempt that failed
     like any other, retried with the same Idempotency-Key."""
-    session: requests.Session | None = getattr(_pool, "session", None)
-    if session is None or getattr(_pool, "pid", None) != os.getpid():
-        session = _pool.session = make_session()
-        _pool.pid = os.getpid()
+    name = "public_session" if public_only else "session"
+    session: requests.Session | None = getattr(_pool, name, None)
+    if session is None or getattr(_pool, f"{name}_pid", None) != os.getpid():
+        session = public_only_session() if public_only else make_session()
+        setattr(_pool, name, session)
+        setattr(_pool, f"{name}_pid", os.getpid())
     return session
 
 
@@ -428,11 +430,14 @@ def call(
     idempotency_key: str | None = None,
     params: dict[str, Any] | None = None,
     breaker_key: str | None = None,
+    public_only: bool = False,
 ) -> requests.Response:
     """Send one logical request to ``downstream`` ("crm", "slack"), retrying what may heal.
 
     ``breaker_key``: the circuit breaker consulted (default ``downstream``); a tenant's own connection has
     its own (``adapters.connections``), while metrics and logs keep ``downstream`` as their label.
+    ``public_only``: connect to public addresses only, checked at each connection (a tenant's own connection,
+    whose URL a tenant admin chose: ``adapters.connections.Resolved.public_only``).
 
     Returns the 2xx response with an ``attempts`` attribute (for the receipt). Raises
     ``TransientFailure`` when retries ran out, ``PermanentFailure`` on any other 3xx/4xx/5xx, and
@@ -460,7 +465,7 @@ def call(
         # Late-bound so a test's monkeypatch of ``sleep`` applies.
         sleep=lambda seconds: sleep(seconds),
     )
-    session = _pooled_session()
+    session = _pooled_session(public_only=public_only)
     with tracing.span("http.call", downstream=downstream, method=method, path=urlsplit(url).path) as current:
         number = 0
         try:

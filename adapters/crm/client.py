@@ -28,7 +28,7 @@ def call(method: str, path: str, **kwargs: Any) -> requests.Response:
     conn = connections.current(DOWNSTREAM)
     headers = {"Authorization": f"Bearer {conn.token()}", "Accept": "application/json"}
     return http.call(DOWNSTREAM, method, f"{conn.base_url}/api/v2/{path}", headers=headers, breaker_key=conn.key,
-                     **kwargs)
+                     public_only=conn.public_only, **kwargs)
 
 
 def get_ticket(ticket_id: int) -> tuple[Ticket, int]:

@@ -204,6 +204,7 @@ def post(channel: str, text: str, idempotency_key: str) -> Outcome:
         },
         idempotency_key=idempotency_key,
         breaker_key=conn.key,
+        public_only=conn.public_only,
     )
     attempts = http.attempts_of(response)
     body = http.parse(PostMessageResponse, response, DOWNSTREAM)

@@ -130,6 +130,7 @@ def delete_digest(args: DigestArgs, result: dict[str, Any]) -> None:
         json={"channel": result["channel"], "ts": result["ts"]},
         headers={"Authorization": f"Bearer {conn.token()}"},
         breaker_key=conn.key,
+        public_only=conn.public_only,
     )
     body = http.parse(slack.PostMessageResponse, response, slack.DOWNSTREAM)
     if not body.ok and body.error != "message_not_found":  # already gone is as good as undone

@@ -194,3 +194,84 @@ def test_seed_demo_gives_the_demo_tenant_its_own_crm_connection(settings):
     conn = connections.resolve("acme", "crm")
     assert (conn.own, conn.shared, conn.base_url) == (True, False, connections.default_base_url("crm"))
     assert Connection.objects.filter(tenant="acme").count() == 1
+
+
+@pytest.fixture
+def local_server() -> Any:
+    """An HTTP server on loopback (an internal service), recording what reaches it."""
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"ticket": {"id": 1}}')
+
+        do_POST = do_GET
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.hits = hits  # type: ignore[attr-defined]
+    yield server
+    server.shutdown()
+
+
+@pytest.mark.django_db
+class TestPrivateAddresses:
+    """A tenant admin chooses their connection's URL in the admin: it must not reach into the gateway's own
+    network (loopback services, the cloud's metadata address, private ranges), at save or at call time."""
+
+    @pytest.fixture(autouse=True)
+    def production(self, settings: Any) -> None:
+        settings.DEBUG = False
+        settings.ACME_CONNECTIONS_ALLOW_PRIVATE = False
+        settings.ACME_SECRETS_KEY = Fernet.generate_key().decode()
+
+    @pytest.mark.parametrize("url", ["http://127.0.0.1:6379/x", "http://169.254.169.254/latest", "http://[::1]/",
+                                     "http://10.0.0.5/api", "http://localhost:8000/"])
+    def test_a_tenant_admin_cannot_point_a_connection_into_the_gateways_network(self, acme, url):
+        from django.test import Client
+
+        from approvals.accounts import person_create
+        from approvals.models import Role, Tenant
+
+        boss = person_create(tenant=Tenant.objects.get(slug="acme"), username="boss-a", role=Role.ADMIN)
+        client = Client()
+        client.force_login(boss)
+
+        response = client.post("/admin/adapters/connection/add/", {
+            "tenant": "acme", "system": "crm", "base_url": url, "review_channel": "", "token": "t"})
+
+        assert response.status_code == 200 and "public addresses only" in response.content.decode()
+        assert not Connection.objects.filter(tenant="acme").exists()
+        with pytest.raises(connections.InvalidConnection):
+            own_connection("acme", base_url=url, token="t")
+
+    def test_a_stored_connection_that_now_resolves_inside_is_never_opened(self, acme, local_server, fast_retries):
+        # Stored while its host answered a public address (DNS rebinding), or before this rule: the calls
+        # check each connection they open.
+        Connection.objects.create(tenant="acme", system="crm", base_url=f"http://127.0.0.1:{local_server.server_port}",
+                                  token_encrypted=connections.encrypt("t"))
+        from adapters.crm import client as crm
+        from adapters.errors import AdapterError
+
+        with connections.using("acme"), pytest.raises(AdapterError):
+            crm.call("GET", "tickets/1.json")
+        assert local_server.hits == []
+
+    def test_an_operator_may_allow_private_addresses(self, acme, local_server, settings):
+        settings.ACME_CONNECTIONS_ALLOW_PRIVATE = True
+        own_connection("acme", base_url=f"http://127.0.0.1:{local_server.server_port}", token="t")
+        from adapters.crm import client as crm
+
+        with connections.using("acme"):
+            crm.call("GET", "tickets/1.json")
+        assert local_server.hits == ["/api/v2/tickets/1.json"]
