@@ -117,16 +117,15 @@ class AgentCredentialAdmin(TenantScopedAdmin):
         # Unticking "is_active" revokes the agent through the one service that does it: its pending proposals
         # are cancelled in the same transaction (the admin's), audited.
         from approvals import services
-        from audit.services import Where
+        from audit.where import where_from
 
         revoking = change and "is_active" in form.changed_data and not obj.is_active
         if revoking:
             obj.is_active = True  # the other edits are saved as they are; the service deactivates
         super().save_model(request, obj, form, change)
         if revoking:
-            services.agent_deactivate(agent=obj, by=request.user, where=Where(  # type: ignore[arg-type]
-                channel="web", ip=request.META.get("REMOTE_ADDR") or None,
-                user_agent=(request.META.get("HTTP_USER_AGENT") or "")[:256]))
+            services.agent_deactivate(agent=obj, by=request.user,  # type: ignore[arg-type]
+                                      where=where_from(request, channel="web"))
 
 
 @admin.register(UserToken)
@@ -350,12 +349,11 @@ class ConnectionAdmin(TenantScopedAdmin):
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         from approvals.services import user_actor
-        from audit.services import Where
+        from audit.where import where_from
 
         self.check_tenant_of_unsaved(request, obj)
         form.actor = user_actor(request.user)  # type: ignore[arg-type]
-        form.where = Where(channel="web", ip=request.META.get("REMOTE_ADDR") or None,
-                           user_agent=(request.META.get("HTTP_USER_AGENT") or "")[:256])
+        form.where = where_from(request, channel="web")
         row = form.save()
         obj.__dict__.update({k: v for k, v in row.__dict__.items() if k != "_state"})
         obj._state.adding = False

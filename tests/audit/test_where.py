@@ -3,6 +3,7 @@ the login throttle, the audit trail, the decision and django-auditlog's entries 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -138,3 +139,23 @@ def test_a_bad_proxy_entry_fails_loudly(settings):
     settings.ACME_TRUSTED_PROXIES = ["10.0.0.1", "proxy.internal"]
     with pytest.raises(ImproperlyConfigured, match=r"proxy\.internal"):
         _ip(PROXY, ALICE)
+
+
+@pytest.mark.django_db
+def test_the_admins_connection_and_revocation_records_carry_the_clients_address(acme, behind_proxy):
+    """The admin's own audited services (a connection set, an agent revoked) take the address as the rest do."""
+    root = get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
+    browser = through_proxy(ALICE)
+    browser.force_login(root)
+
+    added = browser.post("/admin/adapters/connection/add/", {
+        "tenant": acme.tenant.slug, "system": "slack", "base_url": "https://slack.example.test/api",
+        "review_channel": "", "token": "xoxb-t", "signing_secret": ""})
+    assert added.status_code == 302
+    agent = acme.agent
+    revoked = browser.post(f"/admin/approvals/agentcredential/{agent.pk}/change/", {
+        "tenant": acme.tenant.pk, "name": agent.name, "allowed_tools": json.dumps(agent.allowed_tools)})
+    assert revoked.status_code == 302
+
+    events = AuditEvent.objects.filter(action__in=["connection.set", "agent.deactivated"])
+    assert sorted((e.action, e.ip) for e in events) == [("agent.deactivated", ALICE), ("connection.set", ALICE)]
