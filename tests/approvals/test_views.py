@@ -12,14 +12,13 @@ from django.conf import settings
 from django.db import connection
 from django.http import StreamingHttpResponse
 from django.test import Client
-
-from tests.conftest import own_connection
 from django.test.utils import CaptureQueriesContext
 
 from approvals import services, views
 from approvals.forms import REASON_REQUIRED
 from approvals.models import Decision, Proposal, Receipt, Status
 from audit.services import Where
+from tests.conftest import own_connection
 
 API = Where(channel="api", ip="127.0.0.1")
 TICKETS_URL = f"{settings.CRM_BASE_URL}/api/v2/tickets.json"
