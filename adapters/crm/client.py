@@ -21,6 +21,12 @@ def url(path: str) -> str:
 
 
 def ticket_url(ticket_id: int) -> str:
+    """The ticket as a person sees it (Zendesk's agent interface): where a reviewer's link goes."""
+    return f"{connections.current(DOWNSTREAM).base_url}/agent/tickets/{ticket_id}"
+
+
+def ticket_api_url(ticket_id: int) -> str:
+    """The ticket's API resource (JSON): kept in the receipt's data, for programs."""
     return url(f"tickets/{ticket_id}.json")
 
 

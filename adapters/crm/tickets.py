@@ -31,6 +31,7 @@ def _outcome(ticket: Ticket, attempts: int) -> Outcome:
             "status": ticket.status,
             "priority": ticket.priority,
             "subject": ticket.subject,
+            "api_url": client.ticket_api_url(ticket.id),
         },
         attempts=attempts,
         url=client.ticket_url(ticket.id),

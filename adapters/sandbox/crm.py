@@ -13,6 +13,7 @@ retried after a lost answer meets its own write: 409) until the next ``/_sandbox
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ STATUSES = {"new", "open", "pending", "hold", "solved", "closed"}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TICKET_PATH = re.compile(r"^/crm/api/v2/tickets/(\d+)\.json$")
 _COMMENTS_PATH = re.compile(r"^/crm/api/v2/tickets/(\d+)/comments\.json$")
+_AGENT_PAGE = re.compile(r"^/crm/agent/tickets/(\d+)$")
 
 
 def _iso(moment: datetime) -> str:
@@ -236,7 +238,30 @@ def search_users(store: Store, query: str) -> Reply:
     return Reply(200, {"users": users, "count": len(users), "next_page": None, "previous_page": None})
 
 
+def agent_page(store: Store, ticket_id: int) -> Reply:
+    """The ticket as a person sees it (Zendesk's ``/agent/tickets/{id}``), where receipts link. A bare HTML
+    page with no token asked: the sandbox is a development tool bound to loopback, its tickets made up."""
+    ticket = store.tickets.get(ticket_id)
+    if ticket is None:
+        return Reply(404, b"<!doctype html><title>Not found</title><p>No such ticket.</p>", _HTML)
+    rows = "".join(
+        f"<tr><th>{name}</th><td>{html.escape(str(ticket.get(name)))}</td></tr>"
+        for name in ("subject", "status", "priority", "tags", "updated_at")
+    )
+    comments = "".join(f"<li>{html.escape(c['body'])}</li>" for c in ticket["comments"])
+    page = (f"<!doctype html><meta charset=utf-8><title>Ticket #{ticket_id}</title>"
+            f"<h1>Ticket #{ticket_id} (sandbox CRM)</h1><table>{rows}</table><ol>{comments}</ol>")
+    return Reply(200, page.encode(), dict(_HTML))
+
+
+_HTML = {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": "default-src 'none'"}
+
+
 def route(store: Store, method: str, path: str, query: dict[str, str], body: Any, headers: Any) -> Reply:
+    page = _AGENT_PAGE.match(path)
+    if page and method == "GET":
+        with store.lock:
+            return agent_page(store, int(page.group(1)))
     if headers.get("Authorization", "") != f"Bearer {store.crm_token}":
         return Reply(401, {"error": "Couldn't authenticate you"})
     key = headers.get("Idempotency-Key")

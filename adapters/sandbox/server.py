@@ -81,9 +81,12 @@ class Handler(BaseHTTPRequestHandler):
             return None, False
 
     def _send(self, reply: Reply) -> None:
-        payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+        # Bytes are sent as they are, with the Content-Type the reply names (the CRM's agent pages: HTML).
+        payload = reply.body if isinstance(reply.body, bytes) else (
+            b"" if reply.body is None else json.dumps(reply.body).encode())
         self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        if "Content-Type" not in reply.headers:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
         for name, value in reply.headers.items():
             self.send_header(name, value)

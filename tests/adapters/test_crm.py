@@ -102,8 +102,10 @@ def test_create_posts_the_zendesk_body_with_auth_and_idempotency_key(mocked: Any
     assert outcome.system == "crm"
     assert outcome.external_id == "42"
     assert outcome.attempts == 1
-    assert outcome.url == f"{BASE}/api/v2/tickets/42.json"
-    assert outcome.summary == {"id": 42, "status": "new", "priority": "urgent", "subject": "Printer on fire"}
+    # The link a reviewer follows is the ticket as a person sees it; the API's URL stays in the data.
+    assert outcome.url == f"{BASE}/agent/tickets/42"
+    assert outcome.summary == {"id": 42, "status": "new", "priority": "urgent", "subject": "Printer on fire",
+                               "api_url": f"{BASE}/api/v2/tickets/42.json"}
 
 
 def test_create_without_optional_fields_sends_none_of_them(mocked: Any) -> None:
@@ -290,6 +292,7 @@ def test_a_put_whose_answer_was_lost_and_then_met_409_finds_its_own_write_applie
         "status": "solved",
         "priority": "normal",
         "subject": "Printer on fire",
+        "api_url": TICKET_URL,
         "updated_at": LATER,
     }
     assert methods(mocked) == [
