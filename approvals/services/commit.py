@@ -1,0 +1,254 @@
+"""Commit: claim an approved proposal under a lease, send it once (an idempotency key towards the outside
+system), wait out an open breaker within a budget of attempts, record the outcome; re-stage lost commits."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from adapters import breaker, connections, http, registry
+from adapters import errors as adapter_errors
+from approvals import errors, outbox, webhooks
+from approvals.models import (
+    Decision,
+    Proposal,
+    Receipt,
+    Status,
+    Verdict,
+)
+from approvals.services.base import _audit_proposal, _locked, _proposal_event
+from approvals.services.sagas import SagaFailed, _run_steps
+from audit import services as audit
+
+logger = logging.getLogger(__name__)
+# A commit that met Redis unavailable (breaker or rate-limit state) is tried again this many seconds later.
+REDIS_RETRY_SECONDS = 5
+
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    outcome: str  # "committed" | "noop" | "deferred" | "stale" | "failed"
+    proposal_id: str
+
+
+def _claim(proposal_id: Any) -> tuple[Proposal, Decision, bool] | None:
+    """approved → committing under a row lock; also takes over a committing proposal whose lease ran out.
+    The flag says whether an earlier run may have sent the write: a takeover (the worker died mid-commit)
+    or outbound attempts spent by a run that was deferred, or failed and was requeued."""
+    now = timezone.now()
+    with transaction.atomic():
+        try:
+            proposal = _locked(proposal_id)
+        except Proposal.DoesNotExist:
+            return None
+        if proposal.status == Status.COMMITTING and proposal.lease_until and proposal.lease_until > now:
+            return None  # another worker holds it
+        if proposal.status not in (Status.APPROVED, Status.COMMITTING):
+            return None
+        if proposal.status == Status.APPROVED and proposal.next_attempt_at and proposal.next_attempt_at > now:
+            return None  # deferred (breaker open or rate limit): its own dispatch comes later
+        decision = proposal.decisions.filter(verdict=Verdict.APPROVED).order_by("-at").first()
+        if not proposal.agent.is_active:
+            # Approved before its agent was deactivated (deactivation only cancels pending proposals): the
+            # agent's work is withdrawn with its credential, so nothing is sent. No webhook to a revoked agent.
+            proposal.status = Status.FAILED
+            proposal.status_reason = "Refused: " + errors.AGENT_REVOKED.format(agent=proposal.agent.name)
+            proposal.save(update_fields=["status", "status_reason", "updated_at"])
+            _audit_proposal(proposal, actor=audit.SYSTEM, action="proposal.commit_refused", where=audit.WORKER,
+                            result="denied", decision=decision, data={"reason": "agent_revoked"})
+            return None
+        actual_hash = registry.args_hash(proposal.args)
+        if decision is None or decision.args_hash != proposal.args_hash or actual_hash != proposal.args_hash:
+            proposal.status = Status.FAILED
+            proposal.status_reason = "Refused: the args differ from what was approved."
+            proposal.save(update_fields=["status", "status_reason", "updated_at"])
+            _audit_proposal(proposal, actor=audit.SYSTEM, action="proposal.commit_refused", where=audit.WORKER,
+                            result="error", decision=decision, data={"reason": "args_hash_mismatch"})
+            webhooks.stage(proposal, "proposal.failed")
+            return None
+        took_over = proposal.status == Status.COMMITTING
+        proposal.status = Status.COMMITTING
+        proposal.status_reason = "Working on it…"
+        proposal.lease_until = now + timedelta(seconds=settings.ACME_COMMIT_LEASE)
+        proposal.save(update_fields=["status", "status_reason", "lease_until", "updated_at"])
+        _audit_proposal(proposal, actor=audit.SYSTEM, action="proposal.commit_started", where=audit.WORKER,
+                        decision=decision, data={"resumed": took_over, "earlier_attempts": proposal.commit_attempts})
+        return proposal, decision, took_over or proposal.commit_attempts > 0
+
+
+def commit_budget() -> float:
+    """Seconds a commit's outside calls may take in all: nine tenths of its lease, the rest left for
+    recording the outcome before the lease ends."""
+    return 0.9 * float(settings.ACME_COMMIT_LEASE)
+
+
+def proposal_commit(*, proposal_id: Any) -> CommitResult:
+    """Commit an approved proposal exactly once. Safe to run twice, concurrently, or after a crash."""
+    claimed = _claim(proposal_id)
+    if claimed is None:
+        return CommitResult("noop", str(proposal_id))
+    proposal, decision, resumed = claimed
+    try:
+        # The outside calls end within the lease the claim took: past it another worker may take the
+        # proposal over and send the write again (a Slack message has no idempotency key to stop a second
+        # post). A wait the server asks for that the lease cannot cover is a deferral, not a failure.
+        with http.deadline(commit_budget()):
+            if registry.get(proposal.tool).steps:
+                outcome = _run_steps(proposal)
+            else:
+                outcome = registry.execute(
+                    proposal.tool,
+                    proposal.args,
+                    idempotency_key=proposal.crm_idempotency_key,
+                    tenant=proposal.tenant.slug,
+                    snapshot=(proposal.preview or {}).get("snapshot") or {},
+                    resumed=resumed,
+                )
+    except SagaFailed as failed:
+        return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failed), attempts=1, result="error")
+    except adapter_errors.Deferred as deferred:
+        # Attempts sent before the wait count towards the budget, and make the next run a resumed one.
+        return _finish_deferred(proposal, decision, deferred, attempts=deferred.attempts)
+    except adapter_errors.StaleTarget as stale:
+        return _finish_unsuccessful(proposal, decision, Status.STALE, str(stale), attempts=1, result="stale")
+    except adapter_errors.TransientFailure as failure:
+        waited = _wait_for_breaker(proposal, failure)
+        if waited is not None:
+            return _finish_deferred(proposal, decision, waited, attempts=failure.attempts)
+        return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts,
+                                    result="error")
+    except adapter_errors.PermanentFailure as failure:
+        return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts,
+                                    result="error")
+    except redis.RedisError as exc:
+        # Our own shared state (breaker, rate limits) was unreachable, perhaps after the outside call went
+        # through: nothing says the call was refused. Retry later with the same idempotency key (which never
+        # doubles a write) instead of dead-lettering an approval that may already be done.
+        logger.warning("commit of %s met Redis unavailable (%s); retrying later", proposal.pk, type(exc).__name__)
+        return _finish_deferred(proposal, decision, adapter_errors.Deferred(
+            reason="redis_unavailable", retry_at=time.time() + REDIS_RETRY_SECONDS))
+    except Exception as exc:  # an unexpected error must not leave the proposal looking in progress
+        logger.exception("commit of %s crashed", proposal.pk)
+        return _finish_unsuccessful(proposal, decision, Status.FAILED, f"Internal error ({type(exc).__name__}).",
+                                    attempts=1, result="error")
+    with transaction.atomic():
+        locked = _locked(proposal.pk)
+        if locked.status == Status.COMMITTED:
+            return CommitResult("noop", str(proposal.pk))
+        Receipt.objects.create(
+            proposal=locked,
+            system=outcome.system,
+            external_id=outcome.external_id,
+            external_url=outcome.url,
+            response_summary={**outcome.summary, "reconciled": True} if outcome.reconciled
+            else outcome.summary,
+            attempts=outcome.attempts,
+            args_hash=locked.args_hash,
+        )
+        locked.status = Status.COMMITTED
+        locked.status_reason = ""
+        locked.lease_until = None
+        locked.commit_attempts += outcome.attempts
+        locked.save(update_fields=["status", "status_reason", "lease_until", "commit_attempts", "updated_at"])
+        audit.append(
+            _proposal_event(locked, actor=audit.SYSTEM, action="outbound.call", where=audit.WORKER, decision=decision,
+                            data={"system": outcome.system, "attempts": outcome.attempts,
+                                  "external_id": outcome.external_id, "reconciled": outcome.reconciled}),
+            _proposal_event(locked, actor=audit.SYSTEM, action="proposal.committed", where=audit.WORKER,
+                            decision=decision, data={"system": outcome.system, "external_id": outcome.external_id}),
+        )
+        webhooks.stage(locked, "proposal.committed")
+    return CommitResult("committed", str(proposal.pk))
+
+
+def _wait_for_breaker(proposal: Proposal, failure: adapter_errors.TransientFailure) -> adapter_errors.Deferred | None:
+    """A commit whose retries ran out while its downstream's breaker opened (its own failures may have
+    tripped it) met an outage, like the commits that will find the breaker open after it: it waits for
+    the breaker too, instead of being the one dead letter of the outage. Within a budget of attempts
+    (``ACME_COMMIT_MAX_ATTEMPTS``), so a downstream that never recovers still ends in the dead letters."""
+    if proposal.commit_attempts + failure.attempts >= settings.ACME_COMMIT_MAX_ATTEMPTS:
+        return None
+    try:
+        # The breaker of the proposal's tenant's connection (its own CRM has its own breaker).
+        if breaker.state(connections.breaker_key(proposal.tenant.slug, registry.get(proposal.tool).system)) != "open":
+            return None
+    except redis.RedisError:
+        return None
+    # The breaker half-opens within a cooldown of now; a retry that comes too early is deferred again.
+    return adapter_errors.Deferred(reason="breaker_open", retry_at=time.time() + float(settings.ACME_BREAKER_COOLDOWN))
+
+
+def _finish_deferred(
+    proposal: Proposal, decision: Decision, deferred: adapter_errors.Deferred, *, attempts: int = 0
+) -> CommitResult:
+    """An open breaker or a rate limit: not a failure; back to approved, retried when it may pass.
+    ``attempts``: outbound attempts this run spent before it had to wait (they count towards the budget)."""
+    retry_at = datetime.fromtimestamp(deferred.retry_at, tz=timezone.get_current_timezone())
+    reason = {
+        "breaker_open": "Waiting: the {system} circuit breaker is open until {at:%H:%M:%S} UTC.",
+        "rate_limited": "Waiting: rate limit for {system}; next try at {at:%H:%M:%S} UTC.",
+    }.get(deferred.reason, "Waiting until {at:%H:%M:%S} UTC.")
+    with transaction.atomic():
+        locked = _locked(proposal.pk)
+        if locked.status != Status.COMMITTING:
+            return CommitResult("noop", str(proposal.pk))
+        locked.status = Status.APPROVED
+        locked.status_reason = reason.format(system=registry.get(locked.tool).system, at=retry_at)
+        locked.lease_until = None
+        locked.next_attempt_at = retry_at
+        locked.commit_attempts += attempts
+        locked.save(update_fields=["status", "status_reason", "lease_until", "next_attempt_at", "commit_attempts",
+                                   "updated_at"])
+        _audit_proposal(locked, actor=audit.SYSTEM, action="proposal.commit_deferred", where=audit.WORKER,
+                        result="deferred", decision=decision, data={"reason": deferred.reason, "attempts": attempts})
+        outbox.stage_commit(locked.pk, available_at=retry_at)
+    return CommitResult("deferred", str(proposal.pk))
+
+
+def _finish_unsuccessful(
+    proposal: Proposal, decision: Decision, status: Status, reason: str, *, attempts: int, result: str
+) -> CommitResult:
+    with transaction.atomic():
+        locked = _locked(proposal.pk)
+        if locked.status != Status.COMMITTING:
+            return CommitResult("noop", str(proposal.pk))
+        locked.status = status
+        locked.status_reason = reason[:2000]
+        locked.lease_until = None
+        locked.commit_attempts += attempts
+        locked.save(update_fields=["status", "status_reason", "lease_until", "commit_attempts", "updated_at"])
+        audit.append(
+            _proposal_event(locked, actor=audit.SYSTEM, action="outbound.call", where=audit.WORKER, result=result,
+                            decision=decision, data={"attempts": attempts, "error": reason[:500]}),
+            _proposal_event(locked, actor=audit.SYSTEM, action=f"proposal.{status}", where=audit.WORKER,
+                            result=result, decision=decision),
+        )
+        webhooks.stage(locked, f"proposal.{status}")
+    return CommitResult(str(status), str(proposal.pk))
+
+
+def commits_redispatch(*, now: datetime | None = None, grace: int = 30, limit: int = 200) -> int:
+    """Re-stage commits that should be running but are not: a lease that ran out (the worker died) or an
+    approval whose job was lost (e.g. Redis restarted without persistence). The claim makes repeats harmless."""
+    now = now or timezone.now()
+    expired_leases = Proposal.objects.filter(status=Status.COMMITTING, lease_until__lt=now)
+    lost = Proposal.objects.filter(status=Status.APPROVED, next_attempt_at__lt=now - timedelta(seconds=grace))
+    ids = list(expired_leases.values_list("pk", flat=True)[:limit]) + list(lost.values_list("pk", flat=True)[:limit])
+    for pk in ids:
+        with transaction.atomic():
+            locked = _locked(pk)
+            if locked.status == Status.APPROVED:
+                # Push the next look further out so a slow queue is not flooded with duplicates.
+                locked.next_attempt_at = now
+                locked.save(update_fields=["next_attempt_at", "updated_at"])
+            outbox.stage_commit(locked.pk)
+    return len(ids)

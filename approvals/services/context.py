@@ -1,0 +1,65 @@
+"""Policy rows to engine data: the context an agent's submission (and a reviewer's edit of it) is checked in."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from adapters import policy, registry
+from approvals.models import (
+    AgentCredential,
+    Proposal,
+    ToolPolicy,
+)
+
+
+def agent_policy_rules(agent: AgentCredential) -> tuple[policy.PolicyRule, ...]:
+    """The enabled rules that may apply to this agent (its own and its tenant's), as the engine's plain data.
+    Read on every call, so an admin's edit applies to the next request."""
+    rules = ToolPolicy.objects.filter(
+        Q(agent=agent) | Q(agent__isnull=True), tenant_id=agent.tenant_id, enabled=True
+    ).order_by("pk")
+    return tuple(
+        policy.PolicyRule(
+            name=rule.name,
+            tool=rule.tool,
+            agent=agent.name if rule.agent_id else "",
+            allowed_fields=tuple(rule.allowed_fields or ()),
+            max_per_hour=rule.max_per_hour,
+            max_items=rule.max_items,
+            refuse_cards=rule.refuse_card_numbers,
+            risk_override=rule.risk_override or None,  # type: ignore[arg-type]
+            allow_slack_markup=rule.allow_slack_markup,
+        )
+        for rule in rules
+    )
+
+
+def edit_context(agent: AgentCredential) -> registry.Context:
+    """The context a reviewer's edit is checked in: the agent's contract and policy, without its hourly
+    limit (that limit is the agent's, and the proposal under review already counts towards it)."""
+    return replace(agent_context(agent), recent_count=None)
+
+
+def agent_context(agent: AgentCredential) -> registry.Context:
+    def recent_count(tool: str, seconds: int) -> int:
+        # Every proposal counts, whatever became of it: a rejected one took a reviewer's time too. So does a
+        # multi-step proposal with a step that runs this tool (a workflow's Slack post is a Slack post).
+        since = timezone.now() - timedelta(seconds=seconds)
+        return Proposal.objects.filter(agent=agent, tool__in=_tools_running(tool), created_at__gt=since).count()
+
+    return registry.Context(
+        tenant=agent.tenant.slug,
+        agent=agent.name,
+        allowed_tools=tuple(agent.allowed_tools or ()),
+        policy=agent_policy_rules(agent),
+        recent_count=recent_count,
+    )
+
+
+def _tools_running(tool: str) -> list[str]:
+    """``tool`` and every multi-step tool one of whose steps runs under it."""
+    return [tool, *(t.name for t in registry.tools() if any(step.tool == tool for step in t.steps))]

@@ -1,0 +1,248 @@
+"""Decide: a reviewer approves or rejects a pending proposal, its agent cancels it, it expires; revoking an agent
+cancels its pending proposals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from adapters import registry
+from approvals import errors, outbox, selectors, webhooks
+from approvals.models import (
+    AgentCredential,
+    Decision,
+    Proposal,
+    Status,
+    Verdict,
+)
+from approvals.services.base import _audit_proposal, _locked, agent_actor, user_actor
+from approvals.services.context import edit_context
+from audit import services as audit
+from audit.services import Where
+
+
+def _is_reviewer(user: User, tenant_id: int) -> bool:
+    # The scope the request already read to find the proposal (read once per user object, i.e. per request).
+    return tenant_id in selectors.PersonScope.of(user).review
+
+class _Due(Exception):
+    """A pending proposal found past its expiry while deciding on it."""
+
+
+def _on_pending(pk: Any, action: str, change: Callable[[Proposal], Proposal]) -> Proposal:
+    """Run ``change`` on the locked proposal if it is pending, in one transaction; otherwise raise
+    InvalidTransition. One found past its expiry is expired (in its own transaction, so the expiry sticks)."""
+    try:
+        with transaction.atomic():
+            locked = _locked(pk)
+            if locked.status == Status.PENDING and locked.expires_at <= timezone.now():
+                raise _Due
+            if locked.status != Status.PENDING:
+                raise errors.InvalidTransition(
+                    errors.INVALID_STATE.format(status=locked.status, action=action, allowed="pending"),
+                    status=locked.status,
+                )
+            return change(locked)
+    except _Due:
+        with transaction.atomic():
+            locked = _locked(pk)
+            if locked.status == Status.PENDING:
+                _expire(locked)
+        raise errors.InvalidTransition(
+            errors.INVALID_STATE.format(status=Status.EXPIRED, action=action, allowed="pending"), status=Status.EXPIRED
+        ) from None
+
+
+def require_reviewer(proposal: Proposal, reviewer: User) -> None:
+    """Raise NotAllowed unless ``reviewer`` may decide on ``proposal``: a reviewer or admin of its tenant,
+    and not the person it was made on behalf of."""
+    if not _is_reviewer(reviewer, proposal.tenant_id):
+        raise errors.NotAllowed(errors.NOT_A_REVIEWER)
+    if proposal.on_behalf_of_id is not None and proposal.on_behalf_of_id == reviewer.pk:
+        raise errors.NotAllowed(errors.SELF_APPROVAL, error="self_approval_forbidden")
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    fields = sorted(set(before) | set(after))
+    return [
+        {"field": f, "before": before.get(f), "after": after.get(f)} for f in fields if before.get(f) != after.get(f)
+    ]
+
+
+def _decide(
+    locked: Proposal, reviewer: User, verdict: Verdict, reason: str, where: Where,
+    edited_from: list[dict[str, Any]] | None = None,
+) -> Decision:
+    # No savepoint: under the row lock a pending proposal has no decision, so the unique constraint cannot
+    # fire here. Where row locks are not available it is the backstop; its error ends the caller's
+    # transaction (nothing of this decision is kept) and answers like any decision that came second.
+    try:
+        with transaction.atomic(savepoint=False):
+            decision = Decision.objects.create(
+                proposal=locked,
+                reviewer=reviewer,
+                verdict=verdict,
+                reason=reason,
+                args_hash=locked.args_hash,
+                edited_from=edited_from,
+                channel=where.channel if where.channel in ("api", "web") else "cli",
+                ip=where.ip or None,
+                user_agent=where.user_agent[:256],
+            )
+    except IntegrityError:
+        # The other decision won.
+        raise errors.InvalidTransition(
+            errors.INVALID_STATE.format(status="decided", action=verdict, allowed="pending")
+        ) from None
+    # The proposal's latest decision, where the API list prefetches it: answering needs no query for it.
+    locked.prefetched_decisions = [decision]  # type: ignore[attr-defined]
+    return decision
+
+
+def proposal_approve(
+    *,
+    proposal: Proposal,
+    reviewer: User,
+    where: Where,
+    comment: str = "",
+    args: Any = None,
+    seen_snapshot: dict[str, Any] | None = None,
+) -> Proposal:
+    """Record the approval of the exact args (edited ones when ``args`` is given) and stage the commit.
+
+    An edit is previewed again (for an update, a fresh read of the target). That fresh read must show the
+    target as the reviewer saw it: ``seen_snapshot`` (the browser's edit preview), else the proposal's
+    stored preview (what an API reviewer saw). Otherwise TargetChanged: approving would adopt a state of
+    the target nobody reviewed, and the commit's staleness check would compare against it."""
+    require_reviewer(proposal, reviewer)
+    edited = None
+    if args is not None:
+        # The edit goes through the same contract and policy as the agent's submission.
+        agent = AgentCredential.objects.select_related("tenant").get(pk=proposal.agent_id)
+        edited = registry.prepare(proposal.tool, args, edit_context(agent))
+
+    def change(locked: Proposal) -> Proposal:
+        if not locked.agent.is_active:
+            raise errors.AgentRevoked(errors.AGENT_REVOKED.format(agent=locked.agent.name), status=locked.status)
+        edited_from = None
+        if edited is not None and edited.args_hash != locked.args_hash:
+            seen = seen_snapshot if seen_snapshot is not None else (locked.preview or {}).get("snapshot") or {}
+            if (edited.preview.snapshot or {}) != seen:
+                raise errors.TargetChanged(errors.TARGET_CHANGED)
+            edited_from = _changes(locked.args, edited.args)
+            locked.args = edited.args
+            locked.args_hash = edited.args_hash
+            locked.risk = edited.risk
+            locked.preview = edited.preview.as_dict()
+        decision = _decide(locked, reviewer, Verdict.APPROVED, comment, where, edited_from=edited_from)
+        locked.status = Status.APPROVED
+        locked.status_reason = "Approved; waiting for a worker to commit it."
+        locked.next_attempt_at = timezone.now()
+        locked.save(update_fields=["status", "status_reason", "args", "args_hash", "risk", "preview",
+                                   "next_attempt_at", "updated_at"])
+        _audit_proposal(
+            locked,
+            actor=user_actor(reviewer),
+            action="proposal.approved",
+            where=where,
+            decision=decision,
+            data={"edited": bool(edited_from), "comment": bool(comment)},
+        )
+        outbox.stage_commit(locked.pk)
+        webhooks.stage(locked, "proposal.decided")
+        return locked
+
+    return _on_pending(proposal.pk, "approved", change)
+
+
+def proposal_reject(*, proposal: Proposal, reviewer: User, reason: str, where: Where) -> Proposal:
+    require_reviewer(proposal, reviewer)
+    reason = (reason or "").strip()
+    if not reason:
+        raise errors.DomainError(errors.REASON_REQUIRED, errors=[{"loc": ["reason"], "msg": "required", "type": "missing"}])
+
+    def change(locked: Proposal) -> Proposal:
+        decision = _decide(locked, reviewer, Verdict.REJECTED, reason, where)
+        locked.status = Status.REJECTED
+        locked.status_reason = ""
+        locked.save(update_fields=["status", "status_reason", "updated_at"])
+        _audit_proposal(locked, actor=user_actor(reviewer), action="proposal.rejected", where=where, decision=decision)
+        webhooks.stage(locked, "proposal.decided")
+        return locked
+
+    return _on_pending(proposal.pk, "rejected", change)
+
+
+def proposal_cancel(*, proposal: Proposal, agent: AgentCredential, where: Where) -> Proposal:
+    if proposal.agent_id != agent.pk:
+        raise errors.NotAllowed(errors.NOT_THE_PROPOSER)
+    def change(locked: Proposal) -> Proposal:
+        locked.status = Status.CANCELLED
+        locked.save(update_fields=["status", "updated_at"])
+        _audit_proposal(locked, actor=agent_actor(agent), action="proposal.cancelled", where=where)
+        return locked
+
+    return _on_pending(proposal.pk, "cancelled", change)
+
+
+AGENT_REVOKED_REASON = "Cancelled: its agent was deactivated."
+
+
+@transaction.atomic
+def agent_deactivate(*, agent: AgentCredential, by: User | None, where: Where) -> int:
+    """Revoke an agent: its credential stops working, and its pending proposals are cancelled in the same
+    transaction (each audited; no webhook: the agent is no longer one to tell). Returns how many were
+    cancelled. The admin's "is_active" checkbox comes here too. Proposals already approved are refused at
+    their commit (``_claim``), and an approval that raced this one is refused by ``proposal_approve``."""
+    actor = user_actor(by) if by is not None else audit.SYSTEM
+    locked_agent = AgentCredential.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=agent.pk)
+    was_active = locked_agent.is_active
+    if was_active:
+        locked_agent.is_active = False
+        locked_agent.save(update_fields=["is_active"])
+    agent.is_active = False
+    audit.record(tenant=locked_agent.tenant.slug, actor=actor, action="agent.deactivated", where=where,
+                 subject_type="agent", subject_id=str(locked_agent.pk),
+                 data={"name": locked_agent.name, "was_active": was_active})
+    cancelled = 0
+    pending = Proposal.objects.filter(agent=locked_agent, status=Status.PENDING).values_list("pk", flat=True)
+    for pk in list(pending):
+        locked = _locked(pk)
+        if locked.status != Status.PENDING:
+            continue
+        locked.status = Status.CANCELLED
+        locked.status_reason = AGENT_REVOKED_REASON
+        locked.save(update_fields=["status", "status_reason", "updated_at"])
+        _audit_proposal(locked, actor=actor, action="proposal.cancelled", where=where,
+                        data={"reason": "agent_deactivated"})
+        cancelled += 1
+    return cancelled
+
+
+def _expire(proposal: Proposal) -> None:
+    """Fail-closed: a pending proposal past its time becomes expired (never rejected). Caller holds the lock."""
+    proposal.status = Status.EXPIRED
+    proposal.status_reason = "No decision before it expired."
+    proposal.save(update_fields=["status", "status_reason", "updated_at"])
+    _audit_proposal(proposal, actor=audit.SYSTEM, action="proposal.expired", where=audit.WORKER)
+    webhooks.stage(proposal, "proposal.expired")
+
+
+def proposal_expire_due(*, now: datetime | None = None, limit: int = 500) -> int:
+    now = now or timezone.now()
+    ids = list(
+        Proposal.objects.filter(status=Status.PENDING, expires_at__lte=now).order_by("expires_at").values_list("pk", flat=True)[:limit]
+    )
+    count = 0
+    for pk in ids:
+        with transaction.atomic():
+            locked = _locked(pk)
+            if locked.status == Status.PENDING and locked.expires_at <= now:
+                _expire(locked)
+                count += 1
+    return count

@@ -1,0 +1,168 @@
+"""Submit: validate, normalize, check policy, preview and store a pending proposal; idempotency and replay."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from adapters import errors as adapter_errors
+from adapters import policy, registry
+from approvals import errors
+from approvals.models import (
+    AgentCredential,
+    Proposal,
+)
+from approvals.services.base import _audit_proposal, agent_actor
+from approvals.services.context import agent_context
+from approvals.services.intake import _take_submission
+from audit import services as audit
+from audit.services import Where
+
+
+def derive_idempotency_key(*, tool: str, args: dict[str, Any], agent: AgentCredential, on_behalf_of: Any) -> str:
+    """Contract 3: sha256 of (tool, normalized args, agent, on_behalf_of) when the agent sends no key."""
+    material = json.dumps(
+        [tool, args, agent.pk, getattr(on_behalf_of, "pk", None)], sort_keys=True, separators=(",", ":"), default=str
+    )
+    return "derived-" + hashlib.sha256(material.encode()).hexdigest()
+
+@dataclass(frozen=True)
+class Submitted:
+    proposal: Proposal
+    created: bool
+
+
+def proposal_submit(
+    *,
+    agent: AgentCredential,
+    tool: str,
+    args: Any,
+    rationale: str = "",
+    on_behalf_of: User | None = None,
+    idempotency_key: str | None = None,
+    where: Where,
+) -> Submitted:
+    """Validate, normalize, check policy, preview, and store a pending proposal (or replay a stored one).
+
+    Raises adapters' InvalidArgs / UnknownTool / PolicyDenied (RateLimited over the agent's submission
+    budget), or IdempotencyConflict.
+    """
+    _take_submission(agent)
+    tenant = agent.tenant
+    ctx = agent_context(agent)
+    try:
+        prepared = registry.prepare(tool, args, ctx)
+    except adapter_errors.RateLimited as limited:
+        replay = _replay_of(agent=agent, tool=tool, args=args, on_behalf_of=on_behalf_of, key=idempotency_key)
+        return _replay_or_refuse(replay, limited, agent=agent, tool=tool, where=where)
+    except adapter_errors.PolicyDenied as denied:
+        # A retry of a submission stored before the policy was tightened is answered with what was stored:
+        # a 403 would tell the agent it was refused while its proposal waits for a reviewer.
+        replay = _replay_of(agent=agent, tool=tool, args=args, on_behalf_of=on_behalf_of, key=idempotency_key)
+        if replay is not None:
+            return Submitted(replay, created=False)
+        _audit_denied(agent, tool, where, denied.policy)
+        raise
+    if not prepared.tool.requires_approval:
+        raise adapter_errors.InvalidArgs(
+            errors=[{"loc": ["tool"], "msg": f"{tool} is a read tool: call it directly, it needs no proposal", "type": "read_tool"}]
+        )
+    key = idempotency_key or derive_idempotency_key(
+        tool=tool, args=prepared.args, agent=agent, on_behalf_of=on_behalf_of
+    )
+    # No lookup first: the unique (agent, idempotency_key) constraint finds a replay at the insert, so a
+    # new submission costs no extra query and racing duplicates are settled by the database.
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            if policy.rate_limit_applies(tool, ctx):
+                # The count in prepare() ran before the preview, outside any lock: concurrent submissions
+                # could all pass it. Count again, one submission of this agent and tool at a time, until
+                # this transaction (and its proposal) is committed.
+                audit.transaction_lock(f"rate:{agent.pk}:{tool}")
+                policy.check_rate(prepared.tool, ctx)
+            proposal = Proposal.objects.create(
+                tenant=tenant,
+                agent=agent,
+                on_behalf_of=on_behalf_of,
+                tool=tool,
+                args=prepared.args,
+                args_hash=prepared.args_hash,
+                submitted_args_hash=prepared.args_hash,
+                rationale=rationale,
+                risk=prepared.risk,
+                preview=prepared.preview.as_dict(),
+                idempotency_key=key,
+                expires_at=now + timedelta(seconds=settings.ACME_PROPOSAL_TTL),
+            )
+            _audit_proposal(proposal, actor=agent_actor(agent), action="proposal.submitted", where=where)
+    except adapter_errors.RateLimited as limited:
+        existing = _replay(agent=agent, key=key, args_hash=prepared.args_hash, tool=tool, on_behalf_of=on_behalf_of)
+        return _replay_or_refuse(existing, limited, agent=agent, tool=tool, where=where)
+    except IntegrityError:
+        # The key exists (an earlier or a concurrent submission): answer as a replay of it, or 409.
+        existing = _replay(agent=agent, key=key, args_hash=prepared.args_hash, tool=tool, on_behalf_of=on_behalf_of)
+        if existing is None:
+            raise
+        return Submitted(existing, created=False)
+    return Submitted(proposal, created=True)
+
+
+def _replay_or_refuse(
+    replay: Proposal | None, limited: adapter_errors.RateLimited, *, agent: AgentCredential, tool: str, where: Where
+) -> Submitted:
+    """Over the hourly limit: a retry of a submission already stored is a replay, not a new proposal, and
+    must not be refused by the limit that its own first attempt counts towards; anything else is refused."""
+    if replay is not None:
+        return Submitted(replay, created=False)
+    _audit_denied(agent, tool, where, limited.policy)
+    raise limited
+
+
+def _audit_denied(agent: AgentCredential, tool: str, where: Where, policy_name: str) -> None:
+    with transaction.atomic():
+        audit.record(
+            tenant=agent.tenant.slug,
+            actor=agent_actor(agent),
+            action="proposal.denied",
+            where=where,
+            result="denied",
+            data={"tool": tool, "policy": policy_name},
+        )
+
+
+def _replay_of(
+    *, agent: AgentCredential, tool: str, args: Any, on_behalf_of: Any, key: str | None
+) -> Proposal | None:
+    """The stored proposal this submission replays, if any (validation only: no policy, no preview)."""
+    normalized = registry.validate(registry.get(tool), args).model_dump(mode="json", exclude_none=True)
+    key = key or derive_idempotency_key(tool=tool, args=normalized, agent=agent, on_behalf_of=on_behalf_of)
+    return _replay(agent=agent, key=key, args_hash=registry.args_hash(normalized), tool=tool,
+                   on_behalf_of=on_behalf_of)
+
+
+def _replay(
+    *, agent: AgentCredential, key: str, args_hash: str, tool: str, on_behalf_of: User | None
+) -> Proposal | None:
+    """The agent's own proposal under ``key``. Keys are the agent's: another agent of the tenant that sends
+    the same key makes its own proposal, and never learns of (or reads back) this one."""
+    existing = Proposal.objects.select_related("tenant").filter(agent=agent, idempotency_key=key).first()
+    if existing is None:
+        return None
+    # The args as approved (a reviewer may have edited them) or as this agent submitted them: either way the
+    # same request again, answered with the proposal it made.
+    # For someone else (on_behalf_of) it is another request: whose self-approval the proposal guards against
+    # is part of what the key stands for.
+    same_args = args_hash in (existing.args_hash, existing.submitted_args_hash or existing.args_hash)
+    same_person = existing.on_behalf_of_id == (on_behalf_of.pk if on_behalf_of is not None else None)
+    if not same_args or not same_person or existing.tool != tool:
+        raise errors.IdempotencyConflict(errors.KEY_REUSED, proposal=str(existing.pk))
+    return existing
