@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 import regex
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
-from pydantic_core import ValidationError
+from pydantic_core import PydanticCustomError, ValidationError
 
 # Text ------------------------------------------------------------------------------------------------
 
@@ -68,11 +68,26 @@ def clean_text(value: Any) -> Any:
     return "\n".join(line.rstrip() for line in value.split("\n")).strip()
 
 
+# Text left empty by the cleaners: said as such, not as pydantic's "at least 1 character" (the person or
+# agent typed something; it was only spaces or invisible characters). Its type stays pydantic's.
+NOTHING_VISIBLE = "has nothing visible in it (spaces and invisible characters do not count)"
+
+
+def _visible(clean: Any) -> Any:
+    def validate(value: Any) -> Any:
+        value = clean(value)
+        if value == "":
+            raise PydanticCustomError("string_too_short", NOTHING_VISIBLE)
+        return value
+
+    return validate
+
+
 # Markers for ``Annotated[str, Field(max_length=...), CleanLine]``: the cleaner wraps the constrained
 # type, so the length limit applies to the cleaned value (invisible padding cannot push text past, or
 # sneak it under, a limit).
-CleanLine = BeforeValidator(clean_line)
-CleanText = BeforeValidator(clean_text)
+CleanLine = BeforeValidator(_visible(clean_line))
+CleanText = BeforeValidator(_visible(clean_text))
 
 
 # Emails ----------------------------------------------------------------------------------------------
@@ -102,25 +117,44 @@ Email = Annotated[
 
 # Priority --------------------------------------------------------------------------------------------
 
-# Agents speak low/medium/high/critical (and whatever else they pick up); the CRM stores low/normal/high/urgent.
+# One vocabulary, stated once: the CRM's low/normal/high/urgent is what the schema's enum lists, the edit form
+# offers, the preview shows and the CRM receives. Agents also say low/medium/high/critical and other words;
+# each is listed in the schema's description and in the error (PRIORITY_VOCABULARY), none accepted silently.
+PRIORITIES = ("low", "normal", "high", "urgent")
 PRIORITY_SYNONYMS: dict[str, str] = {
     **dict.fromkeys(["low", "minor", "p4", "trivial"], "low"),
-    **dict.fromkeys(["medium", "normal", "moderate", "p3", "med"], "normal"),
-    **dict.fromkeys(["high", "important", "p2", "major"], "high"),
-    **dict.fromkeys(["critical", "urgent", "emergency", "asap", "p1", "blocker", "p0"], "urgent"),
+    **dict.fromkeys(["normal", "medium", "moderate", "med", "p3"], "normal"),
+    **dict.fromkeys(["high", "important", "major", "p2"], "high"),
+    **dict.fromkeys(["urgent", "critical", "emergency", "asap", "blocker", "p1", "p0"], "urgent"),
 }
 CrmPriority = Literal["low", "normal", "high", "urgent"]
+# The longest value echoed in an error: enough to recognise it, never a wall of text.
+_SHOWN = 40
 
 
-def _synonyms(table: dict[str, str], what: str) -> Any:
+def shown(value: str) -> str:
+    """A value quoted in an error message: repr (invisible characters escaped), cut at ``_SHOWN``."""
+    return repr(value if len(value) <= _SHOWN else value[:_SHOWN] + "…")
+
+
+def vocabulary(values: tuple[str, ...], table: dict[str, str]) -> str:
+    """``"a, b or c (also understood: x, y = a; z = c)"``: the values, then every other word of ``table``."""
+    words = f"{', '.join(values[:-1])} or {values[-1]}"
+    also = [f"{', '.join(w for w in table if table[w] == v and w != v)} = {v}" for v in values]
+    also = [entry for entry in also if not entry.startswith(" =")]
+    return f"{words} (also understood: {'; '.join(also)})" if also else words
+
+
+PRIORITY_VOCABULARY = vocabulary(PRIORITIES, PRIORITY_SYNONYMS)
+
+
+def _synonyms(table: dict[str, str], what: str, said: str) -> Any:
     def normalize(value: Any) -> Any:
         if not isinstance(value, str):
             return value
         word = " ".join(clean_line(value).lower().split())
         if word not in table:
-            raise ValueError(
-                f"unknown {what} {value!r}; use one of: {', '.join(sorted(set(table.values())))}"
-            )
+            raise ValueError(f"unknown {what} {shown(value)}; use {said}")
         return table[word]
 
     return normalize
@@ -128,15 +162,8 @@ def _synonyms(table: dict[str, str], what: str) -> Any:
 
 Priority = Annotated[
     CrmPriority,
-    BeforeValidator(_synonyms(PRIORITY_SYNONYMS, "priority")),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "enum": ["low", "medium", "high", "critical", "normal", "urgent"],
-            "description": "low, medium, high or critical (synonyms such as p1 or urgent are understood); "
-            "stored as the CRM's low/normal/high/urgent.",
-        }
-    ),
+    BeforeValidator(_synonyms(PRIORITY_SYNONYMS, "priority", PRIORITY_VOCABULARY)),
+    WithJsonSchema({"type": "string", "enum": list(PRIORITIES), "description": PRIORITY_VOCABULARY}),
 ]
 
 # Zendesk's ticket statuses; "resolved" and "on hold" are what people say.
@@ -148,10 +175,12 @@ STATUS_SYNONYMS: dict[str, str] = {
     **dict.fromkeys(["solved", "resolved", "done", "fixed"], "solved"),
     **dict.fromkeys(["closed"], "closed"),
 }
+STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
+STATUS_VOCABULARY = vocabulary(STATUSES, STATUS_SYNONYMS)
 TicketStatus = Annotated[
     Literal["new", "open", "pending", "hold", "solved", "closed"],
-    BeforeValidator(_synonyms(STATUS_SYNONYMS, "status")),
-    WithJsonSchema({"type": "string", "enum": ["new", "open", "pending", "hold", "solved", "closed"]}),
+    BeforeValidator(_synonyms(STATUS_SYNONYMS, "status", STATUS_VOCABULARY)),
+    WithJsonSchema({"type": "string", "enum": list(STATUSES), "description": STATUS_VOCABULARY}),
 ]
 
 # Tags ------------------------------------------------------------------------------------------------
@@ -181,7 +210,7 @@ def normalize_tags(value: Any) -> Any:
             raise ValueError("each tag must be a string")
         tag = "-".join(clean_line(item).lower().split())
         if not _TAG.match(tag):
-            raise ValueError(TAG_INVALID)
+            raise ValueError(f"tag {shown(item)}: {TAG_INVALID}")
         tags.setdefault(tag)
     return list(tags)
 
@@ -307,6 +336,9 @@ __all__ = [
     "CleanText",
     "CrmPriority",
     "Email",
+    "NOTHING_VISIBLE",
+    "PRIORITIES",
+    "PRIORITY_VOCABULARY",
     "Priority",
     "Tags",
     "TicketId",

@@ -8,12 +8,18 @@ The domain calls four functions and knows nothing else of the outside world:
   exactly as approved. Raises ``Deferred``, ``StaleTarget``, ``TransientFailure``, ``PermanentFailure``.
 * ``read(name, raw_args, ctx)`` -> dict: run a read tool (no approval).
 * ``tools()``: the declared tools, for ``GET /api/v1/tools/``.
+
+Every tool also answers to its OpenAI-safe name (dots become underscores: ``crm_create_ticket``), because
+OpenAI's function names must match ``^[a-zA-Z0-9_-]{1,64}$`` and MCP clients expect the same. ``get`` and
+``canonical`` accept both spellings; everything stored (proposals, policies, audit) uses the dotted name.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -125,22 +131,58 @@ class Tool:
     # A write the outside system does not deduplicate by Idempotency-Key (a Zendesk PUT): its execute also
     # takes ``resumed`` (an earlier run of this commit may have sent it), to tell its write from another's.
     takes_resumed: bool = False
+    # The tool's args fit OpenAI's strict mode (every field required, no union but with null): its
+    # function definition is published with ``strict: true`` and ``strict_parameters()``.
+    strict: bool = False
 
     @property
     def requires_approval(self) -> bool:
         return self.kind == "write"
 
+    @property
+    def safe_name(self) -> str:
+        return safe_name(self.name)
+
     def parameters(self) -> dict[str, Any]:
         return self.args_model.model_json_schema()
 
+    def strict_parameters(self) -> dict[str, Any]:
+        """The parameters in the subset of JSON Schema that OpenAI's strict mode accepts (``STRICT_KEYWORDS``).
+        A constraint strict mode cannot carry (a length) is said in the description instead; the args are
+        still checked against ``parameters()`` when the call arrives."""
+        return _strict(copy.deepcopy(self.parameters()))
+
+
+# OpenAI's rule for function names (Chat Completions and Responses), which MCP clients follow too.
+SAFE_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+# JSON Schema keywords OpenAI's strict mode supports (its Structured Outputs guide, "Supported schemas").
+STRICT_KEYWORDS = frozenset({
+    "type", "description", "title", "properties", "required", "additionalProperties", "items", "enum", "const",
+    "anyOf", "$defs", "$ref", "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+    "multipleOf", "minItems", "maxItems",
+})
+# Formats strict mode knows; another ``format`` is dropped (the server still checks it).
+STRICT_FORMATS = frozenset({"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"})
 
 _REGISTRY: dict[str, Tool] = {}
+_BY_SAFE_NAME: dict[str, str] = {}
+
+
+def safe_name(name: str) -> str:
+    """The OpenAI-safe spelling of a tool name: dots become underscores."""
+    return name.replace(".", "_")
 
 
 def register(tool: Tool) -> Tool:
     if tool.name in _REGISTRY:
         raise ValueError(f"tool {tool.name} declared twice")
+    if not SAFE_NAME.match(tool.safe_name):
+        raise ValueError(f"tool {tool.name}: {tool.safe_name!r} is not a valid function name")
+    if tool.safe_name in _BY_SAFE_NAME or tool.safe_name in _REGISTRY:
+        raise ValueError(f"tool {tool.name}: its safe name {tool.safe_name} is another tool's")
     _REGISTRY[tool.name] = tool
+    _BY_SAFE_NAME[tool.safe_name] = tool.name
     return tool
 
 
@@ -148,11 +190,45 @@ def tools() -> list[Tool]:
     return sorted(_REGISTRY.values(), key=lambda t: t.name)
 
 
+def canonical(name: str) -> str:
+    """The dotted name of a tool named either way; any other string (``*``, an unknown name) as it is."""
+    if name in _REGISTRY:
+        return name
+    return _BY_SAFE_NAME.get(name, name)
+
+
 def get(name: str) -> Tool:
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[canonical(name)]
     except KeyError:
         raise UnknownTool(name=name, allowed=sorted(_REGISTRY)) from None
+
+
+def _strict(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_strict(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    said: list[str] = []
+    if "minLength" in node and node["minLength"] > 1:
+        said.append(f"at least {node['minLength']} characters")
+    if "maxLength" in node:
+        said.append(f"at most {node['maxLength']} characters")
+    if node.get("format") not in (None, *STRICT_FORMATS):
+        said.append(f"format {node['format']}")
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key not in STRICT_KEYWORDS or (key == "format" and value not in STRICT_FORMATS):
+            continue
+        if key in ("properties", "$defs"):
+            out[key] = {name: _strict(sub) for name, sub in value.items()}
+        else:
+            out[key] = _strict(value)
+    if said:
+        out["description"] = "; ".join([*([out["description"]] if out.get("description") else []), *said]) + "."
+    if out.get("type") == "object":
+        out["additionalProperties"] = False
+    return out
 
 
 def args_hash(args: dict[str, Any]) -> str:
@@ -166,6 +242,13 @@ def validate(tool: Tool, raw_args: Any) -> BaseModel:
         return _validate(tool, raw_args)
 
 
+def _message(error: Any) -> str:
+    """The sentence for a person: a normalizer's own message as it wrote it (pydantic prefixes a ValueError's
+    with "Value error, "), pydantic's for the rest."""
+    raised = (error.get("ctx") or {}).get("error")
+    return str(raised) if error["type"] == "value_error" and isinstance(raised, ValueError) else error["msg"]
+
+
 def _validate(tool: Tool, raw_args: Any) -> BaseModel:
     if not isinstance(raw_args, dict):
         raise InvalidArgs(errors=[{"loc": ["args"], "msg": "must be a JSON object", "type": "dict_type"}])
@@ -173,8 +256,8 @@ def _validate(tool: Tool, raw_args: Any) -> BaseModel:
         return tool.args_model.model_validate(raw_args)
     except ValidationError as exc:
         errors = [
-            {"loc": ["args", *[str(p) for p in e["loc"]]], "msg": e["msg"], "type": e["type"]}
-            for e in exc.errors(include_url=False, include_context=False, include_input=False)
+            {"loc": ["args", *[str(p) for p in e["loc"]]], "msg": _message(e), "type": e["type"]}
+            for e in exc.errors(include_url=False, include_input=False)
         ]
         raise InvalidArgs(errors=errors) from None
 
@@ -252,8 +335,8 @@ def read(name: str, raw_args: Any, ctx: Context) -> dict[str, Any]:
     args = model.model_dump(mode="json", exclude_none=True)
     policy.check(tool, args, ctx)
     with connections.using(ctx.tenant):
-        ratelimit.enforce(name, args, tenant=ctx.tenant, connection=_connection_key(tool))
-        with metrics.tool_scope(name), span("adapter.read", tool=name, system=tool.system):
+        ratelimit.enforce(tool.name, args, tenant=ctx.tenant, connection=_connection_key(tool))
+        with metrics.tool_scope(tool.name), span("adapter.read", tool=tool.name, system=tool.system):
             return tool.run(model, ctx)
 
 

@@ -38,6 +38,14 @@ class RejectForm(forms.Form):
         return reason
 
 
+class ContractChoiceField(forms.ChoiceField):
+    """A select of the contract's values that leaves judging to the contract: a value posted outside the
+    choices gets the contract's one error (naming its vocabulary), not Django's second one beside it."""
+
+    def valid_value(self, value: Any) -> bool:
+        return True
+
+
 def _literal_choices(annotation: Any) -> list[Any] | None:
     """The values of the first ``Literal`` inside an annotation (through ``Optional`` and ``Annotated``)."""
     if get_origin(annotation) is Literal:
@@ -83,7 +91,7 @@ class ArgsForm(forms.Form):
                 options = [(c, c) for c in choices]
                 if name not in required:
                     options.insert(0, ("", "—"))
-                field = forms.ChoiceField(choices=options, required=False, widget=forms.Select(attrs=attrs))
+                field = ContractChoiceField(choices=options, required=False, widget=forms.Select(attrs=attrs))
                 kind = "choice"
             elif kind == "array":
                 field = forms.CharField(required=False, widget=forms.TextInput(attrs=attrs))

@@ -12,7 +12,9 @@ from pydantic import Field, ValidationError
 
 from adapters.crm.schemas import CreateTicketArgs, UpdateTicketArgs
 from adapters.normalize import (
+    NOTHING_VISIBLE,
     PRIORITY_SYNONYMS,
+    PRIORITY_VOCABULARY,
     STATUS_SYNONYMS,
     ArgsModel,
     Channel,
@@ -290,3 +292,36 @@ def test_the_published_patterns_refuse_what_the_server_refuses() -> None:
     for raw in ["a/b", "#tag", "x" * 51, "", "-lead", "été"]:
         assert not tag.fullmatch(raw), raw
         assert rejected(tags=[raw])
+
+
+# --- one vocabulary (schema, errors, edit form, docs) ---------------------------------------------------
+
+
+def _priority_schema() -> dict[str, Any]:
+    return CreateTicketArgs.model_json_schema()["properties"]["priority"]
+
+
+def test_the_priority_schema_lists_the_words_that_are_stored_and_names_every_synonym() -> None:
+    schema = _priority_schema()
+    assert schema["enum"] == ["low", "normal", "high", "urgent"]
+    # Every word accepted is named in the description: none is accepted "though in no list".
+    for word in PRIORITY_SYNONYMS:
+        assert re.search(rf"\b{re.escape(word)}\b", schema["description"]), word
+
+
+def test_an_unknown_priority_is_told_the_vocabulary_of_the_schema() -> None:
+    (error,) = rejected(priority="whenever")
+    assert error["msg"].endswith(f"use {PRIORITY_VOCABULARY}")
+    assert _priority_schema()["description"].startswith(PRIORITY_VOCABULARY.split(" (")[0])
+    assert "low, normal, high or urgent" in error["msg"]
+
+
+def test_a_subject_with_nothing_visible_says_so() -> None:
+    (error,) = rejected(line=" \u200b ")
+    assert error["msg"] == NOTHING_VISIBLE
+    assert "at least 1 character" not in error["msg"]
+
+
+def test_a_bad_tag_is_named_in_the_error() -> None:
+    (error,) = rejected(tags=["fine", "no/slash"])
+    assert "'no/slash'" in error["msg"] and "fine" not in error["msg"]

@@ -359,6 +359,26 @@ class TestEditThenApprove:
         assert set(errors) >= {"subject", "customer_email", "tags"}
         assert Proposal.objects.get(pk=proposal.pk).status == Status.PENDING
 
+    def test_the_form_speaks_the_schemas_vocabulary_and_its_errors_are_plain_sentences(self, acme):
+        """One vocabulary for priority (the schema's enum, its help text, the error); no pydantic prefix
+        ("Value error,"); a blank subject says it has nothing visible; a bad tag is named."""
+        from adapters.normalize import NOTHING_VISIBLE, PRIORITY_VOCABULARY
+
+        proposal = submit(acme)
+        client = reviewer_client(acme)
+        form = client.get(url("edit", proposal)).context["form"]
+        assert [value for value, _ in form.fields["priority"].choices if value] == ["low", "normal", "high", "urgent"]
+        assert form.fields["priority"].help_text.startswith(PRIORITY_VOCABULARY.split(" (")[0])
+
+        data = {"step": "preview", "subject": " \u200b ", "description": "x", "priority": "whenever",
+                "tags": "ok, no/slash"}
+        errors = client.post(url("edit", proposal), data).context["form"].errors
+
+        assert errors["subject"] == [NOTHING_VISIBLE]
+        assert errors["priority"] == [f"unknown priority 'whenever'; use {PRIORITY_VOCABULARY}"]
+        assert "'no/slash'" in errors["tags"][0]
+        assert not any(message.startswith("Value error") for field in errors.values() for message in field)
+
     def test_preview_shows_the_edit_as_a_diff_then_confirm_approves_it(self, acme):
         proposal = submit(acme)
         client = reviewer_client(acme)
