@@ -17,8 +17,9 @@ from adapters.registry import Outcome, Preview
 # "tenant isolation outside"): nothing of it, not even whether it exists.
 TICKET_NOT_FOUND = "ticket not found"
 TICKET_NOT_FOUND_DETAIL = "Ticket not found: no ticket with this id is reachable for this tenant."
-STALE_TICKET = "The ticket changed in the CRM after it was reviewed; it needs a new review."
-NO_SNAPSHOT = "The update has no preview snapshot of the ticket to compare with; it needs a new review."
+# What happened; what a stale proposal needs (a new proposal, a new review) is its status's to say, once.
+STALE_TICKET = "The ticket changed in the CRM after it was reviewed."
+NO_SNAPSHOT = "The update has no preview snapshot of the ticket to compare with."
 
 
 def _outcome(ticket: Ticket, attempts: int) -> Outcome:

@@ -572,3 +572,35 @@ def test_a_dead_letter_shows_its_attempts_and_a_workflow_its_steps(acme):
 
     assert "after 1 attempt" in failed and "an admin can requeue it" in failed
     assert "lookup_customer: done" in steps
+
+
+@pytest.mark.django_db
+def test_a_stale_update_says_what_it_needs_once(acme):
+    """The reason says what happened, the status what it needs: not "It needs a new review. It needs a new
+    proposal and a new review."."""
+    from adapters.crm.tickets import STALE_TICKET
+
+    proposal = submit(acme)
+    Proposal.objects.filter(pk=proposal.pk).update(status=Status.STALE, status_reason=STALE_TICKET)
+
+    body = reviewer_client(acme).get(url("status", proposal)).content.decode()
+
+    assert STALE_TICKET in body
+    assert body.count("needs a new") == 1 and "It needs a new proposal and a new review." in body
+
+
+@pytest.mark.django_db
+def test_a_workflow_that_ran_no_step_says_so_without_a_numbered_list(acme):
+    with responses.RequestsMock() as rsps:  # the workflow's preview reads the customer
+        rsps.add(responses.GET, f"{settings.CRM_BASE_URL}/api/v2/users/search.json",
+                 json={"users": [{"id": 501, "name": "Dana"}]})
+        flow = submit(acme, tool="workflow.customer_update_digest",
+                      args={"customer_email": "dana@example.com", "channel": "#accounts", "summary": "Renewed."})
+    client = reviewer_client(acme)
+    assert "No step has run yet." in client.get(url("status", flow)).content.decode()
+
+    Proposal.objects.filter(pk=flow.pk).update(status=Status.FAILED, status_reason="slack: channel_not_found")
+    body = client.get(url("status", flow)).content.decode()
+
+    assert "No step ran." in body and "No step has run yet." not in body
+    assert '<ol class="steps">' not in body
