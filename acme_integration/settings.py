@@ -163,6 +163,9 @@ ACME_PREVIEW_DEADLINE = env.float("ACME_PREVIEW_DEADLINE", default=2.0)
 # ACME_SUBMIT_RATE a second; refused submissions count too. Over it: 429 + Retry-After.
 ACME_SUBMIT_RATE = env.float("ACME_SUBMIT_RATE", default=10.0)
 ACME_SUBMIT_BURST = env.int("ACME_SUBMIT_BURST", default=100)
+# `?wait=` (approvals.waiting): at most this many requests of one web process wait at a time (each holds a
+# thread, never a database connection); default half of gunicorn's threads, so the rest serve everyone else.
+ACME_WAIT_SLOTS = env.int("ACME_WAIT_SLOTS", default=max(1, env.int("ACME_WEB_THREADS", default=8) // 2))
 # How long a worker holds a proposal it is committing before another worker may take it over (crash
 # recovery). A commit's outside calls (attempts, timeouts, waits) end within nine tenths of it: a wait the
 # lease cannot cover defers the commit (services.commit_budget).

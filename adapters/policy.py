@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.errors import PolicyDenied, RateLimited
 from adapters.normalize import strip_invisible
+from adapters.registry import canonical
 
 if TYPE_CHECKING:
     from adapters.registry import Context, Risk, Tool
@@ -94,10 +95,12 @@ DEFAULT_RULE = PolicyRule(name="default")
 
 def effective_rule(tool_name: str, ctx: Context) -> PolicyRule:
     """The one rule that applies to this agent and tool (see the module docstring for precedence)."""
+    # A rule may name its tool either way (``crm_create_ticket`` is ``crm.create_ticket``).
+    tool_name = canonical(tool_name)
     candidates = [
         rule
         for rule in ctx.policy
-        if rule.tool in (tool_name, "*") and rule.agent in ("", ctx.agent)
+        if canonical(rule.tool) in (tool_name, "*") and rule.agent in ("", ctx.agent)
     ]
     if not candidates:
         return DEFAULT_RULE
@@ -106,7 +109,7 @@ def effective_rule(tool_name: str, ctx: Context) -> PolicyRule:
 
 
 def check(tool: Tool, args: dict[str, Any], ctx: Context) -> Risk:
-    if "*" not in ctx.allowed_tools and tool.name not in ctx.allowed_tools:
+    if "*" not in ctx.allowed_tools and tool.name not in {canonical(name) for name in ctx.allowed_tools}:
         raise PolicyDenied(
             policy=ALLOWED_TOOLS,
             check=ALLOWED_TOOLS,

@@ -62,6 +62,10 @@ class Preview:
     # What the content itself warrants (e.g. a Slack message that pings a whole channel): the proposal's risk
     # is raised to it, never lowered. Not part of ``as_dict``: the proposal's own ``risk`` shows it.
     risk: Risk | None = None
+    # The existing record a change is made to, as the reviewer needs to recognise it, read at the preview:
+    # {"key", "system", "id", "title", "requester", "url", "read_at"}. ``key`` is the same for every proposal
+    # touching that record (what flags two pending changes of one ticket). Never compared at commit.
+    target: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +73,7 @@ class Preview:
             "changes": self.changes,
             "snapshot": self.snapshot,
             "notes": self.notes,
+            **({"target": self.target} if self.target else {}),
         }
 
 

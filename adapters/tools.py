@@ -46,6 +46,7 @@ register(
         risk="low",
         system="crm",
         run=customers.get_customer,  # type: ignore[arg-type]
+        strict=True,
     )
 )
 register(
@@ -59,6 +60,7 @@ register(
         preview=messages.preview,  # type: ignore[arg-type]
         preview_takes_context=True,  # the policy decides whether links and mentions go out as formatting
         execute=messages.execute,  # type: ignore[arg-type]
+        strict=True,
     )
 )
 
@@ -75,6 +77,7 @@ register(
         preview_takes_context=True,  # each step's own tool policy is checked at the preview
         reads_at_preview="crm",  # the customer, so the preview shows the exact Slack text
         steps=digest.STEPS,
+        strict=True,
     )
 )
 

@@ -44,9 +44,22 @@ class ToolFilter(ChoicesFilter):
     def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
         return [(tool.name, tool.name) for tool in registry.tools()]
 
+    def queryset(self, request: Any, queryset: Any) -> Any:
+        # A tool's safe name (crm_create_ticket) filters as its dotted name, under which it is stored.
+        if self.value():
+            return queryset.filter(**{self.field: registry.canonical(self.value() or "")})
+        return queryset
+
 
 class ProposalToolFilter(ToolFilter):
     field = "proposal__tool"
+
+
+class PolicyToolFilter(ToolFilter):
+    """A rule's tool: every tool, or "*"."""
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        return [("*", "* (every tool)"), *super().lookups(request, model_admin)]
 
 
 class LargeTableAdmin(TenantScopedAdmin):
@@ -293,7 +306,7 @@ class ToolPolicyAdmin(TenantScopedAdmin):
 
     list_display = ["name", "tenant", "agent_or_all", "tool", "enabled", "max_per_hour", "max_items",
                     "refuse_card_numbers", "risk_override", "updated_at"]
-    list_filter = ["tenant", "enabled", "tool", "refuse_card_numbers"]
+    list_filter = ["tenant", "enabled", PolicyToolFilter, "refuse_card_numbers"]
     list_editable = ["enabled"]
     list_select_related = ["tenant", "agent"]
     search_fields = ["name", "tool", "description", "agent__name"]

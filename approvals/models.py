@@ -385,6 +385,8 @@ class ToolPolicy(models.Model):
         if self.agent is not None and self.tenant_id and self.agent.tenant_id != self.tenant_id:
             errors["agent"] = "This agent belongs to another tenant."
         known: list[str] | None = None
+        # A tool named by its safe name (crm_create_ticket) is stored under its dotted name.
+        self.tool = registry.canonical(self.tool)
         if self.tool != "*":
             try:
                 known = list(registry.get(self.tool).args_model.model_fields)

@@ -23,6 +23,7 @@ from django.db.models.fields.json import KT
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
@@ -73,7 +74,7 @@ class Filters:
     def from_query(cls, params: Any) -> Filters:
         """Unknown values are ignored rather than answered with an error page."""
         status = params.get("status", "")
-        tool = params.get("tool", "")
+        tool = registry.canonical(params.get("tool", ""))  # either spelling (crm_create_ticket)
         agent = params.get("agent", "")
         risk = params.get("risk", "")
         return cls(
@@ -294,6 +295,30 @@ def _status_context(proposal: Proposal) -> dict[str, Any]:
     }
 
 
+# At most this many other pending proposals of the same record are listed on a review page.
+CONFLICTS_SHOWN = 10
+
+
+def _target(preview: dict[str, Any]) -> dict[str, Any] | None:
+    """The record an update changes, as its preview read it (``adapters.registry.Preview.target``)."""
+    target = preview.get("target")
+    if not isinstance(target, dict) or not target.get("key"):
+        return None
+    read_at = target.get("read_at")
+    return {**target, "read_at": parse_datetime(read_at) if isinstance(read_at, str) else None}
+
+
+def _conflicts(proposal: Proposal, target: dict[str, Any] | None) -> list[Proposal]:
+    """The tenant's other pending proposals that change the same record: approving one makes the others
+    stale at their commit, so each page names the others."""
+    if target is None:
+        return []
+    others = (Proposal.objects.filter(tenant_id=proposal.tenant_id, status=Status.PENDING,
+                                      preview__target__key=target["key"])
+              .exclude(pk=proposal.pk).select_related("agent").order_by("created_at"))
+    return list(others[:CONFLICTS_SHOWN])
+
+
 def _review_context(request: HttpRequest, proposal: Proposal, **extra: Any) -> dict[str, Any]:
     can_review = proposal.tenant_id in selectors.reviewer_tenant_ids(_person(request))
     own = proposal.on_behalf_of_id is not None and proposal.on_behalf_of_id == request.user.pk
@@ -302,8 +327,11 @@ def _review_context(request: HttpRequest, proposal: Proposal, **extra: Any) -> d
     for decision in decisions:
         decision.edits = diff_rows(decision.edited_from or [])  # type: ignore[attr-defined]
     preview = proposal.preview or {}
+    target = _target(preview)
     return {
         **_status_context(proposal),
+        "target": target,
+        "conflicts": _conflicts(proposal, target),
         "summary": preview.get("summary") or proposal.tool,
         "changes": diff_rows(preview.get("changes") or []),
         "notes": preview.get("notes") or [],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -15,6 +17,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from adapters import errors as adapter_errors
 from adapters.http import MAX_RETRY_AFTER
+from adapters.warehouse.errors import InvalidQuery, QueryError, QueryTimeout, QueryTooExpensive
 from approvals import errors as domain_errors
 
 
@@ -44,6 +47,33 @@ def _flatten(detail: Any, loc: tuple[str, ...] = ()) -> list[dict[str, Any]]:
 
 def body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "detail": detail, **extra}
+
+
+@contextmanager
+def query_errors() -> Iterator[None]:
+    """The warehouse's refusals and rate limits as the API's errors: here and at
+    ``POST /api/v1/tools/{name}/call/``, which runs the same plan (and other read tools, whose rate
+    limits answer the same 429)."""
+    try:
+        yield
+    except InvalidQuery as exc:
+        extra: dict[str, Any] = {"errors": exc.errors}
+        if exc.allowed is not None:
+            extra["allowed"] = exc.allowed
+        raise ApiError(400, exc.code, exc.detail, **extra) from None
+    except QueryTooExpensive as exc:
+        raise ApiError(400, exc.code, exc.detail, estimated_rows=exc.estimated_rows,
+                       max_rows=exc.max_rows) from None
+    except QueryTimeout as exc:
+        raise ApiError(400, exc.code, exc.detail, timeout_ms=exc.timeout_ms) from None
+    except QueryError as exc:
+        raise ApiError(400, exc.code, exc.detail) from None
+    except adapter_errors.Deferred as exc:
+        if exc.reason != "rate_limited":
+            raise  # an open breaker: the API's 503 downstream_unavailable
+        retry = max(1, math.ceil(exc.retry_at - time.time()))
+        raise ApiError(429, "rate_limited", str(exc), retry_after=retry,
+                       headers={"Retry-After": str(retry)}) from None
 
 
 # Seconds to suggest when a downstream failed without saying when it will be back.

@@ -8,8 +8,6 @@ their columns, so a plan can be grounded before it is sent.
 
 from __future__ import annotations
 
-import math
-import time
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
@@ -21,14 +19,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from adapters.errors import Deferred
 from adapters.registry import Context
 from adapters.warehouse import schema
-from adapters.warehouse.errors import InvalidQuery, QueryError, QueryTimeout, QueryTooExpensive
 from adapters.warehouse.plan import Plan
 from adapters.warehouse.service import max_limit, warehouse_query
 from approvals import selectors
-from approvals.api.errors import ApiError
+from approvals.api.errors import ApiError, query_errors
 from approvals.api.views import ERROR, where
 from approvals.models import AgentCredential, Tenant
 from approvals.services import agent_actor, user_actor
@@ -152,25 +148,8 @@ class QueriesView(APIView):
         body = dict(body)
         tenant = _tenant_of(request, body.pop("tenant", None))
         ctx, actor = _context(request, tenant)
-        try:
+        with query_errors():
             page = warehouse_query(raw_plan=body, ctx=ctx, actor=actor, where=where(request))
-        except InvalidQuery as exc:
-            extra: dict[str, Any] = {"errors": exc.errors}
-            if exc.allowed is not None:
-                extra["allowed"] = exc.allowed
-            raise ApiError(400, exc.code, exc.detail, **extra) from None
-        except QueryTooExpensive as exc:
-            raise ApiError(400, exc.code, exc.detail, estimated_rows=exc.estimated_rows,
-                           max_rows=exc.max_rows) from None
-        except QueryTimeout as exc:
-            raise ApiError(400, exc.code, exc.detail, timeout_ms=exc.timeout_ms) from None
-        except QueryError as exc:
-            raise ApiError(400, exc.code, exc.detail) from None
-        except Deferred as exc:
-            retry = max(1, math.ceil(exc.retry_at - time.time()))
-            response = Response({"error": "rate_limited", "detail": str(exc), "retry_after": retry}, status=429)
-            response["Retry-After"] = str(retry)
-            return response
         return Response(page)
 
     @extend_schema(

@@ -204,13 +204,33 @@ def proposal_out(proposal: Proposal, request: Any) -> dict[str, Any]:
     return proposals_out([proposal], request)[0]
 
 
+class ToolCallHowOut(serializers.Serializer):
+    how = serializers.ChoiceField(choices=["propose", "call"], help_text="`propose`: a write, approved by a "
+                                  "reviewer before it is sent; `call`: a read, answered at once.")
+    method = serializers.CharField()
+    url = serializers.URLField()
+    body = serializers.CharField(help_text="The request body's shape.")
+
+
 class ToolOut(serializers.Serializer):
     name = serializers.CharField()
+    safe_name = serializers.CharField(help_text="The same tool under an OpenAI-safe name (dots become "
+                                      "underscores); accepted wherever a tool is named.")
     kind = serializers.ChoiceField(choices=["read", "write"])
     description = serializers.CharField()
     parameters = serializers.DictField()
     requires_approval = serializers.BooleanField()
     risk = serializers.ChoiceField(choices=Risk.choices)
+    call = ToolCallHowOut()
+
+
+class ToolCallIn(serializers.Serializer):
+    args = ArgsField(help_text="The tool's arguments: see GET /api/v1/tools/ for each tool's schema.")
+
+
+class ToolCallOut(serializers.Serializer):
+    tool = serializers.CharField()
+    result = serializers.JSONField()
 
 
 class ToolsOut(serializers.Serializer):
@@ -221,6 +241,7 @@ class OpenAIFunctionSpec(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()
     parameters = serializers.DictField()
+    strict = serializers.BooleanField()
 
 
 class OpenAIFunction(serializers.Serializer):

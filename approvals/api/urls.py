@@ -4,6 +4,7 @@ from approvals.api import docs, queries, views, webhooks
 
 urlpatterns = [
     path("tools/", views.ToolsView.as_view(), name="api-tools"),
+    path("tools/<str:name>/call/", views.ToolCallView.as_view(), name="api-tool-call"),
     path("proposals/", views.ProposalListView.as_view(), name="api-proposals"),
     path("proposals/<uuid:pk>/", views.ProposalDetailView.as_view(), name="api-proposal-detail"),
     path("proposals/<uuid:pk>/approve/", views.ProposalApproveView.as_view(), name="api-proposal-approve"),

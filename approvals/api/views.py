@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import Prefetch
 from django.http import Http404, JsonResponse
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -23,9 +24,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from adapters import registry
-from approvals import selectors, services
+from approvals import reads, selectors, services, waiting
 from approvals.api import serializers as s
-from approvals.api.errors import ApiError
+from approvals.api.errors import ApiError, query_errors
 from approvals.models import AgentCredential, Decision, Proposal, Receipt, Status
 from audit.services import Where
 from audit.where import where_from
@@ -95,19 +96,58 @@ class ToolsView(APIView):
         fmt = request.query_params.get("format")
         if fmt is not None and fmt != "openai":
             raise ApiError(400, "invalid_request", f"Unknown format {fmt[:50]!r}.", allowed=["openai"])
-        tools = registry.tools()
-        if isinstance(request.user, AgentCredential) and "*" not in (request.user.allowed_tools or []):
-            tools = [t for t in tools if t.name in request.user.allowed_tools]
+        tools = tools_of(request.user)
         if fmt == "openai":
+            # OpenAI's function names allow no dots: the safe names, which the API accepts as well. A tool
+            # whose args fit strict mode is published strict, its parameters in strict mode's subset.
             return Response([
-                {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters()}}
+                {"type": "function", "function": {
+                    "name": t.safe_name, "description": t.description,
+                    "parameters": t.strict_parameters() if t.strict else t.parameters(), "strict": t.strict}}
                 for t in tools
             ])
         return Response({"tools": [
-            {"name": t.name, "kind": t.kind, "description": t.description, "parameters": t.parameters(),
-             "requires_approval": t.requires_approval, "risk": t.risk}
+            {"name": t.name, "safe_name": t.safe_name, "kind": t.kind, "description": t.description,
+             "parameters": t.parameters(), "requires_approval": t.requires_approval, "risk": t.risk,
+             "call": how_to_call(t, request)}
             for t in tools
         ]})
+
+
+def tools_of(principal: Any) -> list[registry.Tool]:
+    """The tools ``principal`` may use: an agent's own list (either spelling), everything for others."""
+    tools = registry.tools()
+    if isinstance(principal, AgentCredential) and "*" not in (principal.allowed_tools or []):
+        allowed = {registry.canonical(name) for name in principal.allowed_tools}
+        tools = [t for t in tools if t.name in allowed]
+    return tools
+
+
+def how_to_call(tool: registry.Tool, request: Request) -> dict[str, str]:
+    """How an agent calls ``tool``: a write is proposed (and waits for a reviewer), a read is called."""
+    if tool.requires_approval:
+        return {"how": "propose", "method": "POST", "url": request.build_absolute_uri(reverse("api-proposals")),
+                "body": f'{{"tool": "{tool.name}", "args": {{...}}}}'}
+    return {"how": "call", "method": "POST",
+            "url": request.build_absolute_uri(reverse("api-tool-call", kwargs={"name": tool.name})),
+            "body": '{"args": {...}}'}
+
+
+class ToolCallView(APIView):
+    @extend_schema(
+        request=s.ToolCallIn,
+        responses={200: s.ToolCallOut, 400: ERROR, 401: ERROR, 403: ERROR, 429: ERROR, 502: ERROR, 503: ERROR},
+        summary="Call a read tool at once (agents); a write tool is 400 `write_tool`: propose it.",
+        description="Runs under the agent's tools, the tenant's policy, the tool's rate limits and the audit, "
+        "like a proposal. `warehouse.query` takes the plan of `POST /api/v1/queries/` as its args. The tool "
+        "may be named either way (`crm.get_customer` or `crm_get_customer`).",
+    )
+    def post(self, request: Request, name: str) -> Response:
+        agent = _require_agent(request)
+        data = _valid(s.ToolCallIn, request.data, code="invalid_args")
+        with query_errors():
+            result = reads.tool_read(agent=agent, tool=name, args=data["args"], where=where(request))
+        return Response({"tool": registry.get(name).name, "result": result})
 
 
 class StrictCursorPagination(CursorPagination):
@@ -157,7 +197,9 @@ class ProposalListView(APIView):
         if status is not None and status not in Status.values:
             raise ApiError(400, "invalid_request", f"Unknown status {status[:50]!r}.", allowed=Status.values)
         check_page_size(request)
-        qs = selectors.proposal_list(principal=request.user, status=status, tool=request.query_params.get("tool") or None)
+        tool = request.query_params.get("tool") or None
+        qs = selectors.proposal_list(principal=request.user, status=status,
+                                     tool=registry.canonical(tool) if tool else None)
         paginator = ProposalPagination()
         decisions = Prefetch("decisions", queryset=Decision.objects.select_related("reviewer").order_by("-at"),
                              to_attr="prefetched_decisions")
@@ -189,7 +231,7 @@ class ProposalListView(APIView):
             raise ApiError(400, "invalid_args", "Idempotency-Key must be 1 to 255 printable characters.",
                            errors=[{"loc": ["header", "Idempotency-Key"], "msg": "1 to 255 printable characters", "type": "value_error"}])
         submitted = services.proposal_submit(
-            agent=agent, tool=data["tool"], args=data["args"], rationale=data.get("rationale") or "",
+            agent=agent, tool=registry.canonical(data["tool"]), args=data["args"], rationale=data.get("rationale") or "",
             on_behalf_of=on_behalf_of, idempotency_key=key, where=where(request),
         )
         if submitted.created:
@@ -202,9 +244,27 @@ class ProposalListView(APIView):
 
 
 class ProposalDetailView(APIView):
-    @extend_schema(responses={200: s.ProposalOut, 401: ERROR, 404: ERROR}, summary="One proposal.")
+    @extend_schema(
+        parameters=[OpenApiParameter(
+            "wait", {"type": "integer", "minimum": 0, "maximum": waiting.MAX_WAIT}, required=False,
+            description="Seconds (at most 30) to wait for news: a pending proposal is answered as soon as it "
+            "is decided, an approved one as soon as it is final (committed, failed, stale). Without news, "
+            "the current state when the time is up. When the server has no room for another wait it "
+            "answers at once, with `Retry-After`.")],
+        responses={200: s.ProposalOut, 400: ERROR, 401: ERROR, 404: ERROR}, summary="One proposal.")
     def get(self, request: Request, pk: Any) -> Response:
-        return Response(s.proposal_out(_get_visible(request, pk), request))
+        try:
+            seconds = waiting.parse_wait(request.query_params.get("wait"))
+        except ValueError:
+            raise ApiError(400, "invalid_parameter", waiting.BAD_WAIT, parameter="wait",
+                           errors=[{"loc": ["query", "wait"], "msg": "0 to 30", "type": "int_type"}]) from None
+        proposal = _get_visible(request, pk)
+        if seconds and not waiting.settled(proposal.status, since=proposal.status):
+            try:
+                proposal = waiting.wait(proposal.pk, seconds=seconds, read=lambda: _get_visible(request, pk))
+            except waiting.NoSlot:
+                return Response(s.proposal_out(proposal, request), headers={"Retry-After": "1"})
+        return Response(s.proposal_out(proposal, request))
 
 
 class ProposalApproveView(APIView):

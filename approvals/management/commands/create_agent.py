@@ -18,7 +18,8 @@ class Command(BaseCommand):
             tenant_obj = Tenant.objects.get(slug=tenant)
         except Tenant.DoesNotExist:
             raise CommandError(f"no tenant {tenant!r}; create it with create_tenant") from None
-        names = [t.strip() for t in tools.split(",") if t.strip()]
+        # Either spelling of a tool (crm_create_ticket); stored under the dotted name.
+        names = [registry.canonical(t.strip()) for t in tools.split(",") if t.strip()]
         known = {t.name for t in registry.tools()}
         unknown = [n for n in names if n != "*" and n not in known]
         if unknown or not names:
