@@ -43,6 +43,12 @@ def get_ticket(ticket_id: int) -> tuple[Ticket, int]:
     return http.parse(TicketEnvelope, response, DOWNSTREAM).ticket, http.attempts_of(response)
 
 
+def get_ticket_for_people(ticket_id: int) -> TicketEnvelope:
+    """The live ticket with its users sideloaded (one request), for a preview a person reads."""
+    response = call("GET", f"tickets/{ticket_id}.json", params={"include": "users"})
+    return http.parse(TicketEnvelope, response, DOWNSTREAM)
+
+
 def get_comments(ticket_id: int) -> list[Comment]:
     """The ticket's comments, newest first (Zendesk's first page: 100)."""
     response = call("GET", f"tickets/{ticket_id}/comments.json", params={"sort_order": "desc"})

@@ -68,6 +68,8 @@ class Ticket(_Response):
 
 class TicketEnvelope(_Response):
     ticket: Ticket
+    # Sideloaded with ``?include=users`` (Zendesk's sideloading): the requester among them.
+    users: list[User] = Field(default_factory=list)
 
 
 class Comment(_Response):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from adapters import connections, http
@@ -94,15 +94,33 @@ def _owned(ticket_id: int) -> bool:
     return connections.owns(connections.current(client.DOWNSTREAM), ticket_id)
 
 
-def _live(ticket_id: int) -> tuple[Ticket, int]:
+def _live(ticket_id: int) -> TicketEnvelope:
     if not _owned(ticket_id):
         raise _not_found()
     try:
-        return client.get_ticket(ticket_id)
+        return client.get_ticket_for_people(ticket_id)
     except PermanentFailure as exc:
         if exc.status == 404:
             raise _not_found() from None
         raise
+
+
+def _target(envelope: TicketEnvelope) -> dict[str, Any]:
+    """The ticket as the reviewer recognises it: subject, requester, a link, and when this was read (the
+    "before" values are as of then; the commit refuses if the ticket moved since)."""
+    live = envelope.ticket
+    requester = next((u for u in envelope.users if u.id == live.requester_id), None)
+    who = "" if requester is None else " ".join(
+        part for part in (requester.name or "", f"<{requester.email}>" if requester.email else "") if part)
+    return {
+        "key": f"crm:ticket:{live.id}",
+        "system": client.DOWNSTREAM,
+        "id": live.id,
+        "title": live.subject or "",
+        "requester": who,
+        "url": client.ticket_url(live.id),
+        "read_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
 def diff(args: UpdateTicketArgs, live: Ticket) -> list[dict[str, Any]]:
@@ -119,7 +137,8 @@ def diff(args: UpdateTicketArgs, live: Ticket) -> list[dict[str, Any]]:
 
 
 def preview_update(args: UpdateTicketArgs) -> Preview:
-    live, _ = _live(args.ticket_id)
+    envelope = _live(args.ticket_id)
+    live = envelope.ticket
     changes = diff(args, live)
     parts = [
         f"{c['field']} {c['before']} → {c['after']}" if c["field"] != "comment" else "add a comment"
@@ -127,7 +146,8 @@ def preview_update(args: UpdateTicketArgs) -> Preview:
     ]
     summary = f"Update ticket #{live.id}: " + (", ".join(parts) if parts else "no change")
     notes = [] if changes else ["The ticket already has these values; committing changes nothing."]
-    return Preview(summary=summary, changes=changes, snapshot={"updated_at": live.updated_at}, notes=notes)
+    return Preview(summary=summary, changes=changes, snapshot={"updated_at": live.updated_at}, notes=notes,
+                   target=_target(envelope))
 
 
 def update_body(args: UpdateTicketArgs, updated_stamp: str) -> dict[str, Any]:

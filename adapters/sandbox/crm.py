@@ -4,7 +4,8 @@ Mirrors Zendesk where our adapter depends on it: 401 without the bearer token, 4
 with ``details`` for bad input, 404 ``RecordNotFound``, ``Idempotency-Key`` on ticket creation (same key
 and body -> the same ticket, ``x-idempotency-lookup: hit``; same key, other body -> 400
 ``IdempotentRequestError``), ``safe_update`` + ``updated_stamp`` -> 409 ``UpdateConflict``, and
-``GET tickets/{id}/comments.json`` (oldest first; ``sort_order=desc`` for newest first).
+``GET tickets/{id}/comments.json`` (oldest first; ``sort_order=desc`` for newest first), ``?include=users``
+on a ticket (its requester sideloaded).
 One extension: ``Idempotency-Key`` is honoured on PUT too, so a retried update is not applied twice.
 ``POST /_sandbox/config`` ``{"put_idempotency": false}`` turns it off (as on a real Zendesk, where a PUT
 retried after a lost answer meets its own write: 409) until the next ``/_sandbox/reset``.
@@ -176,11 +177,15 @@ def _public(ticket: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in ticket.items() if k != "comments"}
 
 
-def get_ticket(store: Store, ticket_id: int) -> Reply:
+def get_ticket(store: Store, ticket_id: int, include: str = "") -> Reply:
     ticket = store.tickets.get(ticket_id)
     if ticket is None:
         return Reply(404, {"error": "RecordNotFound", "description": "Not found"})
-    return Reply(200, {"ticket": _public(ticket)})
+    body: dict[str, Any] = {"ticket": _public(ticket)}
+    if "users" in include.split(","):  # Zendesk's sideloading: the ticket's requester
+        requester = store.users.get(ticket["requester_id"])
+        body["users"] = [requester] if requester else []
+    return Reply(200, body)
 
 
 def list_comments(store: Store, ticket_id: int, sort_order: str) -> Reply:
@@ -272,7 +277,7 @@ def route(store: Store, method: str, path: str, query: dict[str, str], body: Any
             return search_users(store, query.get("query", ""))
         match = _TICKET_PATH.match(path)
         if match and method == "GET":
-            return get_ticket(store, int(match.group(1)))
+            return get_ticket(store, int(match.group(1)), query.get("include", ""))
         if match and method == "PUT":
             return update_ticket(store, int(match.group(1)), body, key)
         if match and method == "DELETE":

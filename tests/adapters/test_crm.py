@@ -7,6 +7,7 @@ The environment's default CRM points elsewhere, so a call that went to it would 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -170,6 +171,23 @@ def test_update_preview_diffs_only_what_changes(mocked: Any) -> None:
     ]
     assert prepared.preview.snapshot == {"updated_at": "2026-01-01T10:00:00Z"}
     assert prepared.preview.summary == "Update ticket #42: priority normal → urgent, add a comment"
+
+
+def test_update_preview_names_the_ticket_its_requester_its_link_and_when_it_was_read(mocked: Any) -> None:
+    # given: Zendesk sideloads the requester with ?include=users
+    mocked.get(
+        f"{BASE}/api/v2/tickets/42.json",
+        json={"ticket": ticket(), "users": [{"id": 7, "name": "Ada Lovelace", "email": "ada@example.com"}]},
+        match=[matchers.query_param_matcher({"include": "users"})],
+    )
+    # when
+    before = datetime.now(UTC).replace(microsecond=0)
+    target = registry.prepare("crm.update_ticket", {"ticket_id": 42, "status": "solved"}, CTX).preview.target
+    # then
+    read_at = datetime.fromisoformat(target.pop("read_at"))
+    assert before <= read_at <= datetime.now(UTC)
+    assert target == {"key": "crm:ticket:42", "system": "crm", "id": 42, "title": "Printer on fire",
+                      "requester": "Ada Lovelace <ada@example.com>", "url": f"{BASE}/agent/tickets/42"}
 
 
 def test_update_preview_of_a_missing_ticket_names_the_field(mocked: Any) -> None:

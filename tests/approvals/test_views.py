@@ -604,3 +604,32 @@ def test_a_workflow_that_ran_no_step_says_so_without_a_numbered_list(acme):
 
     assert "No step ran." in body and "No step has run yet." not in body
     assert '<ol class="steps">' not in body
+
+
+@pytest.mark.django_db
+def test_an_update_shows_its_ticket_and_flags_the_other_pending_changes_of_it(acme):
+    """The page of an update names the ticket (subject, requester, a link to it as a person sees it), says when
+    the "before" values were read, and both of two pending updates of the same ticket name each other."""
+    own_connection("acme")
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, TICKET_5_URL, json={
+            "ticket": {**LIVE_TICKET, "requester_id": 7},
+            "users": [{"id": 7, "name": "Dana Scully", "email": "dana@example.com"}]})
+        first = submit(acme, tool="crm.update_ticket", args={"ticket_id": 5, "status": "pending"})
+        second = submit(acme, tool="crm.update_ticket", args={"ticket_id": 5, "priority": "urgent"})
+        alone = submit(acme, 1)
+    client = reviewer_client(acme)
+
+    page = client.get(url("", first)).content.decode()
+    other = client.get(url("", second)).content.decode()
+    unrelated = client.get(url("", alone)).content.decode()
+
+    assert f'href="{settings.CRM_BASE_URL}/agent/tickets/5"' in page and "Printer" in page
+    assert "Dana Scully &lt;dana@example.com&gt;" in page
+    assert re.search(r'class="read-at"><time datetime="\d{4}-\d\d-\d\dT', page)
+    assert "1 other pending proposal changes this ticket" in page and url("", second) in page
+    assert "1 other pending proposal changes this ticket" in other and url("", first) in other
+    assert "other pending proposal" not in unrelated
+
+    services.proposal_reject(proposal=second, reviewer=acme.reviewer, reason="duplicate", where=API)
+    assert "other pending proposal" not in client.get(url("", first)).content.decode()
