@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from approvals import ops, views
 from approvals.login_throttle import ThrottledAdminAuthenticationForm, ThrottledLoginView
+from approvals.mcp.http import mcp_endpoint
 from audit.views import metrics_view
 
 # The admin's login is throttled like the reviewers' (approvals.login_throttle).
@@ -20,6 +21,9 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("approvals.api.urls")),
+    # The MCP server (contract 7), with or without the trailing slash: clients are configured with either,
+    # and APPEND_SLASH cannot redirect a POST.
+    re_path(r"^mcp/?$", mcp_endpoint, name="mcp"),
     path("ops/", ops.dashboard, name="ops-dashboard"),
     path("metrics", metrics_view, name="metrics"),
 ]

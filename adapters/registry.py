@@ -136,6 +136,8 @@ class Tool:
     # A write the outside system does not deduplicate by Idempotency-Key (a Zendesk PUT): its execute also
     # takes ``resumed`` (an earlier run of this commit may have sent it), to tell its write from another's.
     takes_resumed: bool = False
+    # A write that changes or removes what exists (an update), not only adds (MCP's destructiveHint).
+    destructive: bool = False
     # The tool's args fit OpenAI's strict mode (every field required, no union but with null): its
     # function definition is published with ``strict: true`` and ``strict_parameters()``.
     strict: bool = False

@@ -35,6 +35,7 @@ register(
         execute=tickets.execute_update,  # type: ignore[arg-type]
         takes_resumed=True,
         reads_at_preview="crm",  # the live ticket, to diff against
+        destructive=True,  # it changes an existing ticket
     )
 )
 register(
