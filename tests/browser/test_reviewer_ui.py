@@ -155,6 +155,58 @@ def test_review_approve_watch_the_commit_and_reject(page: Any, stack: Stack, par
     page.screenshot(path=str(SCREENSHOTS / "inbox.png"), full_page=True)
 
 
+def test_on_a_phone_the_proposals_come_first_and_nothing_is_clipped_or_cramped(
+    browser: Any, stack: Stack, party: dict[str, str]
+) -> None:
+    """390 px wide, touch: the filters fold into one line, the first proposal shows on the first screen,
+    Approve and Edit keep a gap when they wrap, the JSON wraps instead of running off the screen, and the
+    keyboard hint (no keyboard) is not shown."""
+    from playwright.sync_api import expect
+
+    # One long token in the description: the JSON line cannot break on a space.
+    trace = "trace:" + "0a1b2c3d" * 20
+    args = {**ticket("Laptop will not boot after the update"), "description": f"Boot loop. {trace}"}
+    proposal = propose(stack, party, "crm.create_ticket", args, "The customer called from the airport.")
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                  device_scale_factor=2, base_url=stack.web_url)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        tab = context.new_page()
+        tab.goto("/accounts/login/")
+        tab.get_by_label("Username").fill(party["reviewer_username"])
+        tab.get_by_label("Password").fill(party["reviewer_password"])
+        tab.get_by_role("button", name="Log in").click()
+        expect(tab.get_by_role("heading", name="Inbox")).to_be_visible()
+
+        # the inbox: the filters are one line, the first proposal is on the first screen
+        expect(tab.locator("#filter-panel > summary")).to_be_visible()
+        expect(tab.get_by_label("Tool")).to_be_hidden()
+        first_row = tab.locator("table.inbox tbody tr").first.bounding_box()
+        assert first_row is not None and first_row["y"] < 844 / 2, first_row
+        tab.screenshot(path=str(SCREENSHOTS / "inbox-mobile.png"), full_page=False)
+        tab.locator("#filter-panel > summary").click()
+        expect(tab.get_by_label("Tool")).to_be_visible()
+
+        # the proposal
+        tab.goto(f"/proposals/{proposal['id']}/")
+        approve = tab.get_by_role("button", name="Approve").bounding_box()
+        edit = tab.get_by_role("link", name="Edit, then approve…").bounding_box()
+        assert approve is not None and edit is not None
+        apart_across = edit["x"] >= approve["x"] + approve["width"] + 8
+        apart_down = edit["y"] >= approve["y"] + approve["height"] + 8
+        assert apart_across or apart_down, (approve, edit)
+        json_box = tab.locator("pre.json")
+        assert json_box.evaluate("e => e.scrollWidth <= e.clientWidth"), "the JSON block scrolls sideways"
+        expect(json_box).to_contain_text(trace)
+        assert tab.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth"), \
+            "the page is wider than the screen"
+        expect(tab.locator(".keyboard-hint")).to_be_hidden()
+        tab.locator("section.decide").scroll_into_view_if_needed()
+        tab.screenshot(path=str(SCREENSHOTS / "proposal-mobile.png"), full_page=False)
+    finally:
+        context.close()
+
+
 def test_a_double_click_or_a_second_tab_approves_once(page: Any, stack: Stack, party: dict[str, str]) -> None:
     from playwright.sync_api import expect
 

@@ -1,4 +1,4 @@
-/* The reviewer UI's only script (no build step). Three small behaviours, all optional:
+/* The reviewer UI's only script (no build step). Four small behaviours, all optional:
    the pages work without JavaScript, the server refuses a second decision anyway. */
 (function () {
   "use strict";
@@ -36,7 +36,14 @@
     element.focus();
   });
 
-  // 3. The live status: poll the status fragment while the proposal is pending (another reviewer may decide
+  // 3. On a phone the inbox's filters fold into their "Filters" line (unless one is set): the proposals,
+  //    not the filter form, fill the first screen.
+  var filters = document.getElementById("filter-panel");
+  if (filters && filters.dataset.active !== "true" && window.matchMedia("(max-width: 40rem)").matches) {
+    filters.open = false;
+  }
+
+  // 4. The live status: poll the status fragment while the proposal is pending (another reviewer may decide
   //    it) or being committed, at the pace the panel asks for (data-poll-ms), until its status is final.
   var live = document.getElementById("live-status");
   if (!live || live.dataset.final === "true") return;
