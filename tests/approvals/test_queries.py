@@ -157,3 +157,25 @@ def test_the_openapi_document_describes_the_endpoint(client):
     ok = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     assert set(document["components"]["schemas"][ok.rsplit("/", 1)[-1]]["properties"]) == {
         "columns", "rows", "next_cursor", "truncated"}
+
+
+def test_the_readmes_query_example_runs_as_written(acme, warehouse):
+    """The README's agent section shows the warehouse read path (issue 24, item 8): its plan, as written,
+    is accepted and answers the shape it shows."""
+    import json
+    import re
+
+    from tests.e2e.stack import ROOT
+
+    block = re.search(r"<!-- queries-example: begin -->(.*?)<!-- queries-example: end -->",
+                      (ROOT / "README.md").read_text(), re.S)
+    assert block, "README.md has no queries-example block"
+    assert "curl -s $API/queries/ " in block.group(1)  # the GET that lists the datasets
+    plan = json.loads(re.search(r"-d '(.*?)'", block.group(1), re.S).group(1))  # type: ignore[union-attr]
+
+    listed = acme.agent_client.get("/api/v1/queries/")
+    response = post(acme.agent_client, plan)
+
+    assert listed.status_code == 200 and "orders" in json.dumps(listed.json())
+    assert response.status_code == 200, response.json()
+    assert response.json()["columns"] == ["region", "revenue"]
