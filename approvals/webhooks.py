@@ -41,7 +41,15 @@ from django.utils import timezone
 
 from adapters import connections, http
 from approvals import outbox
-from approvals.models import AgentCredential, InboundEvent, OutboxMessage, Proposal, Tenant, WebhookDelivery
+from approvals.models import (
+    AgentCredential,
+    InboundEvent,
+    OutboxMessage,
+    Proposal,
+    Receipt,
+    Tenant,
+    WebhookDelivery,
+)
 from audit import services as audit
 
 logger = logging.getLogger(__name__)
@@ -124,6 +132,11 @@ def stage(proposal: Proposal, event: str) -> WebhookDelivery | None:
             "status": proposal.status,
             "status_reason": proposal.status_reason,
             "args_hash": proposal.args_hash,
+            # What an agent needs to act without fetching again: the decision (a rejection's reason, the
+            # reviewer's edits), the args that will be (or were) sent, and the receipt once committed.
+            "args": proposal.args,
+            "decision": _decision(proposal),
+            "receipt": _receipt(proposal),
         },
         "occurred_at": timezone.now().isoformat(),
     }
@@ -132,6 +145,43 @@ def stage(proposal: Proposal, event: str) -> WebhookDelivery | None:
     delivery.save(update_fields=["payload"])
     outbox.stage(OutboxMessage.Kind.WEBHOOK, {"delivery_id": str(delivery.pk)})
     return delivery
+
+
+def _decision(proposal: Proposal) -> dict[str, Any] | None:
+    """The latest decision as the API shows it, with the reviewer's edits (field, before, after)."""
+    decision = proposal.decisions.select_related("reviewer").order_by("-at", "-pk").first()
+    if decision is None:
+        return None
+    return {"verdict": decision.verdict, "by": decision.reviewer.get_username(), "at": decision.at.isoformat(),
+            "reason": decision.reason, "edits": decision.edited_from or []}
+
+
+def _receipt(proposal: Proposal) -> dict[str, Any] | None:
+    receipt = Receipt.objects.filter(proposal=proposal).first()
+    if receipt is None:
+        return None
+    return {"system": receipt.system, "external_id": receipt.external_id, "external_url": receipt.external_url,
+            "committed_at": receipt.committed_at.isoformat(), "attempts": receipt.attempts}
+
+
+def delivery_redeliver(*, delivery: WebhookDelivery, actor: audit.Actor, where: audit.Where) -> bool:
+    """Send a delivery again (an admin's action): a given-up one, or a delivered one the receiver lost. It
+    goes out as the same event (same id: the receiver deduplicates), at once, with a fresh attempt budget.
+    False if it is still pending (its retries are already scheduled)."""
+    with transaction.atomic():
+        locked = WebhookDelivery.objects.select_for_update().select_related("agent__tenant").get(pk=delivery.pk)
+        if locked.state == WebhookDelivery.State.PENDING:
+            return False
+        was = locked.state
+        locked.state = WebhookDelivery.State.PENDING
+        locked.attempts = 0
+        locked.next_attempt_at = timezone.now()
+        locked.save(update_fields=["state", "attempts", "next_attempt_at"])
+        audit.append(audit.event(
+            tenant=locked.agent.tenant.slug, actor=actor, action="webhook.redelivered", subject_type="webhook",
+            subject_id=str(locked.pk), where=where, data={"event": locked.event, "was": was}))
+        outbox.stage(OutboxMessage.Kind.WEBHOOK, {"delivery_id": str(locked.pk)})
+    return True
 
 
 def _backoff(attempt: int) -> float:

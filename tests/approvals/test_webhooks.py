@@ -165,6 +165,31 @@ class TestOutbound:
         ]
         assert OutboxMessage.objects.filter(kind="webhook").count() == 3
 
+    def test_events_carry_the_reason_the_edits_and_the_receipt(self, hooked):
+        """An agent learns from the event alone why it was rejected, what the reviewer changed, and the
+        receipt of what was committed (issue 24, item 6)."""
+        rejected = submit(hooked)
+        services.proposal_reject(proposal=rejected, reviewer=hooked.reviewer, reason="Refunds go to billing.",
+                                 where=API)
+        edited = submit(hooked, args={**ARGS, "subject": "Other"})
+        services.proposal_approve(proposal=edited, reviewer=hooked.reviewer, where=API, comment="bumped",
+                                  args={**ARGS, "subject": "Other", "priority": "urgent"})
+        with responses.RequestsMock() as rsps:
+            rsps.add(responses.POST, TICKETS_URL, status=201, json=ticket(5))
+            services.proposal_commit(proposal_id=edited.pk)
+
+        payloads = [d.payload["proposal"] for d in WebhookDelivery.objects.order_by("created_at")]
+
+        refusal, approval, commit = payloads
+        assert refusal["decision"]["verdict"] == "rejected"
+        assert refusal["decision"]["reason"] == "Refunds go to billing."
+        assert refusal["decision"]["by"] == hooked.reviewer.get_username() and refusal["receipt"] is None
+        assert approval["decision"]["reason"] == "bumped"
+        assert approval["decision"]["edits"] == [{"field": "priority", "before": "high", "after": "urgent"}]
+        assert approval["args"]["priority"] == "urgent"
+        assert commit["receipt"]["external_id"] == "5" and commit["receipt"]["system"] == "crm"
+        assert commit["receipt"]["external_url"].endswith("/agent/tickets/5")
+
     def test_no_webhook_url_no_delivery(self, acme):
         proposal = submit(acme)
         services.proposal_reject(proposal=proposal, reviewer=acme.reviewer, reason="no", where=API)
