@@ -42,6 +42,10 @@ logger = logging.getLogger(__name__)
 MAX_WAIT = 30
 BAD_WAIT = "wait must be a whole number of seconds from 0 to 30."
 POLL_SECONDS = 1.0
+# What a wait refused for want of a slot suggests (Retry-After): long enough that agents turned away do not
+# poll the server harder than waiting would have (bench/agents.py: at 1 s, 42 turned-away agents cost intake
+# a third of its rate on two cores), short against the minutes a reviewer takes.
+NO_SLOT_RETRY_AFTER = 5
 
 # Not yet decided, and decided but still on its way to the outside system: the statuses a wait waits out.
 # Any other status (committed, rejected, cancelled, expired, failed, stale, and whatever final status the

@@ -21,8 +21,8 @@ if __package__ in (None, ""):
 
 from bench.common import PY, RESULTS, ROOT, install_signal_handlers, machine, table
 
-BENCHES = ["intake", "commit", "scale"]
-TIMEOUT = {"intake": 300, "commit": 420, "scale": 1200}
+BENCHES = ["intake", "commit", "scale", "agents"]
+TIMEOUT = {"intake": 300, "commit": 420, "scale": 1200, "agents": 300}
 
 
 def run(name: str) -> tuple[bool, float]:
@@ -50,7 +50,7 @@ def load(name: str) -> dict[str, Any]:
 
 def summary(ran: dict[str, tuple[bool, float]]) -> list[list[Any]]:
     rows: list[list[Any]] = []
-    intake, commit, scale = load("intake"), load("commit"), load("scale")
+    intake, commit, scale, agents = load("intake"), load("commit"), load("scale"), load("agents")
     if "intake" in ran and intake:
         rows.append(["1 intake req/s product / bare", f"{intake['product']['requests_per_s']} / "
                      f"{intake['bare']['requests_per_s']}", intake["ratio"], ">= 0.5", intake["met"]])
@@ -113,6 +113,13 @@ def summary(ran: dict[str, tuple[bool, float]]) -> list[list[Any]]:
         rows.append(["4 API list queries, page of 50 minus page of 10", n_plus_one, "", "0", n_plus_one == 0])
         over = [k for k, v in scale["pages"]["full"].items() if v["p95_ms"] >= 300]
         rows.append(["4 pages over 300 ms p95", ", ".join(over) or "none", "", "none", not over])
+    if "agents" in ran and agents:
+        quiet, busy = agents["intake_no_waiters"], agents["intake_with_waiters"]
+        rows.append([f"6 intake p50 ms, {agents['waiters']} agents waiting / none", f"{busy['p50_ms']} / {quiet['p50_ms']}",
+                     agents["intake_p50_ratio"], "", ""])
+        mcp = agents["mcp_write"]
+        rows.append(["6 write p50 ms, MCP tools/call / REST POST", f"{mcp['mcp']['p50_ms']} / {mcp['rest']['p50_ms']}",
+                     mcp["ratio_p50"], "<= 1.5", mcp["met"]])
     web = max([intake.get("memory", {}).get("web", {}).get("children_peak_rss_mib", 0),
                commit.get("memory", {}).get("web", {}).get("children_peak_rss_mib", 0)])
     worker = commit.get("memory", {}).get("acme_worker", {}).get("leader_peak_rss_mib", 0)

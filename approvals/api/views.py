@@ -263,7 +263,8 @@ class ProposalDetailView(APIView):
             try:
                 proposal = waiting.wait(proposal.pk, seconds=seconds, read=lambda: _get_visible(request, pk))
             except waiting.NoSlot:
-                return Response(s.proposal_out(proposal, request), headers={"Retry-After": "1"})
+                return Response(s.proposal_out(proposal, request),
+                                headers={"Retry-After": str(waiting.NO_SLOT_RETRY_AFTER)})
         return Response(s.proposal_out(proposal, request))
 
 

@@ -84,6 +84,8 @@ def _agent(request: HttpRequest) -> AgentCredential | JsonResponse:
     except exceptions.AuthenticationFailed:
         return _error(401, "invalid_token", INVALID_TOKEN, **challenge)
     if found is None:
+        if request.user.is_authenticated:  # a person's browser session: this door is for agents
+            return _error(403, "forbidden", AGENTS_ONLY)
         return _error(401, "unauthenticated", NO_TOKEN, **challenge)
     principal = found[0]
     if not isinstance(principal, AgentCredential):
@@ -99,6 +101,8 @@ def _scope(request: HttpRequest) -> dict[str, Any]:
             headers.append((name[5:].replace("_", "-").lower().encode("latin-1"), str(value).encode("latin-1")))
         elif name in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
             headers.append((name.replace("_", "-").lower().encode("latin-1"), str(value).encode("latin-1")))
+    if "HTTP_ACCEPT" not in request.META:
+        headers.append((b"accept", b"*/*"))  # no Accept header accepts anything (RFC 9110, 12.5.1)
     return {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": request.method,
         "scheme": request.scheme, "path": request.path, "raw_path": request.path.encode(),

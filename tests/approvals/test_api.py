@@ -456,7 +456,8 @@ def test_tools_catalogue_in_both_shapes(acme):
     create = next(t for t in tools if t["name"] == "crm.create_ticket")
     assert create["kind"] == "write" and create["requires_approval"] is True
     assert create["parameters"]["additionalProperties"] is False
-    assert {f["function"]["name"] for f in openai} == names
+    # Contract 7: the OpenAI shape publishes the OpenAI-safe names (dots become underscores).
+    assert {f["function"]["name"] for f in openai} == {name.replace(".", "_") for name in names}
     assert all(f["type"] == "function" and "parameters" in f["function"] for f in openai)
 
 

@@ -107,9 +107,15 @@ MATRIX: list[Row] = [
                                       admin=200)),
     Row("api/v1/queries/", "POST", api(agent=200, other_agent=200, reviewer=200, other_reviewer=200, requester=403,
                                        admin=403), body=PLAN),
+    # A read tool called directly (contract 7): agents only, like a proposal.
+    Row("api/v1/tools/<str:name>/call/", "POST", api(**AGENTS_ONLY), path="/api/v1/tools/warehouse.query/call/",
+        body={"args": PLAN}),
     Row("api/v1/schema/", "GET", everyone(200)),
     Row("api/v1/docs/", "GET", everyone(200)),
     Row(r"api/v1/^(?P<path>[\s\S]*)$", "GET", everyone(404), path="/api/v1/no-such-endpoint/"),
+    # The MCP server (contract 7): agent tokens only; a person (token or session) is 403.
+    Row("^mcp/?$", "POST", api(**AGENTS_ONLY), path="/mcp/",
+        body={"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}),
 ]
 
 
