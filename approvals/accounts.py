@@ -90,6 +90,8 @@ TENANT_ADMIN_PERMISSIONS = [
     "approvals.view_usertoken", "approvals.change_usertoken",
     "approvals.view_proposal", "approvals.change_proposal",  # change: requeue/discard dead letters
     "approvals.view_decision", "approvals.view_receipt",
+    "approvals.view_webhookdelivery", "approvals.change_webhookdelivery",  # change: redeliver
+    "approvals.view_inboundevent",
     "approvals.view_toolpolicy", "approvals.add_toolpolicy", "approvals.change_toolpolicy",
     "approvals.delete_toolpolicy",
     "adapters.view_connection", "adapters.add_connection", "adapters.change_connection",

@@ -19,17 +19,21 @@ from django_rq.models import Dashboard
 from adapters import registry
 from adapters.forms import ConnectionForm
 from adapters.models import Connection
+from approvals import webhooks
 from approvals.models import (
     AgentCredential,
     Decision,
     Membership,
+    InboundEvent,
     OutboxMessage,
     Proposal,
     Receipt,
     Tenant,
     ToolPolicy,
     UserToken,
+    WebhookDelivery,
 )
+from audit import services as audit
 from audit.admin_scope import SuperuserOnlyAdmin, TenantScopedAdmin
 from audit.admin_tools import ChoicesFilter, EstimatedCountPaginator, choices_filter, input_filter
 
@@ -194,7 +198,8 @@ class DeadLetterFilter(admin.SimpleListFilter):
 @admin.register(Proposal)
 class ProposalAdmin(ReadOnlyAdmin):
     tenant_lookup = "tenant__slug"
-    list_display = ["id", "tenant", "tool", "status", "risk", "agent", "commit_attempts", "created_at"]
+    list_display = ["short_id", "summary", "tenant", "tool", "status", "risk", "agent", "commit_attempts",
+                    "created_at", "review_link"]
     # No date_hierarchy: it scans for distinct years/months; the relative date filter costs no query.
     list_filter = [
         "status", ToolFilter, "risk", "tenant",
@@ -209,6 +214,21 @@ class ProposalAdmin(ReadOnlyAdmin):
 
     def get_list_filter(self, request: HttpRequest) -> list[Any]:
         return [DeadLetterFilter, *super().get_list_filter(request)]
+
+    # The id's first block is enough to tell rows apart on a page (the whole id wrapped over five lines at
+    # 1440 px); search takes the whole id, and the change page shows it.
+    @admin.display(description="id", ordering="id")
+    def short_id(self, obj: Proposal) -> str:
+        return format_html('<code class="acme-id" title="{}">{}…</code>', obj.pk, str(obj.pk)[:8])
+
+    @admin.display(description="summary")
+    def summary(self, obj: Proposal) -> str:
+        text = str((obj.preview or {}).get("summary") or obj.tool)
+        return text if len(text) <= 90 else text[:89] + "…"
+
+    @admin.display(description="review")
+    def review_link(self, obj: Proposal) -> str:
+        return format_html('<a href="{}">review page</a>', reverse("proposal-review", args=[obj.pk]))
 
     def has_dead_letter_permission(self, request: HttpRequest) -> bool:
         # Requeue/discard change what happens to an approved write: admins with change rights only (and the
@@ -288,6 +308,61 @@ class ReceiptAdmin(ReadOnlyAdmin):
         if not obj.external_url.startswith(("https://", "http://")):
             return "-"
         return format_html('<a href="{}" rel="noopener">{}</a>', obj.external_url, obj.external_url)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    """Agent webhook deliveries: state, attempts, last error; redeliver a given-up (or lost) one."""
+
+    tenant_lookup = "agent__tenant__slug"
+    list_display = ["event", "agent", "tenant", "state", "attempts", "last_error", "created_at", "delivered_at",
+                    "next_attempt_at", "proposal_link"]
+    list_filter = [
+        "state", choices_filter("event", "event", list(webhooks.EVENTS)), "agent__tenant",
+        input_filter("agent", "agent__name", "agent (name)"), ("created_at", admin.DateFieldListFilter),
+    ]
+    list_select_related = ["agent", "agent__tenant"]
+    search_fields = ["=id"]
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+    actions = ["redeliver"]
+
+    @admin.display(description="tenant", ordering="agent__tenant__slug")
+    def tenant(self, obj: WebhookDelivery) -> str:
+        return obj.agent.tenant.slug
+
+    @admin.display(description="proposal")
+    def proposal_link(self, obj: WebhookDelivery) -> str:
+        proposal_id = (obj.payload or {}).get("proposal", {}).get("id")
+        if not proposal_id:
+            return "-"
+        return format_html('<a href="{}">review page</a>', reverse("proposal-review", args=[proposal_id]))
+
+    def has_redeliver_permission(self, request: HttpRequest) -> bool:
+        return self.sees_anything(request) and bool(request.user.has_perm("approvals.change_webhookdelivery"))
+
+    @admin.action(description="Redeliver the selected deliveries (same event id, a fresh attempt budget)",
+                  permissions=["redeliver"])
+    def redeliver(self, request: HttpRequest, queryset: Any) -> None:
+        from audit.where import where_from
+
+        where = where_from(request, channel="web")
+        actor = audit.Actor(type="user", id=str(request.user.pk), label=request.user.get_username())
+        # The action runs on the change list's queryset: the viewer's tenants' deliveries only.
+        done = sum(webhooks.delivery_redeliver(delivery=d, actor=actor, where=where) for d in queryset)
+        self.message_user(request, f"Redelivering {done} deliver{'y' if done == 1 else 'ies'}; "
+                                   f"{queryset.count() - done} skipped (still pending: retries are scheduled).")
+
+
+@admin.register(InboundEvent)
+class InboundEventAdmin(ReadOnlyAdmin):
+    """Signed events received from the CRM (what agents read at /api/v1/events/)."""
+
+    tenant_lookup = "tenant__slug"
+    list_display = ["event_id", "source", "type", "tenant", "received_at"]
+    list_filter = ["source", "tenant", ("received_at", admin.DateFieldListFilter)]
+    list_select_related = ["tenant"]
+    search_fields = ["=event_id"]
+    readonly_fields = [f.name for f in InboundEvent._meta.fields]
 
 
 @admin.register(OutboxMessage)

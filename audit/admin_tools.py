@@ -210,7 +210,9 @@ def streaming_export(queryset: QuerySet[Any], fields: Sequence[str], fmt: str, f
         def json_chunks() -> Iterator[str]:
             yield "["
             for n, row in enumerate(_rows(queryset, fields)):
-                record = {f: v for f, v in zip(fields, row, strict=True)}
+                # Times as ISO 8601, as in the CSV (json's default=str wrote "2026-11-29 15:23:58+00:00").
+                record = {f: v.isoformat() if isinstance(v, datetime | date) else v
+                          for f, v in zip(fields, row, strict=True)}
                 yield ("," if n else "") + "\n" + json.dumps(record, default=str, sort_keys=False)
             yield "\n]\n"
 

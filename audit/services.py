@@ -33,7 +33,8 @@ class Where:
     user_agent: str = ""
 
 
-SYSTEM = Actor(type="system", label="acme")
+# The gateway's own processes (the worker, commands): labelled as such, never a name a tenant could have.
+SYSTEM = Actor(type="system", label="gateway (system)")
 WORKER = Where(channel="worker")
 
 

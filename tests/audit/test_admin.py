@@ -16,6 +16,7 @@ from django.db import connection
 from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.html import escape
 
 from approvals.models import Receipt
 from audit.admin_tools import EstimatedCountPaginator
@@ -230,3 +231,25 @@ def test_csv_export_leaves_no_formula_cell_whatever_the_readers_separator(staff_
     formulas = [c for c in cells if c.lstrip(' "')[:1] in ("=", "+", "-", "@")]
     assert not formulas, formulas
     assert "agent/1.0;'=1+1" in body
+
+
+def test_the_json_export_writes_times_in_iso_8601_and_names_the_worker_as_the_system(staff_client, acme):
+    proposal = committed_life(acme)
+
+    response = staff_client.get(f"/admin/audit/auditevent/export/json/?tenant=acme&subject={proposal.pk}")
+    rows = json.loads(b"".join(cast(Iterator[bytes], response.streaming_content)).decode())
+
+    assert all("T" in row["at"] and " " not in row["at"] for row in rows), [row["at"] for row in rows]
+    committed = next(row for row in rows if row["action"] == "proposal.committed")
+    assert (committed["actor_type"], committed["actor_label"]) == ("system", "gateway (system)")
+    assert committed["actor_label"] != acme.tenant.slug
+
+
+def test_the_proposal_list_has_a_summary_a_short_id_and_a_link_to_the_review_page(staff_client, acme):
+    proposal = committed_life(acme)
+
+    page = staff_client.get("/admin/approvals/proposal/").content.decode()
+
+    assert escape(proposal.preview["summary"]) in page
+    assert f'<code class="acme-id" title="{proposal.pk}">{str(proposal.pk)[:8]}…</code>' in page
+    assert f'href="/proposals/{proposal.pk}/"' in page

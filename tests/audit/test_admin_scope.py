@@ -30,7 +30,7 @@ from django.urls import reverse
 
 from adapters import connections
 from approvals.accounts import TENANT_ADMINS_GROUP, person_create, tenant_admin_group_sync
-from approvals.models import Membership, Proposal, Role, Status, Tenant, ToolPolicy
+from approvals.models import InboundEvent, Membership, Proposal, Role, Status, Tenant, ToolPolicy, WebhookDelivery
 from audit import services as audit
 from audit.admin_scope import TenantScopedAdmin
 from audit.models import AuditEvent
@@ -42,7 +42,7 @@ from .conftest import committed_life
 TENANT_ADMIN_MODELS = {
     "approvals.tenant", "approvals.membership", "approvals.agentcredential", "approvals.usertoken",
     "approvals.proposal", "approvals.decision", "approvals.receipt", "approvals.toolpolicy",
-    "audit.auditevent", "auth.user", "adapters.connection",
+    "audit.auditevent", "auth.user", "adapters.connection", "approvals.webhookdelivery", "approvals.inboundevent",
 }
 SUPERUSER_ONLY_MODELS = {"approvals.outboxmessage", "auth.group", "auditlog.logentry", "django_rq.dashboard"}
 VIEWERS = ["admin_q", "admin_w", "root", "loner"]
@@ -79,7 +79,15 @@ def _objects(party: Party) -> dict[str, Any]:
         token=f"{party.tenant.slug}-token-{SECRET}", signing_secret=f"{party.tenant.slug}-signing-{SECRET}",
         actor=audit.SYSTEM, where=audit.Where(channel="cli"),
     )
+    delivery = WebhookDelivery.objects.create(
+        agent=party.agent, event="proposal.decided", url="https://agent.example/hook",
+        payload={"proposal": {"id": str(proposal.pk)}}, state=WebhookDelivery.State.FAILED, attempts=8,
+        last_error="HTTP 500")
+    inbound = InboundEvent.objects.create(tenant=party.tenant, source="crm", event_id=f"{party.tenant.slug}-evt-1",
+                                          type="ticket.created", payload={"id": f"{party.tenant.slug}-evt-1"})
     return {
+        "approvals.webhookdelivery": delivery,
+        "approvals.inboundevent": inbound,
         "approvals.tenant": party.tenant,
         "approvals.membership": Membership.objects.get(user=party.reviewer, tenant=party.tenant),
         "approvals.agentcredential": party.agent,
@@ -403,6 +411,26 @@ def test_dead_letter_actions_leave_the_other_tenants_proposals_alone(world: Worl
     mine.refresh_from_db()
     assert (theirs.status, theirs.discarded_at) == (Status.FAILED, None)
     assert (mine.status != Status.FAILED) or (mine.discarded_at is not None)
+
+
+@pytest.mark.django_db
+def test_redeliver_leaves_the_other_tenants_deliveries_alone_and_sends_the_own_again(world: World) -> None:
+    theirs = world.objects["wombat"]["approvals.webhookdelivery"]
+    mine = world.objects["quokka"]["approvals.webhookdelivery"]
+
+    response = world.client("admin_q").post(_url(WebhookDelivery, "changelist"),
+                                            {"action": "redeliver", "_selected_action": [str(theirs.pk), str(mine.pk)]})
+
+    assert response.status_code == 302
+    theirs.refresh_from_db()
+    mine.refresh_from_db()
+    assert (theirs.state, theirs.attempts) == (WebhookDelivery.State.FAILED, 8)
+    assert (mine.state, mine.attempts) == (WebhookDelivery.State.PENDING, 0)
+    from approvals.models import OutboxMessage
+
+    assert OutboxMessage.objects.filter(kind="webhook", payload__delivery_id=str(mine.pk)).exists()
+    assert not OutboxMessage.objects.filter(kind="webhook", payload__delivery_id=str(theirs.pk)).exists()
+    assert AuditEvent.objects.filter(tenant="quokka", action="webhook.redelivered", subject_id=str(mine.pk)).exists()
 
 
 def _body(response: Any) -> str:
