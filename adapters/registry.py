@@ -285,7 +285,9 @@ def prepare(name: str, raw_args: Any, ctx: Context) -> Prepared:
             # Someone is waiting on this answer: a live read for the preview gets a short, total deadline
             # (a slow downstream is a 503 to retry, never a request hanging for the commit's retry budget).
             # The read goes to the tenant's own connection (adapters.connections).
-            with http.deadline(float(getattr(settings, "ACME_PREVIEW_DEADLINE", 2.0))), connections.using(ctx.tenant):
+            # The live read is labelled with its tool in /metrics (not tool="none").
+            with http.deadline(float(getattr(settings, "ACME_PREVIEW_DEADLINE", 2.0))), connections.using(ctx.tenant), \
+                    metrics.tool_scope(name):
                 if tool.reads_at_preview:
                     # Before the read, whatever becomes of the submission: a refused or failing one costs
                     # the outside system (and the shared token) a read all the same.
@@ -360,7 +362,7 @@ def run_step(name: str, args: dict[str, Any], index: int, results: dict[str, dic
              idempotency_key: str, tenant: str = "", snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one step of a multi-step tool on ``tenant``'s connections; ``snapshot``: the approved preview's."""
     tool = get(name)
-    with connections.using(tenant):
+    with connections.using(tenant), metrics.tool_scope(name):  # /metrics: the workflow's calls, by its name
         return tool.steps[index].run(validate(tool, args), results, idempotency_key, snapshot or {})
 
 
@@ -370,6 +372,6 @@ def compensate_step(name: str, args: dict[str, Any], index: int, result: dict[st
     step = tool.steps[index]
     if step.compensate is None:
         return False
-    with connections.using(tenant):
+    with connections.using(tenant), metrics.tool_scope(name):
         step.compensate(validate(tool, args), result)
     return True

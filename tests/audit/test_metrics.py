@@ -156,3 +156,24 @@ def test_metrics_are_not_public(client, settings):
     user.is_superuser = True
     user.save()
     assert client.get("/metrics").status_code == 200
+
+
+def test_a_previews_live_read_is_counted_under_its_tool(staff, acme, no_sleep, settings):
+    """Preview reads (and workflow steps) were labelled tool="none"."""
+    from adapters import registry
+    from tests.conftest import own_connection
+
+    own_connection("acme")
+    before = scrape(staff)
+    calls = dict(tool="crm.update_ticket", downstream="crm", outcome="ok")
+
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, f"{settings.CRM_BASE_URL}/api/v2/tickets/5.json",
+                 json={"ticket": {"id": 5, "status": "open", "updated_at": "2026-01-01T00:00:00Z"}})
+        registry.prepare("crm.update_ticket", {"ticket_id": 5, "status": "solved"},
+                         registry.Context(tenant="acme", agent="bot"))
+
+    after = scrape(staff)
+    assert value(after, "acme_outbound_calls_total", **calls) - value(before, "acme_outbound_calls_total", **calls) == 1
+    assert value(after, "acme_outbound_calls_total", tool="none", downstream="crm", outcome="ok") == value(
+        before, "acme_outbound_calls_total", tool="none", downstream="crm", outcome="ok")
