@@ -68,8 +68,10 @@ test: $(VENV)/.installed-test
 	$(VENV)/bin/mypy .
 	$(MANAGE) makemigrations --check --dry-run
 	@echo "$(PY) -m pytest $(PYTEST_ARGS)"
-	@# Embedded defaults get a var/ of their own, apart from `make run`'s (whose worker would take test jobs).
-	@ACME_VAR_DIR="$${ACME_VAR_DIR:-$(CURDIR)/var/test}" $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@# Embedded defaults get a var/ of their own, apart from `make run`'s (whose worker would take test jobs);
+	@# the embedded Redis the tests start is stopped when they end (embedded_redis.run_and_clean).
+	@export ACME_VAR_DIR="$${ACME_VAR_DIR:-$(CURDIR)/var/test}"; \
+	$(PY) -m acme_integration.embedded_redis --dir "$$ACME_VAR_DIR/redis" -- $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5); failing" >&2; exit 1; fi; \
 	exit $$rc
 

