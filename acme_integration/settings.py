@@ -156,6 +156,9 @@ ACME_RETRY_CAP = 30.0
 ACME_BREAKER_FAILURES = env.int("ACME_BREAKER_FAILURES", default=5)
 ACME_BREAKER_COOLDOWN = env.float("ACME_BREAKER_COOLDOWN", default=30.0)
 ACME_PROPOSAL_TTL = env.int("ACME_PROPOSAL_TTL", default=86400)
+# Seconds a derived idempotency key (no Idempotency-Key header) replays the same args' proposal; after it,
+# the same args make a new proposal. An explicit key never expires (approvals.services.submit._derived_keys).
+ACME_DERIVED_KEY_WINDOW = env.int("ACME_DERIVED_KEY_WINDOW", default=86400)
 # Seconds a submission may spend on a live read for its preview (e.g. crm.update_ticket reads the ticket);
 # past it the agent gets 503 + Retry-After at once instead of a request that hangs.
 ACME_PREVIEW_DEADLINE = env.float("ACME_PREVIEW_DEADLINE", default=2.0)

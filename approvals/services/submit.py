@@ -27,12 +27,36 @@ from audit import services as audit
 from audit.services import Where
 
 
-def derive_idempotency_key(*, tool: str, args: dict[str, Any], agent: AgentCredential, on_behalf_of: Any) -> str:
-    """Contract 3: sha256 of (tool, normalized args, agent, on_behalf_of) when the agent sends no key."""
+def derive_idempotency_key(*, tool: str, args: dict[str, Any], agent: AgentCredential, on_behalf_of: Any,
+                           window: int | None = None) -> str:
+    """Contract 3: sha256 of (tool, normalized args, agent, on_behalf_of) when the agent sends no key, and of
+    the derived-key window it falls in (``window``: its index, see ``_derived_keys``; None: none)."""
     material = json.dumps(
-        [tool, args, agent.pk, getattr(on_behalf_of, "pk", None)], sort_keys=True, separators=(",", ":"), default=str
+        [tool, args, agent.pk, getattr(on_behalf_of, "pk", None), *([] if window is None else [window])],
+        sort_keys=True, separators=(",", ":"), default=str,
     )
     return "derived-" + hashlib.sha256(material.encode()).hexdigest()
+
+
+def _derived_keys(*, tool: str, args: dict[str, Any], agent: AgentCredential, on_behalf_of: Any) -> tuple[str, str]:
+    """The derived key of now and of the window before (ACME_DERIVED_KEY_WINDOW seconds each).
+
+    A derived key stands for "the same request again" only for a while (as Stripe's keys expire after 24 h):
+    after a rejection the agent can propose the same args again once the window has passed. The window slides:
+    a proposal made less than a window ago is in this window or the one before, so ``proposal_submit`` looks
+    for it under both keys, and replays it only while it is younger than a window. An explicit key never
+    expires."""
+    window = int(timezone.now().timestamp() // settings.ACME_DERIVED_KEY_WINDOW)
+    same = {"tool": tool, "args": args, "agent": agent, "on_behalf_of": on_behalf_of}
+    return derive_idempotency_key(**same, window=window), derive_idempotency_key(**same, window=window - 1)
+
+
+def _recent_derived(*, agent: AgentCredential, key: str, args_hash: str, tool: str,
+                    on_behalf_of: User | None) -> Proposal | None:
+    """The agent's proposal under the previous window's derived ``key``, if it is younger than a window."""
+    existing = _replay(agent=agent, key=key, args_hash=args_hash, tool=tool, on_behalf_of=on_behalf_of)
+    horizon = timezone.now() - timedelta(seconds=settings.ACME_DERIVED_KEY_WINDOW)
+    return existing if existing is not None and existing.created_at >= horizon else None
 
 @dataclass(frozen=True)
 class Submitted:
@@ -75,9 +99,13 @@ def proposal_submit(
         raise adapter_errors.InvalidArgs(
             errors=[{"loc": ["tool"], "msg": f"{tool} is a read tool: call it directly, it needs no proposal", "type": "read_tool"}]
         )
-    key = idempotency_key or derive_idempotency_key(
-        tool=tool, args=prepared.args, agent=agent, on_behalf_of=on_behalf_of
-    )
+    key = idempotency_key
+    if not key:
+        key, previous = _derived_keys(tool=tool, args=prepared.args, agent=agent, on_behalf_of=on_behalf_of)
+        recent = _recent_derived(agent=agent, key=previous, args_hash=prepared.args_hash, tool=tool,
+                                 on_behalf_of=on_behalf_of)
+        if recent is not None:
+            return Submitted(recent, created=False)
     # No lookup first: the unique (agent, idempotency_key) constraint finds a replay at the insert, so a
     # new submission costs no extra query and racing duplicates are settled by the database.
     now = timezone.now()
@@ -144,9 +172,12 @@ def _replay_of(
 ) -> Proposal | None:
     """The stored proposal this submission replays, if any (validation only: no policy, no preview)."""
     normalized = registry.validate(registry.get(tool), args).model_dump(mode="json", exclude_none=True)
-    key = key or derive_idempotency_key(tool=tool, args=normalized, agent=agent, on_behalf_of=on_behalf_of)
-    return _replay(agent=agent, key=key, args_hash=registry.args_hash(normalized), tool=tool,
-                   on_behalf_of=on_behalf_of)
+    args_hash = registry.args_hash(normalized)
+    if key:
+        return _replay(agent=agent, key=key, args_hash=args_hash, tool=tool, on_behalf_of=on_behalf_of)
+    current, previous = _derived_keys(tool=tool, args=normalized, agent=agent, on_behalf_of=on_behalf_of)
+    return _replay(agent=agent, key=current, args_hash=args_hash, tool=tool, on_behalf_of=on_behalf_of) or \
+        _recent_derived(agent=agent, key=previous, args_hash=args_hash, tool=tool, on_behalf_of=on_behalf_of)
 
 
 def _replay(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
@@ -515,3 +516,58 @@ def test_the_openapi_document_links_a_submission_to_what_can_be_done_with_it(cli
     approved = operations["proposals_approve_create"][1]["responses"]["202"]["links"]
     assert approved["GetReceipt"]["operationId"] == "proposals_receipt_retrieve"
     assert "ApproveProposal" not in approved
+
+
+@pytest.mark.django_db
+class TestDerivedKeyWindow:
+    """Without Idempotency-Key, the derived key replays the same args' proposal for ACME_DERIVED_KEY_WINDOW
+    seconds, then the same args make a new proposal (issue 24, item 7). An explicit key never expires."""
+
+    WINDOW = 3600
+
+    @pytest.fixture(autouse=True)
+    def window(self, settings: Any) -> None:
+        settings.ACME_DERIVED_KEY_WINDOW = self.WINDOW
+
+    @staticmethod
+    def at(monkeypatch: pytest.MonkeyPatch, moment: datetime) -> None:
+        from django.utils import timezone
+
+        monkeypatch.setattr(timezone, "now", lambda: moment)
+
+    def test_a_rejected_proposal_can_be_proposed_again_after_the_window(self, acme, monkeypatch):
+        start = datetime(2026, 11, 29, 10, 0, 5, tzinfo=UTC)
+        self.at(monkeypatch, start)
+        first = submit(acme).json()
+        rejected = acme.reviewer_client.post(f"/api/v1/proposals/{first['id']}/reject/", {"reason": "later"},
+                                             format="json")
+        assert rejected.status_code == 200
+
+        self.at(monkeypatch, start + timedelta(seconds=self.WINDOW - 60))
+        within = submit(acme)
+        self.at(monkeypatch, start + timedelta(seconds=self.WINDOW + 1))
+        after = submit(acme)
+
+        assert (within.status_code, within.json()["id"], within.json()["status"]) == (200, first["id"], "rejected")
+        assert after.status_code == 201 and after.json()["id"] != first["id"]
+        assert after.json()["status"] == "pending"
+
+    def test_a_retry_across_a_window_boundary_is_still_a_replay(self, acme, monkeypatch):
+        boundary = datetime.fromtimestamp((2_000_000_000 // self.WINDOW + 1) * self.WINDOW, tz=UTC)
+        self.at(monkeypatch, boundary - timedelta(seconds=5))
+        first = submit(acme)
+        self.at(monkeypatch, boundary + timedelta(seconds=5))
+        retry = submit(acme)
+
+        assert first.status_code == 201
+        assert (retry.status_code, retry.json()["id"]) == (200, first.json()["id"])
+        assert Proposal.objects.count() == 1
+
+    def test_an_explicit_key_never_expires(self, acme, monkeypatch):
+        start = datetime(2026, 11, 29, 10, 0, 5, tzinfo=UTC)
+        self.at(monkeypatch, start)
+        first = submit(acme, key="weekly-check-in")
+        self.at(monkeypatch, start + timedelta(seconds=10 * self.WINDOW))
+        again = submit(acme, key="weekly-check-in")
+
+        assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
