@@ -20,6 +20,7 @@ from adapters import registry
 from adapters.forms import ConnectionForm
 from adapters.models import Connection
 from approvals import webhooks
+from approvals import lifecycle
 from approvals.models import (
     AgentCredential,
     Decision,
@@ -189,7 +190,7 @@ class DeadLetterFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
         if self.value() == "waiting":
-            return queryset.filter(status="failed", discarded_at__isnull=True)
+            return queryset.filter(lifecycle.DEAD_LETTERS)
         if self.value() == "discarded":
             return queryset.filter(discarded_at__isnull=False)
         return queryset

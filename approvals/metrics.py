@@ -18,6 +18,7 @@ from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from adapters import breaker, registry
+from approvals import lifecycle
 from approvals.models import Proposal, Status
 from audit import metrics
 
@@ -63,7 +64,7 @@ def _of_tenants(queryset: Any, tenants: set[str] | None) -> Any:
 
 def dead_letter_snapshot(tenants: set[str] | None = None) -> dict[str, int]:
     rows = (
-        _of_tenants(Proposal.objects.filter(status=Status.FAILED, discarded_at__isnull=True), tenants)
+        _of_tenants(Proposal.objects.filter(lifecycle.DEAD_LETTERS), tenants)
         .order_by().values("tool").annotate(n=Count("pk"))
     )
     return {row["tool"]: row["n"] for row in rows}

@@ -30,7 +30,7 @@ from django.views.decorators.http import require_GET, require_POST
 from adapters import errors as adapter_errors
 from adapters import registry
 from adapters.slack import messages as slack_messages
-from approvals import errors, selectors, services
+from approvals import errors, lifecycle, selectors, services
 from approvals.forms import ApproveForm, ArgsForm, RejectForm
 from approvals.models import AgentCredential, Decision, Proposal, Receipt, Risk, Status
 from approvals.reveal import reveal_json
@@ -289,9 +289,9 @@ def _status_context(proposal: Proposal) -> dict[str, Any]:
     return {
         "proposal": proposal,
         "receipt": _receipt(proposal),
-        "final": proposal.status not in POLL_MS,
+        "final": not lifecycle.is_live(proposal),
         "poll_ms": POLL_MS.get(Status(proposal.status), 0),
-        "waiting": proposal.status == Status.APPROVED and proposal.status_reason.startswith("Waiting"),
+        "waiting": lifecycle.is_waiting(proposal),
     }
 
 

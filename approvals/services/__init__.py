@@ -18,6 +18,7 @@ Callers import this package (``from approvals import services``); the names belo
 
 from __future__ import annotations
 
+from approvals.lifecycle import AGENT_REVOKED_REASON
 from approvals.services.base import _locked, agent_actor, user_actor
 from approvals.services.commit import (
     REDIS_RETRY_SECONDS,
@@ -29,7 +30,6 @@ from approvals.services.commit import (
 from approvals.services.context import agent_context, agent_policy_rules, edit_context
 from approvals.services.dead_letters import proposal_discard, proposal_requeue
 from approvals.services.decide import (
-    AGENT_REVOKED_REASON,
     agent_deactivate,
     proposal_approve,
     proposal_cancel,

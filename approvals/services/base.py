@@ -1,5 +1,6 @@
-"""What every service shares: who acted (``agent_actor``, ``user_actor``), the audit event of a
-proposal, and the proposal under a row lock (``_locked``)."""
+"""What every service shares: who acted (``agent_actor``, ``user_actor``), an audit event of a proposal that
+changes no status (``_audit_proposal``; a status change audits itself, ``lifecycle.transition``), and the
+proposal under a row lock (``_locked``)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ from typing import Any
 from django.contrib.auth.models import User
 
 from approvals.auditlog import remember_locked
+from approvals.lifecycle import proposal_event as _proposal_event
 from approvals.models import (
     AgentCredential,
-    Decision,
     Proposal,
 )
 from audit import services as audit
-from audit.models import AuditEvent
-from audit.services import Actor, Where
+from audit.services import Actor
 
 
 def agent_actor(agent: AgentCredential) -> Actor:
@@ -24,29 +24,6 @@ def agent_actor(agent: AgentCredential) -> Actor:
 
 def user_actor(user: User) -> Actor:
     return Actor(type="user", id=str(user.pk), label=user.get_username())
-
-def _proposal_event(
-    proposal: Proposal,
-    *,
-    actor: Actor,
-    action: str,
-    where: Where,
-    result: str = "ok",
-    data: dict[str, Any] | None = None,
-    decision: Decision | None = None,
-) -> AuditEvent:
-    return audit.event(
-        tenant=proposal.tenant.slug,
-        actor=actor,
-        action=action,
-        where=where,
-        subject_type="proposal",
-        subject_id=str(proposal.pk),
-        result=result,
-        data={"tool": proposal.tool, "status": proposal.status, **(data or {})},
-        decision_id=str(decision.pk) if decision else "",
-        args_hash=proposal.args_hash,
-    )
 
 
 def _audit_proposal(proposal: Proposal, **fields: Any) -> None:

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from adapters import breaker, connections, http, registry
 from adapters import errors as adapter_errors
-from approvals import errors, outbox, webhooks
+from approvals import errors, lifecycle, outbox
 from approvals.models import (
     Decision,
     Proposal,
@@ -24,7 +24,7 @@ from approvals.models import (
     Status,
     Verdict,
 )
-from approvals.services.base import _audit_proposal, _locked, _proposal_event
+from approvals.services.base import _locked
 from approvals.services.sagas import SagaFailed, _run_steps
 from audit import services as audit
 
@@ -60,28 +60,20 @@ def _claim(proposal_id: Any) -> tuple[Proposal, Decision, bool] | None:
         if not proposal.agent.is_active:
             # Approved before its agent was deactivated (deactivation only cancels pending proposals): the
             # agent's work is withdrawn with its credential, so nothing is sent. No webhook to a revoked agent.
-            proposal.status = Status.FAILED
-            proposal.status_reason = "Refused: " + errors.AGENT_REVOKED.format(agent=proposal.agent.name)
-            proposal.save(update_fields=["status", "status_reason", "updated_at"])
-            _audit_proposal(proposal, actor=audit.SYSTEM, action="proposal.commit_refused", where=audit.WORKER,
-                            result="denied", decision=decision, data={"reason": "agent_revoked"})
+            lifecycle.transition(proposal, "refuse_revoked", actor=audit.SYSTEM, where=audit.WORKER,
+                                 decision=decision, data={"reason": "agent_revoked"},
+                                 reason="Refused: " + errors.AGENT_REVOKED.format(agent=proposal.agent.name))
             return None
         actual_hash = registry.args_hash(proposal.args)
         if decision is None or decision.args_hash != proposal.args_hash or actual_hash != proposal.args_hash:
-            proposal.status = Status.FAILED
-            proposal.status_reason = "Refused: the args differ from what was approved."
-            proposal.save(update_fields=["status", "status_reason", "updated_at"])
-            _audit_proposal(proposal, actor=audit.SYSTEM, action="proposal.commit_refused", where=audit.WORKER,
-                            result="error", decision=decision, data={"reason": "args_hash_mismatch"})
-            webhooks.stage(proposal, "proposal.failed")
+            lifecycle.transition(proposal, "refuse_mismatch", actor=audit.SYSTEM, where=audit.WORKER,
+                                 decision=decision, data={"reason": "args_hash_mismatch"})
             return None
         took_over = proposal.status == Status.COMMITTING
-        proposal.status = Status.COMMITTING
-        proposal.status_reason = "Working on it…"
         proposal.lease_until = now + timedelta(seconds=settings.ACME_COMMIT_LEASE)
-        proposal.save(update_fields=["status", "status_reason", "lease_until", "updated_at"])
-        _audit_proposal(proposal, actor=audit.SYSTEM, action="proposal.commit_started", where=audit.WORKER,
-                        decision=decision, data={"resumed": took_over, "earlier_attempts": proposal.commit_attempts})
+        lifecycle.transition(proposal, "claim", actor=audit.SYSTEM, where=audit.WORKER, decision=decision,
+                             data={"resumed": took_over, "earlier_attempts": proposal.commit_attempts},
+                             fields=["lease_until"])
         return proposal, decision, took_over or proposal.commit_attempts > 0
 
 
@@ -114,21 +106,19 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
                     resumed=resumed,
                 )
     except SagaFailed as failed:
-        return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failed), attempts=1, result="error")
+        return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failed), attempts=1)
     except adapter_errors.Deferred as deferred:
         # Attempts sent before the wait count towards the budget, and make the next run a resumed one.
         return _finish_deferred(proposal, decision, deferred, attempts=deferred.attempts)
     except adapter_errors.StaleTarget as stale:
-        return _finish_unsuccessful(proposal, decision, Status.STALE, str(stale), attempts=1, result="stale")
+        return _finish_unsuccessful(proposal, decision, Status.STALE, str(stale), attempts=1)
     except adapter_errors.TransientFailure as failure:
         waited = _wait_for_breaker(proposal, failure)
         if waited is not None:
             return _finish_deferred(proposal, decision, waited, attempts=failure.attempts)
-        return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts,
-                                    result="error")
+        return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts)
     except adapter_errors.PermanentFailure as failure:
-        return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts,
-                                    result="error")
+        return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts)
     except redis.RedisError as exc:
         # Our own shared state (breaker, rate limits) was unreachable, perhaps after the outside call went
         # through: nothing says the call was refused. Retry later with the same idempotency key (which never
@@ -139,7 +129,7 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
     except Exception as exc:  # an unexpected error must not leave the proposal looking in progress
         logger.exception("commit of %s crashed", proposal.pk)
         return _finish_unsuccessful(proposal, decision, Status.FAILED, f"Internal error ({type(exc).__name__}).",
-                                    attempts=1, result="error")
+                                    attempts=1)
     with transaction.atomic():
         locked = _locked(proposal.pk)
         if locked.status == Status.COMMITTED:
@@ -154,19 +144,15 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
             attempts=outcome.attempts,
             args_hash=locked.args_hash,
         )
-        locked.status = Status.COMMITTED
-        locked.status_reason = ""
         locked.lease_until = None
         locked.commit_attempts += outcome.attempts
-        locked.save(update_fields=["status", "status_reason", "lease_until", "commit_attempts", "updated_at"])
-        audit.append(
-            _proposal_event(locked, actor=audit.SYSTEM, action="outbound.call", where=audit.WORKER, decision=decision,
-                            data={"system": outcome.system, "attempts": outcome.attempts,
-                                  "external_id": outcome.external_id, "reconciled": outcome.reconciled}),
-            _proposal_event(locked, actor=audit.SYSTEM, action="proposal.committed", where=audit.WORKER,
-                            decision=decision, data={"system": outcome.system, "external_id": outcome.external_id}),
+        lifecycle.transition(
+            locked, "commit", actor=audit.SYSTEM, where=audit.WORKER, decision=decision,
+            data={"system": outcome.system, "external_id": outcome.external_id},
+            outbound={"system": outcome.system, "attempts": outcome.attempts,
+                      "external_id": outcome.external_id, "reconciled": outcome.reconciled},
+            fields=["lease_until", "commit_attempts"],
         )
-        webhooks.stage(locked, "proposal.committed")
     return CommitResult("committed", str(proposal.pk))
 
 
@@ -193,46 +179,36 @@ def _finish_deferred(
     """An open breaker or a rate limit: not a failure; back to approved, retried when it may pass.
     ``attempts``: outbound attempts this run spent before it had to wait (they count towards the budget)."""
     retry_at = datetime.fromtimestamp(deferred.retry_at, tz=timezone.get_current_timezone())
-    reason = {
-        "breaker_open": "Waiting: the {system} circuit breaker is open until {at:%H:%M:%S} UTC.",
-        "rate_limited": "Waiting: rate limit for {system}; next try at {at:%H:%M:%S} UTC.",
-    }.get(deferred.reason, "Waiting until {at:%H:%M:%S} UTC.")
     with transaction.atomic():
         locked = _locked(proposal.pk)
         if locked.status != Status.COMMITTING:
             return CommitResult("noop", str(proposal.pk))
-        locked.status = Status.APPROVED
-        locked.status_reason = reason.format(system=registry.get(locked.tool).system, at=retry_at)
         locked.lease_until = None
         locked.next_attempt_at = retry_at
         locked.commit_attempts += attempts
-        locked.save(update_fields=["status", "status_reason", "lease_until", "next_attempt_at", "commit_attempts",
-                                   "updated_at"])
-        _audit_proposal(locked, actor=audit.SYSTEM, action="proposal.commit_deferred", where=audit.WORKER,
-                        result="deferred", decision=decision, data={"reason": deferred.reason, "attempts": attempts})
-        outbox.stage_commit(locked.pk, available_at=retry_at)
+        lifecycle.transition(
+            locked, "defer", actor=audit.SYSTEM, where=audit.WORKER, decision=decision,
+            data={"reason": deferred.reason, "attempts": attempts},
+            reason=lifecycle.waiting_reason(deferred.reason, system=registry.get(locked.tool).system, at=retry_at),
+            fields=["lease_until", "next_attempt_at", "commit_attempts"], commit_at=retry_at,
+        )
     return CommitResult("deferred", str(proposal.pk))
 
 
 def _finish_unsuccessful(
-    proposal: Proposal, decision: Decision, status: Status, reason: str, *, attempts: int, result: str
+    proposal: Proposal, decision: Decision, status: Status, reason: str, *, attempts: int
 ) -> CommitResult:
     with transaction.atomic():
         locked = _locked(proposal.pk)
         if locked.status != Status.COMMITTING:
             return CommitResult("noop", str(proposal.pk))
-        locked.status = status
-        locked.status_reason = reason[:2000]
         locked.lease_until = None
         locked.commit_attempts += attempts
-        locked.save(update_fields=["status", "status_reason", "lease_until", "commit_attempts", "updated_at"])
-        audit.append(
-            _proposal_event(locked, actor=audit.SYSTEM, action="outbound.call", where=audit.WORKER, result=result,
-                            decision=decision, data={"attempts": attempts, "error": reason[:500]}),
-            _proposal_event(locked, actor=audit.SYSTEM, action=f"proposal.{status}", where=audit.WORKER,
-                            result=result, decision=decision),
+        lifecycle.transition(
+            locked, "go_stale" if status == Status.STALE else "fail", actor=audit.SYSTEM, where=audit.WORKER,
+            decision=decision, reason=reason[:2000], outbound={"attempts": attempts, "error": reason[:500]},
+            fields=["lease_until", "commit_attempts"],
         )
-        webhooks.stage(locked, f"proposal.{status}")
     return CommitResult(str(status), str(proposal.pk))
 
 

@@ -6,10 +6,9 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from approvals import errors, outbox
+from approvals import errors, lifecycle
 from approvals.models import (
     Proposal,
-    Status,
     Verdict,
 )
 from approvals.services.base import _audit_proposal, _locked, user_actor
@@ -21,17 +20,14 @@ def proposal_requeue(*, proposal: Proposal, admin: User, where: Where) -> Propos
     on is unchanged: the same args, the same hash, the same idempotency key towards the outside system."""
     with transaction.atomic():
         locked = _locked(proposal.pk)
-        if locked.status != Status.FAILED or locked.discarded_at is not None:
+        if not lifecycle.is_dead_letter(locked):
             raise errors.InvalidTransition(
                 errors.INVALID_STATE.format(status=locked.status, action="requeued", allowed="failed and not discarded")
             )
-        locked.status = Status.APPROVED
-        locked.status_reason = "Requeued by an admin; waiting for a worker."
-        locked.next_attempt_at = timezone.now()
-        locked.save(update_fields=["status", "status_reason", "next_attempt_at", "updated_at"])
         decision = locked.decisions.filter(verdict=Verdict.APPROVED).first()
-        _audit_proposal(locked, actor=user_actor(admin), action="proposal.requeued", where=where, decision=decision)
-        outbox.stage_commit(locked.pk)
+        locked.next_attempt_at = timezone.now()
+        lifecycle.transition(locked, "requeue", actor=user_actor(admin), where=where, decision=decision,
+                             fields=["next_attempt_at"])
     return locked
 
 
@@ -39,7 +35,7 @@ def proposal_discard(*, proposal: Proposal, admin: User, where: Where) -> Propos
     """Take a failed commit out of the dead letters for good; it stays failed."""
     with transaction.atomic():
         locked = _locked(proposal.pk)
-        if locked.status != Status.FAILED or locked.discarded_at is not None:
+        if not lifecycle.is_dead_letter(locked):
             raise errors.InvalidTransition(
                 errors.INVALID_STATE.format(status=locked.status, action="discarded", allowed="failed and not discarded")
             )

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from adapters import registry
-from approvals import errors, outbox, selectors, webhooks
+from approvals import errors, lifecycle, selectors
 from approvals.models import (
     AgentCredential,
     Decision,
@@ -20,7 +20,7 @@ from approvals.models import (
     Status,
     Verdict,
 )
-from approvals.services.base import _audit_proposal, _locked, agent_actor, user_actor
+from approvals.services.base import _locked, agent_actor, user_actor
 from approvals.services.context import edit_context
 from audit import services as audit
 from audit.services import Where
@@ -140,22 +140,12 @@ def proposal_approve(
             locked.risk = edited.risk
             locked.preview = edited.preview.as_dict()
         decision = _decide(locked, reviewer, Verdict.APPROVED, comment, where, edited_from=edited_from)
-        locked.status = Status.APPROVED
-        locked.status_reason = "Approved; waiting for a worker to commit it."
         locked.next_attempt_at = timezone.now()
-        locked.save(update_fields=["status", "status_reason", "args", "args_hash", "risk", "preview",
-                                   "next_attempt_at", "updated_at"])
-        _audit_proposal(
-            locked,
-            actor=user_actor(reviewer),
-            action="proposal.approved",
-            where=where,
-            decision=decision,
+        return lifecycle.transition(
+            locked, "approve", actor=user_actor(reviewer), where=where, decision=decision,
             data={"edited": bool(edited_from), "comment": bool(comment)},
+            fields=["args", "args_hash", "risk", "preview", "next_attempt_at"],
         )
-        outbox.stage_commit(locked.pk)
-        webhooks.stage(locked, "proposal.decided")
-        return locked
 
     return _on_pending(proposal.pk, "approved", change)
 
@@ -168,12 +158,7 @@ def proposal_reject(*, proposal: Proposal, reviewer: User, reason: str, where: W
 
     def change(locked: Proposal) -> Proposal:
         decision = _decide(locked, reviewer, Verdict.REJECTED, reason, where)
-        locked.status = Status.REJECTED
-        locked.status_reason = ""
-        locked.save(update_fields=["status", "status_reason", "updated_at"])
-        _audit_proposal(locked, actor=user_actor(reviewer), action="proposal.rejected", where=where, decision=decision)
-        webhooks.stage(locked, "proposal.decided")
-        return locked
+        return lifecycle.transition(locked, "reject", actor=user_actor(reviewer), where=where, decision=decision)
 
     return _on_pending(proposal.pk, "rejected", change)
 
@@ -181,16 +166,11 @@ def proposal_reject(*, proposal: Proposal, reviewer: User, reason: str, where: W
 def proposal_cancel(*, proposal: Proposal, agent: AgentCredential, where: Where) -> Proposal:
     if proposal.agent_id != agent.pk:
         raise errors.NotAllowed(errors.NOT_THE_PROPOSER)
+
     def change(locked: Proposal) -> Proposal:
-        locked.status = Status.CANCELLED
-        locked.save(update_fields=["status", "updated_at"])
-        _audit_proposal(locked, actor=agent_actor(agent), action="proposal.cancelled", where=where)
-        return locked
+        return lifecycle.transition(locked, "cancel", actor=agent_actor(agent), where=where)
 
     return _on_pending(proposal.pk, "cancelled", change)
-
-
-AGENT_REVOKED_REASON = "Cancelled: its agent was deactivated."
 
 
 @transaction.atomic
@@ -215,22 +195,14 @@ def agent_deactivate(*, agent: AgentCredential, by: User | None, where: Where) -
         locked = _locked(pk)
         if locked.status != Status.PENDING:
             continue
-        locked.status = Status.CANCELLED
-        locked.status_reason = AGENT_REVOKED_REASON
-        locked.save(update_fields=["status", "status_reason", "updated_at"])
-        _audit_proposal(locked, actor=actor, action="proposal.cancelled", where=where,
-                        data={"reason": "agent_deactivated"})
+        lifecycle.transition(locked, "revoke", actor=actor, where=where, data={"reason": "agent_deactivated"})
         cancelled += 1
     return cancelled
 
 
 def _expire(proposal: Proposal) -> None:
     """Fail-closed: a pending proposal past its time becomes expired (never rejected). Caller holds the lock."""
-    proposal.status = Status.EXPIRED
-    proposal.status_reason = "No decision before it expired."
-    proposal.save(update_fields=["status", "status_reason", "updated_at"])
-    _audit_proposal(proposal, actor=audit.SYSTEM, action="proposal.expired", where=audit.WORKER)
-    webhooks.stage(proposal, "proposal.expired")
+    lifecycle.transition(proposal, "expire", actor=audit.SYSTEM, where=audit.WORKER)
 
 
 def proposal_expire_due(*, now: datetime | None = None, limit: int = 500) -> int:

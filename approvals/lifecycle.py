@@ -1,0 +1,205 @@
+"""A proposal's lifecycle: the transitions as data, and ``transition()``, the only code that sets a status.
+
+::
+
+                        reject ──> rejected           (webhook proposal.decided)
+                      ┌─ cancel / revoke ──> cancelled
+    (submit) pending ─┼─ expire ──> expired           (webhook proposal.expired)
+                      └─ approve ──> approved ◄───────────────────────────────────────┐  (proposal.decided)
+                                        │  ▲                                          │
+                                  claim │  │ defer (breaker open, rate limit, Redis)  │ requeue (an admin)
+                                        ▼  │                                          │
+                    claim (lease out) ─> committing ─ commit ──> committed            │  (proposal.committed)
+                                        │      └───── fail ────> failed ──────────────┘  (proposal.failed)
+                                        │      └───── go_stale > stale                   (proposal.stale)
+          approved or committing ── refuse_mismatch / refuse_revoked ──> failed          (proposal.failed / none)
+
+``claim`` also takes over a committing proposal whose lease ran out (the worker died). A failed commit not
+discarded is a *dead letter* (``is_dead_letter``): an admin requeues it or discards it (``discarded_at``;
+it stays failed, so discarding is not a transition). ``LIVE``: the statuses that still change by
+themselves or by a person; the others are final.
+
+``transition(proposal, name, ...)`` does, in the caller's transaction and under the caller's row lock:
+check the source → set status (and ``status_reason``) → save → append the audit event(s) → stage the
+commit (transitions that hand one to the worker) → stage the agent's webhook → signal the agents waiting
+on it (``waiting.changed``, after the commit). The caller holds the lock
+(``services.base._locked``) and makes any conditional check first (e.g. "still committing?" after a long
+outside call): the check and the change happen under one ``SELECT … FOR UPDATE``, as before.
+
+Why a table and not django-fsm-2: its ``@transition`` methods live on the model and its side effects run
+in ``post_transition`` signals, where this project keeps no behaviour (services hold it, the audit row is
+written in the same transaction as the change, webhooks are staged in an outbox); its concurrency help is
+optimistic (``ConcurrentTransitionMixin``: a conditional ``UPDATE``) while ours is a row lock taken
+before the outside call's outcome is recorded; and ``FSMField`` would change the model field. A dict of
+frozen dataclasses and one function (~60 lines) say the same and keep the order of writes explicit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q
+
+from approvals import errors, outbox, waiting, webhooks
+from approvals.models import Decision, Proposal, Status
+from audit import services as audit
+from audit.models import AuditEvent
+from audit.services import Actor, Where
+
+# Statuses that still change; the rest are final (the reviewer page stops polling them).
+LIVE = frozenset({Status.PENDING, Status.APPROVED, Status.COMMITTING})
+
+# Reasons the lifecycle writes into ``status_reason`` (for people; code asks ``is_waiting``).
+APPROVED_REASON = "Approved; waiting for a worker to commit it."
+AGENT_REVOKED_REASON = "Cancelled: its agent was deactivated."
+EXPIRED_REASON = "No decision before it expired."
+CLAIMED_REASON = "Working on it…"
+ARGS_MISMATCH_REASON = "Refused: the args differ from what was approved."
+REQUEUED_REASON = "Requeued by an admin; waiting for a worker."
+# A deferred commit's reason starts with this word, and only a deferral writes it (``defer``).
+WAITING = "Waiting"
+WAITING_REASONS = {
+    "breaker_open": WAITING + ": the {system} circuit breaker is open until {at:%H:%M:%S} UTC.",
+    "rate_limited": WAITING + ": rate limit for {system}; next try at {at:%H:%M:%S} UTC.",
+}
+WAITING_OTHER = WAITING + " until {at:%H:%M:%S} UTC."
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str
+    sources: frozenset[Status]
+    target: Status
+    action: str  # the audit event's action
+    webhook: str = ""  # the agent's webhook event, "" for none
+    reason: str | None = None  # status_reason written; None leaves it (a caller may pass its own)
+    result: str = "ok"  # the audit event's result
+    stages_commit: bool = False  # hands a commit to the worker (through the outbox)
+
+
+_PENDING = frozenset({Status.PENDING})
+_CLAIMABLE = frozenset({Status.APPROVED, Status.COMMITTING})
+_COMMITTING = frozenset({Status.COMMITTING})
+_AFTER_CLAIM = frozenset({Status.APPROVED, Status.COMMITTING, Status.FAILED, Status.STALE})
+
+TRANSITIONS: dict[str, Transition] = {
+    t.name: t
+    for t in (
+        Transition("approve", _PENDING, Status.APPROVED, "proposal.approved", "proposal.decided",
+                   APPROVED_REASON, stages_commit=True),
+        Transition("reject", _PENDING, Status.REJECTED, "proposal.rejected", "proposal.decided", ""),
+        Transition("cancel", _PENDING, Status.CANCELLED, "proposal.cancelled"),
+        # The agent was deactivated: no webhook, the agent is no longer one to tell.
+        Transition("revoke", _PENDING, Status.CANCELLED, "proposal.cancelled", reason=AGENT_REVOKED_REASON),
+        Transition("expire", _PENDING, Status.EXPIRED, "proposal.expired", "proposal.expired", EXPIRED_REASON),
+        Transition("claim", _CLAIMABLE, Status.COMMITTING, "proposal.commit_started", reason=CLAIMED_REASON),
+        Transition("refuse_revoked", _CLAIMABLE, Status.FAILED, "proposal.commit_refused", result="denied"),
+        Transition("refuse_mismatch", _CLAIMABLE, Status.FAILED, "proposal.commit_refused", "proposal.failed",
+                   ARGS_MISMATCH_REASON, result="error"),
+        # The outside write landed: recorded even where a takeover moved the status meanwhile (the other
+        # worker deferred or failed it after this one's lease ran out); only a second "committed" is a no-op.
+        Transition("commit", _AFTER_CLAIM, Status.COMMITTED, "proposal.committed", "proposal.committed", ""),
+        Transition("defer", _COMMITTING, Status.APPROVED, "proposal.commit_deferred", result="deferred",
+                   stages_commit=True),
+        Transition("fail", _COMMITTING, Status.FAILED, "proposal.failed", "proposal.failed", result="error"),
+        Transition("go_stale", _COMMITTING, Status.STALE, "proposal.stale", "proposal.stale", result="stale"),
+        Transition("requeue", frozenset({Status.FAILED}), Status.APPROVED, "proposal.requeued",
+                   reason=REQUEUED_REASON, stages_commit=True),
+    )
+}
+
+
+def proposal_event(
+    proposal: Proposal,
+    *,
+    actor: Actor,
+    action: str,
+    where: Where,
+    result: str = "ok",
+    data: dict[str, Any] | None = None,
+    decision: Decision | None = None,
+) -> AuditEvent:
+    """The audit event of something that happened to ``proposal`` (its tool and current status included)."""
+    return audit.event(
+        tenant=proposal.tenant.slug,
+        actor=actor,
+        action=action,
+        where=where,
+        subject_type="proposal",
+        subject_id=str(proposal.pk),
+        result=result,
+        data={"tool": proposal.tool, "status": proposal.status, **(data or {})},
+        decision_id=str(decision.pk) if decision else "",
+        args_hash=proposal.args_hash,
+    )
+
+
+def transition(
+    proposal: Proposal,
+    name: str,
+    *,
+    actor: Actor,
+    where: Where,
+    decision: Decision | None = None,
+    data: dict[str, Any] | None = None,
+    reason: str | None = None,
+    fields: Sequence[str] = (),
+    outbound: dict[str, Any] | None = None,
+    commit_at: datetime | None = None,
+) -> Proposal:
+    """Apply transition ``name`` to the locked ``proposal``, in the caller's transaction.
+
+    ``fields``: other fields the caller changed on ``proposal`` and that are saved with the status.
+    ``outbound``: the data of an ``outbound.call`` event written just before the transition's own (a
+    commit's outside call). ``commit_at``: when a staged commit is due (default now)."""
+    spec = TRANSITIONS[name]
+    if proposal.status not in spec.sources:
+        raise errors.InvalidTransition(
+            errors.INVALID_STATE.format(
+                status=proposal.status, action=name, allowed=" or ".join(sorted(spec.sources))
+            ),
+            status=proposal.status,
+        )
+    proposal.status = spec.target
+    update = ["status"]
+    text = reason if reason is not None else spec.reason
+    if text is not None:
+        proposal.status_reason = text
+        update.append("status_reason")
+    proposal.save(update_fields=[*update, *fields, "updated_at"])
+    common: dict[str, Any] = {"actor": actor, "where": where, "result": spec.result, "decision": decision}
+    events = [proposal_event(proposal, action="outbound.call", data=outbound, **common)] if outbound else []
+    audit.append(*events, proposal_event(proposal, action=spec.action, data=data, **common))
+    if spec.stages_commit:
+        outbox.stage_commit(proposal.pk, available_at=commit_at)
+    if spec.webhook:
+        webhooks.stage(proposal, spec.webhook)
+    waiting.changed(proposal.pk)  # agents waiting on it (``?wait=N``) hear of it once this commits
+    return proposal
+
+
+# --- questions the rest of the code asks ------------------------------------------------------------------
+
+# The dead letters as a query: failed commits no admin discarded.
+DEAD_LETTERS = Q(status=Status.FAILED, discarded_at__isnull=True)
+
+
+def is_live(proposal: Proposal) -> bool:
+    return proposal.status in LIVE
+
+
+def is_waiting(proposal: Proposal) -> bool:
+    """Approved, and its commit deferred until a downstream may take it (written by ``defer`` only)."""
+    return proposal.status == Status.APPROVED and proposal.status_reason.startswith(WAITING)
+
+
+def is_dead_letter(proposal: Proposal) -> bool:
+    return proposal.status == Status.FAILED and proposal.discarded_at is None
+
+
+def waiting_reason(reason: str, *, system: str, at: datetime) -> str:
+    """The ``status_reason`` of a commit deferred for ``reason`` ("breaker_open", "rate_limited", ...)."""
+    return WAITING_REASONS.get(reason, WAITING_OTHER).format(system=system, at=at)
