@@ -3,7 +3,8 @@
 #   make run    venv + install, then `python -m acme_integration.run`: migrate, seed the demo tenant, start
 #               the web app (:8000), one worker and the sandbox CRM/Slack (:8765); Ctrl-C stops everything.
 #               Development only: it sets DEBUG=1 for its own processes (production: README, "Deploy")
-#   make test   venv + test extras, then ruff, mypy, the missing-migration check and the whole pytest suite
+#   make test   venv + test extras, then ruff, mypy, the import contracts (lint-imports), the missing-migration
+#               check and the whole pytest suite
 #   make bench  venv + test extras, then bench/run_all.py: the product against the bare stack on PostgreSQL
 #               (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379, db $BENCH_REDIS_DB, default 5)
 #
@@ -25,7 +26,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make run           migrate, seed the demo tenant, start web (:8000), worker and sandbox (:8765)"
-	@echo "make test          ruff + mypy + makemigrations --check + pytest (PYTEST_ARGS=... passed to pytest)"
+	@echo "make test          ruff + mypy + lint-imports + makemigrations --check + pytest (PYTEST_ARGS=... passed to pytest)"
 	@echo "make bench         bench/run_all.py: intake, commit, scale figures vs the bare stack (PostgreSQL + Redis)"
 	@echo "make drills        fault drills on real processes (PostgreSQL at DATABASE_URL); figures to docs/reliability.md"
 	@echo "make lint          ruff check"
@@ -66,6 +67,7 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 	$(MANAGE) makemigrations --check --dry-run
 	@echo "$(PY) -m pytest $(PYTEST_ARGS)"
 	@# Embedded defaults get a var/ of their own, apart from `make run`'s (whose worker would take test jobs);

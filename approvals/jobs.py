@@ -1,70 +1,17 @@
 """RQ jobs: thin. They take an id, and call one service.
 
-One job id per subject (``commit-<proposal>``, ``webhook-<delivery>``): a hand-off for a subject whose job
-is still waiting in the queue adds nothing, so re-dispatches (a lost job, a slow queue) never pile up
-duplicates. A job that already started or finished is replaced: the services themselves make a repeat
-harmless (the commit claims its proposal under a lock; a delivery is sent only while pending).
+They are handed off by ``approvals.queues`` (through the outbox), which names them by import path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import django_rq
-from rq import Queue
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
-
-COMMIT_QUEUE = "commits"
-WEBHOOK_QUEUE = "default"
+from approvals import webhooks
+from approvals.services import proposal_commit
 
 
 def commit_proposal(proposal_id: str) -> str:
-    from approvals.services import proposal_commit
-
     return proposal_commit(proposal_id=proposal_id).outcome
 
 
 def deliver_webhook(delivery_id: str) -> str:
-    from approvals.webhooks import deliver
-
-    return deliver(delivery_id)
-
-
-def get_queue(name: str) -> Queue:
-    """django-rq's queue ``name`` (RQ_QUEUES), on this process's pooled client for its URL.
-
-    ``django_rq.get_queue`` alone builds a new Redis client on every call: a new pool, so a new TCP
-    connection and handshake for each hand-off (one per approval and per committed proposal's webhook),
-    which cost more than the enqueue itself."""
-    from django_rq.settings import QUEUES
-
-    from adapters.redis import client_for
-
-    return django_rq.get_queue(name, connection=client_for(QUEUES[name]["URL"]))
-
-
-def _enqueue_once(queue_name: str, func: Callable[[str], Any], subject: str, job_id: str, **options: Any) -> bool:
-    queue = get_queue(queue_name)
-    try:
-        if Job.fetch(job_id, connection=queue.connection).get_status() == JobStatus.QUEUED:
-            return False
-    except NoSuchJobError:
-        pass
-    queue.enqueue(func, subject, job_id=job_id, **options)
-    return True
-
-
-def enqueue_commit(proposal_id: str) -> bool:
-    return _enqueue_once(COMMIT_QUEUE, commit_proposal, proposal_id, f"commit-{proposal_id}",
-                         result_ttl=3600, failure_ttl=7 * 86400, description=f"commit proposal {proposal_id}")
-
-
-def enqueue_webhook(delivery_id: str) -> bool:
-    return _enqueue_once(WEBHOOK_QUEUE, deliver_webhook, delivery_id, f"webhook-{delivery_id}",
-                         result_ttl=3600, description=f"deliver webhook {delivery_id}")
-
-
-def commit_queue_depth() -> int:
-    return int(get_queue(COMMIT_QUEUE).count)
+    return webhooks.deliver(delivery_id)

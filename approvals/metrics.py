@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Min
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from adapters import breaker, registry
-from approvals import lifecycle
+from approvals import lifecycle, queues
 from approvals.models import Proposal, Status
 from audit import metrics
 
@@ -40,13 +41,9 @@ def breaker_snapshot() -> dict[str, dict[str, Any]]:
 
 
 def queue_snapshot() -> dict[str, dict[str, int]]:
-    from django.conf import settings
-
-    from approvals.jobs import get_queue
-
     figures: dict[str, dict[str, int]] = {}
     for name in settings.ACME_QUEUES:
-        queue = get_queue(name)
+        queue = queues.get_queue(name)
         figures[name] = {
             "queued": queue.count,
             "started": queue.started_job_registry.count,

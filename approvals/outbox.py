@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from approvals import queues
 from approvals.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -39,12 +40,10 @@ def stage_commit(proposal_id: Any, *, available_at: datetime | None = None) -> O
 
 
 def _hand_off(message: OutboxMessage) -> None:
-    from approvals import jobs
-
     if message.kind == OutboxMessage.Kind.COMMIT:
-        jobs.enqueue_commit(message.payload["proposal_id"])
+        queues.enqueue_commit(message.payload["proposal_id"])
     elif message.kind == OutboxMessage.Kind.WEBHOOK:
-        jobs.enqueue_webhook(message.payload["delivery_id"])
+        queues.enqueue_webhook(message.payload["delivery_id"])
     else:  # pragma: no cover - a kind without a handler is a programming error
         raise ValueError(f"no handler for outbox kind {message.kind}")
 

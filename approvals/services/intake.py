@@ -11,9 +11,8 @@ from django.utils import timezone
 
 from adapters import errors as adapter_errors
 from adapters import ratelimit
-from approvals.models import (
-    AgentCredential,
-)
+from approvals import queues
+from approvals.models import AgentCredential, OutboxMessage
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +46,11 @@ def _take_submission(agent: AgentCredential) -> None:
 
 def commit_backlog() -> int:
     """Commits waiting: the RQ queue's length, plus outbox rows not yet handed off (Redis may be down)."""
-    from approvals import jobs
-    from approvals.models import OutboxMessage
-
     waiting = OutboxMessage.objects.filter(
         kind=OutboxMessage.Kind.COMMIT, dispatched_at__isnull=True, available_at__lte=timezone.now()
     ).count()
     try:
-        waiting += jobs.commit_queue_depth()
+        waiting += queues.commit_queue_depth()
     except Exception:  # Redis unreachable: the outbox count stands alone
         logger.warning("commit queue depth unavailable")
     return waiting

@@ -259,10 +259,10 @@ class TestTransitions:
     def test_the_hand_off_after_commit_enqueues_once_and_marks_the_row(
         self, acme, monkeypatch, django_capture_on_commit_callbacks
     ):
-        from approvals import jobs
+        from approvals import queues
 
         enqueued = []
-        monkeypatch.setattr(jobs, "enqueue_commit", lambda pk: enqueued.append(pk))
+        monkeypatch.setattr(queues, "enqueue_commit", lambda pk: enqueued.append(pk))
         with django_capture_on_commit_callbacks(execute=True):
             proposal = approved(acme)
 
@@ -275,10 +275,10 @@ class TestTransitions:
     def test_a_drain_that_got_the_row_first_leaves_the_hand_off_nothing_to_do(
         self, acme, monkeypatch, django_capture_on_commit_callbacks
     ):
-        from approvals import jobs
+        from approvals import queues
 
         enqueued = []
-        monkeypatch.setattr(jobs, "enqueue_commit", lambda pk: enqueued.append(pk))
+        monkeypatch.setattr(queues, "enqueue_commit", lambda pk: enqueued.append(pk))
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             proposal = approved(acme)
         assert outbox.drain() == 1  # the housekeeping pass runs between the commit and the hand-off
@@ -294,12 +294,12 @@ class TestTransitions:
     ):
         import redis
 
-        from approvals import jobs
+        from approvals import queues
 
         def down(*args, **kwargs):
             raise redis.ConnectionError("down")
 
-        monkeypatch.setattr(jobs, "enqueue_commit", down)
+        monkeypatch.setattr(queues, "enqueue_commit", down)
         with django_capture_on_commit_callbacks(execute=True):
             proposal = approved(acme)  # the approval itself stands
 
@@ -307,21 +307,21 @@ class TestTransitions:
         message = OutboxMessage.objects.get()
         assert message.dispatched_at is None and message.attempts == 1 and "down" in message.last_error
         enqueued = []
-        monkeypatch.setattr(jobs, "enqueue_commit", lambda pk: enqueued.append(pk))
+        monkeypatch.setattr(queues, "enqueue_commit", lambda pk: enqueued.append(pk))
         assert outbox.drain() == 1
         assert enqueued == [str(proposal.pk)]
         assert OutboxMessage.objects.get().dispatched_at is not None
 
     def test_outbox_keeps_messages_while_redis_is_down(self, acme, monkeypatch):
         approved(acme)
-        from approvals import jobs
+        from approvals import queues
 
         def down(*args, **kwargs):
             import redis
 
             raise redis.ConnectionError("down")
 
-        monkeypatch.setattr(jobs, "enqueue_commit", down)
+        monkeypatch.setattr(queues, "enqueue_commit", down)
         assert outbox.drain() == 0
         message = OutboxMessage.objects.get()
         assert message.dispatched_at is None and "down" in message.last_error
@@ -353,14 +353,14 @@ class TestTransitions:
 def test_a_commit_waiting_in_the_queue_is_not_enqueued_twice(acme, settings):
     import django_rq
 
-    from approvals import jobs
+    from approvals import queues
 
     settings.RQ_QUEUES = {name: {**conf, "ASYNC": True} for name, conf in settings.RQ_QUEUES.items()}
-    queue = django_rq.get_queue(jobs.COMMIT_QUEUE)
+    queue = django_rq.get_queue(queues.COMMIT_QUEUE)
     proposal_id = "11111111-2222-3333-4444-555555555555"
     try:
-        assert jobs.enqueue_commit(proposal_id) is True
-        assert jobs.enqueue_commit(proposal_id) is False  # still queued: a re-dispatch adds nothing
+        assert queues.enqueue_commit(proposal_id) is True
+        assert queues.enqueue_commit(proposal_id) is False  # still queued: a re-dispatch adds nothing
         assert queue.job_ids.count(f"commit-{proposal_id}") == 1
     finally:
         queue.remove(f"commit-{proposal_id}")
@@ -368,12 +368,12 @@ def test_a_commit_waiting_in_the_queue_is_not_enqueued_twice(acme, settings):
 
 
 def test_hand_offs_reuse_the_process_redis_client_instead_of_connecting_each_time():
-    from approvals import jobs
+    from approvals import queues
 
-    first, again = jobs.get_queue(jobs.COMMIT_QUEUE), jobs.get_queue(jobs.COMMIT_QUEUE)
+    first, again = queues.get_queue(queues.COMMIT_QUEUE), queues.get_queue(queues.COMMIT_QUEUE)
 
     assert first.connection is again.connection  # one pool: no new TCP connection and handshake per hand-off
-    assert jobs.get_queue(jobs.WEBHOOK_QUEUE).connection is first.connection  # same URL, same pool
+    assert queues.get_queue(queues.WEBHOOK_QUEUE).connection is first.connection  # same URL, same pool
 
 
 @pytest.mark.postgres
