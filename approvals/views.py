@@ -285,6 +285,16 @@ def _receipt(proposal: Proposal) -> Receipt | None:
         return None
 
 
+def _refused_for_good(proposal: Proposal) -> bool:
+    """A failed commit the outside system refused itself (its last outbound call, as the worker audited it,
+    says ``permanent``): sent again it fails again, so no requeue is offered."""
+    if proposal.status != Status.FAILED:
+        return False
+    last = (AuditEvent.objects.filter(subject_type="proposal", subject_id=str(proposal.pk), action="outbound.call")
+            .order_by("-id").values_list("data", flat=True).first())
+    return isinstance(last, dict) and last.get("permanent") is True
+
+
 def _status_context(proposal: Proposal) -> dict[str, Any]:
     return {
         "proposal": proposal,
@@ -292,6 +302,7 @@ def _status_context(proposal: Proposal) -> dict[str, Any]:
         "final": not lifecycle.is_live(proposal),
         "poll_ms": POLL_MS.get(Status(proposal.status), 0),
         "waiting": lifecycle.is_waiting(proposal),
+        "refused_for_good": _refused_for_good(proposal),
     }
 
 

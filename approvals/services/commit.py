@@ -118,7 +118,8 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
             return _finish_deferred(proposal, decision, waited, attempts=failure.attempts)
         return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts)
     except adapter_errors.PermanentFailure as failure:
-        return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts)
+        return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts,
+                                    permanent=True)
     except redis.RedisError as exc:
         # Our own shared state (breaker, rate limits) was unreachable, perhaps after the outside call went
         # through: nothing says the call was refused. Retry later with the same idempotency key (which never
@@ -196,8 +197,10 @@ def _finish_deferred(
 
 
 def _finish_unsuccessful(
-    proposal: Proposal, decision: Decision, status: Status, reason: str, *, attempts: int
+    proposal: Proposal, decision: Decision, status: Status, reason: str, *, attempts: int, permanent: bool = False
 ) -> CommitResult:
+    """``permanent``: the outside system refused the request itself (a 4xx): sent again, it fails again; the
+    audit's ``outbound.call`` says so, and the reviewer's page offers no requeue."""
     with transaction.atomic():
         locked = _locked(proposal.pk)
         if locked.status != Status.COMMITTING:
@@ -206,7 +209,8 @@ def _finish_unsuccessful(
         locked.commit_attempts += attempts
         lifecycle.transition(
             locked, "go_stale" if status == Status.STALE else "fail", actor=audit.SYSTEM, where=audit.WORKER,
-            decision=decision, reason=reason[:2000], outbound={"attempts": attempts, "error": reason[:500]},
+            decision=decision, reason=reason[:2000],
+            outbound={"attempts": attempts, "error": reason[:500], **({"permanent": True} if permanent else {})},
             fields=["lease_until", "commit_attempts"],
         )
     return CommitResult(str(status), str(proposal.pk))
