@@ -360,3 +360,9 @@ class TestWaitIsWoken:
 
         assert response.json()["status"] == Status.COMMITTED
         assert response.json()["receipt"]["external_id"] == "4242"
+
+
+def test_a_wait_waits_out_exactly_the_lifecycles_live_statuses():
+    from approvals import lifecycle
+
+    assert waiting.UNDECIDED | waiting.IN_FLIGHT == lifecycle.LIVE
