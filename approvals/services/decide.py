@@ -143,7 +143,8 @@ def proposal_approve(
         locked.next_attempt_at = timezone.now()
         return lifecycle.transition(
             locked, "approve", actor=user_actor(reviewer), where=where, decision=decision,
-            data={"edited": bool(edited_from), "comment": bool(comment)},
+            # The record holds what was decided, not only that it was: the comment, the edits, the args.
+            data={"edited": bool(edited_from), "comment": comment, "edits": edited_from or [], "args": locked.args},
             fields=["args", "args_hash", "risk", "preview", "next_attempt_at"],
         )
 
@@ -158,7 +159,8 @@ def proposal_reject(*, proposal: Proposal, reviewer: User, reason: str, where: W
 
     def change(locked: Proposal) -> Proposal:
         decision = _decide(locked, reviewer, Verdict.REJECTED, reason, where)
-        return lifecycle.transition(locked, "reject", actor=user_actor(reviewer), where=where, decision=decision)
+        return lifecycle.transition(locked, "reject", actor=user_actor(reviewer), where=where, decision=decision,
+                                    data={"reason": reason})
 
     return _on_pending(proposal.pk, "rejected", change)
 

@@ -131,7 +131,8 @@ def proposal_submit(
                 idempotency_key=key,
                 expires_at=now + timedelta(seconds=settings.ACME_PROPOSAL_TTL),
             )
-            _audit_proposal(proposal, actor=agent_actor(agent), action="proposal.submitted", where=where)
+            _audit_proposal(proposal, actor=agent_actor(agent), action="proposal.submitted", where=where,
+                            data={"args": proposal.args})
     except adapter_errors.RateLimited as limited:
         existing = _replay(agent=agent, key=key, args_hash=prepared.args_hash, tool=tool, on_behalf_of=on_behalf_of)
         return _replay_or_refuse(existing, limited, agent=agent, tool=tool, where=where)

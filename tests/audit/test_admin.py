@@ -253,3 +253,23 @@ def test_the_proposal_list_has_a_summary_a_short_id_and_a_link_to_the_review_pag
     assert escape(proposal.preview["summary"]) in page
     assert f'<code class="acme-id" title="{proposal.pk}">{str(proposal.pk)[:8]}…</code>' in page
     assert f'href="/proposals/{proposal.pk}/"' in page
+
+
+def test_the_export_holds_the_args_the_comment_and_a_rejections_reason(staff_client, acme):
+    """Not "comment": true: what was proposed, said and decided (issue 24, item 9)."""
+    from approvals import services
+    from tests.audit.conftest import API, ARGS
+
+    approved = committed_life(acme)
+    rejected = services.proposal_submit(agent=acme.agent, tool="crm.create_ticket",
+                                        args={**ARGS, "subject": "Duplicate"}, where=API).proposal
+    services.proposal_reject(proposal=rejected, reviewer=acme.reviewer, reason="Already reported as #12.", where=API)
+
+    response = staff_client.get("/admin/audit/auditevent/export/json/?tenant=acme")
+    rows = json.loads(b"".join(cast(Iterator[bytes], response.streaming_content)).decode())
+    by = {(row["subject_id"], row["action"]): row["data"] for row in rows}
+
+    assert by[(str(approved.pk), "proposal.submitted")]["args"]["subject"] == ARGS["subject"]
+    assert by[(str(approved.pk), "proposal.approved")]["comment"] == "ok"  # committed_life's comment
+    assert by[(str(approved.pk), "proposal.approved")]["args"] == approved.args
+    assert by[(str(rejected.pk), "proposal.rejected")]["reason"] == "Already reported as #12."
