@@ -137,6 +137,7 @@ def dashboard_context(now: datetime | None = None, tenants: set[str] | None = No
         "pending": pending,
         "pending_total": sum(int(p["count"]) for p in pending.values()),
         "oldest_pending_age": max((p["oldest_age"] for p in pending.values()), default=0.0),
+        "oldest_pending_wait": humanize_seconds(max((p["oldest_age"] for p in pending.values()), default=0.0)),
         "charts": {
             "approvals": charts.bar_chart(
                 [(label, float(flows["approved"].get(h, 0))) for label, h in zip(labels, hours, strict=True)],
@@ -170,6 +171,20 @@ def dashboard_context(now: datetime | None = None, tenants: set[str] | None = No
         },
     }
 
+
+
+def humanize_seconds(seconds: float) -> str:
+    """``334`` -> ``"5 min 34 s"``, ``7500`` -> ``"2 h 5 min"``, ``200000`` -> ``"2 d 7 h"``: two units at most."""
+    total = int(seconds)
+    units = [("d", 86400), ("h", 3600), ("min", 60), ("s", 1)]
+    parts = []
+    for name, size in units:
+        if total >= size or (name == "s" and not parts):
+            amount, total = divmod(total, size)
+            parts.append(f"{amount} {name}")
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
 
 @never_cache
 @staff_member_required

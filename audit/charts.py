@@ -6,13 +6,20 @@ chart has a ``<title>`` (read by screen readers) and each mark a tooltip with it
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2")
-_PAD_LEFT, _PAD_RIGHT, _PAD_TOP, _PAD_BOTTOM = 44, 12, 12, 28
+# Colours that mean something: a series named for an outcome is drawn in its colour, whatever its place.
+OUTCOME_COLORS = {"committed": "#16a34a", "ok": "#16a34a", "rejected": "#d97706", "failed": "#dc2626",
+                  "stale": "#7c3aed"}
+# Text stays legible once the 640-unit chart is scaled down into a card (~360 px wide): 13 units ≈ 8 px.
+FONT_SIZE = 13
+_CHAR_WIDTH = FONT_SIZE * 0.62  # an average glyph's width, to keep x labels from overlapping
+_PAD_LEFT, _PAD_RIGHT, _PAD_TOP, _PAD_BOTTOM = 52, 12, 22, 34
 
 
 def _fmt(value: float) -> str:
@@ -32,16 +39,19 @@ def _frame(width: int, height: int, title: str, top: float, unit: str, labels: S
         y = _PAD_TOP + plot_h - plot_h * i / 2
         parts.append(f'<line x1="{_PAD_LEFT}" x2="{width - _PAD_RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
                      'stroke="#d1d5db" stroke-width="1"/>')
-        parts.append(f'<text x="{_PAD_LEFT - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="10" '
-                     f'fill="#4b5563">{escape(_fmt(value))}{escape(unit)}</text>')
-    step = max(1, len(labels) // 8)  # at most ~8 x labels
+        parts.append(f'<text x="{_PAD_LEFT - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="{FONT_SIZE}" '
+                     f'fill="#374151">{escape(_fmt(value))}{escape(unit)}</text>')
     plot_w = width - _PAD_LEFT - _PAD_RIGHT
+    # Every step-th label, so that the longest fits in the room it gets (no two overlap).
+    longest = max((len(label) for label in labels), default=1)
+    room = plot_w / max(1, len(labels))
+    step = max(1, math.ceil((longest * _CHAR_WIDTH + 8) / room))
     for i, label in enumerate(labels):
         if i % step:
             continue
         x = _PAD_LEFT + plot_w * (i + 0.5) / max(1, len(labels))
-        parts.append(f'<text x="{x:.1f}" y="{height - 8}" text-anchor="middle" font-size="10" '
-                     f'fill="#4b5563">{escape(label)}</text>')
+        parts.append(f'<text x="{x:.1f}" y="{height - 10}" text-anchor="middle" font-size="{FONT_SIZE}" '
+                     f'fill="#374151">{escape(label)}</text>')
     return parts
 
 
@@ -71,7 +81,7 @@ def line_chart(labels: Sequence[str], series: dict[str, Sequence[float | None]],
     plot_w = width - _PAD_LEFT - _PAD_RIGHT
     plot_h = height - _PAD_TOP - _PAD_BOTTOM
     for n, (name, points) in enumerate(series.items()):
-        color = PALETTE[n % len(PALETTE)]
+        color = OUTCOME_COLORS.get(name) or PALETTE[n % len(PALETTE)]
         coords = []
         for i, value in enumerate(points):
             if value is None:
@@ -83,7 +93,7 @@ def line_chart(labels: Sequence[str], series: dict[str, Sequence[float | None]],
                          f'{escape(labels[i])}: {escape(_fmt(value))}{escape(unit)}</title></circle>')
         if len(coords) > 1:
             parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(coords)}"/>')
-        parts.append(f'<text x="{_PAD_LEFT + 6 + 110 * n}" y="{_PAD_TOP + 10}" font-size="11" '
+        parts.append(f'<text x="{_PAD_LEFT + 6 + 130 * n}" y="{_PAD_TOP - 6}" font-size="{FONT_SIZE}" '
                      f'fill="{color}">■ {escape(name)}</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 (every interpolated text is escaped above)

@@ -52,3 +52,47 @@ def test_people_who_are_not_staff_are_turned_away(client, acme):
     response = client.get("/ops/")
     assert response.status_code in (302, 403)
     assert "<svg" not in response.content.decode()
+
+
+def test_the_dashboard_reads_easily(staff, acme):
+    """Legible axis text, outcome colours that mean what they say, a humanized wait, and the dead letters
+    linked to where they are acted on (issue 24, item 10)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from approvals import services
+    from approvals.models import Proposal, Status
+    from audit import charts
+    from tests.audit.conftest import API, ARGS
+
+    waiting = services.proposal_submit(agent=acme.agent, tool="crm.create_ticket", args=ARGS, where=API).proposal
+    Proposal.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - timedelta(seconds=334))
+    failed = committed_life(acme, args={**ARGS, "subject": "Will fail"})
+    Proposal.objects.filter(pk=failed.pk).update(status=Status.FAILED)
+
+    response = staff.get("/ops/")
+    page = response.content.decode()
+    flows = str(response.context["charts"]["flows"])
+
+    assert 'font-size="10"' not in page and f'font-size="{charts.FONT_SIZE}"' in page and charts.FONT_SIZE >= 12
+    assert f'fill="{charts.OUTCOME_COLORS["failed"]}">■ failed' in flows
+    assert '#16a34a">■ failed' not in flows  # failed is not drawn in green
+    assert "the oldest has waited <span" in page and "5 min 3" in page and "334 s." not in page
+    assert 'href="/admin/approvals/proposal/?dead_letter=waiting"' in page
+    assert 'href="/ops/"' in page  # the navigation leads here
+
+
+def test_x_labels_never_overlap():
+    from audit import charts
+
+    points = [(f"commits-queue-{n} scheduled", float(n)) for n in range(12)]
+    svg = str(charts.bar_chart(points, title="Queue depth by state"))
+
+    import itertools
+    import re
+
+    xs = [float(x) for x in re.findall(r'<text x="([\d.]+)"[^>]*text-anchor="middle"', svg)]
+    assert len(xs) >= 2
+    gaps = [b - a for a, b in itertools.pairwise(xs)]
+    assert min(gaps) >= len(points[0][0]) * charts._CHAR_WIDTH  # each label shown has room for itself
