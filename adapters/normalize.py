@@ -330,15 +330,15 @@ class ArgsModel(BaseModel):
 
 
 __all__ = [
+    "NOTHING_VISIBLE",
+    "PRIORITIES",
+    "PRIORITY_VOCABULARY",
     "ArgsModel",
     "Channel",
     "CleanLine",
     "CleanText",
     "CrmPriority",
     "Email",
-    "NOTHING_VISIBLE",
-    "PRIORITIES",
-    "PRIORITY_VOCABULARY",
     "Priority",
     "Tags",
     "TicketId",

@@ -19,13 +19,12 @@ from django_rq.models import Dashboard
 from adapters import registry
 from adapters.forms import ConnectionForm
 from adapters.models import Connection
-from approvals import webhooks
-from approvals import lifecycle
+from approvals import lifecycle, webhooks
 from approvals.models import (
     AgentCredential,
     Decision,
-    Membership,
     InboundEvent,
+    Membership,
     OutboxMessage,
     Proposal,
     Receipt,

@@ -177,7 +177,7 @@ def humanize_seconds(seconds: float) -> str:
     """``334`` -> ``"5 min 34 s"``, ``7500`` -> ``"2 h 5 min"``, ``200000`` -> ``"2 d 7 h"``: two units at most."""
     total = int(seconds)
     units = [("d", 86400), ("h", 3600), ("min", 60), ("s", 1)]
-    parts = []
+    parts: list[str] = []
     for name, size in units:
         if total >= size or (name == "s" and not parts):
             amount, total = divmod(total, size)

@@ -30,7 +30,16 @@ from django.urls import reverse
 
 from adapters import connections
 from approvals.accounts import TENANT_ADMINS_GROUP, person_create, tenant_admin_group_sync
-from approvals.models import InboundEvent, Membership, Proposal, Role, Status, Tenant, ToolPolicy, WebhookDelivery
+from approvals.models import (
+    InboundEvent,
+    Membership,
+    Proposal,
+    Role,
+    Status,
+    Tenant,
+    ToolPolicy,
+    WebhookDelivery,
+)
 from audit import services as audit
 from audit.admin_scope import TenantScopedAdmin
 from audit.models import AuditEvent
