@@ -8,7 +8,9 @@ from typing import Any
 
 from django.db import migrations, models
 
-_SUFFIX = "/api/v2/tickets/"
+# A receipt's link: the API's ticket URL (receipts before the link went to the person's page), or the
+# ticket's page for people, Zendesk's /agent/tickets/<id> (the API's URL then is response_summary["api_url"]).
+_SUFFIXES = ("/api/v2/tickets/", "/agent/tickets/")
 
 
 def backfill_created_records(apps: Any, schema_editor: Any) -> None:
@@ -16,9 +18,10 @@ def backfill_created_records(apps: Any, schema_editor: Any) -> None:
     CreatedRecord = apps.get_model("adapters", "CreatedRecord")
     receipts = Receipt.objects.filter(proposal__tool="crm.create_ticket").select_related("proposal__tenant")
     for receipt in receipts.iterator(chunk_size=1000):
-        # external_url is "<base URL>/api/v2/tickets/<id>.json": the CRM the ticket was created in.
+        # "<base URL>/api/v2/tickets/<id>.json" or "<base URL>/agent/tickets/<id>": the CRM it was created in.
         url = receipt.external_url or ""
-        base_url = url[: url.rfind(_SUFFIX)] if _SUFFIX in url else ""
+        suffix = next((s for s in _SUFFIXES if s in url), "")
+        base_url = url[: url.rfind(suffix)] if suffix else ""
         if not base_url or not receipt.external_id:
             continue
         CreatedRecord.objects.get_or_create(
