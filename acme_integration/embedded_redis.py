@@ -65,17 +65,26 @@ def ensure_running(directory: Path, timeout: float = 10.0) -> str:
         subprocess.run(  # noqa: S603 (fixed arguments, bundled binary)
             [
                 _executable(),
-                "--port", "0",
-                "--unixsocket", str(sock),
-                "--unixsocketperm", "700",
-                "--daemonize", "yes",
-                "--pidfile", str(directory / "redis.pid"),
-                "--logfile", str(directory / "redis.log"),
-                "--dir", str(directory),
+                "--port",
+                "0",
+                "--unixsocket",
+                str(sock),
+                "--unixsocketperm",
+                "700",
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(directory / "redis.pid"),
+                "--logfile",
+                str(directory / "redis.log"),
+                "--dir",
+                str(directory),
                 # Keep what is queued across restarts of the embedded server: an approval's commit job
                 # must survive `make run` being stopped and started again.
-                "--appendonly", "yes",
-                "--save", "",
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
             ],
             check=True,
         )
@@ -88,11 +97,28 @@ def ensure_running(directory: Path, timeout: float = 10.0) -> str:
 
 
 # manage.py commands that never touch Redis: they start no server (a daemon that would outlive them).
-NO_REDIS_COMMANDS = frozenset({
-    "check", "migrate", "makemigrations", "showmigrations", "sqlmigrate", "squashmigrations", "optimizemigration",
-    "shell", "dbshell", "createsuperuser", "changepassword", "collectstatic", "findstatic", "help", "version",
-    "diffsettings", "sandbox", "audit_verify",
-})
+NO_REDIS_COMMANDS = frozenset(
+    {
+        "check",
+        "migrate",
+        "makemigrations",
+        "showmigrations",
+        "sqlmigrate",
+        "squashmigrations",
+        "optimizemigration",
+        "shell",
+        "dbshell",
+        "createsuperuser",
+        "changepassword",
+        "collectstatic",
+        "findstatic",
+        "help",
+        "version",
+        "diffsettings",
+        "sandbox",
+        "audit_verify",
+    }
+)
 
 
 def needs_redis(argv: list[str]) -> bool:

@@ -28,7 +28,9 @@ _DEV_SECRET = "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S
 SECRET_KEY = env.str("SECRET_KEY", default="" if not DEBUG else _DEV_SECRET)
 if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else [])
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else []
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -323,9 +325,9 @@ DEFAULT_EXCEPTION_REPORTER = "audit.logging.RedactingExceptionReporter"
 # emptied by whoever starts the group of processes (acme_integration.run), never by one of them.
 # prometheus-client reads it from os.environ. A value we defaulted for another var/ (inherited by a child
 # started with its own ACME_VAR_DIR, e.g. the e2e stack) is recomputed; one set by the operator is kept.
-if "PROMETHEUS_MULTIPROC_DIR" not in os.environ or os.environ.get("ACME_METRICS_DEFAULT_FOR", str(VAR_DIR)) != str(
-    VAR_DIR
-):
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ or os.environ.get(
+    "ACME_METRICS_DEFAULT_FOR", str(VAR_DIR)
+) != str(VAR_DIR):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(VAR_DIR / "prometheus")
     os.environ["ACME_METRICS_DEFAULT_FOR"] = str(VAR_DIR)
 Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)

@@ -62,13 +62,15 @@ def own_connection_on_the_default(app_configs: Any = None, **kwargs: Any) -> lis
             with_own = {t for t, _ in own}
             without = tenant_model.objects.exclude(slug__in=with_own).exists()
             if without:
-                messages.append(checks.Warning(
-                    f"The {system} connection of {', '.join(on_default)} has the environment default's base URL "
-                    f"({default_url}), which the tenants without a connection of their own also use: their "
-                    "tickets are then reachable by those tenants.",
-                    hint="Give every tenant that uses this system its own connection, or point the default elsewhere.",
-                    id="adapters.W002",
-                ))
+                messages.append(
+                    checks.Warning(
+                        f"The {system} connection of {', '.join(on_default)} has the environment default's base URL "
+                        f"({default_url}), which the tenants without a connection of their own also use: their "
+                        "tickets are then reachable by those tenants.",
+                        hint="Give every tenant that uses this system its own connection, or point the default elsewhere.",
+                        id="adapters.W002",
+                    )
+                )
     except DatabaseError:
         return []
     return messages

@@ -48,7 +48,10 @@ KEY_REQUIRED = (
     "ACME_SECRETS_KEY must be set to store or use a connection's token while DEBUG is off. Generate a key with: "
     + GENERATE_KEY
 )
-KEY_INVALID = "ACME_SECRETS_KEY must be comma-separated Fernet keys (32 url-safe base64-encoded bytes). Generate one with: " + GENERATE_KEY
+KEY_INVALID = (
+    "ACME_SECRETS_KEY must be comma-separated Fernet keys (32 url-safe base64-encoded bytes). Generate one with: "
+    + GENERATE_KEY
+)
 UNDECRYPTABLE = (
     "A stored connection secret cannot be decrypted with ACME_SECRETS_KEY (a key was removed before the secrets "
     "were re-encrypted?). Put the old key back after the new one, or set the connection again."
@@ -199,8 +202,9 @@ def default_base_url(system: str) -> str:
 
 def default(system: str, tenant: str = "") -> Resolved:
     """The environment's connection: shared by every tenant that has none of its own."""
-    return Resolved(tenant=tenant, system=system, key=system, base_url=default_base_url(system), shared=True,
-                    own=False)
+    return Resolved(
+        tenant=tenant, system=system, key=system, base_url=default_base_url(system), shared=True, own=False
+    )
 
 
 def resolve(tenant: str, system: str) -> Resolved:
@@ -214,9 +218,16 @@ def resolve(tenant: str, system: str) -> Resolved:
         return default(system, tenant)
     shared = Connection.objects.filter(system=system, base_url=row.base_url).exclude(tenant=tenant).exists()
     return Resolved(
-        tenant=tenant, system=system, key=f"{system}:{tenant}", base_url=row.base_url, shared=shared, own=True,
-        review_channel=row.review_channel, team_id=row.team_id,
-        _token=row.token_encrypted, _signing_secret=row.signing_secret_encrypted,
+        tenant=tenant,
+        system=system,
+        key=f"{system}:{tenant}",
+        base_url=row.base_url,
+        shared=shared,
+        own=True,
+        review_channel=row.review_channel,
+        team_id=row.team_id,
+        _token=row.token_encrypted,
+        _signing_secret=row.signing_secret_encrypted,
     )
 
 
@@ -296,8 +307,12 @@ def signing_secret_taken(system: str, tenant: str, secret: str) -> bool:
     fallback = str(getattr(settings, "CRM_WEBHOOK_SECRET", "") or "")
     if fallback and hmac.compare_digest(fallback.encode(), secret.encode()):
         return True
-    others = Connection.objects.filter(system=system).exclude(tenant=tenant).exclude(signing_secret_encrypted="")
-    return any(hmac.compare_digest(decrypt(o.signing_secret_encrypted).encode(), secret.encode()) for o in others)
+    others = (
+        Connection.objects.filter(system=system).exclude(tenant=tenant).exclude(signing_secret_encrypted="")
+    )
+    return any(
+        hmac.compare_digest(decrypt(o.signing_secret_encrypted).encode(), secret.encode()) for o in others
+    )
 
 
 def connection_set(
@@ -352,7 +367,12 @@ def connection_set(
         if changed:
             row.save()
         audit.record(
-            tenant=tenant, actor=actor, action="connection.set", where=where, subject_type="connection",
-            subject_id=str(row.pk), data={"system": system, "base_url": url, "outcome": outcome, "changed": changed},
+            tenant=tenant,
+            actor=actor,
+            action="connection.set",
+            where=where,
+            subject_type="connection",
+            subject_id=str(row.pk),
+            data={"system": system, "base_url": url, "outcome": outcome, "changed": changed},
         )
     return row, outcome

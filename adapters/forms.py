@@ -23,11 +23,15 @@ ADMIN = audit.Where(channel="web")
 
 class ConnectionForm(forms.ModelForm):
     token = forms.CharField(
-        required=False, strip=True, widget=forms.PasswordInput(render_value=False),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
         help_text="Write-only. Blank keeps the stored token.",
     )
     signing_secret = forms.CharField(
-        required=False, strip=True, widget=forms.PasswordInput(render_value=False),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
         help_text="Write-only. Blank keeps the stored secret.",
     )
     clear_signing_secret = forms.BooleanField(required=False, help_text="Remove the stored signing secret.")
@@ -76,9 +80,14 @@ class ConnectionForm(forms.ModelForm):
             signing_secret = ""
         try:
             row, _ = connections.connection_set(
-                tenant=data["tenant"], system=data["system"], base_url=data["base_url"],
-                token=data.get("token") or None, signing_secret=signing_secret,
-                review_channel=data.get("review_channel", ""), actor=self.actor, where=self.where,
+                tenant=data["tenant"],
+                system=data["system"],
+                base_url=data["base_url"],
+                token=data.get("token") or None,
+                signing_secret=signing_secret,
+                review_channel=data.get("review_channel", ""),
+                actor=self.actor,
+                where=self.where,
             )
         except (connections.InvalidConnection, ImproperlyConfigured) as exc:
             raise forms.ValidationError(str(exc)) from None

@@ -154,7 +154,9 @@ def make_session() -> requests.Session:
 _NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
 
 
-def _unwrapped(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def _unwrapped(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     """The addresses a packet to ``ip`` really reaches: the IPv4 address inside an IPv4-mapped, 6to4 or
     NAT64 IPv6 address; both ends (server and client) of a Teredo one; else ``ip`` itself."""
     if isinstance(ip, ipaddress.IPv4Address):
@@ -206,17 +208,22 @@ class _PublicOnlyConnection:
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         if not addresses or not all(is_public_address(a) for a in addresses):
             raise urllib3.exceptions.NewConnectionError(
-                self, f"{self.host} resolves to an address that is not public; nothing was sent"  # type: ignore[arg-type]
+                self,  # type: ignore[arg-type]
+                f"{self.host} resolves to an address that is not public; nothing was sent",
             )
         error: OSError | None = None
         for address in addresses:
             try:
                 return urllib3.util.connection.create_connection(
-                    (address, self.port), self.timeout, source_address=self.source_address,
+                    (address, self.port),
+                    self.timeout,
+                    source_address=self.source_address,
                     socket_options=self.socket_options,
                 )
             except TimeoutError as exc:
-                raise urllib3.exceptions.ConnectTimeoutError(self, f"Connection to {self.host} timed out") from exc
+                raise urllib3.exceptions.ConnectTimeoutError(
+                    self, f"Connection to {self.host} timed out"
+                ) from exc
             except OSError as exc:
                 error = exc
         raise urllib3.exceptions.NewConnectionError(self, f"Failed to establish a new connection: {error}")  # type: ignore[arg-type]
@@ -331,7 +338,13 @@ def _error_code(response: requests.Response) -> str:
 
 
 def _attempt(
-    session: requests.Session, downstream: str, method: str, url: str, number: int, *, breaker_key: str,
+    session: requests.Session,
+    downstream: str,
+    method: str,
+    url: str,
+    number: int,
+    *,
+    breaker_key: str,
     **kwargs: Any,
 ) -> requests.Response:
     # One span per try: a retry shows up as a sibling ``http.attempt`` under the call's ``http.call``.
@@ -342,7 +355,13 @@ def _attempt(
 
 
 def _attempt_once(
-    session: requests.Session, downstream: str, method: str, url: str, number: int, *, breaker_key: str,
+    session: requests.Session,
+    downstream: str,
+    method: str,
+    url: str,
+    number: int,
+    *,
+    breaker_key: str,
     **kwargs: Any,
 ) -> requests.Response:
     permit = breaker.acquire(breaker_key)  # raises Deferred while open: no request leaves
@@ -398,7 +417,8 @@ def _attempt_once(
         )
         remaining = _remaining()
         if retry_after is not None and (
-            retry_after > float(settings.ACME_RETRY_CAP) or (remaining is not None and retry_after > remaining)
+            retry_after > float(settings.ACME_RETRY_CAP)
+            or (remaining is not None and retry_after > remaining)
         ):
             # Sleeping minutes inside a worker would hold it hostage, and a wait past the call's deadline (a
             # commit's lease, a preview's budget) cannot be slept at all; the caller reschedules instead, at

@@ -21,7 +21,9 @@ class Connection(models.Model):
 
     tenant = models.SlugField(max_length=64, help_text="The tenant's slug.")
     system = models.CharField(max_length=16, choices=System.choices)
-    base_url = models.URLField(max_length=500, help_text="e.g. https://acme.zendesk.com or https://slack.com/api")
+    base_url = models.URLField(
+        max_length=500, help_text="e.g. https://acme.zendesk.com or https://slack.com/api"
+    )
     # Fernet tokens (ACME_SECRETS_KEY); decrypted only when a call is made.
     token_encrypted = models.TextField()
     signing_secret_encrypted = models.TextField(blank=True, default="")
@@ -55,7 +57,9 @@ class CreatedRecord(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "system", "base_url", "external_id"], name="created_record_once")
+            models.UniqueConstraint(
+                fields=["tenant", "system", "base_url", "external_id"], name="created_record_once"
+            )
         ]
 
     def __str__(self) -> str:

@@ -196,7 +196,9 @@ TAG_INVALID = "tags are short slugs: letters, digits, '-' or '_', at most 50 cha
 # Raw items looked at before the de-duplicated list is held to MAX_TAGS: room for an agent's repeats
 # ("Billing", "billing"), never so many that refusing a huge list costs more than reading its length.
 MAX_RAW_TAGS = 10 * MAX_TAGS
-TOO_MANY_RAW_TAGS = f"at most {MAX_TAGS} tags (and at most {MAX_RAW_TAGS} items before duplicates are removed)"
+TOO_MANY_RAW_TAGS = (
+    f"at most {MAX_TAGS} tags (and at most {MAX_RAW_TAGS} items before duplicates are removed)"
+)
 
 
 def normalize_tags(value: Any) -> Any:
@@ -299,7 +301,11 @@ def _raw_text_limits(model: type[BaseModel]) -> dict[str, int]:
     """Each string field's published maxLength (from the JSON Schema the agents are given)."""
     limits: dict[str, int] = {}
     for name, schema in model.model_json_schema().get("properties", {}).items():
-        lengths = [v["maxLength"] for v in schema.get("anyOf", [schema]) if v.get("type") == "string" and "maxLength" in v]
+        lengths = [
+            v["maxLength"]
+            for v in schema.get("anyOf", [schema])
+            if v.get("type") == "string" and "maxLength" in v
+        ]
         if lengths:
             limits[name] = max(lengths)
     return limits
@@ -322,10 +328,17 @@ class ArgsModel(BaseModel):
                 if isinstance(value, str) and len(value) > RAW_TEXT_FACTOR * limit + 64:
                     # The error pydantic's own max_length gives, at the field's location (a ValidationError
                     # raised here passes through as is; a ValueError would be located at the model).
-                    raise ValidationError.from_exception_data(cls.__name__, [{
-                        "type": "string_too_long", "loc": (name,), "input": value[:50],
-                        "ctx": {"max_length": limit},
-                    }])
+                    raise ValidationError.from_exception_data(
+                        cls.__name__,
+                        [
+                            {
+                                "type": "string_too_long",
+                                "loc": (name,),
+                                "input": value[:50],
+                                "ctx": {"max_length": limit},
+                            }
+                        ],
+                    )
         return data
 
 

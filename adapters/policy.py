@@ -60,10 +60,10 @@ CARD_REFUSED = (
     "{field!r} contains what looks like a payment card number; card numbers may not be sent. "
     "Remove it (refer to the card by its last four digits if needed) and submit again."
 )
-TOOL_PAUSED = "{tool} is paused for this agent (0 proposals per hour allowed); ask an admin to raise the limit."
-RATE_EXCEEDED = (
-    "At most {limit} {tool} proposals per hour are allowed for this agent; try again in {retry_after} seconds."
+TOOL_PAUSED = (
+    "{tool} is paused for this agent (0 proposals per hour allowed); ask an admin to raise the limit."
 )
+RATE_EXCEEDED = "At most {limit} {tool} proposals per hour are allowed for this agent; try again in {retry_after} seconds."
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,9 @@ def check(tool: Tool, args: dict[str, Any], ctx: Context) -> Risk:
         raise PolicyDenied(
             policy=ALLOWED_TOOLS,
             check=ALLOWED_TOOLS,
-            detail=TOOL_NOT_ALLOWED.format(tool=tool.name, allowed=", ".join(ctx.allowed_tools) or "no tools"),
+            detail=TOOL_NOT_ALLOWED.format(
+                tool=tool.name, allowed=", ".join(ctx.allowed_tools) or "no tools"
+            ),
         )
     rule = effective_rule(tool.name, ctx)
     _check_fields(rule, tool, args)
@@ -153,7 +155,11 @@ def _check_fields(rule: PolicyRule, tool: Tool, args: dict[str, Any]) -> None:
         info = fields.get(name)
         if name in rule.allowed_fields or name in required:
             continue
-        if info is not None and not info.is_required() and value == info.get_default(call_default_factory=True):
+        if (
+            info is not None
+            and not info.is_required()
+            and value == info.get_default(call_default_factory=True)
+        ):
             continue
         allowed = [n for n in fields if n in required or n in rule.allowed_fields]
         raise PolicyDenied(

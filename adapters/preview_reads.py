@@ -63,6 +63,7 @@ def take(ctx: Context, system: str) -> None:
                 policy=POLICY,
                 check=f"{POLICY}.{scope}",
                 retry_after=retry_after,
-                detail=EXCEEDED.format(scope=said, burst=int(conf["burst"]), rate=conf["rate"],
-                                       retry_after=retry_after),
+                detail=EXCEEDED.format(
+                    scope=said, burst=int(conf["burst"]), rate=conf["rate"], retry_after=retry_after
+                ),
             )

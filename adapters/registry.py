@@ -164,13 +164,35 @@ class Tool:
 SAFE_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 # JSON Schema keywords OpenAI's strict mode supports (its Structured Outputs guide, "Supported schemas").
-STRICT_KEYWORDS = frozenset({
-    "type", "description", "title", "properties", "required", "additionalProperties", "items", "enum", "const",
-    "anyOf", "$defs", "$ref", "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-    "multipleOf", "minItems", "maxItems",
-})
+STRICT_KEYWORDS = frozenset(
+    {
+        "type",
+        "description",
+        "title",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "enum",
+        "const",
+        "anyOf",
+        "$defs",
+        "$ref",
+        "pattern",
+        "format",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "minItems",
+        "maxItems",
+    }
+)
 # Formats strict mode knows; another ``format`` is dropped (the server still checks it).
-STRICT_FORMATS = frozenset({"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"})
+STRICT_FORMATS = frozenset(
+    {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
+)
 
 _REGISTRY: dict[str, Tool] = {}
 _BY_SAFE_NAME: dict[str, str] = {}
@@ -232,7 +254,9 @@ def _strict(node: Any) -> Any:
         else:
             out[key] = _strict(value)
     if said:
-        out["description"] = "; ".join([*([out["description"]] if out.get("description") else []), *said]) + "."
+        out["description"] = (
+            "; ".join([*([out["description"]] if out.get("description") else []), *said]) + "."
+        )
     if out.get("type") == "object":
         out["additionalProperties"] = False
     return out
@@ -286,8 +310,11 @@ def prepare(name: str, raw_args: Any, ctx: Context) -> Prepared:
             # (a slow downstream is a 503 to retry, never a request hanging for the commit's retry budget).
             # The read goes to the tenant's own connection (adapters.connections).
             # The live read is labelled with its tool in /metrics (not tool="none").
-            with http.deadline(float(getattr(settings, "ACME_PREVIEW_DEADLINE", 2.0))), connections.using(ctx.tenant), \
-                    metrics.tool_scope(name):
+            with (
+                http.deadline(float(getattr(settings, "ACME_PREVIEW_DEADLINE", 2.0))),
+                connections.using(ctx.tenant),
+                metrics.tool_scope(name),
+            ):
                 if tool.reads_at_preview:
                     # Before the read, whatever becomes of the submission: a refused or failing one costs
                     # the outside system (and the shared token) a read all the same.
@@ -320,12 +347,20 @@ def execute(
         raise ValueError(f"{name} is not a write tool")
     # The tool scope labels the HTTP door's metrics with this tool; the span holds the mapping to the
     # outside system's payload and the call(s) it makes.
-    with metrics.tool_scope(name), span("adapter.execute", tool=name, system=tool.system), connections.using(tenant):
+    with (
+        metrics.tool_scope(name),
+        span("adapter.execute", tool=name, system=tool.system),
+        connections.using(tenant),
+    ):
         model = validate(tool, args)
         # Rate limits (per tool / tenant / arg such as a Slack channel) are shared buckets in Redis; over the
         # limit raises Deferred before anything is sent, so the caller reschedules instead of failing.
-        ratelimit.enforce(name, model.model_dump(mode="json", exclude_none=True), tenant=tenant,
-                          connection=_connection_key(tool))
+        ratelimit.enforce(
+            name,
+            model.model_dump(mode="json", exclude_none=True),
+            tenant=tenant,
+            connection=_connection_key(tool),
+        )
         if tool.takes_resumed:
             execute: Callable[..., Outcome] = tool.execute  # ``Tool.execute`` types the common signature
             return execute(model, idempotency_key, snapshot or {}, resumed=resumed)
@@ -358,15 +393,25 @@ def _connection_key(tool: Tool) -> str:
     return conn.key if conn.own else ""
 
 
-def run_step(name: str, args: dict[str, Any], index: int, results: dict[str, dict[str, Any]], *,
-             idempotency_key: str, tenant: str = "", snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_step(
+    name: str,
+    args: dict[str, Any],
+    index: int,
+    results: dict[str, dict[str, Any]],
+    *,
+    idempotency_key: str,
+    tenant: str = "",
+    snapshot: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Run one step of a multi-step tool on ``tenant``'s connections; ``snapshot``: the approved preview's."""
     tool = get(name)
     with connections.using(tenant), metrics.tool_scope(name):  # /metrics: the workflow's calls, by its name
         return tool.steps[index].run(validate(tool, args), results, idempotency_key, snapshot or {})
 
 
-def compensate_step(name: str, args: dict[str, Any], index: int, result: dict[str, Any], *, tenant: str = "") -> bool:
+def compensate_step(
+    name: str, args: dict[str, Any], index: int, result: dict[str, Any], *, tenant: str = ""
+) -> bool:
     """Undo a step's write on ``tenant``'s connections; False when the step declares no compensation."""
     tool = get(name)
     step = tool.steps[index]

@@ -23,8 +23,14 @@ def tenant_create(*, slug: str, name: str = "") -> tuple[Tenant, bool]:
             tenant.name = name
             tenant.save(update_fields=["name"])
         if created:
-            audit.record(tenant=slug, actor=audit.SYSTEM, action="tenant.created", where=CLI,
-                         subject_type="tenant", subject_id=str(tenant.pk))
+            audit.record(
+                tenant=slug,
+                actor=audit.SYSTEM,
+                action="tenant.created",
+                where=CLI,
+                subject_type="tenant",
+                subject_id=str(tenant.pk),
+            )
     return tenant, created
 
 
@@ -33,17 +39,34 @@ def agent_create(*, tenant: Tenant, name: str, tools: list[str]) -> tuple[AgentC
     token = new_token("agt")
     with transaction.atomic():
         agent, _ = AgentCredential.objects.update_or_create(
-            tenant=tenant, name=name,
-            defaults={"allowed_tools": tools, "token_hash": hash_token(token), "token_prefix": prefix(token),
-                      "is_active": True},
+            tenant=tenant,
+            name=name,
+            defaults={
+                "allowed_tools": tools,
+                "token_hash": hash_token(token),
+                "token_prefix": prefix(token),
+                "is_active": True,
+            },
         )
-        audit.record(tenant=tenant.slug, actor=audit.SYSTEM, action="agent.token_issued", where=CLI,
-                     subject_type="agent", subject_id=str(agent.pk), data={"name": name, "tools": tools})
+        audit.record(
+            tenant=tenant.slug,
+            actor=audit.SYSTEM,
+            action="agent.token_issued",
+            where=CLI,
+            subject_type="agent",
+            subject_id=str(agent.pk),
+            data={"name": name, "tools": tools},
+        )
     return agent, token
 
 
 def person_create(
-    *, tenant: Tenant, username: str, role: str = Role.REVIEWER, password: str | None = None, staff: bool = False
+    *,
+    tenant: Tenant,
+    username: str,
+    role: str = Role.REVIEWER,
+    password: str | None = None,
+    staff: bool = False,
 ) -> User:
     """A person in ``tenant`` with ``role``. An admin of the tenant is made staff and put in the "Tenant
     admins" group, so the Django admin opens for them, scoped to the tenants they administer. ``staff=True``
@@ -64,8 +87,15 @@ def person_create(
         if role == Role.ADMIN:
             user.groups.add(tenant_admin_group_sync())
         Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
-        audit.record(tenant=tenant.slug, actor=audit.SYSTEM, action="member.saved", where=CLI,
-                     subject_type="user", subject_id=str(user.pk), data={"role": role})
+        audit.record(
+            tenant=tenant.slug,
+            actor=audit.SYSTEM,
+            action="member.saved",
+            where=CLI,
+            subject_type="user",
+            subject_id=str(user.pk),
+            data={"role": role},
+        )
     return user
 
 
@@ -83,18 +113,30 @@ TENANT_ADMINS_GROUP = "Tenant admins"
 # only open the pages. Not here, so superusers only: tenants' creation and deletion, people's accounts
 # (passwords, staff, groups), groups, the outbox, django-auditlog's history (audit.admin_scope explains).
 TENANT_ADMIN_PERMISSIONS = [
-    "approvals.view_tenant", "approvals.change_tenant",
-    "approvals.view_membership", "approvals.add_membership", "approvals.change_membership",
+    "approvals.view_tenant",
+    "approvals.change_tenant",
+    "approvals.view_membership",
+    "approvals.add_membership",
+    "approvals.change_membership",
     "approvals.delete_membership",
-    "approvals.view_agentcredential", "approvals.change_agentcredential",
-    "approvals.view_usertoken", "approvals.change_usertoken",
-    "approvals.view_proposal", "approvals.change_proposal",  # change: requeue/discard dead letters
-    "approvals.view_decision", "approvals.view_receipt",
-    "approvals.view_webhookdelivery", "approvals.change_webhookdelivery",  # change: redeliver
+    "approvals.view_agentcredential",
+    "approvals.change_agentcredential",
+    "approvals.view_usertoken",
+    "approvals.change_usertoken",
+    "approvals.view_proposal",
+    "approvals.change_proposal",  # change: requeue/discard dead letters
+    "approvals.view_decision",
+    "approvals.view_receipt",
+    "approvals.view_webhookdelivery",
+    "approvals.change_webhookdelivery",  # change: redeliver
     "approvals.view_inboundevent",
-    "approvals.view_toolpolicy", "approvals.add_toolpolicy", "approvals.change_toolpolicy",
+    "approvals.view_toolpolicy",
+    "approvals.add_toolpolicy",
+    "approvals.change_toolpolicy",
     "approvals.delete_toolpolicy",
-    "adapters.view_connection", "adapters.add_connection", "adapters.change_connection",
+    "adapters.view_connection",
+    "adapters.add_connection",
+    "adapters.change_connection",
     "audit.view_auditevent",
     "auth.view_user",
 ]
@@ -117,4 +159,3 @@ def tenant_admin_group_sync(**_: Any) -> Group:
     ).select_related("content_type")
     group.permissions.set([p for p in found if [p.content_type.app_label, p.codename] in wanted])
     return group
-

@@ -141,8 +141,11 @@ class AgentCredentialAdmin(TenantScopedAdmin):
             obj.is_active = True  # the other edits are saved as they are; the service deactivates
         super().save_model(request, obj, form, change)
         if revoking:
-            services.agent_deactivate(agent=obj, by=request.user,  # type: ignore[arg-type]
-                                      where=where_from(request, channel="web"))
+            services.agent_deactivate(
+                agent=obj,
+                by=request.user,  # type: ignore[arg-type]
+                where=where_from(request, channel="web"),
+            )
 
 
 @admin.register(UserToken)
@@ -198,11 +201,24 @@ class DeadLetterFilter(admin.SimpleListFilter):
 @admin.register(Proposal)
 class ProposalAdmin(ReadOnlyAdmin):
     tenant_lookup = "tenant__slug"
-    list_display = ["short_id", "summary", "tenant", "tool", "status", "risk", "agent", "commit_attempts",
-                    "created_at", "review_link"]
+    list_display = [
+        "short_id",
+        "summary",
+        "tenant",
+        "tool",
+        "status",
+        "risk",
+        "agent",
+        "commit_attempts",
+        "created_at",
+        "review_link",
+    ]
     # No date_hierarchy: it scans for distinct years/months; the relative date filter costs no query.
     list_filter = [
-        "status", ToolFilter, "risk", "tenant",
+        "status",
+        ToolFilter,
+        "risk",
+        "tenant",
         input_filter("agent", "agent__name", "agent (name)"),
         ("created_at", admin.DateFieldListFilter),
     ]
@@ -247,13 +263,17 @@ class ProposalAdmin(ReadOnlyAdmin):
                 done += 1
             except errors.InvalidTransition:
                 skipped += 1
-        self.message_user(request, f"{verb} {done} dead-lettered proposal(s); {skipped} skipped (not failed, or discarded).")
+        self.message_user(
+            request, f"{verb} {done} dead-lettered proposal(s); {skipped} skipped (not failed, or discarded)."
+        )
 
     @admin.action(description="Requeue the selected dead letters (commit again)", permissions=["dead_letter"])
     def requeue_dead_letters(self, request: HttpRequest, queryset: Any) -> None:
         self._dead_letter_action(request, queryset, "proposal_requeue", "Requeued")
 
-    @admin.action(description="Discard the selected dead letters (leave them failed)", permissions=["dead_letter"])
+    @admin.action(
+        description="Discard the selected dead letters (leave them failed)", permissions=["dead_letter"]
+    )
     def discard_dead_letters(self, request: HttpRequest, queryset: Any) -> None:
         self._dead_letter_action(request, queryset, "proposal_discard", "Discarded")
 
@@ -263,8 +283,11 @@ class DecisionAdmin(ReadOnlyAdmin):
     tenant_lookup = "proposal__tenant__slug"
     list_display = ["proposal", "tenant", "verdict", "reviewer", "channel", "ip", "at"]
     list_filter = [
-        "verdict", "proposal__tenant", ProposalToolFilter,
-        input_filter("reviewer", "reviewer__username", "reviewer (username)"), "channel",
+        "verdict",
+        "proposal__tenant",
+        ProposalToolFilter,
+        input_filter("reviewer", "reviewer__username", "reviewer (username)"),
+        "channel",
         ("at", admin.DateFieldListFilter),
     ]
     list_select_related = ["proposal", "proposal__tenant", "reviewer"]
@@ -278,12 +301,21 @@ class DecisionAdmin(ReadOnlyAdmin):
 @admin.register(Receipt)
 class ReceiptAdmin(ReadOnlyAdmin):
     tenant_lookup = "proposal__tenant__slug"
-    list_display = ["external_id", "system", "tenant", "tool", "proposal_link", "outside_link", "attempts",
-                    "committed_at"]
+    list_display = [
+        "external_id",
+        "system",
+        "tenant",
+        "tool",
+        "proposal_link",
+        "outside_link",
+        "attempts",
+        "committed_at",
+    ]
     list_filter = [
         # A fixed vocabulary: list_filter "system" would run SELECT DISTINCT over every receipt.
         choices_filter("system", "system", ["crm", "slack", "workflow"]),
-        "proposal__tenant", ProposalToolFilter,
+        "proposal__tenant",
+        ProposalToolFilter,
         input_filter("agent", "proposal__agent__name", "agent (name)"),
         ("committed_at", admin.DateFieldListFilter),
     ]
@@ -300,7 +332,11 @@ class ReceiptAdmin(ReadOnlyAdmin):
 
     @admin.display(description="proposal")
     def proposal_link(self, obj: Receipt) -> str:
-        return format_html('<a href="{}">{}</a>', reverse("admin:approvals_proposal_change", args=[obj.proposal_id]), obj.proposal_id)
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:approvals_proposal_change", args=[obj.proposal_id]),
+            obj.proposal_id,
+        )
 
     @admin.display(description="outside object")
     def outside_link(self, obj: Receipt) -> str:
@@ -315,11 +351,24 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     """Agent webhook deliveries: state, attempts, last error; redeliver a given-up (or lost) one."""
 
     tenant_lookup = "agent__tenant__slug"
-    list_display = ["event", "agent", "tenant", "state", "attempts", "last_error", "created_at", "delivered_at",
-                    "next_attempt_at", "proposal_link"]
+    list_display = [
+        "event",
+        "agent",
+        "tenant",
+        "state",
+        "attempts",
+        "last_error",
+        "created_at",
+        "delivered_at",
+        "next_attempt_at",
+        "proposal_link",
+    ]
     list_filter = [
-        "state", choices_filter("event", "event", list(webhooks.EVENTS)), "agent__tenant",
-        input_filter("agent", "agent__name", "agent (name)"), ("created_at", admin.DateFieldListFilter),
+        "state",
+        choices_filter("event", "event", list(webhooks.EVENTS)),
+        "agent__tenant",
+        input_filter("agent", "agent__name", "agent (name)"),
+        ("created_at", admin.DateFieldListFilter),
     ]
     list_select_related = ["agent", "agent__tenant"]
     search_fields = ["=id"]
@@ -340,8 +389,10 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     def has_redeliver_permission(self, request: HttpRequest) -> bool:
         return self.sees_anything(request) and bool(request.user.has_perm("approvals.change_webhookdelivery"))
 
-    @admin.action(description="Redeliver the selected deliveries (same event id, a fresh attempt budget)",
-                  permissions=["redeliver"])
+    @admin.action(
+        description="Redeliver the selected deliveries (same event id, a fresh attempt budget)",
+        permissions=["redeliver"],
+    )
     def redeliver(self, request: HttpRequest, queryset: Any) -> None:
         from audit.where import where_from
 
@@ -349,8 +400,11 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         actor = audit.Actor(type="user", id=str(request.user.pk), label=request.user.get_username())
         # The action runs on the change list's queryset: the viewer's tenants' deliveries only.
         done = sum(webhooks.delivery_redeliver(delivery=d, actor=actor, where=where) for d in queryset)
-        self.message_user(request, f"Redelivering {done} deliver{'y' if done == 1 else 'ies'}; "
-                                   f"{queryset.count() - done} skipped (still pending: retries are scheduled).")
+        self.message_user(
+            request,
+            f"Redelivering {done} deliver{'y' if done == 1 else 'ies'}; "
+            f"{queryset.count() - done} skipped (still pending: retries are scheduled).",
+        )
 
 
 @admin.register(InboundEvent)
@@ -379,8 +433,18 @@ class ToolPolicyAdmin(TenantScopedAdmin):
 
     tenant_lookup = "tenant__slug"
 
-    list_display = ["name", "tenant", "agent_or_all", "tool", "enabled", "max_per_hour", "max_items",
-                    "refuse_card_numbers", "risk_override", "updated_at"]
+    list_display = [
+        "name",
+        "tenant",
+        "agent_or_all",
+        "tool",
+        "enabled",
+        "max_per_hour",
+        "max_items",
+        "refuse_card_numbers",
+        "risk_override",
+        "updated_at",
+    ]
     list_filter = ["tenant", "enabled", PolicyToolFilter, "refuse_card_numbers"]
     list_editable = ["enabled"]
     list_select_related = ["tenant", "agent"]
@@ -388,11 +452,14 @@ class ToolPolicyAdmin(TenantScopedAdmin):
     autocomplete_fields = ["tenant"]
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
-        (None, {
-            "fields": ["tenant", "agent", "tool", "name", "description", "enabled"],
-            "description": "The most specific enabled rule applies, and only that one: this agent + this tool, "
-            'then this agent + "*", then every agent + this tool, then every agent + "*".',
-        }),
+        (
+            None,
+            {
+                "fields": ["tenant", "agent", "tool", "name", "description", "enabled"],
+                "description": "The most specific enabled rule applies, and only that one: this agent + this tool, "
+                'then this agent + "*", then every agent + this tool, then every agent + "*".',
+            },
+        ),
         ("Limits (empty: no limit)", {"fields": ["allowed_fields", "max_items", "max_per_hour"]}),
         ("PII and risk", {"fields": ["refuse_card_numbers", "risk_override", "allow_slack_markup"]}),
         (None, {"fields": ["created_at", "updated_at"]}),
@@ -411,10 +478,26 @@ class ConnectionAdmin(TenantScopedAdmin):
 
     tenant_lookup = "tenant"
     form = ConnectionForm
-    list_display = ["tenant", "system", "base_url", "review_channel", "team_id", "signing_secret_set", "updated_at"]
+    list_display = [
+        "tenant",
+        "system",
+        "base_url",
+        "review_channel",
+        "team_id",
+        "signing_secret_set",
+        "updated_at",
+    ]
     list_filter = ["system"]
     search_fields = ["tenant", "base_url"]
-    fields = ["tenant", "system", "base_url", "review_channel", "token", "signing_secret", "clear_signing_secret"]
+    fields = [
+        "tenant",
+        "system",
+        "base_url",
+        "review_channel",
+        "token",
+        "signing_secret",
+        "clear_signing_secret",
+    ]
 
     @admin.display(description="signing secret", boolean=True)
     def signing_secret_set(self, obj: Connection) -> bool:
@@ -433,7 +516,9 @@ class ConnectionAdmin(TenantScopedAdmin):
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def save_form(self, request: HttpRequest, form: Any, change: bool) -> Any:
-        return form.instance  # the form's save() writes (connection_set): done in save_model, after the checks
+        return (
+            form.instance
+        )  # the form's save() writes (connection_set): done in save_model, after the checks
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         from approvals.services import user_actor
@@ -510,7 +595,8 @@ class ScopedQueueAdmin(SuperuserOnlyAdmin, QueueAdmin):
     def get_urls(self) -> list[Any]:
         return [
             URLPattern(p.pattern, _operators_only(p.callback), p.default_args, p.name)
-            if isinstance(p, URLPattern) else p
+            if isinstance(p, URLPattern)
+            else p
             for p in super().get_urls()
         ]
 
@@ -518,4 +604,3 @@ class ScopedQueueAdmin(SuperuserOnlyAdmin, QueueAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         return super().changelist_view(request, extra_context)
-

@@ -21,4 +21,6 @@ class ApprovalsConfig(AppConfig):
 
         from approvals.accounts import tenant_admin_group_sync
 
-        post_migrate.connect(tenant_admin_group_sync, sender=self, dispatch_uid="approvals.tenant_admin_group")
+        post_migrate.connect(
+            tenant_admin_group_sync, sender=self, dispatch_uid="approvals.tenant_admin_group"
+        )

@@ -49,7 +49,9 @@ def _excluded(model: type[Model]) -> list[str]:
     names = {f.name for f in fields if getattr(f, "concrete", False)}
     reverse = {f.name for f in fields if not getattr(f, "concrete", False)}
     secret_like = {n for n in names if "secret" in n and not n.endswith("_version")}
-    return sorted(((ALWAYS_EXCLUDED | EXCLUDED_BY_MODEL.get(model.__name__, set()) | secret_like) & names) | reverse)
+    return sorted(
+        ((ALWAYS_EXCLUDED | EXCLUDED_BY_MODEL.get(model.__name__, set()) | secret_like) & names) | reverse
+    )
 
 
 def remember_locked(instance: _M) -> _M:

@@ -12,7 +12,9 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError, connection
 
-DEMO_ACCOUNT_ACTIVE = "Demo account still active with DEBUG off: {account}. Its password or token is published."
+DEMO_ACCOUNT_ACTIVE = (
+    "Demo account still active with DEBUG off: {account}. Its password or token is published."
+)
 
 
 @register(Tags.security, deploy=True)
@@ -27,6 +29,10 @@ def demo_accounts_check(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             return []
         active = demo.demo_accounts()
     except DatabaseError as exc:
-        return [Warning(f"Could not look for active demo accounts: {exc}", hint=demo.REMOVE_HINT, id="acme.W001")]
-    return [Error(DEMO_ACCOUNT_ACTIVE.format(account=account), hint=demo.REMOVE_HINT, id="acme.E001")
-            for account in active]
+        return [
+            Warning(f"Could not look for active demo accounts: {exc}", hint=demo.REMOVE_HINT, id="acme.W001")
+        ]
+    return [
+        Error(DEMO_ACCOUNT_ACTIVE.format(account=account), hint=demo.REMOVE_HINT, id="acme.E001")
+        for account in active
+    ]

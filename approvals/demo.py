@@ -60,13 +60,22 @@ def demo_accounts(*, active_only: bool = True) -> list[DemoAccount]:
     members = Membership.objects.filter(tenant__slug=DEMO_TENANT, user__username__in=DEMO_USERS)
     users = get_user_model().objects.filter(pk__in=members.values("user_id")).order_by("username")
     agents = AgentCredential.objects.filter(tenant__slug=DEMO_TENANT, name=DEMO_AGENT)
-    tokens = UserToken.objects.filter(user__in=users, name=DEMO_TOKEN_NAME).select_related("user").order_by("pk")
+    tokens = (
+        UserToken.objects.filter(user__in=users, name=DEMO_TOKEN_NAME).select_related("user").order_by("pk")
+    )
     if active_only:
-        users, agents, tokens = users.filter(is_active=True), agents.filter(is_active=True), tokens.filter(is_active=True)
+        users, agents, tokens = (
+            users.filter(is_active=True),
+            agents.filter(is_active=True),
+            tokens.filter(is_active=True),
+        )
     return [
         *(DemoAccount("user", u.get_username(), u.pk) for u in users),
         *(DemoAccount("agent", f"{DEMO_TENANT}/{a.name}", a.pk) for a in agents),
-        *(DemoAccount("token", f"{t.user.get_username()}/{t.name} ({t.token_prefix}…)", t.pk) for t in tokens),
+        *(
+            DemoAccount("token", f"{t.user.get_username()}/{t.name} ({t.token_prefix}…)", t.pk)
+            for t in tokens
+        ),
     ]
 
 
@@ -87,12 +96,20 @@ def demo_accounts_deactivate(*, where: Where) -> list[DemoAccount]:
                 AgentCredential.objects.filter(pk=account.pk).update(is_active=False)
             else:
                 UserToken.objects.filter(pk=account.pk).update(is_active=False)
-            audit.record(tenant=DEMO_TENANT, actor=audit.SYSTEM, action="demo.deactivated", where=where,
-                         subject_type=account.kind, subject_id=str(account.pk), data={"name": account.name})
+            audit.record(
+                tenant=DEMO_TENANT,
+                actor=audit.SYSTEM,
+                action="demo.deactivated",
+                where=where,
+                subject_type=account.kind,
+                subject_id=str(account.pk),
+                data={"name": account.name},
+            )
     return found
 
 
 # --- the raw demo tokens, kept between starts (development only) ---------------------------------------
+
 
 def _tokens_path() -> Path:
     return Path(settings.VAR_DIR) / TOKENS_FILE
@@ -103,7 +120,11 @@ def kept_tokens() -> dict[str, str]:
         data: Any = json.loads(_tokens_path().read_text())
     except (OSError, ValueError):
         return {}
-    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(data, dict) else {}
+    return (
+        {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+        if isinstance(data, dict)
+        else {}
+    )
 
 
 def keep_tokens(tokens: dict[str, str]) -> None:
@@ -119,12 +140,18 @@ def keep_tokens(tokens: dict[str, str]) -> None:
 
 
 def agent_token_valid(token: str | None) -> bool:
-    return bool(token) and AgentCredential.objects.filter(
-        tenant__slug=DEMO_TENANT, name=DEMO_AGENT, token_hash=hash_token(token or ""), is_active=True
-    ).exists()
+    return (
+        bool(token)
+        and AgentCredential.objects.filter(
+            tenant__slug=DEMO_TENANT, name=DEMO_AGENT, token_hash=hash_token(token or ""), is_active=True
+        ).exists()
+    )
 
 
 def user_token_valid(token: str | None, *, user: Any) -> bool:
-    return bool(token) and UserToken.objects.filter(
-        user=user, name=DEMO_TOKEN_NAME, token_hash=hash_token(token or ""), is_active=True
-    ).exists()
+    return (
+        bool(token)
+        and UserToken.objects.filter(
+            user=user, name=DEMO_TOKEN_NAME, token_hash=hash_token(token or ""), is_active=True
+        ).exists()
+    )

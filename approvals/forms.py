@@ -96,13 +96,21 @@ class ArgsForm(forms.Form):
             elif kind == "array":
                 field = forms.CharField(required=False, widget=forms.TextInput(attrs=attrs))
             elif kind == "integer":
-                field = forms.CharField(required=False, widget=forms.TextInput(attrs={**attrs, "inputmode": "numeric"}))
+                field = forms.CharField(
+                    required=False, widget=forms.TextInput(attrs={**attrs, "inputmode": "numeric"})
+                )
             elif kind == "boolean":
                 field = forms.BooleanField(required=False)
             elif prop.get("format") == "email":
                 field = forms.CharField(required=False, widget=forms.EmailInput(attrs=attrs))
-            elif prop.get("maxLength", LONG_TEXT + 1) > LONG_TEXT or name in ("text", "description", "comment"):
-                field = forms.CharField(required=False, widget=forms.Textarea(attrs={**attrs, "rows": 4}), strip=False)
+            elif prop.get("maxLength", LONG_TEXT + 1) > LONG_TEXT or name in (
+                "text",
+                "description",
+                "comment",
+            ):
+                field = forms.CharField(
+                    required=False, widget=forms.Textarea(attrs={**attrs, "rows": 4}), strip=False
+                )
             else:
                 field = forms.CharField(required=False, widget=forms.TextInput(attrs=attrs))
             field.label = raw_prop.get("title") or name

@@ -88,26 +88,54 @@ _AFTER_CLAIM = frozenset({Status.APPROVED, Status.COMMITTING, Status.FAILED, Sta
 TRANSITIONS: dict[str, Transition] = {
     t.name: t
     for t in (
-        Transition("approve", _PENDING, Status.APPROVED, "proposal.approved", "proposal.decided",
-                   APPROVED_REASON, stages_commit=True),
+        Transition(
+            "approve",
+            _PENDING,
+            Status.APPROVED,
+            "proposal.approved",
+            "proposal.decided",
+            APPROVED_REASON,
+            stages_commit=True,
+        ),
         Transition("reject", _PENDING, Status.REJECTED, "proposal.rejected", "proposal.decided", ""),
         Transition("cancel", _PENDING, Status.CANCELLED, "proposal.cancelled"),
         # The agent was deactivated: no webhook, the agent is no longer one to tell.
         Transition("revoke", _PENDING, Status.CANCELLED, "proposal.cancelled", reason=AGENT_REVOKED_REASON),
-        Transition("expire", _PENDING, Status.EXPIRED, "proposal.expired", "proposal.expired", EXPIRED_REASON),
+        Transition(
+            "expire", _PENDING, Status.EXPIRED, "proposal.expired", "proposal.expired", EXPIRED_REASON
+        ),
         Transition("claim", _CLAIMABLE, Status.COMMITTING, "proposal.commit_started", reason=CLAIMED_REASON),
         Transition("refuse_revoked", _CLAIMABLE, Status.FAILED, "proposal.commit_refused", result="denied"),
-        Transition("refuse_mismatch", _CLAIMABLE, Status.FAILED, "proposal.commit_refused", "proposal.failed",
-                   ARGS_MISMATCH_REASON, result="error"),
+        Transition(
+            "refuse_mismatch",
+            _CLAIMABLE,
+            Status.FAILED,
+            "proposal.commit_refused",
+            "proposal.failed",
+            ARGS_MISMATCH_REASON,
+            result="error",
+        ),
         # The outside write landed: recorded even where a takeover moved the status meanwhile (the other
         # worker deferred or failed it after this one's lease ran out); only a second "committed" is a no-op.
         Transition("commit", _AFTER_CLAIM, Status.COMMITTED, "proposal.committed", "proposal.committed", ""),
-        Transition("defer", _COMMITTING, Status.APPROVED, "proposal.commit_deferred", result="deferred",
-                   stages_commit=True),
+        Transition(
+            "defer",
+            _COMMITTING,
+            Status.APPROVED,
+            "proposal.commit_deferred",
+            result="deferred",
+            stages_commit=True,
+        ),
         Transition("fail", _COMMITTING, Status.FAILED, "proposal.failed", "proposal.failed", result="error"),
         Transition("go_stale", _COMMITTING, Status.STALE, "proposal.stale", "proposal.stale", result="stale"),
-        Transition("requeue", frozenset({Status.FAILED}), Status.APPROVED, "proposal.requeued",
-                   reason=REQUEUED_REASON, stages_commit=True),
+        Transition(
+            "requeue",
+            frozenset({Status.FAILED}),
+            Status.APPROVED,
+            "proposal.requeued",
+            reason=REQUEUED_REASON,
+            stages_commit=True,
+        ),
     )
 }
 

@@ -41,7 +41,9 @@ return n
 
 
 def _limits() -> tuple[int, int]:
-    return int(getattr(settings, "ACME_LOGIN_MAX_FAILURES", 5)), int(getattr(settings, "ACME_LOGIN_WINDOW", 900))
+    return int(getattr(settings, "ACME_LOGIN_MAX_FAILURES", 5)), int(
+        getattr(settings, "ACME_LOGIN_WINDOW", 900)
+    )
 
 
 def _key(username: str, ip: str) -> str:
@@ -94,7 +96,9 @@ class ThrottledFormMixin:
         username, ip = data.get("username") or "", _ip(self.request)
         wait = seconds_locked(username, ip)
         if wait:
-            raise forms.ValidationError(TOO_MANY_ATTEMPTS.format(minutes=max(1, (wait + 59) // 60)), code=THROTTLED)
+            raise forms.ValidationError(
+                TOO_MANY_ATTEMPTS.format(minutes=max(1, (wait + 59) // 60)), code=THROTTLED
+            )
         try:
             cleaned = super().clean()  # type: ignore[misc]
         except forms.ValidationError:

@@ -62,7 +62,9 @@ def _of_tenants(queryset: Any, tenants: set[str] | None) -> Any:
 def dead_letter_snapshot(tenants: set[str] | None = None) -> dict[str, int]:
     rows = (
         _of_tenants(Proposal.objects.filter(lifecycle.DEAD_LETTERS), tenants)
-        .order_by().values("tool").annotate(n=Count("pk"))
+        .order_by()
+        .values("tool")
+        .annotate(n=Count("pk"))
     )
     return {row["tool"]: row["n"] for row in rows}
 
@@ -70,7 +72,9 @@ def dead_letter_snapshot(tenants: set[str] | None = None) -> dict[str, int]:
 def pending_snapshot(now: Any = None, tenants: set[str] | None = None) -> dict[str, dict[str, float]]:
     now = now or timezone.now()
     rows = (
-        _of_tenants(Proposal.objects.filter(status=Status.PENDING), tenants).order_by().values("tool")
+        _of_tenants(Proposal.objects.filter(status=Status.PENDING), tenants)
+        .order_by()
+        .values("tool")
         .annotate(n=Count("pk"), first=Min("created_at"))
     )
     return {
@@ -84,7 +88,8 @@ def pending_snapshot(now: Any = None, tenants: set[str] | None = None) -> dict[s
 
 def breaker_figures() -> list[Any]:
     state = GaugeMetricFamily(
-        "acme_breaker_state", "Circuit breaker state per downstream (1 for the current state).",
+        "acme_breaker_state",
+        "Circuit breaker state per downstream (1 for the current state).",
         labels=["downstream", "state"],
     )
     trips = CounterMetricFamily("acme_breaker_trips", "Times the breaker opened.", labels=["downstream"])
@@ -109,7 +114,9 @@ def proposal_figures() -> list[Any]:
     )
     for tool, count in dead_letter_snapshot().items():
         dead.add_metric([tool], float(count))
-    pending = GaugeMetricFamily("acme_proposals_pending", "Proposals waiting for a decision.", labels=["tool"])
+    pending = GaugeMetricFamily(
+        "acme_proposals_pending", "Proposals waiting for a decision.", labels=["tool"]
+    )
     oldest = GaugeMetricFamily(
         "acme_proposal_oldest_pending_age_seconds", "Age of the oldest pending proposal.", labels=["tool"]
     )

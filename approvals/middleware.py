@@ -23,7 +23,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonR
 
 # C0 controls, DEL and C1 controls: Unicode's category Cc.
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-CONTROL_IN_PARAMETER = "The query parameter {name!r} holds a control character (such as NUL); send printable text only."
+CONTROL_IN_PARAMETER = (
+    "The query parameter {name!r} holds a control character (such as NUL); send printable text only."
+)
 NOT_UTF8_PARAMETER = "The query parameter {name!r} is not valid UTF-8."
 CONTROL_IN_PATH = "The path holds a control character (such as NUL)."
 PATH = "path"
@@ -74,5 +76,7 @@ class RefuseControlCharactersMiddleware:
             return self.get_response(request)
         parameter, detail = refused
         if request.path_info.startswith("/api/"):
-            return JsonResponse({"error": "invalid_parameter", "detail": detail, "parameter": parameter}, status=400)
+            return JsonResponse(
+                {"error": "invalid_parameter", "detail": detail, "parameter": parameter}, status=400
+            )
         return HttpResponseBadRequest(f"Bad request. {detail}\n", content_type="text/plain; charset=utf-8")

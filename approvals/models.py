@@ -49,7 +49,9 @@ class AgentCredential(models.Model):
     name = models.CharField(max_length=100)
     allowed_tools = models.JSONField(default=list, help_text='Tool names, or ["*"] for every tool.')
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    token_prefix = models.CharField(max_length=16, editable=False, help_text="First characters, to recognise it.")
+    token_prefix = models.CharField(
+        max_length=16, editable=False, help_text="First characters, to recognise it."
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -143,7 +145,9 @@ class Proposal(models.Model):
         constraints = [
             # Keys are each agent's own (as the derived key, which includes the agent): two agents of one
             # tenant may both send "order-1" without one replaying, or learning of, the other's proposal.
-            models.UniqueConstraint(fields=["agent", "idempotency_key"], name="proposal_agent_idempotency_key_unique"),
+            models.UniqueConstraint(
+                fields=["agent", "idempotency_key"], name="proposal_agent_idempotency_key_unique"
+            ),
             models.CheckConstraint(condition=Q(status__in=Status.values), name="proposal_status_valid"),
             models.CheckConstraint(condition=Q(risk__in=Risk.values), name="proposal_risk_valid"),
         ]
@@ -241,7 +245,9 @@ class OutboxMessage(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["available_at"], condition=Q(dispatched_at__isnull=True), name="outbox_undispatched")
+            models.Index(
+                fields=["available_at"], condition=Q(dispatched_at__isnull=True), name="outbox_undispatched"
+            )
         ]
 
     def __str__(self) -> str:
@@ -271,8 +277,14 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        constraints = [models.CheckConstraint(condition=Q(state__in=["pending", "delivered", "failed"]), name="webhook_state_valid")]
-        indexes = [models.Index(fields=["next_attempt_at"], condition=Q(state="pending"), name="webhook_pending_due")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["pending", "delivered", "failed"]), name="webhook_state_valid"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], condition=Q(state="pending"), name="webhook_pending_due")
+        ]
 
     def __str__(self) -> str:
         return f"{self.event} -> {self.agent} ({self.state})"
@@ -292,7 +304,9 @@ class InboundEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
-        constraints = [models.UniqueConstraint(fields=["source", "event_id"], name="inbound_event_once_globally")]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "event_id"], name="inbound_event_once_globally")
+        ]
         indexes = [models.Index(fields=["tenant", "-received_at"], name="inbound_tenant_recent")]
 
     def __str__(self) -> str:
@@ -319,24 +333,30 @@ class ToolPolicy(models.Model):
     )
     tool = models.CharField(max_length=64, default="*", help_text='A tool name, or "*" for every tool.')
     name = models.CharField(
-        max_length=100, help_text="Named in denials (the API's `policy`): say what it is for, e.g. support-bot-limits."
+        max_length=100,
+        help_text="Named in denials (the API's `policy`): say what it is for, e.g. support-bot-limits.",
     )
     description = models.TextField(blank=True)
-    enabled = models.BooleanField(default=True, help_text="A disabled rule is ignored; the next most specific applies.")
+    enabled = models.BooleanField(
+        default=True, help_text="A disabled rule is ignored; the next most specific applies."
+    )
     allowed_fields = models.JSONField(
         default=list,
         blank=True,
-        help_text="Fields the agent may set, e.g. [\"subject\", \"description\"]. Empty: all. "
+        help_text='Fields the agent may set, e.g. ["subject", "description"]. Empty: all. '
         "Required fields are always allowed.",
     )
     max_per_hour = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Proposals per hour per agent for each tool (0 pauses it). Empty: no limit."
+        null=True,
+        blank=True,
+        help_text="Proposals per hour per agent for each tool (0 pauses it). Empty: no limit.",
     )
     max_items = models.PositiveIntegerField(
         null=True, blank=True, help_text="Items per list argument (e.g. tags) in one call. Empty: no limit."
     )
     refuse_card_numbers = models.BooleanField(
-        default=True, help_text="Refuse payment card numbers in free-text fields (subject, description, text...)."
+        default=True,
+        help_text="Refuse payment card numbers in free-text fields (subject, description, text...).",
     )
     risk_override = models.CharField(
         max_length=8,
@@ -364,7 +384,9 @@ class ToolPolicy(models.Model):
                 fields=["tenant", "tool"], condition=Q(agent__isnull=True), name="tool_policy_one_tenant_wide"
             ),
             models.UniqueConstraint(
-                fields=["tenant", "agent", "tool"], condition=Q(agent__isnull=False), name="tool_policy_one_per_agent"
+                fields=["tenant", "agent", "tool"],
+                condition=Q(agent__isnull=False),
+                name="tool_policy_one_per_agent",
             ),
             models.CheckConstraint(
                 condition=Q(risk_override__in=["", *Risk.values]), name="tool_policy_risk_override_valid"
@@ -392,12 +414,16 @@ class ToolPolicy(models.Model):
                 known = list(registry.get(self.tool).args_model.model_fields)
             except UnknownTool as exc:
                 errors["tool"] = f'Unknown tool; use "*" or one of: {", ".join(exc.allowed)}.'
-        if not isinstance(self.allowed_fields, list) or not all(isinstance(f, str) for f in self.allowed_fields):
+        if not isinstance(self.allowed_fields, list) or not all(
+            isinstance(f, str) for f in self.allowed_fields
+        ):
             errors["allowed_fields"] = 'A JSON list of field names, e.g. ["subject", "description"].'
         elif known is not None:
             unknown = [f for f in self.allowed_fields if f not in known]
             if unknown:
-                errors["allowed_fields"] = f"Not fields of {self.tool}: {', '.join(unknown)}; it has: {', '.join(known)}."
+                errors["allowed_fields"] = (
+                    f"Not fields of {self.tool}: {', '.join(unknown)}; it has: {', '.join(known)}."
+                )
         if errors:
             raise ValidationError(errors)
 

@@ -56,13 +56,19 @@ def _hour_of(moment: datetime) -> datetime:
 
 
 def _events(tenants: set[str] | None) -> Any:
-    return AuditEvent.objects.all() if tenants is None else AuditEvent.objects.filter(tenant__in=sorted(tenants))
+    return (
+        AuditEvent.objects.all() if tenants is None else AuditEvent.objects.filter(tenant__in=sorted(tenants))
+    )
 
 
 def flows_per_hour(since: datetime, tenants: set[str] | None = None) -> dict[str, dict[datetime, int]]:
     rows = (
-        _events(tenants).filter(at__gte=since, action__in=list(FLOW_ACTIONS))
-        .annotate(hour=TruncHour("at")).order_by().values("hour", "action").annotate(n=Count("id"))
+        _events(tenants)
+        .filter(at__gte=since, action__in=list(FLOW_ACTIONS))
+        .annotate(hour=TruncHour("at"))
+        .order_by()
+        .values("hour", "action")
+        .annotate(n=Count("id"))
     )
     flows: dict[str, dict[datetime, int]] = {name: {} for name in FLOW_ACTIONS.values()}
     for row in rows:
@@ -72,24 +78,36 @@ def flows_per_hour(since: datetime, tenants: set[str] | None = None) -> dict[str
 
 def breaker_deferrals_per_hour(since: datetime, tenants: set[str] | None = None) -> dict[datetime, int]:
     rows = (
-        _events(tenants).filter(at__gte=since, action="proposal.commit_deferred", data__reason="breaker_open")
-        .annotate(hour=TruncHour("at")).order_by().values("hour").annotate(n=Count("id"))
+        _events(tenants)
+        .filter(at__gte=since, action="proposal.commit_deferred", data__reason="breaker_open")
+        .annotate(hour=TruncHour("at"))
+        .order_by()
+        .values("hour")
+        .annotate(n=Count("id"))
     )
     return {_hour_of(row["hour"]): row["n"] for row in rows}
 
 
-def commit_latency_per_hour(since: datetime, tenants: set[str] | None = None) -> dict[datetime, tuple[float, float]]:
+def commit_latency_per_hour(
+    since: datetime, tenants: set[str] | None = None
+) -> dict[datetime, tuple[float, float]]:
     """Approval to receipt, in seconds: (median, p95) per hour of commit."""
-    receipts = Receipt.objects.all() if tenants is None else Receipt.objects.filter(
-        proposal__tenant__slug__in=sorted(tenants))
+    receipts = (
+        Receipt.objects.all()
+        if tenants is None
+        else Receipt.objects.filter(proposal__tenant__slug__in=sorted(tenants))
+    )
     pairs = (
         receipts.filter(committed_at__gte=since, proposal__decisions__verdict="approved")
-        .order_by("-committed_at").values_list("committed_at", "proposal__decisions__at")[:LATENCY_SAMPLE]
+        .order_by("-committed_at")
+        .values_list("committed_at", "proposal__decisions__at")[:LATENCY_SAMPLE]
     )
     buckets: dict[datetime, list[float]] = {}
     for committed_at, approved_at in pairs:
         if approved_at is not None:
-            buckets.setdefault(_hour_of(committed_at), []).append((committed_at - approved_at).total_seconds())
+            buckets.setdefault(_hour_of(committed_at), []).append(
+                (committed_at - approved_at).total_seconds()
+            )
     result = {}
     for hour, values in buckets.items():
         values.sort()
@@ -137,7 +155,9 @@ def dashboard_context(now: datetime | None = None, tenants: set[str] | None = No
         "pending": pending,
         "pending_total": sum(int(p["count"]) for p in pending.values()),
         "oldest_pending_age": max((p["oldest_age"] for p in pending.values()), default=0.0),
-        "oldest_pending_wait": humanize_seconds(max((p["oldest_age"] for p in pending.values()), default=0.0)),
+        "oldest_pending_wait": humanize_seconds(
+            max((p["oldest_age"] for p in pending.values()), default=0.0)
+        ),
         "charts": {
             "approvals": charts.bar_chart(
                 [(label, float(flows["approved"].get(h, 0))) for label, h in zip(labels, hours, strict=True)],
@@ -145,7 +165,10 @@ def dashboard_context(now: datetime | None = None, tenants: set[str] | None = No
             ),
             "flows": charts.line_chart(
                 labels,
-                {name: [float(flows[name].get(h, 0)) for h in hours] for name in ("committed", "rejected", "failed")},
+                {
+                    name: [float(flows[name].get(h, 0)) for h in hours]
+                    for name in ("committed", "rejected", "failed")
+                },
                 title="Commits, rejections and failures per hour",
             ),
             "latency": charts.line_chart(
@@ -163,14 +186,17 @@ def dashboard_context(now: datetime | None = None, tenants: set[str] | None = No
                 color=charts.PALETTE[1],
             ),
             "queues": charts.bar_chart(queue_points, title="Queue depth by state", color=charts.PALETTE[4])
-            if queue_points else None,
+            if queue_points
+            else None,
             "dead_letters": charts.bar_chart(
-                sorted((tool, float(n)) for tool, n in dead.items()), title="Dead letters by tool",
+                sorted((tool, float(n)) for tool, n in dead.items()),
+                title="Dead letters by tool",
                 color=charts.PALETTE[3],
-            ) if dead else None,
+            )
+            if dead
+            else None,
         },
     }
-
 
 
 def humanize_seconds(seconds: float) -> str:
@@ -185,6 +211,7 @@ def humanize_seconds(seconds: float) -> str:
         if len(parts) == 2:
             break
     return " ".join(parts)
+
 
 @never_cache
 @staff_member_required

@@ -29,7 +29,9 @@ logger = logging.getLogger(__name__)
 
 def stage(kind: str, payload: dict[str, Any], *, available_at: datetime | None = None) -> OutboxMessage:
     """Write the message in the caller's transaction; hand it off right after the commit when it is due."""
-    message = OutboxMessage.objects.create(kind=kind, payload=payload, available_at=available_at or timezone.now())
+    message = OutboxMessage.objects.create(
+        kind=kind, payload=payload, available_at=available_at or timezone.now()
+    )
     if available_at is None or available_at <= timezone.now():
         transaction.on_commit(lambda: _hand_off_now(message))
     return message

@@ -49,13 +49,26 @@ def _enqueue_once(queue_name: str, func: str, subject: str, job_id: str, **optio
 
 
 def enqueue_commit(proposal_id: str) -> bool:
-    return _enqueue_once(COMMIT_QUEUE, COMMIT_JOB, proposal_id, f"commit-{proposal_id}",
-                         result_ttl=3600, failure_ttl=7 * 86400, description=f"commit proposal {proposal_id}")
+    return _enqueue_once(
+        COMMIT_QUEUE,
+        COMMIT_JOB,
+        proposal_id,
+        f"commit-{proposal_id}",
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+        description=f"commit proposal {proposal_id}",
+    )
 
 
 def enqueue_webhook(delivery_id: str) -> bool:
-    return _enqueue_once(WEBHOOK_QUEUE, WEBHOOK_JOB, delivery_id, f"webhook-{delivery_id}",
-                         result_ttl=3600, description=f"deliver webhook {delivery_id}")
+    return _enqueue_once(
+        WEBHOOK_QUEUE,
+        WEBHOOK_JOB,
+        delivery_id,
+        f"webhook-{delivery_id}",
+        result_ttl=3600,
+        description=f"deliver webhook {delivery_id}",
+    )
 
 
 def commit_queue_depth() -> int:

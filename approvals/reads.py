@@ -69,14 +69,21 @@ def tool_read(*, agent: AgentCredential, tool: str, args: Any, where: Where) -> 
     return result
 
 
-def _audit(agent: AgentCredential, tool: str, args: Any, where: Where, started: float, result: str,
-           **extra: Any) -> None:
+def _audit(
+    agent: AgentCredential, tool: str, args: Any, where: Where, started: float, result: str, **extra: Any
+) -> None:
     # The args hash, never the args: a read's arguments (a customer's email) are personal data, and the
     # hash is enough to tell two reads apart or match one a caller names.
     hashed = registry.args_hash(args) if isinstance(args, dict) else ""
     with transaction.atomic():
         audit.record(
-            tenant=agent.tenant.slug, actor=services.agent_actor(agent), action=ACTION, where=where, result=result,
-            subject_type="tool", subject_id=tool, args_hash=hashed,
+            tenant=agent.tenant.slug,
+            actor=services.agent_actor(agent),
+            action=ACTION,
+            where=where,
+            result=result,
+            subject_type="tool",
+            subject_id=tool,
+            args_hash=hashed,
             data={"tool": tool, "duration_ms": round((time.monotonic() - started) * 1000, 1), **extra},
         )

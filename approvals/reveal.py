@@ -19,7 +19,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 # In JSON text: an escaped backslash (left alone, so "\\u0430" typed by an agent is not mistaken for an
 # escape), or a \uXXXX escape, possibly a surrogate pair (a character past U+FFFF), or \n, \t and friends.
-_ESCAPE = re.compile(r'\\\\|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})|\\u([0-9a-f]{4})|\\([nrtbf])')
+_ESCAPE = re.compile(r"\\\\|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})|\\u([0-9a-f]{4})|\\([nrtbf])")
 _CONTROL_NAMES = {"n": "LINE FEED", "r": "CARRIAGE RETURN", "t": "TAB", "b": "BACKSPACE", "f": "FORM FEED"}
 
 

@@ -66,7 +66,9 @@ def person_scope(user: User) -> Q:
     return PersonScope.of(user).q(user)
 
 
-def proposal_list(*, principal: Any, status: str | None = None, tool: str | None = None) -> QuerySet[Proposal]:
+def proposal_list(
+    *, principal: Any, status: str | None = None, tool: str | None = None
+) -> QuerySet[Proposal]:
     qs = proposals_visible_to(principal)
     if status:
         qs = qs.filter(status=status)
@@ -76,5 +78,7 @@ def proposal_list(*, principal: Any, status: str | None = None, tool: str | None
 
 
 def tenant_member(*, tenant: Tenant, username: str) -> User | None:
-    membership = Membership.objects.select_related("user").filter(tenant=tenant, user__username=username).first()
+    membership = (
+        Membership.objects.select_related("user").filter(tenant=tenant, user__username=username).first()
+    )
     return membership.user if membership else None

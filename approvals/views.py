@@ -95,7 +95,13 @@ class Filters:
         return qs
 
     def query(self, **override: str) -> str:
-        values = {"status": self.status, "tool": self.tool, "agent": self.agent, "risk": self.risk, **override}
+        values = {
+            "status": self.status,
+            "tool": self.tool,
+            "agent": self.agent,
+            "risk": self.risk,
+            **override,
+        }
         return urlencode({k: v for k, v in values.items() if v})
 
     @property
@@ -211,9 +217,16 @@ def inbox(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     for row in rows:
         row.age = _age(now - row.created_at)  # type: ignore[attr-defined]
-    agents = AgentCredential.objects.filter(tenant_id__in=scope.review + scope.requester).select_related("tenant")
+    agents = AgentCredential.objects.filter(tenant_id__in=scope.review + scope.requester).select_related(
+        "tenant"
+    )
     status_tabs = [
-        {"value": s.value, "label": s.label, "count": _shown(counts[s.value]), "query": filters.query(status=s.value)}
+        {
+            "value": s.value,
+            "label": s.label,
+            "count": _shown(counts[s.value]),
+            "query": filters.query(status=s.value),
+        }
         for s in Status
     ]
     return render(
@@ -265,8 +278,14 @@ def diff_rows(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for change in changes:
         before, after = change.get("before"), change.get("after")
         kind = "added" if before is None else "removed" if after is None else "changed"
-        rows.append({"field": change.get("field", ""), "before": _display(before), "after": _display(after),
-                     "kind": kind})
+        rows.append(
+            {
+                "field": change.get("field", ""),
+                "before": _display(before),
+                "after": _display(after),
+                "kind": kind,
+            }
+        )
     return rows
 
 
@@ -290,8 +309,14 @@ def _refused_for_good(proposal: Proposal) -> bool:
     says ``permanent``): sent again it fails again, so no requeue is offered."""
     if proposal.status != Status.FAILED:
         return False
-    last = (AuditEvent.objects.filter(subject_type="proposal", subject_id=str(proposal.pk), action="outbound.call")
-            .order_by("-id").values_list("data", flat=True).first())
+    last = (
+        AuditEvent.objects.filter(
+            subject_type="proposal", subject_id=str(proposal.pk), action="outbound.call"
+        )
+        .order_by("-id")
+        .values_list("data", flat=True)
+        .first()
+    )
     return isinstance(last, dict) and last.get("permanent") is True
 
 
@@ -324,9 +349,14 @@ def _conflicts(proposal: Proposal, target: dict[str, Any] | None) -> list[Propos
     stale at their commit, so each page names the others."""
     if target is None:
         return []
-    others = (Proposal.objects.filter(tenant_id=proposal.tenant_id, status=Status.PENDING,
-                                      preview__target__key=target["key"])
-              .exclude(pk=proposal.pk).select_related("agent").order_by("created_at"))
+    others = (
+        Proposal.objects.filter(
+            tenant_id=proposal.tenant_id, status=Status.PENDING, preview__target__key=target["key"]
+        )
+        .exclude(pk=proposal.pk)
+        .select_related("agent")
+        .order_by("created_at")
+    )
     return list(others[:CONFLICTS_SHOWN])
 
 
@@ -334,7 +364,9 @@ def _review_context(request: HttpRequest, proposal: Proposal, **extra: Any) -> d
     can_review = proposal.tenant_id in selectors.reviewer_tenant_ids(_person(request))
     own = proposal.on_behalf_of_id is not None and proposal.on_behalf_of_id == request.user.pk
     decisions = list(Decision.objects.filter(proposal=proposal).select_related("reviewer").order_by("at"))
-    events = list(AuditEvent.objects.filter(subject_type="proposal", subject_id=str(proposal.pk)).order_by("id"))
+    events = list(
+        AuditEvent.objects.filter(subject_type="proposal", subject_id=str(proposal.pk)).order_by("id")
+    )
     for decision in decisions:
         decision.edits = diff_rows(decision.edited_from or [])  # type: ignore[attr-defined]
     preview = proposal.preview or {}
@@ -389,7 +421,9 @@ def _forbidden(request: HttpRequest, message: str) -> HttpResponse:
 def _conflict(request: HttpRequest, pk: Any, reason: str = "") -> HttpResponse:
     proposal = _visible(request, pk)
     message = reason or ALREADY_DECIDED.format(status=proposal.status)
-    return render(request, "approvals/proposal.html", _review_context(request, proposal, error=message), status=409)
+    return render(
+        request, "approvals/proposal.html", _review_context(request, proposal, error=message), status=409
+    )
 
 
 @login_required
@@ -402,7 +436,10 @@ def proposal_approve(request: HttpRequest, pk: Any) -> HttpResponse:
         return render(request, "approvals/proposal.html", context, status=400)
     try:
         services.proposal_approve(
-            proposal=proposal, reviewer=_person(request), where=_where(request), comment=form.cleaned_data["comment"]
+            proposal=proposal,
+            reviewer=_person(request),
+            where=_where(request),
+            comment=form.cleaned_data["comment"],
         )
     except errors.NotAllowed as exc:
         return _forbidden(request, exc.detail)
@@ -424,7 +461,10 @@ def proposal_reject(request: HttpRequest, pk: Any) -> HttpResponse:
         return render(request, "approvals/proposal.html", context, status=400)
     try:
         services.proposal_reject(
-            proposal=proposal, reviewer=_person(request), reason=form.cleaned_data["reason"], where=_where(request)
+            proposal=proposal,
+            reviewer=_person(request),
+            reason=form.cleaned_data["reason"],
+            where=_where(request),
         )
     except errors.NotAllowed as exc:
         return _forbidden(request, exc.detail)
@@ -468,21 +508,27 @@ def proposal_edit(request: HttpRequest, pk: Any) -> HttpResponse:
             context["form"] = form
             return render(request, "approvals/edit.html", context, status=503)
         else:
-            context.update({
-                "prepared": prepared,
-                "edits": diff_rows(_changes(proposal.args, prepared.args)),
-                "new_changes": diff_rows(prepared.preview.changes),
-                "new_notes": prepared.preview.notes,
-                # The snapshot is the state of the target this preview showed: the approval must find it
-                # unchanged (services.proposal_approve), or the reviewer approved a diff that no longer holds.
-                "signed_args": signing.dumps(
-                    {"pk": str(proposal.pk), "from": proposal.args_hash, "args": prepared.args,
-                     "snapshot": prepared.preview.snapshot or {}},
-                    salt=EDIT_SALT,
-                ),
-                "args_json": reveal_json(prepared.args),
-                "approve_form": ApproveForm(initial={"comment": request.POST.get("comment", "")}),
-            })
+            context.update(
+                {
+                    "prepared": prepared,
+                    "edits": diff_rows(_changes(proposal.args, prepared.args)),
+                    "new_changes": diff_rows(prepared.preview.changes),
+                    "new_notes": prepared.preview.notes,
+                    # The snapshot is the state of the target this preview showed: the approval must find it
+                    # unchanged (services.proposal_approve), or the reviewer approved a diff that no longer holds.
+                    "signed_args": signing.dumps(
+                        {
+                            "pk": str(proposal.pk),
+                            "from": proposal.args_hash,
+                            "args": prepared.args,
+                            "snapshot": prepared.preview.snapshot or {},
+                        },
+                        salt=EDIT_SALT,
+                    ),
+                    "args_json": reveal_json(prepared.args),
+                    "approve_form": ApproveForm(initial={"comment": request.POST.get("comment", "")}),
+                }
+            )
         context["form"] = form
         return render(request, "approvals/edit.html", context, status=200 if "prepared" in context else 400)
     context["form"] = ArgsForm(tool, current=proposal.args)
@@ -490,7 +536,9 @@ def proposal_edit(request: HttpRequest, pk: Any) -> HttpResponse:
 
 
 def _downstream_message(exc: adapter_errors.DownstreamError) -> str:
-    return f"The outside system could not be read to preview the edit ({exc}). Nothing was approved; try again."
+    return (
+        f"The outside system could not be read to preview the edit ({exc}). Nothing was approved; try again."
+    )
 
 
 def _edit_confirm(request: HttpRequest, proposal: Proposal, tool: registry.Tool) -> HttpResponse:
@@ -506,7 +554,11 @@ def _edit_confirm(request: HttpRequest, proposal: Proposal, tool: registry.Tool)
     try:
         # The service re-validates the args through the same contract and policy, and records the edit.
         services.proposal_approve(
-            proposal=proposal, reviewer=_person(request), where=_where(request), comment=comment, args=signed["args"],
+            proposal=proposal,
+            reviewer=_person(request),
+            where=_where(request),
+            comment=comment,
+            args=signed["args"],
             seen_snapshot=signed.get("snapshot"),
         )
     except errors.NotAllowed as exc:
@@ -515,8 +567,12 @@ def _edit_confirm(request: HttpRequest, proposal: Proposal, tool: registry.Tool)
         return _conflict(request, proposal.pk, exc.detail)
     except errors.InvalidTransition:
         return _conflict(request, proposal.pk)
-    except (adapter_errors.InvalidArgs, adapter_errors.PolicyDenied, errors.TargetChanged,
-            adapter_errors.DownstreamError) as exc:
+    except (
+        adapter_errors.InvalidArgs,
+        adapter_errors.PolicyDenied,
+        errors.TargetChanged,
+        adapter_errors.DownstreamError,
+    ) as exc:
         # The edit was checked again at the confirmation and failed: nothing was recorded. Back to the form
         # with the reviewer's edits, to preview them again.
         if isinstance(exc, errors.TargetChanged):
@@ -527,7 +583,8 @@ def _edit_confirm(request: HttpRequest, proposal: Proposal, tool: registry.Tool)
             text, status = f"The edit no longer passes the tool's checks: {exc}", 400
         messages.error(request, text)
         form_again = ArgsForm(tool, current=signed["args"])
-        return render(request, "approvals/edit.html", {"proposal": proposal, "form": form_again}, status=status)
+        return render(
+            request, "approvals/edit.html", {"proposal": proposal, "form": form_again}, status=status
+        )
     messages.success(request, "Approved with your edits. A worker is committing it now.")
     return redirect("proposal-review", pk=proposal.pk)
-

@@ -74,7 +74,9 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def verify(secret: str, header: str, body: bytes, *, now: float | None = None, tolerance: int = TOLERANCE) -> bool:
+def verify(
+    secret: str, header: str, body: bytes, *, now: float | None = None, tolerance: int = TOLERANCE
+) -> bool:
     """What a receiver does (documented in the README): check the timestamp window, then the HMAC."""
     try:
         parts = dict(item.split("=", 1) for item in header.split(","))
@@ -109,8 +111,9 @@ def check_callback_url(url: str) -> str:
     if _private_allowed():
         return url
     try:
-        infos = socket.getaddrinfo(parts.hostname, port or (443 if parts.scheme == "https" else 80),
-                                   proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(
+            parts.hostname, port or (443 if parts.scheme == "https" else 80), proto=socket.IPPROTO_TCP
+        )
     except OSError:
         raise UnsafeURL("The callback URL's host does not resolve.") from None
     if not all(http.is_public_address(str(info[4][0])) for info in infos):
@@ -140,7 +143,9 @@ def stage(proposal: Proposal, event: str) -> WebhookDelivery | None:
         },
         "occurred_at": timezone.now().isoformat(),
     }
-    delivery = WebhookDelivery.objects.create(agent=agent, event=event, payload=payload, url=agent.webhook_url)
+    delivery = WebhookDelivery.objects.create(
+        agent=agent, event=event, payload=payload, url=agent.webhook_url
+    )
     delivery.payload["id"] = str(delivery.pk)
     delivery.save(update_fields=["payload"])
     outbox.stage(OutboxMessage.Kind.WEBHOOK, {"delivery_id": str(delivery.pk)})
@@ -152,16 +157,26 @@ def _decision(proposal: Proposal) -> dict[str, Any] | None:
     decision = proposal.decisions.select_related("reviewer").order_by("-at", "-pk").first()
     if decision is None:
         return None
-    return {"verdict": decision.verdict, "by": decision.reviewer.get_username(), "at": decision.at.isoformat(),
-            "reason": decision.reason, "edits": decision.edited_from or []}
+    return {
+        "verdict": decision.verdict,
+        "by": decision.reviewer.get_username(),
+        "at": decision.at.isoformat(),
+        "reason": decision.reason,
+        "edits": decision.edited_from or [],
+    }
 
 
 def _receipt(proposal: Proposal) -> dict[str, Any] | None:
     receipt = Receipt.objects.filter(proposal=proposal).first()
     if receipt is None:
         return None
-    return {"system": receipt.system, "external_id": receipt.external_id, "external_url": receipt.external_url,
-            "committed_at": receipt.committed_at.isoformat(), "attempts": receipt.attempts}
+    return {
+        "system": receipt.system,
+        "external_id": receipt.external_id,
+        "external_url": receipt.external_url,
+        "committed_at": receipt.committed_at.isoformat(),
+        "attempts": receipt.attempts,
+    }
 
 
 def delivery_redeliver(*, delivery: WebhookDelivery, actor: audit.Actor, where: audit.Where) -> bool:
@@ -169,7 +184,9 @@ def delivery_redeliver(*, delivery: WebhookDelivery, actor: audit.Actor, where: 
     goes out as the same event (same id: the receiver deduplicates), at once, with a fresh attempt budget.
     False if it is still pending (its retries are already scheduled)."""
     with transaction.atomic():
-        locked = WebhookDelivery.objects.select_for_update().select_related("agent__tenant").get(pk=delivery.pk)
+        locked = (
+            WebhookDelivery.objects.select_for_update().select_related("agent__tenant").get(pk=delivery.pk)
+        )
         if locked.state == WebhookDelivery.State.PENDING:
             return False
         was = locked.state
@@ -177,9 +194,17 @@ def delivery_redeliver(*, delivery: WebhookDelivery, actor: audit.Actor, where: 
         locked.attempts = 0
         locked.next_attempt_at = timezone.now()
         locked.save(update_fields=["state", "attempts", "next_attempt_at"])
-        audit.append(audit.event(
-            tenant=locked.agent.tenant.slug, actor=actor, action="webhook.redelivered", subject_type="webhook",
-            subject_id=str(locked.pk), where=where, data={"event": locked.event, "was": was}))
+        audit.append(
+            audit.event(
+                tenant=locked.agent.tenant.slug,
+                actor=actor,
+                action="webhook.redelivered",
+                subject_type="webhook",
+                subject_id=str(locked.pk),
+                where=where,
+                data={"event": locked.event, "was": was},
+            )
+        )
         outbox.stage(OutboxMessage.Kind.WEBHOOK, {"delivery_id": str(locked.pk)})
     return True
 
@@ -228,8 +253,11 @@ def deliver(delivery_id: str) -> str:
         else:
             delivery.last_error = error
             delivery.next_attempt_at = timezone.now() + timedelta(seconds=_backoff(delivery.attempts))
-            outbox.stage(OutboxMessage.Kind.WEBHOOK, {"delivery_id": str(delivery.pk)},
-                         available_at=delivery.next_attempt_at)
+            outbox.stage(
+                OutboxMessage.Kind.WEBHOOK,
+                {"delivery_id": str(delivery.pk)},
+                available_at=delivery.next_attempt_at,
+            )
         delivery.save(update_fields=["state", "attempts", "delivered_at", "last_error", "next_attempt_at"])
     return delivery.state
 
@@ -239,8 +267,11 @@ def redispatch(*, grace: int = 60, limit: int = 200) -> int:
     due for longer than ``grace`` seconds. The receiver deduplicates on the event id if both arrive."""
     now = timezone.now()
     ids = list(
-        WebhookDelivery.objects.filter(state=WebhookDelivery.State.PENDING, next_attempt_at__lt=now - timedelta(seconds=grace))
-        .order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
+        WebhookDelivery.objects.filter(
+            state=WebhookDelivery.State.PENDING, next_attempt_at__lt=now - timedelta(seconds=grace)
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
     )
     for pk in ids:
         with transaction.atomic():
@@ -260,7 +291,7 @@ class ForeignEvent(Exception):
     """The event id is already recorded for another tenant: refused, recorded nowhere."""
 
 
-NOT_BOUND = "The event is not bound to this tenant: the signed body must name it (\"tenant\": \"<slug>\")."
+NOT_BOUND = 'The event is not bound to this tenant: the signed body must name it ("tenant": "<slug>").'
 NAMES_ANOTHER = "The signed event names another tenant."
 FOREIGN_EVENT = "This event id was already received for another tenant; it is not recorded here."
 # Unix seconds, digits only. ``float()`` would also take "nan" (outside no window at all: a signature that
@@ -308,29 +339,45 @@ def check_bound(*, key: InboundKey, tenant_slug: str, payload: dict[str, Any]) -
         raise BadSignature(NOT_BOUND)
 
 
-def verify_inbound(*, secret: str, signature: str, timestamp: str, body: bytes, now: float | None = None) -> None:
+def verify_inbound(
+    *, secret: str, signature: str, timestamp: str, body: bytes, now: float | None = None
+) -> None:
     if not signature or not timestamp:
         raise BadSignature("Missing X-Zendesk-Webhook-Signature or X-Zendesk-Webhook-Signature-Timestamp.")
     try:
         sent_at = _parse_timestamp(timestamp)
     except ValueError:
-        raise BadSignature("The signature timestamp is neither Unix seconds nor an ISO 8601 date-time.") from None
+        raise BadSignature(
+            "The signature timestamp is neither Unix seconds nor an ISO 8601 date-time."
+        ) from None
     if abs((now or time.time()) - sent_at) > TOLERANCE:
         raise BadSignature("The signature timestamp is outside the accepted window.")
     if not hmac.compare_digest(zendesk_signature(secret, timestamp, body), signature):
         raise BadSignature("The signature does not match.")
 
 
-def inbound_record(*, tenant: Tenant, source: str, payload: dict[str, Any], where: audit.Where) -> tuple[InboundEvent, bool]:
+def inbound_record(
+    *, tenant: Tenant, source: str, payload: dict[str, Any], where: audit.Where
+) -> tuple[InboundEvent, bool]:
     event_id = str(payload.get("id") or "")[:128]
     try:
         with transaction.atomic():
             event = InboundEvent.objects.create(
-                tenant=tenant, source=source, event_id=event_id, type=str(payload.get("type") or "")[:64], payload=payload
+                tenant=tenant,
+                source=source,
+                event_id=event_id,
+                type=str(payload.get("type") or "")[:64],
+                payload=payload,
             )
-            audit.record(tenant=tenant.slug, actor=audit.Actor(type="system", label=source), action="inbound.received",
-                         where=where, subject_type="inbound_event", subject_id=str(event.pk),
-                         data={"source": source, "type": event.type, "event_id": event_id})
+            audit.record(
+                tenant=tenant.slug,
+                actor=audit.Actor(type="system", label=source),
+                action="inbound.received",
+                where=where,
+                subject_type="inbound_event",
+                subject_id=str(event.pk),
+                data={"source": source, "type": event.type, "event_id": event_id},
+            )
     except IntegrityError:
         existing = InboundEvent.objects.get(source=source, event_id=event_id)
         if existing.tenant_id != tenant.pk:

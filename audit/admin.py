@@ -27,8 +27,24 @@ from audit.admin_tools import (
 from audit.models import AuditEvent
 
 EXPORT_FIELDS = [
-    "id", "at", "tenant", "actor_type", "actor_id", "actor_label", "action", "subject_type", "subject_id",
-    "channel", "ip", "user_agent", "result", "decision_id", "args_hash", "data", "prev_hash", "hash",
+    "id",
+    "at",
+    "tenant",
+    "actor_type",
+    "actor_id",
+    "actor_label",
+    "action",
+    "subject_type",
+    "subject_id",
+    "channel",
+    "ip",
+    "user_agent",
+    "result",
+    "decision_id",
+    "args_hash",
+    "data",
+    "prev_hash",
+    "hash",
 ]
 
 
@@ -51,8 +67,18 @@ class AuditEventAdmin(TenantScopedAdmin):
     # Events are keyed by the tenant's slug (audit knows no Tenant model); events of no tenant ('') are
     # the operators'. The scope also bounds the CSV/JSON exports: both read this admin's queryset.
     tenant_lookup = "tenant"
-    list_display = ["at", "tenant", "actor_type", "actor_label", "action", "tool", "subject_type", "subject_id",
-                    "channel", "result"]
+    list_display = [
+        "at",
+        "tenant",
+        "actor_type",
+        "actor_label",
+        "action",
+        "tool",
+        "subject_type",
+        "subject_id",
+        "channel",
+        "result",
+    ]
     list_filter = [
         TenantFilter,
         indexed_values_filter("action", "action"),

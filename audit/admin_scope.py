@@ -93,8 +93,9 @@ class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):
             return super().field_choices(field, request, model_admin)
         ordering = self.field_admin_ordering(field, request, model_admin)
         visible = scoped_related_queryset(model_admin.admin_site, field.remote_field.model, request)
-        return field.get_choices(include_blank=False, ordering=ordering,
-                                 limit_choices_to={"pk__in": visible.values("pk")})
+        return field.get_choices(
+            include_blank=False, ordering=ordering, limit_choices_to={"pk__in": visible.values("pk")}
+        )
 
 
 def scoped_related_queryset(site: admin.AdminSite, model: type[Model], request: HttpRequest) -> QuerySet[Any]:
@@ -157,19 +158,28 @@ class TenantScopedAdmin(admin.ModelAdmin):
         return self.sees_anything(request) and super().has_module_permission(request)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return (self.sees_anything(request) and super().has_view_permission(request, obj)
-                and (obj is None or self.in_scope(request, obj)))
+        return (
+            self.sees_anything(request)
+            and super().has_view_permission(request, obj)
+            and (obj is None or self.in_scope(request, obj))
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return self.sees_anything(request) and super().has_add_permission(request)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return (self.sees_anything(request) and super().has_change_permission(request, obj)
-                and (obj is None or self.in_scope(request, obj, to_change=True)))
+        return (
+            self.sees_anything(request)
+            and super().has_change_permission(request, obj)
+            and (obj is None or self.in_scope(request, obj, to_change=True))
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return (self.sees_anything(request) and super().has_delete_permission(request, obj)
-                and (obj is None or self.in_scope(request, obj, to_change=True)))
+        return (
+            self.sees_anything(request)
+            and super().has_delete_permission(request, obj)
+            and (obj is None or self.in_scope(request, obj, to_change=True))
+        )
 
     # --- what forms and filters offer --------------------------------------------------------------------
     def get_field_queryset(self, db: Any, db_field: Any, request: Any) -> Any:

@@ -47,7 +47,8 @@ class EstimatedCountPaginator(Paginator):
         if connection.vendor == "postgresql" and not qs.query.where:
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [qs.model._meta.db_table]
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                    [qs.model._meta.db_table],
                 )
                 row = cursor.fetchone()
             if row and row[0] >= ESTIMATE_ABOVE:
@@ -110,13 +111,19 @@ class ChoicesFilter(admin.SimpleListFilter):
         return queryset
 
 
-def choices_filter(field: str, title: str, options: Sequence[str | tuple[str, str]],
-                   parameter: str | None = None) -> type[ChoicesFilter]:
+def choices_filter(
+    field: str, title: str, options: Sequence[str | tuple[str, str]], parameter: str | None = None
+) -> type[ChoicesFilter]:
     pairs = [o if isinstance(o, tuple) else (o, o) for o in options]
     return type(
         f"{(parameter or field).title().replace('_', '')}ChoicesFilter",
         (ChoicesFilter,),
-        {"parameter_name": parameter or field.replace("__", "_"), "field": field, "title": title, "options": pairs},
+        {
+            "parameter_name": parameter or field.replace("__", "_"),
+            "field": field,
+            "title": title,
+            "options": pairs,
+        },
     )
 
 
@@ -193,7 +200,9 @@ def _rows(queryset: QuerySet[Any], fields: Sequence[str]) -> Iterator[tuple[Any,
     yield from queryset.values_list(*fields).iterator(chunk_size=EXPORT_CHUNK)
 
 
-def streaming_export(queryset: QuerySet[Any], fields: Sequence[str], fmt: str, filename: str) -> StreamingHttpResponse:
+def streaming_export(
+    queryset: QuerySet[Any], fields: Sequence[str], fmt: str, filename: str
+) -> StreamingHttpResponse:
     """Stream ``fields`` of every row of ``queryset`` as CSV or a JSON array."""
     if fmt == "csv":
         # Every field quoted: a reader that splits on another separator still sees one cell per field.
@@ -211,8 +220,10 @@ def streaming_export(queryset: QuerySet[Any], fields: Sequence[str], fmt: str, f
             yield "["
             for n, row in enumerate(_rows(queryset, fields)):
                 # Times as ISO 8601, as in the CSV (json's default=str wrote "2026-11-29 15:23:58+00:00").
-                record = {f: v.isoformat() if isinstance(v, datetime | date) else v
-                          for f, v in zip(fields, row, strict=True)}
+                record = {
+                    f: v.isoformat() if isinstance(v, datetime | date) else v
+                    for f, v in zip(fields, row, strict=True)
+                }
                 yield ("," if n else "") + "\n" + json.dumps(record, default=str, sort_keys=False)
             yield "\n]\n"
 

@@ -46,10 +46,25 @@ TRACEBACK_LIMIT = 16384  # of a traceback or stack: its first quarter and its la
 CUT = " …[{n} characters cut]… "
 
 # Words that name a secret (not secrets).
-_SECRET_KEY_WORDS = "|".join([
-    "password", "passwd", "pwd", "secret", "token", r"api[_-]?key", "apikey", "authorization", "cookie",
-    r"session[_-]?id", r"csrf[\w-]{0,32}", "signature", r"private[_-]?key", "credentials?", "dsn",
-])
+_SECRET_KEY_WORDS = "|".join(
+    [
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "token",
+        r"api[_-]?key",
+        "apikey",
+        "authorization",
+        "cookie",
+        r"session[_-]?id",
+        r"csrf[\w-]{0,32}",
+        "signature",
+        r"private[_-]?key",
+        "credentials?",
+        "dsn",
+    ]
+)
 _SECRET_KV = re.compile(
     rf"""(?ix)
     (?<![\w.-])(?P<key>[\w.-]{{0,64}}(?:{_SECRET_KEY_WORDS})[\w.-]{{0,64}})
@@ -79,16 +94,33 @@ def _phone(match: re.Match[str]) -> str:
 
 # Order matters: credentials first (a token can look like a phone number), then PII.
 _PATTERNS: list[tuple[str, re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
-    ("token", re.compile(r"(?i)\b(?:bearer|basic)\s{1,8}[A-Za-z0-9._~+/=-]{6,4096}"), MASK.format(kind="token")),
+    (
+        "token",
+        re.compile(r"(?i)\b(?:bearer|basic)\s{1,8}[A-Za-z0-9._~+/=-]{6,4096}"),
+        MASK.format(kind="token"),
+    ),
     ("token", re.compile(r"\b(?:agt|usr)_[A-Za-z0-9_-]{16,1024}"), MASK.format(kind="token")),
     ("token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,1024}"), MASK.format(kind="token")),
-    ("token", re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,8192}\.[A-Za-z0-9_-]{8,8192}\.[A-Za-z0-9_-]{0,8192}"),
-     MASK.format(kind="token")),
-    ("secret", re.compile(r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,31}://)[^/\s:@\"'\\]{1,256}:[^/\s@\"'\\]{1,256}@"),
-     r"\1" + MASK.format(kind="credentials") + "@"),
+    (
+        "token",
+        re.compile(
+            r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,8192}\.[A-Za-z0-9_-]{8,8192}\.[A-Za-z0-9_-]{0,8192}"
+        ),
+        MASK.format(kind="token"),
+    ),
+    (
+        "secret",
+        re.compile(
+            r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,31}://)[^/\s:@\"'\\]{1,256}:[^/\s@\"'\\]{1,256}@"
+        ),
+        r"\1" + MASK.format(kind="credentials") + "@",
+    ),
     ("secret", _SECRET_KV, _kv),
-    ("email", re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}"),
-     MASK.format(kind="email")),
+    (
+        "email",
+        re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}"),
+        MASK.format(kind="email"),
+    ),
     ("card", re.compile(r"(?<![\d-])(?:\d[ +-]?){12,18}\d(?![\d-])"), MASK.format(kind="card")),
     ("ssn", re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"), MASK.format(kind="ssn")),
     ("phone", re.compile(r"(?<![\w.:/=-])\+?\(?\d[\d\s().-]{6,40}\d(?![\w:/])"), _phone),

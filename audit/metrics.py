@@ -45,7 +45,9 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 # permanent_failure (a 4xx, a malformed answer) | deferred (breaker open, long Retry-After).
 # Success rate = rate(outcome="ok") / rate(all).
 OUTBOUND_CALLS = Counter(
-    "acme_outbound_calls", "Outbound calls by tool, downstream and outcome.", ["tool", "downstream", "outcome"]
+    "acme_outbound_calls",
+    "Outbound calls by tool, downstream and outcome.",
+    ["tool", "downstream", "outcome"],
 )
 # One per HTTP attempt that reached the wire (or failed to): the downstream's latency, p50/p95 via
 # histogram_quantile().
@@ -137,8 +139,14 @@ def build_registry() -> CollectorRegistry:
         directory.mkdir(parents=True, exist_ok=True)
         MultiProcessCollector(registry, path=str(directory))
     else:  # single-process mode (no directory configured): this process's own values
-        for collector in (OUTBOUND_CALLS, OUTBOUND_LATENCY, OUTBOUND_ATTEMPTS, OUTBOUND_RETRIES,
-                          RATELIMIT_WAITS, RATELIMIT_WAIT_SECONDS):
+        for collector in (
+            OUTBOUND_CALLS,
+            OUTBOUND_LATENCY,
+            OUTBOUND_ATTEMPTS,
+            OUTBOUND_RETRIES,
+            RATELIMIT_WAITS,
+            RATELIMIT_WAIT_SECONDS,
+        ):
             registry.register(collector)
     for collector in _scrape_collectors:
         registry.register(_Guarded(collector))

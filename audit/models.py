@@ -56,4 +56,6 @@ class AuditEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_label or self.actor_type} {self.action} {self.result}"
+        return (
+            f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_label or self.actor_type} {self.action} {self.result}"
+        )

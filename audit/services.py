@@ -122,7 +122,9 @@ def _lock_chain(tenant: str) -> str:
     them than the database spends running them."""
     transaction_lock("audit:" + tenant)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT hash FROM audit_auditevent WHERE tenant = %s ORDER BY id DESC LIMIT 1", [tenant])
+        cursor.execute(
+            "SELECT hash FROM audit_auditevent WHERE tenant = %s ORDER BY id DESC LIMIT 1", [tenant]
+        )
         row = cursor.fetchone()
     return row[0] if row else ""
 
@@ -230,8 +232,10 @@ ALTERED = "content does not match its hash (the row was altered)"
 def verify_chains(tenant: str | None = None, batch: int = 5000) -> list[ChainReport]:
     """Walk every tenant's chain (or ``tenant``'s) to its end and report every break, not only the first: a
     row altered early must not hide a later one, nor one tenant's break another tenant's."""
-    tenants = [tenant] if tenant is not None else list(
-        AuditEvent.objects.order_by().values_list("tenant", flat=True).distinct()
+    tenants = (
+        [tenant]
+        if tenant is not None
+        else list(AuditEvent.objects.order_by().values_list("tenant", flat=True).distinct())
     )
     reports = []
     for slug in sorted(tenants):

@@ -72,8 +72,10 @@ def configure() -> bool:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
     except ImportError:
-        logger.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set but the OpenTelemetry SDK/OTLP exporter is not "
-                       "installed; tracing export is off")
+        logger.warning(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set but the OpenTelemetry SDK/OTLP exporter is not "
+            "installed; tracing export is off"
+        )
         return False
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "acme-gateway")})
     provider = TracerProvider(resource=resource)

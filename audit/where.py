@@ -46,7 +46,11 @@ def _networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
         except ValueError as exc:
             raise ImproperlyConfigured(BAD_PROXY.format(entry=entry)) from exc
         # An IPv4-mapped IPv6 range matches the IPv4 hops ipware unwraps it to.
-        if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96 and network.network_address.ipv4_mapped:
+        if (
+            isinstance(network, ipaddress.IPv6Network)
+            and network.prefixlen >= 96
+            and network.network_address.ipv4_mapped
+        ):
             network = ipaddress.ip_network(
                 (int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96), strict=False
             )

@@ -49,10 +49,15 @@ class Conn:
         self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
         self.token = token
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-                ) -> tuple[int, dict[str, str], Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], Any]:
         data = json.dumps(body).encode() if body is not None else None
-        all_headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json", **(headers or {})}
+        all_headers = {
+            "Authorization": f"Bearer {self.token}",
+            "Content-Type": "application/json",
+            **(headers or {}),
+        }
         self.conn.request(method, path, body=data, headers=all_headers)
         response = self.conn.getresponse()
         raw = response.read()
@@ -60,12 +65,18 @@ class Conn:
 
 
 def ticket(n: int, tag: str) -> dict[str, Any]:
-    return {"subject": f"Bench {tag} {n} {uuid.uuid4().hex[:12]}", "description": "Agents bench.",
-            "priority": "high", "customer_email": "bench@example.com"}
+    return {
+        "subject": f"Bench {tag} {n} {uuid.uuid4().hex[:12]}",
+        "description": "Agents bench.",
+        "priority": "high",
+        "customer_email": "bench@example.com",
+    }
 
 
 def submit(conn: Conn, n: int, tag: str) -> str:
-    status, _, body = conn.request("POST", "/api/v1/proposals/", {"tool": "crm.create_ticket", "args": ticket(n, tag)})
+    status, _, body = conn.request(
+        "POST", "/api/v1/proposals/", {"tool": "crm.create_ticket", "args": ticket(n, tag)}
+    )
     if status != 201:
         raise RuntimeError(f"intake answered {status}: {body}")
     return str(body["id"])
@@ -94,10 +105,16 @@ def intake(url: str, token: str, seconds: float, tag: str) -> dict[str, Any]:
     for t in threads:
         t.join()
     took = time.monotonic() - started
-    return {**summary_ms(latencies), "requests": len(latencies), "requests_per_s": round(len(latencies) / took, 1)}
+    return {
+        **summary_ms(latencies),
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / took, 1),
+    }
 
 
-def waiters(url: str, token: str, ids: list[str], stop: threading.Event, stats: dict[str, int]) -> list[threading.Thread]:
+def waiters(
+    url: str, token: str, ids: list[str], stop: threading.Event, stats: dict[str, int]
+) -> list[threading.Thread]:
     lock = threading.Lock()
 
     def wait_loop(pid: str) -> None:
@@ -133,17 +150,25 @@ def mcp_overhead(url: str, token: str) -> dict[str, Any]:
         started = time.perf_counter()
         submit(rest, n, "rest")
         rest_ms.append(time.perf_counter() - started)
-        call = {"jsonrpc": "2.0", "id": n, "method": "tools/call",
-                "params": {"name": "crm_create_ticket", "arguments": ticket(n, "mcp")}}
+        call = {
+            "jsonrpc": "2.0",
+            "id": n,
+            "method": "tools/call",
+            "params": {"name": "crm_create_ticket", "arguments": ticket(n, "mcp")},
+        }
         started = time.perf_counter()
         status, _, body = mcp.request("POST", "/mcp/", call, accept)
         mcp_ms.append(time.perf_counter() - started)
         if status != 200 or body["result"]["structuredContent"]["status"] != "pending_approval":
             raise RuntimeError(f"MCP answered {status}: {body}")
     rest_summary, mcp_summary = summary_ms(rest_ms[5:]), summary_ms(mcp_ms[5:])  # after a warm-up
-    return {"rest": rest_summary, "mcp": mcp_summary,
-            "ratio_p50": ratio(mcp_summary["p50_ms"], rest_summary["p50_ms"]),
-            "target": TARGET_MCP_RATIO, "met": mcp_summary["p50_ms"] <= TARGET_MCP_RATIO * rest_summary["p50_ms"]}
+    return {
+        "rest": rest_summary,
+        "mcp": mcp_summary,
+        "ratio_p50": ratio(mcp_summary["p50_ms"], rest_summary["p50_ms"]),
+        "target": TARGET_MCP_RATIO,
+        "met": mcp_summary["p50_ms"] <= TARGET_MCP_RATIO * rest_summary["p50_ms"],
+    }
 
 
 def main() -> None:
@@ -155,8 +180,14 @@ def main() -> None:
         run.start_sandbox()
         party = run.party()
         token = party["agent"]
-        url = run.start_gunicorn("web", "acme_integration.wsgi:application", settings="acme_integration.settings",
-                                 workers=2, threads=8, probe="/api/v1/tools/")
+        url = run.start_gunicorn(
+            "web",
+            "acme_integration.wsgi:application",
+            settings="acme_integration.settings",
+            workers=2,
+            threads=8,
+            probe="/api/v1/tools/",
+        )
         conn = Conn(url, token)
         # Warm-up, and the proposals the waiters wait on (nobody decides them).
         ids = [submit(conn, n, "waited") for n in range(WAITERS)]
@@ -174,21 +205,33 @@ def main() -> None:
 
     figures = {
         "gunicorn": {"workers": 2, "threads": 8, "wait_slots_per_process": 4},
-        "clients": CLIENTS, "waiters": WAITERS, "seconds": SECONDS,
-        "intake_no_waiters": quiet, "intake_with_waiters": busy,
+        "clients": CLIENTS,
+        "waiters": WAITERS,
+        "seconds": SECONDS,
+        "intake_no_waiters": quiet,
+        "intake_with_waiters": busy,
         "intake_p50_ratio": ratio(busy["p50_ms"], quiet["p50_ms"]),
-        "waiters_answers": stats, "mcp_write": overhead,
+        "waiters_answers": stats,
+        "mcp_write": overhead,
     }
-    table(f"Intake with {WAITERS} agents waiting (gunicorn -w 2 --threads 8, {CLIENTS} clients)",
-                ["", "p50 ms", "p95 ms", "req/s"],
-                [["nobody waiting", quiet["p50_ms"], quiet["p95_ms"], quiet["requests_per_s"]],
-                 [f"{WAITERS} waiting", busy["p50_ms"], busy["p95_ms"], busy["requests_per_s"]]])
+    table(
+        f"Intake with {WAITERS} agents waiting (gunicorn -w 2 --threads 8, {CLIENTS} clients)",
+        ["", "p50 ms", "p95 ms", "req/s"],
+        [
+            ["nobody waiting", quiet["p50_ms"], quiet["p95_ms"], quiet["requests_per_s"]],
+            [f"{WAITERS} waiting", busy["p50_ms"], busy["p95_ms"], busy["requests_per_s"]],
+        ],
+    )
     print(f"waiters' answers: {stats}")
-    table("MCP write call vs REST submission (one client, alternating)",
-                ["", "p50 ms", "p95 ms"],
-                [["REST POST /api/v1/proposals/", overhead["rest"]["p50_ms"], overhead["rest"]["p95_ms"]],
-                 ["MCP tools/call crm_create_ticket", overhead["mcp"]["p50_ms"], overhead["mcp"]["p95_ms"]],
-                 ["ratio (target <= 1.5)", overhead["ratio_p50"], ""]])
+    table(
+        "MCP write call vs REST submission (one client, alternating)",
+        ["", "p50 ms", "p95 ms"],
+        [
+            ["REST POST /api/v1/proposals/", overhead["rest"]["p50_ms"], overhead["rest"]["p95_ms"]],
+            ["MCP tools/call crm_create_ticket", overhead["mcp"]["p50_ms"], overhead["mcp"]["p95_ms"]],
+            ["ratio (target <= 1.5)", overhead["ratio_p50"], ""],
+        ],
+    )
     write_results("agents", figures)
 
 

@@ -42,13 +42,15 @@ def create_table(database_url: str) -> None:
 
 def ticket_body(subject: str) -> dict[str, Any]:
     """What the product sends for bench/intake.py's ``crm.create_ticket`` args once normalized."""
-    return {"ticket": {
-        "subject": subject,
-        "comment": {"body": "Nobody in the Paris office can connect since 9:00."},
-        "priority": "high",
-        "requester": {"email": "ops@example.com"},
-        "tags": ["network", "paris"],
-    }}
+    return {
+        "ticket": {
+            "subject": subject,
+            "comment": {"body": "Nobody in the Paris office can connect since 9:00."},
+            "priority": "high",
+            "requester": {"email": "ops@example.com"},
+            "tags": ["network", "paris"],
+        }
+    }
 
 
 def bare_commit(crm_base_url: str, database_url: str, tag: str, i: int) -> str:
@@ -56,9 +58,11 @@ def bare_commit(crm_base_url: str, database_url: str, tag: str, i: int) -> str:
     return the CRM's ticket id."""
     key = f"bench-bare-{tag}-{i}"
     response = _session.post(
-        f"{crm_base_url}/api/v2/tickets.json", json=ticket_body(f"VPN down for office bare-{tag}-{i}"),
+        f"{crm_base_url}/api/v2/tickets.json",
+        json=ticket_body(f"VPN down for office bare-{tag}-{i}"),
         headers={"Authorization": f"Bearer {TOKEN}", "Accept": "application/json", "Idempotency-Key": key},
-        timeout=TIMEOUT, allow_redirects=False,
+        timeout=TIMEOUT,
+        allow_redirects=False,
     )
     if not 200 <= response.status_code < 300:
         raise RuntimeError(f"CRM answered {response.status_code}: {response.text[:300]}")
@@ -66,5 +70,7 @@ def bare_commit(crm_base_url: str, database_url: str, tag: str, i: int) -> str:
     external_id = str(answer["ticket"]["id"])
     _connection(database_url).execute(
         "INSERT INTO bench_bare_receipt (external_id, idempotency_key, response, committed_at) "
-        "VALUES (%s, %s, %s, now())", [external_id, key, Jsonb(answer)])
+        "VALUES (%s, %s, %s, now())",
+        [external_id, key, Jsonb(answer)],
+    )
     return external_id

@@ -100,8 +100,12 @@ class Api:
         return self.sessions[key]
 
     def submit(self, i: int, tag: str) -> str:
-        r = self._session("agent").post(f"{self.url}/api/v1/proposals/", data=body(0, i, tag), timeout=60,
-                                        headers={"Content-Type": "application/json"})
+        r = self._session("agent").post(
+            f"{self.url}/api/v1/proposals/",
+            data=body(0, i, tag),
+            timeout=60,
+            headers={"Content-Type": "application/json"},
+        )
         if r.status_code != 201:
             raise RuntimeError(f"submit: {r.status_code} {r.text[:300]}")
         return str(r.json()["id"])
@@ -136,19 +140,26 @@ def product_latency(api: Api, pg: Any, ids: list[str]) -> dict[str, Any]:
             return bool(row and row[0] == "committed")
 
         wait_for(committed, timeout=60, interval=POLL, what=f"commit of {pk}")
-        events = dict(pg.execute(
-            "SELECT action, extract(epoch FROM at)::float8 FROM audit_auditevent WHERE subject_id = %s "
-            "AND action IN ('proposal.approved', 'proposal.commit_started', 'proposal.committed')", [pk]
-        ).fetchall())
+        events = dict(
+            pg.execute(
+                "SELECT action, extract(epoch FROM at)::float8 FROM audit_auditevent WHERE subject_id = %s "
+                "AND action IN ('proposal.approved', 'proposal.commit_started', 'proposal.committed')",
+                [pk],
+            ).fetchall()
+        )
         total.append(events["proposal.committed"] - t0)
         approve_http.append(t_http - t0)
         queued.append(events["proposal.commit_started"] - events["proposal.approved"])
         work.append(events["proposal.committed"] - events["proposal.commit_started"])
         approved.append(events["proposal.committed"] - events["proposal.approved"])
     n = WARMUP
-    return {**summary_ms(total[n:]), "approve_http": summary_ms(approve_http[n:]),
-            "approved_to_commit_started": summary_ms(queued[n:]), "commit_started_to_committed": summary_ms(work[n:]),
-            "approved_to_committed": summary_ms(approved[n:])}
+    return {
+        **summary_ms(total[n:]),
+        "approve_http": summary_ms(approve_http[n:]),
+        "approved_to_commit_started": summary_ms(queued[n:]),
+        "commit_started_to_committed": summary_ms(work[n:]),
+        "approved_to_committed": summary_ms(approved[n:]),
+    }
 
 
 def _no_args(i: int) -> tuple[Any, ...]:
@@ -162,8 +173,13 @@ def _finished(job: Any) -> bool:
     return bool(status == "finished")
 
 
-def job_latency(conn: Any, queue_name: str, n: int, func: Callable[..., Any] | None = None,
-                args: Callable[[int], tuple[Any, ...]] = _no_args) -> dict[str, Any]:
+def job_latency(
+    conn: Any,
+    queue_name: str,
+    n: int,
+    func: Callable[..., Any] | None = None,
+    args: Callable[[int], tuple[Any, ...]] = _no_args,
+) -> dict[str, Any]:
     """Enqueue → ``ended_at`` of ``func(*args(i))`` (the no-op by default), one job at a time."""
     from rq import Queue
 
@@ -174,16 +190,26 @@ def job_latency(conn: Any, queue_name: str, n: int, func: Callable[..., Any] | N
     for i in range(n + WARMUP):
         t0 = time.time()
         job = queue.enqueue(func or noop, args=args(i), result_ttl=3600)
-        wait_for(lambda job=job: _finished(job), timeout=60, interval=POLL,
-                 what=f"{job.func_name} job on {queue_name}")
+        wait_for(
+            lambda job=job: _finished(job),
+            timeout=60,
+            interval=POLL,
+            what=f"{job.func_name} job on {queue_name}",
+        )
         job.refresh()
         total.append(_epoch(job.ended_at) - t0)
     return summary_ms(total[WARMUP:])
 
 
 # --- 3. throughput --------------------------------------------------------------------------------------------
-def held_drain(run: Run, conn: Any, queue_key: str, start_workers: Callable[[], list[str]], n: int,
-               done: Callable[[], bool]) -> dict[str, Any]:
+def held_drain(
+    run: Run,
+    conn: Any,
+    queue_key: str,
+    start_workers: Callable[[], list[str]],
+    n: int,
+    done: Callable[[], bool],
+) -> dict[str, Any]:
     """The ``n`` jobs waiting on ``queue_key`` are set aside, the workers started and left idle, then all the
     ids pushed back at once. Returns the drain's rate from the jobs' own start and end times."""
     from rq.job import Job
@@ -212,11 +238,15 @@ def held_drain(run: Run, conn: Any, queue_key: str, start_workers: Callable[[], 
             key = str(getattr(status, "value", status))
             statuses[key] = statuses.get(key, 0) + 1
         span = max(ends) - min(starts)
-        return {"jobs": len(job_ids), "workers": len(names), "span_s": round(span, 3),
-                "jobs_per_s": round(len(job_ids) / span, 1) if span > 0 else float("nan"),
-                "first_start_after_push_ms": round((min(starts) - pushed) * 1000, 1),
-                "job_statuses": statuses,
-                "job_time": summary_ms([e - s for s, e in zip(starts, ends, strict=True)])}
+        return {
+            "jobs": len(job_ids),
+            "workers": len(names),
+            "span_s": round(span, 3),
+            "jobs_per_s": round(len(job_ids) / span, 1) if span > 0 else float("nan"),
+            "first_start_after_push_ms": round((min(starts) - pushed) * 1000, 1),
+            "job_statuses": statuses,
+            "job_time": summary_ms([e - s for s, e in zip(starts, ends, strict=True)]),
+        }
     finally:
         for name in names:
             run.stop(name)
@@ -238,19 +268,29 @@ def product_drain(run: Run, api: Api, pg: Any, conn: Any, workers: int) -> dict[
         return names
 
     def done() -> bool:
-        row = pg.execute("SELECT count(*) FROM approvals_proposal WHERE id = ANY(%s::uuid[]) AND status IN "
-                         "('committed', 'failed', 'stale')", [ids]).fetchone()
+        row = pg.execute(
+            "SELECT count(*) FROM approvals_proposal WHERE id = ANY(%s::uuid[]) AND status IN "
+            "('committed', 'failed', 'stale')",
+            [ids],
+        ).fetchone()
         return bool(row and row[0] >= len(ids))
 
     result = held_drain(run, conn, Queue("commits", connection=conn).key, start, THROUGHPUT_N, done)
-    committed = pg.execute("SELECT count(*) FROM approvals_proposal WHERE id = ANY(%s::uuid[]) AND "
-                           "status = 'committed'", [ids]).fetchone()[0]
+    committed = pg.execute(
+        "SELECT count(*) FROM approvals_proposal WHERE id = ANY(%s::uuid[]) AND status = 'committed'", [ids]
+    ).fetchone()[0]
     return {**result, "committed": committed, "submit_and_approve_s": round(prepare_s, 1)}
 
 
-def bare_drain(run: Run, conn: Any, workers: int, worker_class: str, kind: str = "",
-               func: Callable[..., Any] | None = None, args: Callable[[int], tuple[Any, ...]] = _no_args,
-               ) -> dict[str, Any]:
+def bare_drain(
+    run: Run,
+    conn: Any,
+    workers: int,
+    worker_class: str,
+    kind: str = "",
+    func: Callable[..., Any] | None = None,
+    args: Callable[[int], tuple[Any, ...]] = _no_args,
+) -> dict[str, Any]:
     """THROUGHPUT_N jobs ``func(*args(i))`` (the no-op by default) drained by plain rq workers."""
     from rq import Queue
     from rq.registry import FailedJobRegistry, FinishedJobRegistry
@@ -261,8 +301,9 @@ def bare_drain(run: Run, conn: Any, workers: int, worker_class: str, kind: str =
     queue = Queue(BARE_QUEUES[0], connection=conn)
     registry, failed = FinishedJobRegistry(queue=queue), FailedJobRegistry(queue=queue)
     before = registry.count + failed.count
-    queue.enqueue_many([Queue.prepare_data(func or noop, args=args(i), result_ttl=3600)
-                        for i in range(THROUGHPUT_N)])
+    queue.enqueue_many(
+        [Queue.prepare_data(func or noop, args=args(i), result_ttl=3600) for i in range(THROUGHPUT_N)]
+    )
 
     def start() -> list[str]:
         names = [f"bare-{kind}-{workers}-{i}" for i in range(workers)]
@@ -270,8 +311,14 @@ def bare_drain(run: Run, conn: Any, workers: int, worker_class: str, kind: str =
             run.start_rq_worker(name, worker_class, BARE_QUEUES)
         return names
 
-    return held_drain(run, conn, queue.key, start, THROUGHPUT_N,
-                      lambda: registry.count + failed.count >= before + THROUGHPUT_N)
+    return held_drain(
+        run,
+        conn,
+        queue.key,
+        start,
+        THROUGHPUT_N,
+        lambda: registry.count + failed.count >= before + THROUGHPUT_N,
+    )
 
 
 def approved_for_floor(api: Api, conn: Any, n: int, tag: str) -> list[str]:
@@ -307,8 +354,9 @@ def main() -> dict[str, Any]:
         def floor_args(ids: list[str]) -> Callable[[int], tuple[Any, ...]]:
             return lambda i: (crm, db, REDIS_URL, ids[i])
 
-        url = run.start_gunicorn("web", "acme_integration.wsgi", settings="acme_integration.settings",
-                                 probe="/api/v1/tools/")
+        url = run.start_gunicorn(
+            "web", "acme_integration.wsgi", settings="acme_integration.settings", probe="/api/v1/tools/"
+        )
         api = Api(url, party)
         with psycopg.connect(run.database_url, autocommit=True) as pg:
             # --- 2. latency
@@ -327,15 +375,17 @@ def main() -> dict[str, Any]:
                 run.stop(name)
             run.start_rq_worker("lat-bare_commit", SIMPLE, BARE_QUEUES)  # reference, not the target
             wait_workers_idle(conn, ["lat-bare_commit"])
-            latency["bare_commit_job"] = job_latency(conn, BARE_QUEUES[0], LATENCY_N, bare_commit,
-                                                     commit_args("lat"))
+            latency["bare_commit_job"] = job_latency(
+                conn, BARE_QUEUES[0], LATENCY_N, bare_commit, commit_args("lat")
+            )
             run.stop("lat-bare_commit")
             # The floor: the product's own commit, sent by hand (bench/floor_commit.py), on a SimpleWorker.
             floor_ids = approved_for_floor(api, conn, LATENCY_N + WARMUP, "lat-floor")
             run.start_rq_worker("lat-floor_commit", SIMPLE, BARE_QUEUES)
             wait_workers_idle(conn, ["lat-floor_commit"])
-            latency["floor_commit_job"] = job_latency(conn, BARE_QUEUES[0], LATENCY_N, floor_commit,
-                                                      floor_args(floor_ids))
+            latency["floor_commit_job"] = job_latency(
+                conn, BARE_QUEUES[0], LATENCY_N, floor_commit, floor_args(floor_ids)
+            )
             run.stop("lat-floor_commit")
             # --- 3. throughput
             throughput: dict[str, Any] = {}
@@ -343,92 +393,224 @@ def main() -> dict[str, Any]:
                 throughput[f"product_{workers}"] = product_drain(run, api, pg, conn, workers)
                 throughput[f"bare_simple_{workers}"] = bare_drain(run, conn, workers, SIMPLE)
                 throughput[f"bare_commit_{workers}"] = bare_drain(  # reference, not the target
-                    run, conn, workers, SIMPLE, "commit", bare_commit, commit_args(f"thr{workers}"))
+                    run, conn, workers, SIMPLE, "commit", bare_commit, commit_args(f"thr{workers}")
+                )
                 floor_ids = approved_for_floor(api, conn, THROUGHPUT_N, f"thr-floor{workers}")
                 throughput[f"floor_commit_{workers}"] = bare_drain(
-                    run, conn, workers, SIMPLE, "floor", floor_commit, floor_args(floor_ids))
+                    run, conn, workers, SIMPLE, "floor", floor_commit, floor_args(floor_ids)
+                )
             throughput["bare_forking_1"] = bare_drain(run, conn, 1, FORKING)
             throughput["bare_forking_2"] = bare_drain(run, conn, 2, FORKING)
         run.stop("web")
         acme_names = [n for n in run.memory if n.startswith("acme-")]
-        memory = {"acme_worker": peak_memory(run, *acme_names), "web": peak_memory(run, "web"),
-                  "bare_simple_worker": peak_memory(run, *[n for n in run.memory if "simple" in n]),
-                  "bare_commit_worker": peak_memory(run, *[n for n in run.memory
-                                                        if "commit" in n and "floor" not in n])}
+        memory = {
+            "acme_worker": peak_memory(run, *acme_names),
+            "web": peak_memory(run, "web"),
+            "bare_simple_worker": peak_memory(run, *[n for n in run.memory if "simple" in n]),
+            "bare_commit_worker": peak_memory(
+                run, *[n for n in run.memory if "commit" in n and "floor" not in n]
+            ),
+        }
         elapsed = time.monotonic() - started
 
     lat_ratio = ratio(latency["product"]["p50_ms"], latency["bare_simple"]["p50_ms"])
-    thr_ratios = {w: ratio(throughput[f"product_{w}"]["jobs_per_s"], throughput[f"bare_simple_{w}"]["jobs_per_s"])
-                  for w in (1, 2)}
+    thr_ratios = {
+        w: ratio(throughput[f"product_{w}"]["jobs_per_s"], throughput[f"bare_simple_{w}"]["jobs_per_s"])
+        for w in (1, 2)
+    }
     reference: dict[str, Any] = {  # not the issue's targets: the product against the bare commit job
-        "approved_to_committed_p50": ratio(latency["product"]["approved_to_committed"]["p50_ms"],
-                                           latency["bare_commit_job"]["p50_ms"]),
-        "throughput": {str(w): ratio(throughput[f"product_{w}"]["jobs_per_s"],
-                                     throughput[f"bare_commit_{w}"]["jobs_per_s"]) for w in (1, 2)},
+        "approved_to_committed_p50": ratio(
+            latency["product"]["approved_to_committed"]["p50_ms"], latency["bare_commit_job"]["p50_ms"]
+        ),
+        "throughput": {
+            str(w): ratio(
+                throughput[f"product_{w}"]["jobs_per_s"], throughput[f"bare_commit_{w}"]["jobs_per_s"]
+            )
+            for w in (1, 2)
+        },
     }
     # The floors: what the product's own commit costs when sent by hand, against the issue's bare no-op job.
     # Latency: an approval needs at least one HTTP write request (the bare insert, one client, from bench 1
     # when it ran in the same `make bench`) before the floor commit job can even be enqueued.
     floor: dict[str, Any] = {
         "commit_job_p50_ms": latency["floor_commit_job"]["p50_ms"],
-        "commit_job_p50_over_noop": ratio(latency["floor_commit_job"]["p50_ms"], latency["bare_simple"]["p50_ms"]),
-        "throughput": {str(w): ratio(throughput[f"floor_commit_{w}"]["jobs_per_s"],
-                                     throughput[f"bare_simple_{w}"]["jobs_per_s"]) for w in (1, 2)},
-        "product_over_floor_throughput": {str(w): ratio(throughput[f"product_{w}"]["jobs_per_s"],
-                                                        throughput[f"floor_commit_{w}"]["jobs_per_s"])
-                                          for w in (1, 2)},
+        "commit_job_p50_over_noop": ratio(
+            latency["floor_commit_job"]["p50_ms"], latency["bare_simple"]["p50_ms"]
+        ),
+        "throughput": {
+            str(w): ratio(
+                throughput[f"floor_commit_{w}"]["jobs_per_s"], throughput[f"bare_simple_{w}"]["jobs_per_s"]
+            )
+            for w in (1, 2)
+        },
+        "product_over_floor_throughput": {
+            str(w): ratio(
+                throughput[f"product_{w}"]["jobs_per_s"], throughput[f"floor_commit_{w}"]["jobs_per_s"]
+            )
+            for w in (1, 2)
+        },
     }
-    table(f"Commit latency, one at a time ({LATENCY_N} each, after {WARMUP} warm-up)",
-          ["path", "p50 ms", "p95 ms", "p99 ms", "max ms"],
-          [["approve -> committed (product)", *[latency["product"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
-           ["  approve HTTP request", *[latency["product"]["approve_http"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
-           ["  approved -> commit started", *[latency["product"]["approved_to_commit_started"][k]
-                                             for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
-           ["  commit started -> committed", *[latency["product"]["commit_started_to_committed"][k]
-                                              for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
-           ["no-op job, acme_worker", *[latency["noop_on_acme_worker"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
-           ["no-op job, rq SimpleWorker (bare)", *[latency["bare_simple"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
-           ["no-op job, rq Worker (forking)", *[latency["bare_forking"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
-           ["reference, not the target:", "", "", "", ""],
-           ["  approved -> committed (product)", *[latency["product"]["approved_to_committed"][k]
-                                                  for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
-           ["  bare commit job, rq SimpleWorker", *[latency["bare_commit_job"][k]
-                                                   for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]],
-           ["floor: the product's commit sent by hand, rq SimpleWorker", *[latency["floor_commit_job"][k]
-                                                   for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]]])
-    table(f"Commit throughput, {THROUGHPUT_N} jobs per drain",
-          ["drain", "workers", "jobs/s", "span s", "job p50 ms", "done"],
-          [[name.rsplit("_", 1)[0] + (" (reference, not the target)" if name.startswith("bare_commit") else
-                                      " (floor: the product's commit by hand)" if name.startswith("floor") else ""),
-            r["workers"], r["jobs_per_s"], r["span_s"], r["job_time"]["p50_ms"],
-            r.get("committed", r["job_statuses"].get("finished", 0))] for name, r in throughput.items()])
-    table("Commit targets and memory", ["figure", "value", "target", "met"], [
-        ["latency p50 product / bare SimpleWorker", lat_ratio, f"<= {LATENCY_TARGET}", lat_ratio <= LATENCY_TARGET],
-        ["throughput 1 worker product / bare", thr_ratios[1], f">= {THROUGHPUT_TARGET}", thr_ratios[1] >= THROUGHPUT_TARGET],
-        ["throughput 2 workers product / bare", thr_ratios[2], f">= {THROUGHPUT_TARGET}", thr_ratios[2] >= THROUGHPUT_TARGET],
-        ["forking / simple no-op p50 latency", ratio(latency["bare_forking"]["p50_ms"], latency["bare_simple"]["p50_ms"]), "", ""],
-        ["reference, not the target: approved -> committed p50 product / bare commit job",
-         reference["approved_to_committed_p50"], "", ""],
-        ["reference, not the target: throughput 1 worker product / bare commit job", reference["throughput"]["1"], "", ""],
-        ["reference, not the target: throughput 2 workers product / bare commit job", reference["throughput"]["2"], "", ""],
-        ["floor: commit job p50 / no-op p50 (SimpleWorker)", floor["commit_job_p50_over_noop"], "", ""],
-        ["floor: throughput 1 worker floor job / no-op", floor["throughput"]["1"], "", ""],
-        ["floor: throughput 2 workers floor job / no-op", floor["throughput"]["2"], "", ""],
-        ["throughput 1 worker product / floor job", floor["product_over_floor_throughput"]["1"], "", ""],
-        ["throughput 2 workers product / floor job", floor["product_over_floor_throughput"]["2"], "", ""],
-        ["acme_worker peak RSS MiB", memory["acme_worker"]["leader_peak_rss_mib"], "", ""],
-        ["acme_worker scheduler (child) peak RSS MiB", memory["acme_worker"]["children_peak_rss_mib"], "", ""],
-        ["bare SimpleWorker peak RSS MiB", memory["bare_simple_worker"]["leader_peak_rss_mib"], "", ""],
-        ["bare commit job SimpleWorker peak RSS MiB", memory["bare_commit_worker"]["leader_peak_rss_mib"], "", ""],
-        ["web worker peak RSS MiB (during approvals)", memory["web"]["children_peak_rss_mib"], "", ""],
-    ])
+    table(
+        f"Commit latency, one at a time ({LATENCY_N} each, after {WARMUP} warm-up)",
+        ["path", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+        [
+            [
+                "approve -> committed (product)",
+                *[latency["product"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")],
+            ],
+            [
+                "  approve HTTP request",
+                *[latency["product"]["approve_http"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")],
+            ],
+            [
+                "  approved -> commit started",
+                *[
+                    latency["product"]["approved_to_commit_started"][k]
+                    for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")
+                ],
+            ],
+            [
+                "  commit started -> committed",
+                *[
+                    latency["product"]["commit_started_to_committed"][k]
+                    for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")
+                ],
+            ],
+            [
+                "no-op job, acme_worker",
+                *[latency["noop_on_acme_worker"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")],
+            ],
+            [
+                "no-op job, rq SimpleWorker (bare)",
+                *[latency["bare_simple"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")],
+            ],
+            [
+                "no-op job, rq Worker (forking)",
+                *[latency["bare_forking"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")],
+            ],
+            ["reference, not the target:", "", "", "", ""],
+            [
+                "  approved -> committed (product)",
+                *[
+                    latency["product"]["approved_to_committed"][k]
+                    for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")
+                ],
+            ],
+            [
+                "  bare commit job, rq SimpleWorker",
+                *[latency["bare_commit_job"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")],
+            ],
+            [
+                "floor: the product's commit sent by hand, rq SimpleWorker",
+                *[latency["floor_commit_job"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")],
+            ],
+        ],
+    )
+    table(
+        f"Commit throughput, {THROUGHPUT_N} jobs per drain",
+        ["drain", "workers", "jobs/s", "span s", "job p50 ms", "done"],
+        [
+            [
+                name.rsplit("_", 1)[0]
+                + (
+                    " (reference, not the target)"
+                    if name.startswith("bare_commit")
+                    else " (floor: the product's commit by hand)"
+                    if name.startswith("floor")
+                    else ""
+                ),
+                r["workers"],
+                r["jobs_per_s"],
+                r["span_s"],
+                r["job_time"]["p50_ms"],
+                r.get("committed", r["job_statuses"].get("finished", 0)),
+            ]
+            for name, r in throughput.items()
+        ],
+    )
+    table(
+        "Commit targets and memory",
+        ["figure", "value", "target", "met"],
+        [
+            [
+                "latency p50 product / bare SimpleWorker",
+                lat_ratio,
+                f"<= {LATENCY_TARGET}",
+                lat_ratio <= LATENCY_TARGET,
+            ],
+            [
+                "throughput 1 worker product / bare",
+                thr_ratios[1],
+                f">= {THROUGHPUT_TARGET}",
+                thr_ratios[1] >= THROUGHPUT_TARGET,
+            ],
+            [
+                "throughput 2 workers product / bare",
+                thr_ratios[2],
+                f">= {THROUGHPUT_TARGET}",
+                thr_ratios[2] >= THROUGHPUT_TARGET,
+            ],
+            [
+                "forking / simple no-op p50 latency",
+                ratio(latency["bare_forking"]["p50_ms"], latency["bare_simple"]["p50_ms"]),
+                "",
+                "",
+            ],
+            [
+                "reference, not the target: approved -> committed p50 product / bare commit job",
+                reference["approved_to_committed_p50"],
+                "",
+                "",
+            ],
+            [
+                "reference, not the target: throughput 1 worker product / bare commit job",
+                reference["throughput"]["1"],
+                "",
+                "",
+            ],
+            [
+                "reference, not the target: throughput 2 workers product / bare commit job",
+                reference["throughput"]["2"],
+                "",
+                "",
+            ],
+            ["floor: commit job p50 / no-op p50 (SimpleWorker)", floor["commit_job_p50_over_noop"], "", ""],
+            ["floor: throughput 1 worker floor job / no-op", floor["throughput"]["1"], "", ""],
+            ["floor: throughput 2 workers floor job / no-op", floor["throughput"]["2"], "", ""],
+            ["throughput 1 worker product / floor job", floor["product_over_floor_throughput"]["1"], "", ""],
+            ["throughput 2 workers product / floor job", floor["product_over_floor_throughput"]["2"], "", ""],
+            ["acme_worker peak RSS MiB", memory["acme_worker"]["leader_peak_rss_mib"], "", ""],
+            [
+                "acme_worker scheduler (child) peak RSS MiB",
+                memory["acme_worker"]["children_peak_rss_mib"],
+                "",
+                "",
+            ],
+            ["bare SimpleWorker peak RSS MiB", memory["bare_simple_worker"]["leader_peak_rss_mib"], "", ""],
+            [
+                "bare commit job SimpleWorker peak RSS MiB",
+                memory["bare_commit_worker"]["leader_peak_rss_mib"],
+                "",
+                "",
+            ],
+            ["web worker peak RSS MiB (during approvals)", memory["web"]["children_peak_rss_mib"], "", ""],
+        ],
+    )
     result = {
-        "latency": latency, "throughput": throughput,
-        "latency_ratio_p50": lat_ratio, "latency_target": LATENCY_TARGET, "latency_met": lat_ratio <= LATENCY_TARGET,
-        "throughput_ratio": {str(k): v for k, v in thr_ratios.items()}, "throughput_target": THROUGHPUT_TARGET,
+        "latency": latency,
+        "throughput": throughput,
+        "latency_ratio_p50": lat_ratio,
+        "latency_target": LATENCY_TARGET,
+        "latency_met": lat_ratio <= LATENCY_TARGET,
+        "throughput_ratio": {str(k): v for k, v in thr_ratios.items()},
+        "throughput_target": THROUGHPUT_TARGET,
         "throughput_met": all(v >= THROUGHPUT_TARGET for v in thr_ratios.values()),
-        "reference_ratios": reference, "floor": floor,
-        "memory": memory, "latency_n": LATENCY_N, "throughput_n": THROUGHPUT_N, "elapsed_s": round(elapsed, 1),
+        "reference_ratios": reference,
+        "floor": floor,
+        "memory": memory,
+        "latency_n": LATENCY_N,
+        "throughput_n": THROUGHPUT_N,
+        "elapsed_s": round(elapsed, 1),
     }
     write_results("commit", result)
     return result

@@ -103,10 +103,15 @@ def ratio(a: float, b: float) -> float:
 def table(title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     cells = [[str(h) for h in headers]] + [[_fmt(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = [title, "  ".join(h.ljust(w) for h, w in zip(cells[0], widths, strict=True)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-              for r in cells[1:]]
+    lines = [
+        title,
+        "  ".join(h.ljust(w) for h, w in zip(cells[0], widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += [
+        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in cells[1:]
+    ]
     text = "\n".join(lines)
     print(text + "\n", flush=True)
     return text
@@ -141,8 +146,13 @@ def machine() -> dict[str, Any]:
     mem_kb = 0
     with contextlib.suppress(OSError, ValueError, IndexError):
         mem_kb = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
-    return {"nproc": os.cpu_count(), "cpu": cpu, "ram_gb": round(mem_kb / 1024 / 1024, 1),
-            "python": platform.python_version(), "loadavg_at_write": os.getloadavg()}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gb": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "loadavg_at_write": os.getloadavg(),
+    }
 
 
 # --- memory: VmHWM (peak RSS) of every process of a process group ---------------------------------------
@@ -154,19 +164,26 @@ def group_memory(pgid: int) -> list[dict[str, Any]]:
             continue
         try:
             stat = (entry / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2:].split()
+            fields = stat[stat.rindex(")") + 2 :].split()
             if int(fields[2]) != pgid:  # field 5 of stat, after pid, comm, state, ppid
                 continue
-            status = {k: v.strip() for k, v in
-                      (line.split(":", 1) for line in (entry / "status").read_text().splitlines() if ":" in line)}
+            status = {
+                k: v.strip()
+                for k, v in (
+                    line.split(":", 1) for line in (entry / "status").read_text().splitlines() if ":" in line
+                )
+            }
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except (OSError, ValueError, IndexError):
             continue
-        found.append({
-            "pid": int(entry.name), "cmd": cmd[:120],
-            "peak_rss_mib": round(int(status.get("VmHWM", "0 kB").split()[0]) / 1024, 1),
-            "rss_mib": round(int(status.get("VmRSS", "0 kB").split()[0]) / 1024, 1),
-        })
+        found.append(
+            {
+                "pid": int(entry.name),
+                "cmd": cmd[:120],
+                "peak_rss_mib": round(int(status.get("VmHWM", "0 kB").split()[0]) / 1024, 1),
+                "rss_mib": round(int(status.get("VmRSS", "0 kB").split()[0]) / 1024, 1),
+            }
+        )
     return sorted(found, key=lambda p: p["pid"])
 
 
@@ -179,7 +196,7 @@ def _proc_cpu(pid: int) -> tuple[int, float] | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return int(fields[2]), (int(fields[11]) + int(fields[12])) / _TICK  # pgrp, utime + stime
 
 
@@ -208,8 +225,9 @@ def pg_backend_pids(database_url: str, db_name: str) -> list[int]:
     import psycopg
 
     with psycopg.connect(database_url, autocommit=True) as conn:
-        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                            [db_name]).fetchall()
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [db_name]
+        ).fetchall()
     return [int(r[0]) for r in rows]
 
 
@@ -279,8 +297,13 @@ class Run:
     # --- processes ---------------------------------------------------------------------------------------
     def manage(self, *args: str, timeout: float = 300, settings: str = "acme_integration.settings") -> str:
         result = subprocess.run(  # noqa: S603
-            [PY, "manage.py", *args], cwd=ROOT, env={**self.env, "DJANGO_SETTINGS_MODULE": settings},
-            capture_output=True, text=True, timeout=timeout, check=False,
+            [PY, "manage.py", *args],
+            cwd=ROOT,
+            env={**self.env, "DJANGO_SETTINGS_MODULE": settings},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if result.returncode != 0:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -290,7 +313,11 @@ class Run:
         log = open(self.tmp / f"{name}.log", "ab")
         self._logs.append(log.close)
         proc = subprocess.Popen(  # noqa: S603
-            list(cmd), cwd=ROOT, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            list(cmd),
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.procs[name] = proc
@@ -312,7 +339,8 @@ class Run:
             return
         if proc.poll() is None:
             self.memory.setdefault(name, []).extend(
-                {**p, "leader": p["pid"] == proc.pid} for p in group_memory(proc.pid))
+                {**p, "leader": p["pid"] == proc.pid} for p in group_memory(proc.pid)
+            )
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -345,12 +373,26 @@ class Run:
         wait_http(f"{url}/_sandbox/health", proc)
         return url
 
-    def start_gunicorn(self, name: str, app: str, *, settings: str, workers: int = 2, threads: int = 4,
-                       probe: str = "/") -> str:
+    def start_gunicorn(
+        self, name: str, app: str, *, settings: str, workers: int = 2, threads: int = 4, probe: str = "/"
+    ) -> str:
         port = free_port()
         proc = self.spawn(
-            name, PY, "-m", "gunicorn", app, "-b", f"127.0.0.1:{port}", "-w", str(workers),
-            "--threads", str(threads), "--timeout", "120", "--keep-alive", "30",
+            name,
+            PY,
+            "-m",
+            "gunicorn",
+            app,
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--timeout",
+            "120",
+            "--keep-alive",
+            "30",
             # gunicorn 27's control socket has one default path for every instance on the machine.
             "--no-control-socket",
             env={"DJANGO_SETTINGS_MODULE": settings, "ACME_PUBLIC_URL": f"http://127.0.0.1:{port}"},
@@ -360,23 +402,54 @@ class Run:
         return url
 
     def start_acme_worker(self, name: str) -> subprocess.Popen:
-        return self.spawn(name, PY, "manage.py", "acme_worker", "--name", name,
-                          env={"DJANGO_SETTINGS_MODULE": "acme_integration.settings"})
+        return self.spawn(
+            name,
+            PY,
+            "manage.py",
+            "acme_worker",
+            "--name",
+            name,
+            env={"DJANGO_SETTINGS_MODULE": "acme_integration.settings"},
+        )
 
     def start_rq_worker(self, name: str, worker_class: str, queues: Sequence[str]) -> subprocess.Popen:
         """A plain ``rq worker`` (no Django) with the scheduler, as acme_worker runs it."""
         rq = str(Path(PY).parent / "rq")
-        return self.spawn(name, rq, "worker", "-w", worker_class, "-u", REDIS_URL, "-n", name,
-                          "--with-scheduler", "--logging_level", "WARNING", *queues)
+        return self.spawn(
+            name,
+            rq,
+            "worker",
+            "-w",
+            worker_class,
+            "-u",
+            REDIS_URL,
+            "-n",
+            name,
+            "--with-scheduler",
+            "--logging_level",
+            "WARNING",
+            *queues,
+        )
 
     def party(self, slug: str = "acme") -> dict[str, str]:
         """A tenant with an agent (every tool) and a reviewer, through the management commands."""
         self.manage("create_tenant", slug, "--name", slug.upper())
         agent = self.manage("create_agent", "--tenant", slug, "--name", "bench-bot", "--tools", "*")
-        reviewer = self.manage("create_reviewer", "--tenant", slug, "--username", f"{slug}-reviewer",
-                               "--password", "bench-pass-123")
-        return {"tenant": slug, "agent": agent.strip().splitlines()[-1],
-                "reviewer": reviewer.strip().splitlines()[-1], "reviewer_username": f"{slug}-reviewer"}
+        reviewer = self.manage(
+            "create_reviewer",
+            "--tenant",
+            slug,
+            "--username",
+            f"{slug}-reviewer",
+            "--password",
+            "bench-pass-123",
+        )
+        return {
+            "tenant": slug,
+            "agent": agent.strip().splitlines()[-1],
+            "reviewer": reviewer.strip().splitlines()[-1],
+            "reviewer_username": f"{slug}-reviewer",
+        }
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:

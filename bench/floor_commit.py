@@ -53,9 +53,13 @@ def _redis(redis_url: str) -> tuple[redis.Redis, Any, Any]:
 
 @functools.cache
 def _content_types(database_url: str) -> dict[str, int]:
-    rows = _connection(database_url).execute(
-        "SELECT model, id FROM django_content_type WHERE app_label = 'approvals' AND model IN ('proposal', 'receipt')"
-    ).fetchall()
+    rows = (
+        _connection(database_url)
+        .execute(
+            "SELECT model, id FROM django_content_type WHERE app_label = 'approvals' AND model IN ('proposal', 'receipt')"
+        )
+        .fetchall()
+    )
     return dict(rows)
 
 
@@ -63,40 +67,68 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def _append(cur: psycopg.Cursor[Any], tenant: str, pk: str, args_hash: str, decision_id: str,
-            events: list[tuple[str, dict[str, Any]]]) -> None:
+def _append(
+    cur: psycopg.Cursor[Any],
+    tenant: str,
+    pk: str,
+    args_hash: str,
+    decision_id: str,
+    events: list[tuple[str, dict[str, Any]]],
+) -> None:
     """The tenant's chain lock, its head, and the events linked to it (audit.services.append)."""
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ["audit:" + tenant])
-    head = cur.execute("SELECT hash FROM audit_auditevent WHERE tenant = %s ORDER BY id DESC LIMIT 1",
-                       [tenant]).fetchone()
+    head = cur.execute(
+        "SELECT hash FROM audit_auditevent WHERE tenant = %s ORDER BY id DESC LIMIT 1", [tenant]
+    ).fetchone()
     prev = head[0] if head else ""
     rows = []
     for action, data in events:
         at = datetime.now(UTC)
-        body = {"tenant": tenant, "actor": ["system", "", "acme"], "action": action, "subject": ["proposal", pk],
-                "at": at.isoformat(), "where": ["worker", "", ""], "result": "ok", "data": data,
-                "decision_id": decision_id, "args_hash": args_hash, "prev": prev}
+        body = {
+            "tenant": tenant,
+            "actor": ["system", "", "acme"],
+            "action": action,
+            "subject": ["proposal", pk],
+            "at": at.isoformat(),
+            "where": ["worker", "", ""],
+            "result": "ok",
+            "data": data,
+            "decision_id": decision_id,
+            "args_hash": args_hash,
+            "prev": prev,
+        }
         digest = hashlib.sha256(_json(body).encode()).hexdigest()
         rows.append([tenant, action, pk, at, Jsonb(data), decision_id, args_hash, prev, digest])
         prev = digest
     cur.executemany(
         "INSERT INTO audit_auditevent (tenant, actor_type, actor_id, actor_label, action, subject_type, subject_id,"
         " at, channel, ip, user_agent, result, data, decision_id, args_hash, prev_hash, hash) VALUES (%s, 'system',"
-        " '', 'acme', %s, 'proposal', %s, %s, 'worker', NULL, '', 'ok', %s, %s, %s, %s, %s)", rows)
+        " '', 'acme', %s, 'proposal', %s, %s, 'worker', NULL, '', 'ok', %s, %s, %s, %s, %s)",
+        rows,
+    )
 
 
-def _history(cur: psycopg.Cursor[Any], content_type: int, object_pk: str, repr_: str, action: int,
-             changes: dict[str, Any]) -> None:
+def _history(
+    cur: psycopg.Cursor[Any],
+    content_type: int,
+    object_pk: str,
+    repr_: str,
+    action: int,
+    changes: dict[str, Any],
+) -> None:
     cur.execute(
         "INSERT INTO auditlog_logentry (content_type_id, object_pk, object_id, object_repr, serialized_data, action,"
         " changes_text, changes, actor_id, cid, remote_addr, remote_port, timestamp, additional_data, actor_email)"
         " VALUES (%s, %s, NULL, %s, NULL, %s, '', %s, NULL, NULL, NULL, NULL, now(), NULL, NULL) RETURNING id",
-        [content_type, object_pk, repr_, action, Jsonb(changes)])
+        [content_type, object_pk, repr_, action, Jsonb(changes)],
+    )
 
 
-_LOCK = ("SELECT p.id, p.tool, p.args, p.args_hash, p.status, p.status_reason, p.commit_attempts, p.idempotency_key,"
-         " t.slug, a.name FROM approvals_proposal p JOIN approvals_tenant t ON p.tenant_id = t.id"
-         " JOIN approvals_agentcredential a ON p.agent_id = a.id WHERE p.id = %s FOR NO KEY UPDATE OF p")
+_LOCK = (
+    "SELECT p.id, p.tool, p.args, p.args_hash, p.status, p.status_reason, p.commit_attempts, p.idempotency_key,"
+    " t.slug, a.name FROM approvals_proposal p JOIN approvals_tenant t ON p.tenant_id = t.id"
+    " JOIN approvals_agentcredential a ON p.agent_id = a.id WHERE p.id = %s FOR NO KEY UPDATE OF p"
+)
 
 
 def floor_commit(crm_base_url: str, database_url: str, redis_url: str, proposal_id: str) -> str:
@@ -110,28 +142,55 @@ def floor_commit(crm_base_url: str, database_url: str, redis_url: str, proposal_
         pk, tool, args, args_hash, _status, reason, attempts, key, tenant, _agent = row
         decision = cur.execute(
             "SELECT id, args_hash FROM approvals_decision WHERE proposal_id = %s AND verdict = 'approved'"
-            " ORDER BY at DESC LIMIT 1", [pk]).fetchone()
+            " ORDER BY at DESC LIMIT 1",
+            [pk],
+        ).fetchone()
         if decision is None or decision[1] != args_hash:
             raise RuntimeError(f"proposal {proposal_id}: no approval of these args")
         decision_id = str(decision[0])
-        _history(cur, types["proposal"], str(pk), f"{tool} committing ({pk})", 1,
-                 {"status": ["approved", "committing"], "status_reason": [reason, "Working on it…"]})
-        cur.execute("UPDATE approvals_proposal SET status = 'committing', status_reason = 'Working on it…',"
-                    " lease_until = %s, updated_at = now() WHERE id = %s",
-                    [datetime.now(UTC) + timedelta(seconds=120), pk])
-        _append(cur, tenant, str(pk), args_hash, decision_id, [
-            ("proposal.commit_started", {"tool": tool, "status": "committing", "resumed": False,
-                                         "earlier_attempts": attempts})])
+        _history(
+            cur,
+            types["proposal"],
+            str(pk),
+            f"{tool} committing ({pk})",
+            1,
+            {"status": ["approved", "committing"], "status_reason": [reason, "Working on it…"]},
+        )
+        cur.execute(
+            "UPDATE approvals_proposal SET status = 'committing', status_reason = 'Working on it…',"
+            " lease_until = %s, updated_at = now() WHERE id = %s",
+            [datetime.now(UTC) + timedelta(seconds=120), pk],
+        )
+        _append(
+            cur,
+            tenant,
+            str(pk),
+            args_hash,
+            decision_id,
+            [
+                (
+                    "proposal.commit_started",
+                    {"tool": tool, "status": "committing", "resumed": False, "earlier_attempts": attempts},
+                )
+            ],
+        )
 
     client, acquire, record = _redis(redis_url)
     acquire(keys=_BREAKER[:2], args=[uuid.uuid4().hex, 15000], client=client)
     response = _session.post(
         f"{crm_base_url}/api/v2/tickets.json",
-        json={"ticket": {"subject": args["subject"], "comment": {"body": args["description"]},
-                         "priority": args["priority"], "requester": {"email": args["customer_email"]},
-                         "tags": args["tags"]}},
+        json={
+            "ticket": {
+                "subject": args["subject"],
+                "comment": {"body": args["description"]},
+                "priority": args["priority"],
+                "requester": {"email": args["customer_email"]},
+                "tags": args["tags"],
+            }
+        },
         headers={"Authorization": f"Bearer {TOKEN}", "Accept": "application/json", "Idempotency-Key": key},
-        timeout=TIMEOUT, allow_redirects=False,
+        timeout=TIMEOUT,
+        allow_redirects=False,
     )
     record(keys=_BREAKER, args=["ok" if response.status_code < 500 else "fail", "", 5, 30000], client=client)
     if not 200 <= response.status_code < 300:
@@ -148,17 +207,59 @@ def floor_commit(crm_base_url: str, database_url: str, redis_url: str, proposal_
             [pk, external_id, f"{crm_base_url}/api/v2/tickets/{external_id}.json", Jsonb(summary), args_hash],
         ).fetchone()
         receipt_id = str(receipt[0]) if receipt else ""
-        _history(cur, types["receipt"], receipt_id, f"crm #{external_id}", 0,
-                 {"proposal": ["None", str(pk)], "system": ["None", "crm"], "external_id": ["None", external_id],
-                  "response_summary": ["None", _json(summary)], "attempts": ["None", "1"]})
-        _history(cur, types["proposal"], str(pk), f"{tool} committed ({pk})", 1,
-                 {"status": ["committing", "committed"], "status_reason": ["Working on it…", ""],
-                  "commit_attempts": [str(attempts), str(attempts + 1)]})
-        cur.execute("UPDATE approvals_proposal SET status = 'committed', status_reason = '', commit_attempts = %s,"
-                    " lease_until = NULL, updated_at = now() WHERE id = %s", [attempts + 1, pk])
-        _append(cur, tenant, str(pk), args_hash, decision_id, [
-            ("outbound.call", {"tool": tool, "status": "committed", "system": "crm", "attempts": 1,
-                               "external_id": external_id, "reconciled": False}),
-            ("proposal.committed", {"tool": tool, "status": "committed", "system": "crm",
-                                    "external_id": external_id})])
+        _history(
+            cur,
+            types["receipt"],
+            receipt_id,
+            f"crm #{external_id}",
+            0,
+            {
+                "proposal": ["None", str(pk)],
+                "system": ["None", "crm"],
+                "external_id": ["None", external_id],
+                "response_summary": ["None", _json(summary)],
+                "attempts": ["None", "1"],
+            },
+        )
+        _history(
+            cur,
+            types["proposal"],
+            str(pk),
+            f"{tool} committed ({pk})",
+            1,
+            {
+                "status": ["committing", "committed"],
+                "status_reason": ["Working on it…", ""],
+                "commit_attempts": [str(attempts), str(attempts + 1)],
+            },
+        )
+        cur.execute(
+            "UPDATE approvals_proposal SET status = 'committed', status_reason = '', commit_attempts = %s,"
+            " lease_until = NULL, updated_at = now() WHERE id = %s",
+            [attempts + 1, pk],
+        )
+        _append(
+            cur,
+            tenant,
+            str(pk),
+            args_hash,
+            decision_id,
+            [
+                (
+                    "outbound.call",
+                    {
+                        "tool": tool,
+                        "status": "committed",
+                        "system": "crm",
+                        "attempts": 1,
+                        "external_id": external_id,
+                        "reconciled": False,
+                    },
+                ),
+                (
+                    "proposal.committed",
+                    {"tool": tool, "status": "committed", "system": "crm", "external_id": external_id},
+                ),
+            ],
+        )
     return external_id

@@ -64,21 +64,32 @@ TARGET = 0.5
 
 
 def body(worker: int, i: int, run_id: str) -> bytes:
-    return json.dumps({
-        "tool": "crm.create_ticket",
-        "args": {
-            "subject": f"VPN down for office {run_id}-{worker}-{i}",
-            "description": "Nobody in the Paris office can connect since 9:00.",
-            "priority": "high",
-            "customer_email": "Ops@Example.com",
-            "tags": ["network", "paris"],
-        },
-        "rationale": "user reported an outage",
-    }).encode()
+    return json.dumps(
+        {
+            "tool": "crm.create_ticket",
+            "args": {
+                "subject": f"VPN down for office {run_id}-{worker}-{i}",
+                "description": "Nobody in the Paris office can connect since 9:00.",
+                "priority": "high",
+                "customer_email": "Ops@Example.com",
+                "tags": ["network", "paris"],
+            },
+            "rationale": "user reported an outage",
+        }
+    ).encode()
 
 
-def load(url: str, path: str, headers: dict[str, str], seconds: float, run_id: str, *, run: Run,
-         server: str, clients: int = CLIENTS) -> dict[str, Any]:
+def load(
+    url: str,
+    path: str,
+    headers: dict[str, str],
+    seconds: float,
+    run_id: str,
+    *,
+    run: Run,
+    server: str,
+    clients: int = CLIENTS,
+) -> dict[str, Any]:
     """``clients`` threads posting as fast as answers come; figures over the requests begun after the warm-up."""
     parts = urlsplit(url)
     host = cast(str, parts.hostname)  # always set: ``url`` is a server this run started
@@ -136,9 +147,16 @@ def load(url: str, path: str, headers: dict[str, str], seconds: float, run_id: s
     cpu = time.process_time() - cpu0
     ok = sum(n for code, n in codes.items() if 200 <= code < 300)
     # Requests begun in the window, a few finishing just after: close enough for CPU per request.
-    return {"ok": ok, "codes": dict(codes), "seconds": wall, "latencies": latencies,
-            "client_cpu_s": cpu, "client_wall_s": time.perf_counter() - start,
-            "web_cpu_s": cpu_delta(web0, web1), "pg_cpu_s": cpu_delta(pg0, pg1)}
+    return {
+        "ok": ok,
+        "codes": dict(codes),
+        "seconds": wall,
+        "latencies": latencies,
+        "client_cpu_s": cpu,
+        "client_wall_s": time.perf_counter() - start,
+        "web_cpu_s": cpu_delta(web0, web1),
+        "pg_cpu_s": cpu_delta(pg0, pg1),
+    }
 
 
 def merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -153,7 +171,9 @@ def merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     wall = sum(r["client_wall_s"] for r in rounds)
     return {
         "requests_per_s": round(ok / seconds, 1) if seconds else 0.0,
-        "ok": ok, "codes": {str(k): v for k, v in codes.items()}, "seconds": round(seconds, 2),
+        "ok": ok,
+        "codes": {str(k): v for k, v in codes.items()},
+        "seconds": round(seconds, 2),
         **summary_ms(latencies),
         "client_cpu_cores": round(cpu / wall, 2) if wall else 0.0,
         "client_cpu_ms_per_request": round(cpu * 1000 / n, 3),
@@ -176,9 +196,14 @@ def queries_per_submission(run: Run, agent_token: str) -> dict[str, Any]:
     client = Client(HTTP_AUTHORIZATION=f"Bearer {agent_token}")
     try:
         with CaptureQueriesContext(connection) as ctx:
-            response = client.post("/api/v1/proposals/", body(99, 0, "inproc"), content_type="application/json")
-        return {"status": response.status_code, "queries": len(ctx.captured_queries),
-                "sql": [q["sql"][:160] for q in ctx.captured_queries]}
+            response = client.post(
+                "/api/v1/proposals/", body(99, 0, "inproc"), content_type="application/json"
+            )
+        return {
+            "status": response.status_code,
+            "queries": len(ctx.captured_queries),
+            "sql": [q["sql"][:160] for q in ctx.captured_queries],
+        }
     finally:
         connections.close_all()
 
@@ -191,20 +216,37 @@ def main() -> dict[str, Any]:
         subprocess_env = {**run.env, "DJANGO_SETTINGS_MODULE": "bench.bare.settings"}
         import subprocess
 
-        subprocess.run([PY, "-m", "bench.bare.create_table"], cwd=run.env["PYTHONPATH"],  # noqa: S603
-                       env=subprocess_env, check=True, timeout=120)
-        product_url = run.start_gunicorn("web", "acme_integration.wsgi", settings="acme_integration.settings",
-                                         probe="/api/v1/tools/")
-        bare_url = run.start_gunicorn("web-bare", "bench.bare.wsgi", settings="bench.bare.settings", probe="/rows/")
+        subprocess.run(  # noqa: S603
+            [PY, "-m", "bench.bare.create_table"],
+            cwd=run.env["PYTHONPATH"],
+            env=subprocess_env,
+            check=True,
+            timeout=120,
+        )
+        product_url = run.start_gunicorn(
+            "web", "acme_integration.wsgi", settings="acme_integration.settings", probe="/api/v1/tools/"
+        )
+        bare_url = run.start_gunicorn(
+            "web-bare", "bench.bare.wsgi", settings="bench.bare.settings", probe="/rows/"
+        )
         targets = {
             "bare": (bare_url, "/rows/", {"Content-Type": "application/json"}),
-            "bare_audited": (bare_url, "/rows/audited/",
-                             {"Content-Type": "application/json", "Authorization": f"Bearer {BARE_TOKEN}"}),
+            "bare_audited": (
+                bare_url,
+                "/rows/audited/",
+                {"Content-Type": "application/json", "Authorization": f"Bearer {BARE_TOKEN}"},
+            ),
             # The floor: the product's own SQL for a submission, sent by hand (bench/bare/views.FloorView).
-            "floor": (bare_url, "/rows/floor/",
-                      {"Content-Type": "application/json", "Authorization": f"Bearer {party['agent']}"}),
-            "product": (product_url, "/api/v1/proposals/",
-                        {"Content-Type": "application/json", "Authorization": f"Bearer {party['agent']}"}),
+            "floor": (
+                bare_url,
+                "/rows/floor/",
+                {"Content-Type": "application/json", "Authorization": f"Bearer {party['agent']}"},
+            ),
+            "product": (
+                product_url,
+                "/api/v1/proposals/",
+                {"Content-Type": "application/json", "Authorization": f"Bearer {party['agent']}"},
+            ),
         }
         rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
         for round_no in range(ROUNDS):
@@ -221,8 +263,20 @@ def main() -> dict[str, Any]:
         for name in ("bare", "bare_audited", "floor", "product"):
             url, path, headers = targets[name]
             server = "web" if name == "product" else "web-bare"
-            single[name] = merge([load(url, path, headers, SINGLE_SECONDS, f"{name}-single", run=run, server=server,
-                                       clients=1)])
+            single[name] = merge(
+                [
+                    load(
+                        url,
+                        path,
+                        headers,
+                        SINGLE_SECONDS,
+                        f"{name}-single",
+                        run=run,
+                        server=server,
+                        clients=1,
+                    )
+                ]
+            )
         run.stop("web")
         run.stop("web-bare")
         memory = {"web": peak_memory(run, "web"), "web_bare": peak_memory(run, "web-bare")}
@@ -235,36 +289,103 @@ def main() -> dict[str, Any]:
     table(
         f"Intake: POST under gunicorn -w 2 --threads 4, {CLIENTS} keep-alive clients, {SECONDS:.0f} s each "
         f"(alternating rounds)",
-        ["endpoint", "req/s", "p50 ms", "p95 ms", "p99 ms", "non-2xx", "web CPU ms/req", "PG CPU ms/req",
-         "client CPU ms/req", "client cores"],
-        [[name, f["requests_per_s"], f["p50_ms"], f["p95_ms"], f["p99_ms"],
-          sum(v for k, v in f["codes"].items() if not k.startswith("2")), f["web_cpu_ms_per_request"],
-          f["postgres_cpu_ms_per_request"], f["client_cpu_ms_per_request"], f["client_cpu_cores"]]
-         for name, f in figures.items()],
+        [
+            "endpoint",
+            "req/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "non-2xx",
+            "web CPU ms/req",
+            "PG CPU ms/req",
+            "client CPU ms/req",
+            "client cores",
+        ],
+        [
+            [
+                name,
+                f["requests_per_s"],
+                f["p50_ms"],
+                f["p95_ms"],
+                f["p99_ms"],
+                sum(v for k, v in f["codes"].items() if not k.startswith("2")),
+                f["web_cpu_ms_per_request"],
+                f["postgres_cpu_ms_per_request"],
+                f["client_cpu_ms_per_request"],
+                f["client_cpu_cores"],
+            ]
+            for name, f in figures.items()
+        ],
     )
-    table("Intake ratio and memory", ["figure", "value", "target", "met"], [
-        ["product / bare req/s", r, f">= {TARGET}", r >= TARGET],
-        ["product p50 / bare p50", ratio(figures["product"]["p50_ms"], figures["bare"]["p50_ms"]), "", ""],
-        ["reference: product / bare_audited req/s (token + row + audit row)", reference, "", ""],
-        ["reference: bare_audited / bare req/s", ratio(figures["bare_audited"]["requests_per_s"],
-                                                       figures["bare"]["requests_per_s"]), "", ""],
-        ["floor: the product's SQL sent by hand / bare req/s (the most a submission could reach)", floor,
-         "", ""],
-        ["product / floor req/s (what the gateway's Python costs)",
-         ratio(figures["product"]["requests_per_s"], figures["floor"]["requests_per_s"]), "", ""],
-        ["queries per submission (in-process)", inproc["queries"], "", ""],
-        ["web worker peak RSS MiB (product)", memory["web"]["children_peak_rss_mib"], "", ""],
-        ["web worker peak RSS MiB (bare)", memory["web_bare"]["children_peak_rss_mib"], "", ""],
-    ])
-    table(f"One client, one request at a time ({SINGLE_SECONDS:.0f} s each)",
-          ["endpoint", "requests", "p50 ms", "p95 ms", "web CPU ms/req", "PG CPU ms/req"],
-          [[name, f["ok"], f["p50_ms"], f["p95_ms"], f["web_cpu_ms_per_request"], f["postgres_cpu_ms_per_request"]]
-           for name, f in single.items()])
-    result = {"clients": CLIENTS, "floor": figures["floor"], "floor_ratio": floor, "single_client": single, "seconds_per_target": SECONDS, "gunicorn": "-w 2 --threads 4",
-              "product": figures["product"], "bare": figures["bare"], "ratio": r, "target": TARGET,
-              "bare_audited": figures["bare_audited"], "reference_ratio": reference,
-              "met": r >= TARGET, "queries_per_submission": inproc, "memory": memory,
-              "migrate_s": round(migrate_s, 1), "elapsed_s": round(elapsed, 1)}
+    table(
+        "Intake ratio and memory",
+        ["figure", "value", "target", "met"],
+        [
+            ["product / bare req/s", r, f">= {TARGET}", r >= TARGET],
+            [
+                "product p50 / bare p50",
+                ratio(figures["product"]["p50_ms"], figures["bare"]["p50_ms"]),
+                "",
+                "",
+            ],
+            ["reference: product / bare_audited req/s (token + row + audit row)", reference, "", ""],
+            [
+                "reference: bare_audited / bare req/s",
+                ratio(figures["bare_audited"]["requests_per_s"], figures["bare"]["requests_per_s"]),
+                "",
+                "",
+            ],
+            [
+                "floor: the product's SQL sent by hand / bare req/s (the most a submission could reach)",
+                floor,
+                "",
+                "",
+            ],
+            [
+                "product / floor req/s (what the gateway's Python costs)",
+                ratio(figures["product"]["requests_per_s"], figures["floor"]["requests_per_s"]),
+                "",
+                "",
+            ],
+            ["queries per submission (in-process)", inproc["queries"], "", ""],
+            ["web worker peak RSS MiB (product)", memory["web"]["children_peak_rss_mib"], "", ""],
+            ["web worker peak RSS MiB (bare)", memory["web_bare"]["children_peak_rss_mib"], "", ""],
+        ],
+    )
+    table(
+        f"One client, one request at a time ({SINGLE_SECONDS:.0f} s each)",
+        ["endpoint", "requests", "p50 ms", "p95 ms", "web CPU ms/req", "PG CPU ms/req"],
+        [
+            [
+                name,
+                f["ok"],
+                f["p50_ms"],
+                f["p95_ms"],
+                f["web_cpu_ms_per_request"],
+                f["postgres_cpu_ms_per_request"],
+            ]
+            for name, f in single.items()
+        ],
+    )
+    result = {
+        "clients": CLIENTS,
+        "floor": figures["floor"],
+        "floor_ratio": floor,
+        "single_client": single,
+        "seconds_per_target": SECONDS,
+        "gunicorn": "-w 2 --threads 4",
+        "product": figures["product"],
+        "bare": figures["bare"],
+        "ratio": r,
+        "target": TARGET,
+        "bare_audited": figures["bare_audited"],
+        "reference_ratio": reference,
+        "met": r >= TARGET,
+        "queries_per_submission": inproc,
+        "memory": memory,
+        "migrate_s": round(migrate_s, 1),
+        "elapsed_s": round(elapsed, 1),
+    }
     write_results("intake", result)
     return result
 

@@ -72,7 +72,8 @@ def main() -> None:
                 "intake": lambda i: submit(10_000 + i),
                 "approve": lambda i: approve(ids[i]),
                 "commit": lambda i: __import__("approvals.services", fromlist=["x"]).proposal_commit(
-                    proposal_id=ids[i]),
+                    proposal_id=ids[i]
+                ),
             }[what]
             with CaptureQueriesContext(connection) as ctx:
                 step(0)
@@ -87,8 +88,10 @@ def main() -> None:
                 step(i)
             profiler.stop()
             took, cpu = time.perf_counter() - started, time.process_time() - cpu
-            print(f"--- {half - 1} x {what}: {took * 1000 / (half - 1):.2f} ms wall, "
-                  f"{cpu * 1000 / (half - 1):.2f} ms CPU each, in-process (pyinstrument: wall clock)")
+            print(
+                f"--- {half - 1} x {what}: {took * 1000 / (half - 1):.2f} ms wall, "
+                f"{cpu * 1000 / (half - 1):.2f} ms CPU each, in-process (pyinstrument: wall clock)"
+            )
             print(profiler.output_text(unicode=False, color=False, show_all=False))
             # The same path under cProfile timed by process CPU: where the CPU (not the waiting) goes.
             cpu_profile = cProfile.Profile(time.process_time)
@@ -97,7 +100,9 @@ def main() -> None:
                 step(i)
             cpu_profile.disable()
             print(f"--- cProfile, CPU time, {n - half} x {what}: top functions by cumulative CPU")
-            pstats.Stats(cpu_profile).sort_stats("cumulative").print_stats(int(os.environ.get("PROFILE_LINES", "45")))
+            pstats.Stats(cpu_profile).sort_stats("cumulative").print_stats(
+                int(os.environ.get("PROFILE_LINES", "45"))
+            )
             print("--- by own CPU (tottime)")
             pstats.Stats(cpu_profile).sort_stats("tottime").print_stats(25)
         finally:

@@ -110,16 +110,28 @@ FROM (
 
 def secondary_indexes(conn: Any) -> list[tuple[str, str]]:
     """(name, CREATE statement) of every index on TABLES that backs no constraint."""
-    return conn.execute("""
+    return conn.execute(
+        """
         SELECT i.indexname, i.indexdef FROM pg_indexes i
         JOIN pg_class c ON c.relname = i.indexname
         WHERE i.schemaname = 'public' AND i.tablename = ANY(%s)
           AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)
-    """, [TABLES]).fetchall()
+    """,
+        [TABLES],
+    ).fetchall()
 
 
-def generate(conn: Any, ids: dict[str, Any], *, p_from: int, p_to: int, e_from: int, e_to: int,
-             total: int, rebuild: bool) -> dict[str, float]:
+def generate(
+    conn: Any,
+    ids: dict[str, Any],
+    *,
+    p_from: int,
+    p_to: int,
+    e_from: int,
+    e_to: int,
+    total: int,
+    rebuild: bool,
+) -> dict[str, float]:
     timings: dict[str, float] = {}
     conn.execute("SET synchronous_commit = off")
     conn.execute("SET maintenance_work_mem = '512MB'")
@@ -129,11 +141,21 @@ def generate(conn: Any, ids: dict[str, Any], *, p_from: int, p_to: int, e_from: 
     t = time.monotonic()
     for name, _ in indexes:
         conn.execute(f'DROP INDEX "{name}"')
-    since = conn.execute("SELECT now() - (%s - %s::bigint) * interval '2 seconds' - interval '1 second'",
-                         [total, p_from]).fetchone()[0]
+    since = conn.execute(
+        "SELECT now() - (%s - %s::bigint) * interval '2 seconds' - interval '1 second'", [total, p_from]
+    ).fetchone()[0]
     steps = [
-        ("proposals", PROPOSALS_SQL, {"first": p_from, "last": p_to, "total": total,
-                                      "tenants": ids["tenants"], "agents": ids["agents"]}),
+        (
+            "proposals",
+            PROPOSALS_SQL,
+            {
+                "first": p_from,
+                "last": p_to,
+                "total": total,
+                "tenants": ids["tenants"],
+                "agents": ids["agents"],
+            },
+        ),
         ("decisions", DECISIONS_SQL, {"reviewer": ids["reviewer"], "since": since}),
         ("receipts", RECEIPTS_SQL, {"since": since}),
         ("audit_events", EVENTS_SQL, {"first": e_from, "last": e_to, "total": total, "slugs": ids["slugs"]}),
@@ -202,16 +224,21 @@ def measure(clients: dict[str, Any], requests: int) -> dict[str, dict[str, Any]]
             times.append(time.perf_counter() - t0)
             assert response.status_code == 200
         slowest = sorted(captured, key=lambda q: -float(q["time"]))[:3]
-        figures[label] = {"path": path, "queries": len(captured), **summary_ms(times),
-                          "slowest_sql": [{"ms": round(float(q["time"]) * 1000, 1), "sql": q["sql"][:300]}
-                                          for q in slowest]}
+        figures[label] = {
+            "path": path,
+            "queries": len(captured),
+            **summary_ms(times),
+            "slowest_sql": [
+                {"ms": round(float(q["time"]) * 1000, 1), "sql": q["sql"][:300]} for q in slowest
+            ],
+        }
     return figures
 
 
 def next_link(response: Any) -> str:
     if response["Content-Type"].startswith("application/json"):
         url = response.json()["next"]
-        return url[url.index("/api/"):]
+        return url[url.index("/api/") :]
     match = re.search(rb'href="(\?[^"]*after=[^"]*)"', response.content)
     if not match:
         raise RuntimeError("no next-page link on the inbox")
@@ -242,36 +269,68 @@ def main() -> dict[str, Any]:
             reviewer = user_model.objects.get(username=party["reviewer_username"])
             for i in range(4):
                 tenant = Tenant.objects.create(slug=f"other{i}", name=f"Other {i}")
-                AgentCredential.objects.create(tenant=tenant, name="bot", allowed_tools=["*"],
-                                               token_hash=f"{i:064d}", token_prefix="x")  # noqa: S106
+                AgentCredential.objects.create(
+                    tenant=tenant,
+                    name="bot",
+                    allowed_tools=["*"],
+                    token_hash=f"{i:064d}",
+                    token_prefix="x",  # noqa: S106
+                )
             tenants = list(Tenant.objects.order_by("id"))
             acme = next(t for t in tenants if t.slug == party["tenant"])
             others = [t for t in tenants if t.slug != party["tenant"]]
             ordered = [acme, *others]
-            ids = {"tenants": [t.pk for t in ordered], "slugs": [t.slug for t in ordered],
-                   # Every tenant has an agent (the party's, or the one made above): first() finds it.
-                   "agents": [
-                       cast(AgentCredential, AgentCredential.objects.filter(tenant=t).order_by("pk").first()).pk
-                       for t in ordered
-                   ],
-                   "reviewer": reviewer.pk}
-            clients = {"reviewer": Client(), "admin": Client(),
-                       "api-reviewer": Client(HTTP_AUTHORIZATION=f"Bearer {party['reviewer']}"),
-                       "api-agent": Client(HTTP_AUTHORIZATION=f"Bearer {party['agent']}")}
+            ids = {
+                "tenants": [t.pk for t in ordered],
+                "slugs": [t.slug for t in ordered],
+                # Every tenant has an agent (the party's, or the one made above): first() finds it.
+                "agents": [
+                    cast(AgentCredential, AgentCredential.objects.filter(tenant=t).order_by("pk").first()).pk
+                    for t in ordered
+                ],
+                "reviewer": reviewer.pk,
+            }
+            clients = {
+                "reviewer": Client(),
+                "admin": Client(),
+                "api-reviewer": Client(HTTP_AUTHORIZATION=f"Bearer {party['reviewer']}"),
+                "api-agent": Client(HTTP_AUTHORIZATION=f"Bearer {party['agent']}"),
+            }
             clients["reviewer"].force_login(reviewer)
             clients["admin"].force_login(admin)
             results: dict[str, Any] = {}
             generation: dict[str, Any] = {}
             with psycopg.connect(run.database_url, autocommit=True) as conn:
-                print(f"generating the small record ({SMALL_PROPOSALS} proposals, {SMALL_EVENTS} events)", flush=True)
-                generation["small"] = generate(conn, ids, p_from=1, p_to=SMALL_PROPOSALS, e_from=1,
-                                               e_to=SMALL_EVENTS, total=FULL_PROPOSALS, rebuild=False)
+                print(
+                    f"generating the small record ({SMALL_PROPOSALS} proposals, {SMALL_EVENTS} events)",
+                    flush=True,
+                )
+                generation["small"] = generate(
+                    conn,
+                    ids,
+                    p_from=1,
+                    p_to=SMALL_PROPOSALS,
+                    e_from=1,
+                    e_to=SMALL_EVENTS,
+                    total=FULL_PROPOSALS,
+                    rebuild=False,
+                )
                 results["small"] = measure(clients, max(REQUESTS // 2, 5))
-                print(f"generating the full record ({FULL_PROPOSALS:,} proposals, {FULL_EVENTS:,} events)", flush=True)
+                print(
+                    f"generating the full record ({FULL_PROPOSALS:,} proposals, {FULL_EVENTS:,} events)",
+                    flush=True,
+                )
                 t = time.monotonic()
-                generation["full"] = generate(conn, ids, p_from=SMALL_PROPOSALS + 1, p_to=FULL_PROPOSALS,
-                                              e_from=SMALL_EVENTS + 1, e_to=FULL_EVENTS, total=FULL_PROPOSALS,
-                                              rebuild=True)
+                generation["full"] = generate(
+                    conn,
+                    ids,
+                    p_from=SMALL_PROPOSALS + 1,
+                    p_to=FULL_PROPOSALS,
+                    e_from=SMALL_EVENTS + 1,
+                    e_to=FULL_EVENTS,
+                    total=FULL_PROPOSALS,
+                    rebuild=True,
+                )
                 generation["full_total_s"] = round(time.monotonic() - t, 1)
                 # Aggregates: always one row.
                 counts = {
@@ -297,14 +356,29 @@ def main() -> dict[str, Any]:
         constant = full["queries"] <= small["queries"]
         ok = full["p95_ms"] < TARGET_P95_MS and constant
         met = met and ok
-        rows.append([label, small["p95_ms"], full["p50_ms"], full["p95_ms"], small["queries"], full["queries"], ok])
-    table(f"Pages on {counts['approvals_proposal']:,} proposals / {counts['audit_auditevent']:,} audit events "
-          f"({REQUESTS} requests each, in-process)",
-          ["page", "small p95 ms", "p50 ms", "p95 ms", "queries small", "queries full", "met"], rows)
-    result = {"scale": SCALE, "counts": counts, "database_size": db_size, "generation_s": generation,
-              "pages": results, "target_p95_ms": TARGET_P95_MS, "met": met, "requests_per_page": REQUESTS,
-              "elapsed_s": round(elapsed, 1)}
-    print(f"record generated in {generation['full_total_s']} s (database {db_size}); bench took {elapsed:.0f} s")
+        rows.append(
+            [label, small["p95_ms"], full["p50_ms"], full["p95_ms"], small["queries"], full["queries"], ok]
+        )
+    table(
+        f"Pages on {counts['approvals_proposal']:,} proposals / {counts['audit_auditevent']:,} audit events "
+        f"({REQUESTS} requests each, in-process)",
+        ["page", "small p95 ms", "p50 ms", "p95 ms", "queries small", "queries full", "met"],
+        rows,
+    )
+    result = {
+        "scale": SCALE,
+        "counts": counts,
+        "database_size": db_size,
+        "generation_s": generation,
+        "pages": results,
+        "target_p95_ms": TARGET_P95_MS,
+        "met": met,
+        "requests_per_page": REQUESTS,
+        "elapsed_s": round(elapsed, 1),
+    }
+    print(
+        f"record generated in {generation['full_total_s']} s (database {db_size}); bench took {elapsed:.0f} s"
+    )
     write_results("scale", result)
     return result
 

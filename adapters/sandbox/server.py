@@ -82,8 +82,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, reply: Reply) -> None:
         # Bytes are sent as they are, with the Content-Type the reply names (the CRM's agent pages: HTML).
-        payload = reply.body if isinstance(reply.body, bytes) else (
-            b"" if reply.body is None else json.dumps(reply.body).encode())
+        payload = (
+            reply.body
+            if isinstance(reply.body, bytes)
+            else (b"" if reply.body is None else json.dumps(reply.body).encode())
+        )
         self.send_response(reply.status)
         if "Content-Type" not in reply.headers:
             self.send_header("Content-Type", "application/json; charset=utf-8")

@@ -99,8 +99,12 @@ def render(text: str, *, markup: bool, policy_name: str = "") -> Rendered:
     target and every mention spelled out for the reviewer. A hand-written reader of Slack's few control
     sequences (no library parses Slack's mrkdwn); anything it does not know is shown as Slack would, raw."""
     if not markup:
-        return Rendered(sent=escape(text), display=text, markup=False,
-                        notes=[NOTE_ESCAPED] if text != escape(text) else [])
+        return Rendered(
+            sent=escape(text),
+            display=text,
+            markup=False,
+            notes=[NOTE_ESCAPED] if text != escape(text) else [],
+        )
     notes: list[str] = []
     levels: list[Risk] = []
 

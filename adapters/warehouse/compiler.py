@@ -87,7 +87,9 @@ def _column(ds: Dataset, name: str, loc: list[Any]) -> Column:
     if col is None:
         raise invalid(
             f"Unknown column {shown(name)} in dataset {ds.name!r}; allowed: {', '.join(sorted(ds.columns))}.",
-            loc, "unknown_column", sorted(ds.columns),
+            loc,
+            "unknown_column",
+            sorted(ds.columns),
         )
     return col
 
@@ -99,29 +101,45 @@ def _col_expr(col: Column) -> Expr:
 def _aggregate(ds: Dataset, item: Aggregate, loc: list[Any]) -> tuple[str, Expr]:
     if item.column is None:
         if item.agg != "count":
-            raise invalid(f"{item.agg} needs a column.", [*loc, "column"], "missing_column", sorted(ds.columns))
+            raise invalid(
+                f"{item.agg} needs a column.", [*loc, "column"], "missing_column", sorted(ds.columns)
+            )
         expr = Expr((Sql("COUNT(*)"),), "int", False, aggregate=True)
         default = "count"
     else:
         col = _column(ds, item.column, [*loc, "column"])
         if item.agg in ("sum", "avg") and col.type not in NUMERIC:
             allowed = sorted(c.name for c in ds.columns.values() if c.type in NUMERIC)
-            raise invalid(f"{item.agg} needs a numeric column; {col.name!r} is {col.type}.",
-                          [*loc, "column"], "aggregate_type", allowed)
+            raise invalid(
+                f"{item.agg} needs a numeric column; {col.name!r} is {col.type}.",
+                [*loc, "column"],
+                "aggregate_type",
+                allowed,
+            )
         if item.agg in ("min", "max") and col.type not in ORDERED:
-            raise invalid(f"{item.agg} does not apply to {col.type} column {col.name!r}.",
-                          [*loc, "column"], "aggregate_type")
+            raise invalid(
+                f"{item.agg} does not apply to {col.type} column {col.name!r}.",
+                [*loc, "column"],
+                "aggregate_type",
+            )
         kind: ColumnType = {"count": "int", "avg": "float"}.get(item.agg, col.type)  # type: ignore[assignment]
         fn = item.agg.upper()
         expr = Expr((Sql(f"{fn}("), Ident(col.name), Sql(")")), kind, item.agg != "count", aggregate=True)
         default = f"{item.agg}_{col.name}"
     name = item.as_ if item.as_ is not None else default
     if not ALIAS_RE.fullmatch(name):
-        raise invalid(f"The name {shown(name)} is not allowed: use letters, digits and _, not starting with a "
-                      "digit, at most 63 characters.", [*loc, "as"], "invalid_alias")
+        raise invalid(
+            f"The name {shown(name)} is not allowed: use letters, digits and _, not starting with a "
+            "digit, at most 63 characters.",
+            [*loc, "as"],
+            "invalid_alias",
+        )
     if name in ds.columns or name in (TENANT_COLUMN,):
-        raise invalid(f"The name {name!r} is already a column of {ds.name!r}; choose another `as`.",
-                      [*loc, "as"], "alias_conflict")
+        raise invalid(
+            f"The name {name!r} is already a column of {ds.name!r}; choose another `as`.",
+            [*loc, "as"],
+            "alias_conflict",
+        )
     return name, expr
 
 
@@ -131,11 +149,17 @@ def _condition(ds: Dataset, cond: Any, loc: list[Any]) -> list[Token]:
     op, value, vloc = cond.op, cond.value, [*loc, "value"]
     if op == "is_null":
         if value is not None and not isinstance(value, bool):
-            raise invalid("is_null takes true (or nothing) for IS NULL, false for IS NOT NULL.", vloc, "value_type")
+            raise invalid(
+                "is_null takes true (or nothing) for IS NULL, false for IS NOT NULL.", vloc, "value_type"
+            )
         return [*e, Sql(" IS NOT NULL" if value is False else " IS NULL")]
     if op in ("<", "<=", ">", ">=", "between") and col.type not in ORDERED:
-        raise invalid(f"{op} does not apply to {col.type} column {col.name!r}; use = or !=.", [*loc, "op"],
-                      "op_type", ["=", "!=", "in", "is_null"])
+        raise invalid(
+            f"{op} does not apply to {col.type} column {col.name!r}; use = or !=.",
+            [*loc, "op"],
+            "op_type",
+            ["=", "!=", "in", "is_null"],
+        )
     if op in COMPARISONS:
         return [*e, Sql(f" {COMPARISONS[op]} "), Param(typed(col, value, vloc))]
     if op == "in":
@@ -152,8 +176,9 @@ def _condition(ds: Dataset, cond: Any, loc: list[Any]) -> list[Token]:
         return [*e, Sql(" BETWEEN "), Param(low), Sql(" AND "), Param(high)]
     if op == "like-prefix":
         if col.type != "text":
-            raise invalid(f"like-prefix applies to text columns; {col.name!r} is {col.type}.", [*loc, "op"],
-                          "op_type")
+            raise invalid(
+                f"like-prefix applies to text columns; {col.name!r} is {col.type}.", [*loc, "op"], "op_type"
+            )
         prefix = text(col, value, vloc)
         pattern = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
         return [*e, Sql(" LIKE "), Param(pattern), Sql(" ESCAPE '!'")]
@@ -166,8 +191,11 @@ def _after(keys: list[Key], values: list[Any]) -> list[Token]:
     for i, key in enumerate(keys):
         parts: list[list[Token]] = []
         for prev, v in zip(keys[:i], values[:i], strict=True):
-            parts.append([*prev.expr.tokens, Sql(" IS NULL")] if v is None
-                         else [*prev.expr.tokens, Sql(" = "), Param(v)])
+            parts.append(
+                [*prev.expr.tokens, Sql(" IS NULL")]
+                if v is None
+                else [*prev.expr.tokens, Sql(" = "), Param(v)]
+            )
         v = values[i]
         if v is None:
             continue  # nothing sorts after NULL (NULLS LAST) on this key
@@ -191,11 +219,18 @@ def compile_plan(plan: Plan, schema: Schema, *, tenant: str, max_limit: int) -> 
     ds = schema.datasets.get(plan.dataset)
     if ds is None:
         allowed = sorted(schema.datasets)
-        raise invalid(f"Unknown dataset {shown(plan.dataset)}; allowed: {', '.join(allowed)}.",
-                      ["dataset"], "unknown_dataset", allowed)
+        raise invalid(
+            f"Unknown dataset {shown(plan.dataset)}; allowed: {', '.join(allowed)}.",
+            ["dataset"],
+            "unknown_dataset",
+            allowed,
+        )
     if plan.limit > max_limit:
-        raise invalid(f"limit is at most {max_limit}; page through the rest with next_cursor.",
-                      ["limit"], "limit_too_large")
+        raise invalid(
+            f"limit is at most {max_limit}; page through the rest with next_cursor.",
+            ["limit"],
+            "limit_too_large",
+        )
 
     group_by: list[Column] = []
     for i, name in enumerate(plan.group_by):
@@ -215,16 +250,21 @@ def compile_plan(plan: Plan, schema: Schema, *, tenant: str, max_limit: int) -> 
             name, expr = _aggregate(ds, item, ["select", i])
             aliases[name] = expr
         if name in names:
-            raise invalid(f"The output {name!r} appears twice in select; give one an `as`.", ["select", i],
-                          "duplicate")
+            raise invalid(
+                f"The output {name!r} appears twice in select; give one an `as`.", ["select", i], "duplicate"
+            )
         names.append(name)
         outputs.append(expr)
     grouped = bool(group_by) or bool(aliases)
     if grouped:
         for i, item in enumerate(plan.select):
             if isinstance(item, str) and ds.columns[item] not in group_by:
-                raise invalid(f"{item!r} must be in group_by or inside an aggregate.", ["select", i],
-                              "not_grouped", [c.name for c in group_by])
+                raise invalid(
+                    f"{item!r} must be in group_by or inside an aggregate.",
+                    ["select", i],
+                    "not_grouped",
+                    [c.name for c in group_by],
+                )
 
     where: list[Token] = [Sql(" WHERE "), *tenant_predicate(tenant)]
     for i, cond in enumerate(plan.where):
@@ -243,8 +283,13 @@ def compile_plan(plan: Plan, schema: Schema, *, tenant: str, max_limit: int) -> 
         if grouped:
             allowed = [c.name for c in group_by] + list(aliases)
             if order.column not in allowed:
-                raise invalid(f"Cannot order grouped rows by {shown(order.column)}; allowed: "
-                              f"{', '.join(allowed) or 'nothing (no group_by)'}.", loc, "unknown_order", allowed)
+                raise invalid(
+                    f"Cannot order grouped rows by {shown(order.column)}; allowed: "
+                    f"{', '.join(allowed) or 'nothing (no group_by)'}.",
+                    loc,
+                    "unknown_order",
+                    allowed,
+                )
         keys.append(Key(_col_expr(_column(ds, order.column, loc)), order.desc))
     if grouped:
         keys += [Key(_col_expr(c), False) for c in group_by if c.name not in seen]
@@ -276,12 +321,22 @@ def compile_plan(plan: Plan, schema: Schema, *, tenant: str, max_limit: int) -> 
     if keys:
         tokens.append(Sql(" ORDER BY "))
         for i, key in enumerate(keys):
-            tokens += [*([Sql(", ")] if i else []), *key.expr.tokens,
-                       Sql(" DESC NULLS LAST" if key.desc else " ASC NULLS LAST")]
+            tokens += [
+                *([Sql(", ")] if i else []),
+                *key.expr.tokens,
+                Sql(" DESC NULLS LAST" if key.desc else " ASC NULLS LAST"),
+            ]
     # One row more than asked: its presence says there is a next page.
     tokens += [Sql(" LIMIT "), Param(plan.limit + 1)]
-    return Compiled(dataset=ds.name, tokens=tokens, columns=names, types=[o.type for o in outputs],
-                    keys=keys, fingerprint=fingerprint, limit=plan.limit)
+    return Compiled(
+        dataset=ds.name,
+        tokens=tokens,
+        columns=names,
+        types=[o.type for o in outputs],
+        keys=keys,
+        fingerprint=fingerprint,
+        limit=plan.limit,
+    )
 
 
 def _quote(name: str) -> str:

@@ -62,13 +62,19 @@ def decode(token: str, *, fingerprint: str, keys: int) -> list[Any]:
     try:
         payload = signing.loads(token, salt=SALT, max_age=MAX_AGE)
     except signing.SignatureExpired:
-        raise invalid("The cursor has expired; start again without a cursor.", ["cursor"], "cursor_expired") from None
+        raise invalid(
+            "The cursor has expired; start again without a cursor.", ["cursor"], "cursor_expired"
+        ) from None
     except (signing.BadSignature, ValueError, TypeError, UnicodeError):
-        raise invalid("The cursor is not one this service issued (or it was altered).", ["cursor"],
-                      "cursor_invalid") from None
+        raise invalid(
+            "The cursor is not one this service issued (or it was altered).", ["cursor"], "cursor_invalid"
+        ) from None
     if not isinstance(payload, dict) or payload.get("f") != fingerprint:
-        raise invalid("The cursor belongs to another query; send it with the plan that returned it.",
-                      ["cursor"], "cursor_mismatch")
+        raise invalid(
+            "The cursor belongs to another query; send it with the plan that returned it.",
+            ["cursor"],
+            "cursor_mismatch",
+        )
     values = payload.get("k")
     if not isinstance(values, list) or len(values) != keys:
         raise invalid("The cursor does not fit this query.", ["cursor"], "cursor_mismatch")

@@ -48,8 +48,11 @@ def is_missing_object(exc: BaseException) -> bool:
 
 def _timed_out(exc: BaseException) -> QueryTimeout:
     ms = timeout_ms()
-    return QueryTimeout(detail=f"The query ran longer than {ms} ms and was stopped; narrow it with filters "
-                        "or a smaller limit.", timeout_ms=ms)
+    return QueryTimeout(
+        detail=f"The query ran longer than {ms} ms and was stopped; narrow it with filters "
+        "or a smaller limit.",
+        timeout_ms=ms,
+    )
 
 
 @contextmanager
@@ -121,7 +124,8 @@ def _refuse_expensive(cur: Any, query: Any, params: list[Any]) -> None:
         raise QueryTooExpensive(
             detail=f"The query would scan about {estimate} rows (at most {bound}); add filters (a time range, "
             "a customer) or group less finely.",
-            estimated_rows=estimate, max_rows=bound,
+            estimated_rows=estimate,
+            max_rows=bound,
         )
 
 

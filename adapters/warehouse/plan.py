@@ -38,7 +38,9 @@ class Aggregate(BaseModel):
     agg: AggName
     column: Name | None = Field(default=None, description="The column; may be left out for count (rows).")
     as_: str | None = Field(
-        default=None, alias="as", max_length=63,
+        default=None,
+        alias="as",
+        max_length=63,
         description="The output column's name: letters, digits and _, not starting with a digit. "
         "Defaults to <agg>_<column> (or count).",
     )
@@ -55,8 +57,11 @@ def _select_kind(value: Any) -> str | None:
 # A select item is a column name or an aggregate; the discriminator keeps errors to the branch meant.
 SelectItem = Annotated[
     Annotated[Name, Tag("<column>")] | Annotated[Aggregate, Tag("<aggregate>")],
-    Discriminator(_select_kind, custom_error_type="select_item",
-                  custom_error_message="A select item is a column name or {\"agg\", \"column\", \"as\"}."),
+    Discriminator(
+        _select_kind,
+        custom_error_type="select_item",
+        custom_error_message='A select item is a column name or {"agg", "column", "as"}.',
+    ),
 ]
 
 
@@ -85,7 +90,9 @@ class Plan(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", title="WarehouseQuery")
 
-    dataset: Name = Field(description="orders, customers or tickets (GET /api/v1/queries/ lists the columns).")
+    dataset: Name = Field(
+        description="orders, customers or tickets (GET /api/v1/queries/ lists the columns)."
+    )
     select: list[SelectItem] = Field(min_length=1, max_length=32)
     where: list[Condition] = Field(default_factory=list, max_length=32)
     group_by: list[Name] = Field(default_factory=list, max_length=8)
@@ -106,15 +113,20 @@ _UNION_TAGS = {"<column>", "<aggregate>"}
 
 
 def _loc(parts: tuple[Any, ...]) -> list[str]:
-    return [shown(p, 40) if isinstance(p, str) and not p.isidentifier() else str(p)
-            for p in parts if p not in _UNION_TAGS]
+    return [
+        shown(p, 40) if isinstance(p, str) and not p.isidentifier() else str(p)
+        for p in parts
+        if p not in _UNION_TAGS
+    ]
 
 
 def parse(raw: Any) -> Plan:
     """Validate ``raw`` (the decoded JSON body) into a Plan, or raise InvalidQuery."""
     if not isinstance(raw, dict):
-        raise InvalidQuery(detail="The query plan must be a JSON object.",
-                           errors=[{"loc": [], "msg": "must be a JSON object", "type": "dict_type"}])
+        raise InvalidQuery(
+            detail="The query plan must be a JSON object.",
+            errors=[{"loc": [], "msg": "must be a JSON object", "type": "dict_type"}],
+        )
     try:
         return Plan.model_validate(raw)
     except ValidationError as exc:

@@ -37,19 +37,40 @@ ALLOWLIST: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "tickets": (
         "warehouse_tickets",
-        ("id", "customer_id", "subject", "status", "priority", "channel", "satisfaction", "created_at",
-         "resolved_at"),
+        (
+            "id",
+            "customer_id",
+            "subject",
+            "status",
+            "priority",
+            "channel",
+            "satisfaction",
+            "created_at",
+            "resolved_at",
+        ),
     ),
 }
 
 # Django's introspection names a column's type as the model field inspectdb would write.
 _FIELD_TYPES: dict[str, ColumnType] = {
-    "AutoField": "int", "BigAutoField": "int", "SmallAutoField": "int",
-    "IntegerField": "int", "BigIntegerField": "int", "SmallIntegerField": "int",
-    "PositiveIntegerField": "int", "PositiveSmallIntegerField": "int", "PositiveBigIntegerField": "int",
-    "DecimalField": "decimal", "FloatField": "float",
-    "CharField": "text", "TextField": "text", "SlugField": "text", "EmailField": "text",
-    "DateTimeField": "datetime", "DateField": "date", "BooleanField": "bool",
+    "AutoField": "int",
+    "BigAutoField": "int",
+    "SmallAutoField": "int",
+    "IntegerField": "int",
+    "BigIntegerField": "int",
+    "SmallIntegerField": "int",
+    "PositiveIntegerField": "int",
+    "PositiveSmallIntegerField": "int",
+    "PositiveBigIntegerField": "int",
+    "DecimalField": "decimal",
+    "FloatField": "float",
+    "CharField": "text",
+    "TextField": "text",
+    "SlugField": "text",
+    "EmailField": "text",
+    "DateTimeField": "datetime",
+    "DateField": "date",
+    "BooleanField": "bool",
 }
 
 
@@ -81,8 +102,11 @@ class Schema:
 
     @property
     def signature(self) -> str:
-        return repr(sorted((d.name, sorted((c.name, c.type) for c in d.columns.values()))
-                           for d in self.datasets.values()))
+        return repr(
+            sorted(
+                (d.name, sorted((c.name, c.type) for c in d.columns.values())) for d in self.datasets.values()
+            )
+        )
 
 
 def allowlist() -> dict[str, tuple[str, tuple[str, ...]]]:

@@ -43,7 +43,9 @@ def max_limit() -> int:
 
 
 def _cache_key(tenant: str, plan: Plan, signature: str) -> str:
-    material = json.dumps([plan.canonical(), signature], sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    material = json.dumps(
+        [plan.canonical(), signature], sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
     return key("warehouse", "q", tenant, hashlib.sha256(material.encode()).hexdigest())
 
 
@@ -128,8 +130,16 @@ def warehouse_query(*, raw_plan: Any, ctx: Context, actor: Actor, where: Where) 
         ratelimit.enforce(TOOL, args, tenant=ctx.tenant)
         body, cached = run(plan, tenant=ctx.tenant)
     except QueryError as exc:
-        _audit(ctx, actor, where, plan, raw_plan, started, result="refused",
-               extra={"error": exc.code, "detail": exc.detail[:300]})
+        _audit(
+            ctx,
+            actor,
+            where,
+            plan,
+            raw_plan,
+            started,
+            result="refused",
+            extra={"error": exc.code, "detail": exc.detail[:300]},
+        )
         raise
     except PolicyDenied as exc:
         _audit(ctx, actor, where, plan, raw_plan, started, result="denied", extra={"policy": exc.policy})
@@ -137,13 +147,30 @@ def warehouse_query(*, raw_plan: Any, ctx: Context, actor: Actor, where: Where) 
     except Deferred as exc:
         _audit(ctx, actor, where, plan, raw_plan, started, result="deferred", extra={"reason": exc.reason})
         raise
-    _audit(ctx, actor, where, plan, raw_plan, started, result="ok",
-           extra={"rows": len(body["rows"]), "truncated": body["truncated"], "cached": cached})
+    _audit(
+        ctx,
+        actor,
+        where,
+        plan,
+        raw_plan,
+        started,
+        result="ok",
+        extra={"rows": len(body["rows"]), "truncated": body["truncated"], "cached": cached},
+    )
     return body
 
 
-def _audit(ctx: Context, actor: Actor, where: Where, plan: Plan | None, raw: Any, started: float, *,
-           result: str, extra: dict[str, Any]) -> None:
+def _audit(
+    ctx: Context,
+    actor: Actor,
+    where: Where,
+    plan: Plan | None,
+    raw: Any,
+    started: float,
+    *,
+    result: str,
+    extra: dict[str, Any],
+) -> None:
     data: dict[str, Any] = {"duration_ms": round((time.monotonic() - started) * 1000, 1), **extra}
     if plan is not None:
         described = plan.canonical()
@@ -154,8 +181,14 @@ def _audit(ctx: Context, actor: Actor, where: Where, plan: Plan | None, raw: Any
         text = json.dumps(raw, sort_keys=True, default=str, ensure_ascii=True)
         data["plan_sha256"] = hashlib.sha256(text.encode()).hexdigest()
     audit.record(
-        tenant=ctx.tenant, actor=actor, action=ACTION, where=where, result=result,
-        subject_type="dataset", subject_id=_safe(plan.dataset if plan is not None else "")[:64], data=_safe(data),
+        tenant=ctx.tenant,
+        actor=actor,
+        action=ACTION,
+        where=where,
+        result=result,
+        subject_type="dataset",
+        subject_id=_safe(plan.dataset if plan is not None else "")[:64],
+        data=_safe(data),
     )
 
 
@@ -175,5 +208,6 @@ def _safe(value: Any) -> Any:
 def run_tool(args: Plan, ctx: Context) -> dict[str, Any]:
     """The registry's ``read`` entry point (``registry.read("warehouse.query", plan, ctx)``)."""
     actor = Actor(type="agent", label=ctx.agent) if ctx.agent else audit.SYSTEM
-    return warehouse_query(raw_plan=args.model_dump(mode="json", by_alias=True), ctx=ctx, actor=actor,
-                           where=Where(channel="api"))
+    return warehouse_query(
+        raw_plan=args.model_dump(mode="json", by_alias=True), ctx=ctx, actor=actor, where=Where(channel="api")
+    )

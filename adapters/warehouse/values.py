@@ -21,7 +21,8 @@ UTC = dt.UTC
 def _bad(column: Column, value: Any, loc: list[Any], expected: str) -> InvalidQuery:
     return invalid(
         f"Column {column.name!r} is {column.type}: expected {expected}, got {shown(value)}.",
-        loc, "value_type",
+        loc,
+        "value_type",
     )
 
 
@@ -42,7 +43,11 @@ def typed(column: Column, value: Any, loc: list[Any]) -> Any:
         except (decimal.InvalidOperation, ValueError):
             raise _bad(column, value, loc, "a number") from None
         exponent = number.as_tuple().exponent
-        if not number.is_finite() or abs(number) >= NUMBER_BOUND or (isinstance(exponent, int) and exponent < -30):
+        if (
+            not number.is_finite()
+            or abs(number) >= NUMBER_BOUND
+            or (isinstance(exponent, int) and exponent < -30)
+        ):
             raise _bad(column, value, loc, "a finite number below 10^15, at most 30 decimal places")
         if isinstance(value, str) and len(value) > 40:
             raise _bad(column, value, loc, "a number of at most 40 characters")

@@ -36,7 +36,9 @@ class DigestArgs(ArgsModel):
 
 
 UNKNOWN_CUSTOMER = "No CRM customer has that email."
-CUSTOMER_CHANGED = "The CRM customer with that email is no longer the one previewed (#{previewed}); nothing was posted."
+CUSTOMER_CHANGED = (
+    "The CRM customer with that email is no longer the one previewed (#{previewed}); nothing was posted."
+)
 
 
 def step_policy_args(args: DigestArgs) -> dict[str, dict[str, Any]]:
@@ -45,8 +47,11 @@ def step_policy_args(args: DigestArgs) -> dict[str, dict[str, Any]]:
     return {
         "crm.get_customer": {"email": args.customer_email},
         slack.TOOL: {"channel": args.channel, "text": args.summary},
-        "crm.create_ticket": {"subject": f"Digest sent to {args.channel}", "description": args.summary,
-                              "customer_email": args.customer_email},
+        "crm.create_ticket": {
+            "subject": f"Digest sent to {args.channel}",
+            "description": args.summary,
+            "customer_email": args.customer_email,
+        },
     }
 
 
@@ -62,12 +67,15 @@ def _prefix(customer_id: int, name: str) -> str:
 
 def preview(args: DigestArgs, ctx: Context) -> Preview:
     # Each step under its own tool's policy, before anything is read: the first refusal answers.
-    risks: list[Risk] = [policy.check(registry.get(tool), step_args, ctx)
-                         for tool, step_args in step_policy_args(args).items()]
+    risks: list[Risk] = [
+        policy.check(registry.get(tool), step_args, ctx) for tool, step_args in step_policy_args(args).items()
+    ]
     customer, _ = _find_customer(args.customer_email)
     if customer is None:
-        raise InvalidArgs(errors=[{"loc": ["args", "customer_email"], "msg": UNKNOWN_CUSTOMER, "type": "not_found"}],
-                          detail=UNKNOWN_CUSTOMER)
+        raise InvalidArgs(
+            errors=[{"loc": ["args", "customer_email"], "msg": UNKNOWN_CUSTOMER, "type": "not_found"}],
+            detail=UNKNOWN_CUSTOMER,
+        )
     name = customer.name or "(no name)"
     # The customer's name comes from the CRM, not from the agent: always escaped. The agent's summary goes
     # the way slack.post_message's policy lets a message go (escaped, or formatting spelled out).
@@ -77,27 +85,35 @@ def preview(args: DigestArgs, ctx: Context) -> Preview:
     if body.risk is not None:
         risks.append(body.risk)
     changes = [
-        {"field": "step 1: read customer", "before": None,
-         "after": f"{args.customer_email}: {name} (CRM #{customer.id})"},
+        {
+            "field": "step 1: read customer",
+            "before": None,
+            "after": f"{args.customer_email}: {name} (CRM #{customer.id})",
+        },
         # Exactly the text chat.postMessage will receive.
         {"field": "step 2: post to Slack", "before": None, "after": f"{args.channel}: {text}"},
     ]
     if display != text:
         changes.append({"field": "step 2: as Slack shows it", "before": None, "after": display})
-    changes.append({"field": "step 3: record in CRM", "before": None, "after": "low-priority ticket tagged 'digest'"})
+    changes.append(
+        {"field": "step 3: record in CRM", "before": None, "after": "low-priority ticket tagged 'digest'"}
+    )
     highest: Risk = max(risks, key=lambda level: policy.RISK_ORDER[level])
     return Preview(
         summary=f"Digest about {args.customer_email} to {args.channel}, recorded in the CRM",
         changes=changes,
-        snapshot={"customer": {"customer_id": customer.id, "name": name},
-                  "post_digest": {"channel": args.channel, "text": text}},
+        snapshot={
+            "customer": {"customer_id": customer.id, "name": name},
+            "post_digest": {"channel": args.channel, "text": text},
+        },
         notes=["If a later step fails for good, the Slack post and the CRM record are undone.", *body.notes],
         risk=highest,
     )
 
 
-def lookup_customer(args: DigestArgs, results: dict[str, dict[str, Any]], key: str,
-                    snapshot: dict[str, Any]) -> dict[str, Any]:
+def lookup_customer(
+    args: DigestArgs, results: dict[str, dict[str, Any]], key: str, snapshot: dict[str, Any]
+) -> dict[str, Any]:
     customer, attempts = _find_customer(args.customer_email)
     if customer is None:
         raise PermanentFailure(UNKNOWN_CUSTOMER, attempts=attempts)
@@ -107,8 +123,9 @@ def lookup_customer(args: DigestArgs, results: dict[str, dict[str, Any]], key: s
     return {"customer_id": customer.id, "name": customer.name or "(no name)"}
 
 
-def post_digest(args: DigestArgs, results: dict[str, dict[str, Any]], key: str,
-                snapshot: dict[str, Any]) -> dict[str, Any]:
+def post_digest(
+    args: DigestArgs, results: dict[str, dict[str, Any]], key: str, snapshot: dict[str, Any]
+) -> dict[str, Any]:
     approved = (snapshot.get("post_digest") or {}).get("text")
     if approved is None:  # previewed before the preview showed the text: the safe rendering, all escaped
         customer = results["lookup_customer"]
@@ -116,8 +133,12 @@ def post_digest(args: DigestArgs, results: dict[str, dict[str, Any]], key: str,
     # slack.post_message's rate limits (one message a second per channel): over them the commit is deferred
     # and resumes here, the lookup kept.
     conn = connections.current(slack.DOWNSTREAM)
-    ratelimit.enforce(slack.TOOL, {"channel": args.channel, "text": approved}, tenant=conn.tenant,
-                      connection=conn.key if conn.own else "")
+    ratelimit.enforce(
+        slack.TOOL,
+        {"channel": args.channel, "text": approved},
+        tenant=conn.tenant,
+        connection=conn.key if conn.own else "",
+    )
     outcome = slack.post(args.channel, approved, key)
     channel, _, ts = outcome.external_id.partition(":")
     return {"channel": channel, "ts": ts}
@@ -126,7 +147,9 @@ def post_digest(args: DigestArgs, results: dict[str, dict[str, Any]], key: str,
 def delete_digest(args: DigestArgs, result: dict[str, Any]) -> None:
     conn = connections.current(slack.DOWNSTREAM)  # the tenant's Slack, where the digest was posted
     response = http.call(
-        slack.DOWNSTREAM, "POST", f"{conn.base_url}/chat.delete",
+        slack.DOWNSTREAM,
+        "POST",
+        f"{conn.base_url}/chat.delete",
         json={"channel": result["channel"], "ts": result["ts"]},
         headers={"Authorization": f"Bearer {conn.token()}"},
         breaker_key=conn.key,
@@ -137,16 +160,26 @@ def delete_digest(args: DigestArgs, result: dict[str, Any]) -> None:
         raise PermanentFailure(f"Slack refused chat.delete: {body.error}")
 
 
-def record_in_crm(args: DigestArgs, results: dict[str, dict[str, Any]], key: str,
-                  snapshot: dict[str, Any]) -> dict[str, Any]:
+def record_in_crm(
+    args: DigestArgs, results: dict[str, dict[str, Any]], key: str, snapshot: dict[str, Any]
+) -> dict[str, Any]:
     post = results["post_digest"]
-    response = crm.call("POST", "tickets.json", idempotency_key=key, json={"ticket": {
-        "subject": f"Digest sent to {post['channel']}",
-        "comment": {"body": f"Customer update posted to Slack ({post['channel']} at {post['ts']}): {args.summary}"},
-        "priority": "low",
-        "requester": {"email": args.customer_email},
-        "tags": ["digest"],
-    }})
+    response = crm.call(
+        "POST",
+        "tickets.json",
+        idempotency_key=key,
+        json={
+            "ticket": {
+                "subject": f"Digest sent to {post['channel']}",
+                "comment": {
+                    "body": f"Customer update posted to Slack ({post['channel']} at {post['ts']}): {args.summary}"
+                },
+                "priority": "low",
+                "requester": {"email": args.customer_email},
+                "tags": ["digest"],
+            }
+        },
+    )
     ticket = http.parse(TicketEnvelope, response, crm.DOWNSTREAM).ticket
     connections.record_created(crm.DOWNSTREAM, ticket.id)  # created by the gateway for this tenant
     return {"ticket_id": ticket.id}
@@ -161,9 +194,23 @@ def delete_record(args: DigestArgs, result: dict[str, Any]) -> None:
 
 
 STEPS = (
-    Step("lookup_customer", "read", "Read the customer from the CRM", lookup_customer, tool="crm.get_customer"),
-    Step("post_digest", "write", "Post the digest to Slack", post_digest, compensate=delete_digest,
-         tool=slack.TOOL),
-    Step("record_in_crm", "write", "Record the digest as a CRM ticket", record_in_crm, compensate=delete_record,
-         tool="crm.create_ticket"),
+    Step(
+        "lookup_customer", "read", "Read the customer from the CRM", lookup_customer, tool="crm.get_customer"
+    ),
+    Step(
+        "post_digest",
+        "write",
+        "Post the digest to Slack",
+        post_digest,
+        compensate=delete_digest,
+        tool=slack.TOOL,
+    ),
+    Step(
+        "record_in_crm",
+        "write",
+        "Record the digest as a CRM ticket",
+        record_in_crm,
+        compensate=delete_record,
+        tool="crm.create_ticket",
+    ),
 )

@@ -40,13 +40,17 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         kind = token.split("_", 1)[0]
         agent = None
         if kind != "usr":
-            agent = _unique(AgentCredential.objects.select_related("tenant").filter(token_hash=digest, is_active=True))
+            agent = _unique(
+                AgentCredential.objects.select_related("tenant").filter(token_hash=digest, is_active=True)
+            )
         if agent is not None:
             _touch(AgentCredential, agent)
             return agent, agent
         user_token = None
         if kind != "agt":
-            user_token = _unique(UserToken.objects.select_related("user").filter(token_hash=digest, is_active=True))
+            user_token = _unique(
+                UserToken.objects.select_related("user").filter(token_hash=digest, is_active=True)
+            )
         if user_token is not None and user_token.user.is_active:
             _touch(UserToken, user_token)
             _tell_auditlog(user_token.user)

@@ -28,7 +28,9 @@ class FormatParameterNegotiation(DefaultContentNegotiation):
     """DRF's negotiation, with ``?format=`` read even though ``URL_FORMAT_OVERRIDE`` is off project-wide."""
 
     def select_renderer(self, request: Request, renderers: Any, format_suffix: str | None = None) -> Any:
-        return super().select_renderer(request, renderers, format_suffix or request.query_params.get("format"))
+        return super().select_renderer(
+            request, renderers, format_suffix or request.query_params.get("format")
+        )
 
 
 class SchemaView(SpectacularAPIView):

@@ -62,8 +62,9 @@ def query_errors() -> Iterator[None]:
             extra["allowed"] = exc.allowed
         raise ApiError(400, exc.code, exc.detail, **extra) from None
     except QueryTooExpensive as exc:
-        raise ApiError(400, exc.code, exc.detail, estimated_rows=exc.estimated_rows,
-                       max_rows=exc.max_rows) from None
+        raise ApiError(
+            400, exc.code, exc.detail, estimated_rows=exc.estimated_rows, max_rows=exc.max_rows
+        ) from None
     except QueryTimeout as exc:
         raise ApiError(400, exc.code, exc.detail, timeout_ms=exc.timeout_ms) from None
     except QueryError as exc:
@@ -72,8 +73,9 @@ def query_errors() -> Iterator[None]:
         if exc.reason != "rate_limited":
             raise  # an open breaker: the API's 503 downstream_unavailable
         retry = max(1, math.ceil(exc.retry_at - time.time()))
-        raise ApiError(429, "rate_limited", str(exc), retry_after=retry,
-                       headers={"Retry-After": str(retry)}) from None
+        raise ApiError(
+            429, "rate_limited", str(exc), retry_after=retry, headers={"Retry-After": str(retry)}
+        ) from None
 
 
 # Seconds to suggest when a downstream failed without saying when it will be back.
@@ -129,14 +131,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             else DEFAULT_RETRY_AFTER
         )
         return Response(
-            body("downstream_unavailable", f"The outside system did not answer in time ({exc}); retry later.",
-                 retry_after=wait),
-            status=503, headers={"Retry-After": str(wait)},
+            body(
+                "downstream_unavailable",
+                f"The outside system did not answer in time ({exc}); retry later.",
+                retry_after=wait,
+            ),
+            status=503,
+            headers={"Retry-After": str(wait)},
         )
     if isinstance(exc, adapter_errors.PermanentFailure):
         return Response(body("downstream_error", f"The outside system refused the read: {exc}."), status=502)
     if isinstance(exc, RequestDataTooBig):
-        return Response(body("payload_too_large", "The request body is larger than this API accepts."), status=413)
+        return Response(
+            body("payload_too_large", "The request body is larger than this API accepts."), status=413
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -149,7 +157,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response.data = body("invalid_request", "The request body is not valid.", errors=_flatten(exc.detail))
         return response
     codes = {
-        exceptions.NotAuthenticated: ("unauthenticated", "Authentication is required: send Authorization: Bearer <token>."),
+        exceptions.NotAuthenticated: (
+            "unauthenticated",
+            "Authentication is required: send Authorization: Bearer <token>.",
+        ),
         exceptions.AuthenticationFailed: ("invalid_token", None),
         exceptions.PermissionDenied: ("forbidden", None),
         exceptions.NotFound: ("not_found", "Not found."),

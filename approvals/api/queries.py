@@ -30,7 +30,7 @@ from approvals.models import AgentCredential, Tenant
 from approvals.services import agent_actor, user_actor
 
 NOT_A_REVIEWER = "Only agents and reviewers can query the warehouse."
-NAME_THE_TENANT = "You review several tenants; name one with a \"tenant\" field: {slugs}."
+NAME_THE_TENANT = 'You review several tenants; name one with a "tenant" field: {slugs}.'
 NOT_YOUR_TENANT = "You cannot query tenant {slug}."
 
 
@@ -47,7 +47,9 @@ class QueryOut(BaseModel):
 
     columns: list[str] = Field(description="Output names, in the order of the plan's select.")
     rows: list[list[JsonValue]] = Field(description="Values in the order of columns; date-times in ISO 8601.")
-    next_cursor: str | None = Field(description="Send it back as cursor, with the same plan, for the next page.")
+    next_cursor: str | None = Field(
+        description="Send it back as cursor, with the same plan, for the next page."
+    )
     truncated: bool = Field(description="True when more rows follow (next_cursor is set).")
 
 
@@ -95,16 +97,22 @@ class _ResultDocs(_PlanDocs):
 
 CATALOGUE = inline_serializer(
     "WarehouseCatalogue",
-    fields={"datasets": serializers.DictField(child=serializers.DictField()),
-            "max_limit": serializers.IntegerField()},
+    fields={
+        "datasets": serializers.DictField(child=serializers.DictField()),
+        "max_limit": serializers.IntegerField(),
+    },
 )
 
 
 def _tenant_of(request: Request, requested: Any) -> Tenant:
     principal: Any = request.user
     if requested is not None and not isinstance(requested, str):
-        raise ApiError(400, "invalid_query", "tenant must be a tenant's slug (a string).",
-                       errors=[{"loc": ["tenant"], "msg": "must be a string", "type": "string_type"}])
+        raise ApiError(
+            400,
+            "invalid_query",
+            "tenant must be a tenant's slug (a string).",
+            errors=[{"loc": ["tenant"], "msg": "must be a string", "type": "string_type"}],
+        )
     if isinstance(principal, AgentCredential):
         if requested not in (None, principal.tenant.slug):
             raise ApiError(403, "forbidden", NOT_YOUR_TENANT.format(slug=repr(requested)[:70]))
@@ -119,8 +127,13 @@ def _tenant_of(request: Request, requested: Any) -> Tenant:
         raise ApiError(403, "forbidden", NOT_YOUR_TENANT.format(slug=repr(requested)[:70]))
     if len(tenants) > 1:
         slugs = [t.slug for t in tenants]
-        raise ApiError(400, "invalid_query", NAME_THE_TENANT.format(slugs=", ".join(slugs)), allowed=slugs,
-                       errors=[{"loc": ["tenant"], "msg": "required", "type": "missing"}])
+        raise ApiError(
+            400,
+            "invalid_query",
+            NAME_THE_TENANT.format(slugs=", ".join(slugs)),
+            allowed=slugs,
+            errors=[{"loc": ["tenant"], "msg": "required", "type": "missing"}],
+        )
     return tenants[0]
 
 
@@ -143,8 +156,12 @@ class QueriesView(APIView):
     def post(self, request: Request) -> Response:
         body = request.data
         if not isinstance(body, dict):
-            raise ApiError(400, "invalid_query", "The query plan must be a JSON object.",
-                           errors=[{"loc": [], "msg": "must be a JSON object", "type": "dict_type"}])
+            raise ApiError(
+                400,
+                "invalid_query",
+                "The query plan must be a JSON object.",
+                errors=[{"loc": [], "msg": "must be a JSON object", "type": "dict_type"}],
+            )
         body = dict(body)
         tenant = _tenant_of(request, body.pop("tenant", None))
         ctx, actor = _context(request, tenant)

@@ -40,13 +40,17 @@ def _add(operation: dict[str, Any], status: str) -> None:
         }
 
 
-def add_common_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+def add_common_responses(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
     """drf-spectacular postprocessing hook (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"])."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     error = schemas.get("Error")
     if error is not None:
         error["additionalProperties"] = True
-        error["description"] = "The contract's error shape; some errors add fields (errors, allowed, retry_after...)."
+        error["description"] = (
+            "The contract's error shape; some errors add fields (errors, allowed, retry_after...)."
+        )
     for methods in result.get("paths", {}).values():
         for method, operation in methods.items():
             if not isinstance(operation, dict) or "responses" not in operation:

@@ -45,7 +45,10 @@ class SubmitIn(serializers.Serializer):
     args = ArgsField(help_text="The tool's arguments: see GET /api/v1/tools/ for each tool's schema.")
     rationale = StrictCharField(max_length=4000, required=False, allow_blank=True, default="")
     on_behalf_of = StrictCharField(
-        max_length=150, required=False, allow_null=True, default=None,
+        max_length=150,
+        required=False,
+        allow_null=True,
+        default=None,
         help_text="Username of the person in this tenant the agent acts for.",
     )
 
@@ -68,7 +71,9 @@ class ChangeOut(serializers.Serializer):
 class PreviewOut(serializers.Serializer):
     summary = serializers.CharField()
     changes = ChangeOut(many=True)
-    notes = serializers.ListField(child=serializers.CharField(), help_text="Risk and policy notes for the reviewer.")
+    notes = serializers.ListField(
+        child=serializers.CharField(), help_text="Risk and policy notes for the reviewer."
+    )
 
 
 class DecisionOut(serializers.Serializer):
@@ -122,7 +127,9 @@ class ProposalOut(serializers.Serializer):
     expires_at = serializers.DateTimeField()
     decision = serializers.SerializerMethodField()
     receipt = serializers.SerializerMethodField()
-    steps = serializers.SerializerMethodField(help_text="Multi-step tools: which steps ran and which were undone.")
+    steps = serializers.SerializerMethodField(
+        help_text="Multi-step tools: which steps ran and which were undone."
+    )
     links = serializers.SerializerMethodField()
 
     @extend_schema_field(SagaStepOut(many=True))
@@ -136,8 +143,11 @@ class ProposalOut(serializers.Serializer):
         preview = obj.preview or {}
         # The notes too: an API reviewer must read what the reviewer page says (e.g. which policy let a Slack
         # link through, and where it goes).
-        return {"summary": preview.get("summary", ""), "changes": preview.get("changes", []),
-                "notes": preview.get("notes", [])}
+        return {
+            "summary": preview.get("summary", ""),
+            "changes": preview.get("changes", []),
+            "notes": preview.get("notes", []),
+        }
 
     def get_on_behalf_of(self, obj: Proposal) -> str | None:
         # A set id is a person (the foreign key is not read when the id is empty).
@@ -146,10 +156,19 @@ class ProposalOut(serializers.Serializer):
     @extend_schema_field(DecisionOut(allow_null=True))
     def get_decision(self, obj: Proposal) -> dict[str, Any] | None:
         decisions = getattr(obj, "prefetched_decisions", None)
-        decision = decisions[0] if decisions else (None if decisions is not None else obj.decisions.select_related("reviewer").first())
+        decision = (
+            decisions[0]
+            if decisions
+            else (None if decisions is not None else obj.decisions.select_related("reviewer").first())
+        )
         if decision is None:
             return None
-        return {"verdict": decision.verdict, "by": decision.reviewer.get_username(), "at": decision.at, "reason": decision.reason}
+        return {
+            "verdict": decision.verdict,
+            "by": decision.reviewer.get_username(),
+            "at": decision.at,
+            "reason": decision.reason,
+        }
 
     @extend_schema_field(ReceiptSummaryOut(allow_null=True))
     def get_receipt(self, obj: Proposal) -> dict[str, Any] | None:
@@ -159,7 +178,11 @@ class ProposalOut(serializers.Serializer):
             receipt = obj.receipt
         except Receipt.DoesNotExist:
             return None
-        return {"system": receipt.system, "external_id": receipt.external_id, "committed_at": receipt.committed_at}
+        return {
+            "system": receipt.system,
+            "external_id": receipt.external_id,
+            "committed_at": receipt.committed_at,
+        }
 
     @extend_schema_field(LinksOut)
     def get_links(self, obj: Proposal) -> dict[str, str]:
@@ -205,8 +228,11 @@ def proposal_out(proposal: Proposal, request: Any) -> dict[str, Any]:
 
 
 class ToolCallHowOut(serializers.Serializer):
-    how = serializers.ChoiceField(choices=["propose", "call"], help_text="`propose`: a write, approved by a "
-                                  "reviewer before it is sent; `call`: a read, answered at once.")
+    how = serializers.ChoiceField(
+        choices=["propose", "call"],
+        help_text="`propose`: a write, approved by a "
+        "reviewer before it is sent; `call`: a read, answered at once.",
+    )
     method = serializers.CharField()
     url = serializers.URLField()
     body = serializers.CharField(help_text="The request body's shape.")
@@ -214,8 +240,10 @@ class ToolCallHowOut(serializers.Serializer):
 
 class ToolOut(serializers.Serializer):
     name = serializers.CharField()
-    safe_name = serializers.CharField(help_text="The same tool under an OpenAI-safe name (dots become "
-                                      "underscores); accepted wherever a tool is named.")
+    safe_name = serializers.CharField(
+        help_text="The same tool under an OpenAI-safe name (dots become "
+        "underscores); accepted wherever a tool is named."
+    )
     kind = serializers.ChoiceField(choices=["read", "write"])
     description = serializers.CharField()
     parameters = serializers.DictField()

@@ -38,14 +38,24 @@ ERROR = inline_serializer(
 
 
 def where(request: Request) -> Where:
-    channel = "web" if getattr(request, "successful_authenticator", None).__class__.__name__ == "SessionAuthentication" else "api"
+    channel = (
+        "web"
+        if getattr(request, "successful_authenticator", None).__class__.__name__ == "SessionAuthentication"
+        else "api"
+    )
     return where_from(request, channel=channel)
 
 
-def _valid(serializer_class: type[serializers.Serializer], data: Any, code: str = "invalid_request") -> dict[str, Any]:
+def _valid(
+    serializer_class: type[serializers.Serializer], data: Any, code: str = "invalid_request"
+) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise ApiError(400, code, "The request body must be a JSON object.",
-                       errors=[{"loc": [], "msg": "must be a JSON object", "type": "dict_type"}])
+        raise ApiError(
+            400,
+            code,
+            "The request body must be a JSON object.",
+            errors=[{"loc": [], "msg": "must be a JSON object", "type": "dict_type"}],
+        )
     serializer = serializer_class(data=data)
     if not serializer.is_valid():
         from approvals.api.errors import _flatten
@@ -83,13 +93,28 @@ class ToolsView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=["openai"], required=False,
-                                     description="`openai` returns the function-calling shape.")],
-        responses={200: OpenApiResponse(
-            PolymorphicProxySerializer("ToolsList", [s.ToolsOut, s.OpenAIFunction(many=True)],
-                                       resource_type_field_name=None, many=False),
-            description="`{\"tools\": [...]}`; with `?format=openai`, a list of OpenAI function definitions."),
-            400: ERROR, 401: ERROR},
+        parameters=[
+            OpenApiParameter(
+                "format",
+                str,
+                enum=["openai"],
+                required=False,
+                description="`openai` returns the function-calling shape.",
+            )
+        ],
+        responses={
+            200: OpenApiResponse(
+                PolymorphicProxySerializer(
+                    "ToolsList",
+                    [s.ToolsOut, s.OpenAIFunction(many=True)],
+                    resource_type_field_name=None,
+                    many=False,
+                ),
+                description='`{"tools": [...]}`; with `?format=openai`, a list of OpenAI function definitions.',
+            ),
+            400: ERROR,
+            401: ERROR,
+        },
         summary="The tools an agent can use, with a JSON Schema for each one's args.",
     )
     def get(self, request: Request) -> Response:
@@ -100,18 +125,37 @@ class ToolsView(APIView):
         if fmt == "openai":
             # OpenAI's function names allow no dots: the safe names, which the API accepts as well. A tool
             # whose args fit strict mode is published strict, its parameters in strict mode's subset.
-            return Response([
-                {"type": "function", "function": {
-                    "name": t.safe_name, "description": t.description,
-                    "parameters": t.strict_parameters() if t.strict else t.parameters(), "strict": t.strict}}
-                for t in tools
-            ])
-        return Response({"tools": [
-            {"name": t.name, "safe_name": t.safe_name, "kind": t.kind, "description": t.description,
-             "parameters": t.parameters(), "requires_approval": t.requires_approval, "risk": t.risk,
-             "call": how_to_call(t, request)}
-            for t in tools
-        ]})
+            return Response(
+                [
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": t.safe_name,
+                            "description": t.description,
+                            "parameters": t.strict_parameters() if t.strict else t.parameters(),
+                            "strict": t.strict,
+                        },
+                    }
+                    for t in tools
+                ]
+            )
+        return Response(
+            {
+                "tools": [
+                    {
+                        "name": t.name,
+                        "safe_name": t.safe_name,
+                        "kind": t.kind,
+                        "description": t.description,
+                        "parameters": t.parameters(),
+                        "requires_approval": t.requires_approval,
+                        "risk": t.risk,
+                        "call": how_to_call(t, request),
+                    }
+                    for t in tools
+                ]
+            }
+        )
 
 
 def tools_of(principal: Any) -> list[registry.Tool]:
@@ -126,17 +170,32 @@ def tools_of(principal: Any) -> list[registry.Tool]:
 def how_to_call(tool: registry.Tool, request: Request) -> dict[str, str]:
     """How an agent calls ``tool``: a write is proposed (and waits for a reviewer), a read is called."""
     if tool.requires_approval:
-        return {"how": "propose", "method": "POST", "url": request.build_absolute_uri(reverse("api-proposals")),
-                "body": f'{{"tool": "{tool.name}", "args": {{...}}}}'}
-    return {"how": "call", "method": "POST",
-            "url": request.build_absolute_uri(reverse("api-tool-call", kwargs={"name": tool.name})),
-            "body": '{"args": {...}}'}
+        return {
+            "how": "propose",
+            "method": "POST",
+            "url": request.build_absolute_uri(reverse("api-proposals")),
+            "body": f'{{"tool": "{tool.name}", "args": {{...}}}}',
+        }
+    return {
+        "how": "call",
+        "method": "POST",
+        "url": request.build_absolute_uri(reverse("api-tool-call", kwargs={"name": tool.name})),
+        "body": '{"args": {...}}',
+    }
 
 
 class ToolCallView(APIView):
     @extend_schema(
         request=s.ToolCallIn,
-        responses={200: s.ToolCallOut, 400: ERROR, 401: ERROR, 403: ERROR, 429: ERROR, 502: ERROR, 503: ERROR},
+        responses={
+            200: s.ToolCallOut,
+            400: ERROR,
+            401: ERROR,
+            403: ERROR,
+            429: ERROR,
+            502: ERROR,
+            503: ERROR,
+        },
         summary="Call a read tool at once (agents); a write tool is 400 `write_tool`: propose it.",
         description="Runs under the agent's tools, the tenant's policy, the tool's rate limits and the audit, "
         "like a proposal. `warehouse.query` takes the plan of `POST /api/v1/queries/` as its args. The tool "
@@ -157,8 +216,12 @@ class StrictCursorPagination(CursorPagination):
         try:
             return super().decode_cursor(request)
         except NotFound:
-            raise ApiError(400, "invalid_request", "The cursor is not valid: send back a next/previous link as is.",
-                           errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}]) from None
+            raise ApiError(
+                400,
+                "invalid_request",
+                "The cursor is not valid: send back a next/previous link as is.",
+                errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
+            ) from None
 
 
 class ProposalPagination(StrictCursorPagination):
@@ -173,8 +236,12 @@ def check_page_size(request: Request) -> None:
     """DRF's paginator silently ignores a page_size it cannot read; the document says it is an integer."""
     raw = request.query_params.get("page_size")
     if raw is not None and not (raw.isascii() and raw.isdigit() and 1 <= int(raw)):
-        raise ApiError(400, "invalid_request", "page_size must be a positive integer.",
-                       errors=[{"loc": ["query", "page_size"], "msg": "a positive integer", "type": "int_type"}])
+        raise ApiError(
+            400,
+            "invalid_request",
+            "page_size must be a positive integer.",
+            errors=[{"loc": ["query", "page_size"], "msg": "a positive integer", "type": "int_type"}],
+        )
 
 
 class ProposalListView(APIView):
@@ -183,12 +250,25 @@ class ProposalListView(APIView):
             OpenApiParameter("status", str, enum=Status.values, required=False),
             OpenApiParameter("tool", str, required=False),
             OpenApiParameter("cursor", str, required=False),
-            OpenApiParameter("page_size", {"type": "integer", "minimum": 1}, required=False,
-                             description="1 to 200 (larger values mean 200)."),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1},
+                required=False,
+                description="1 to 200 (larger values mean 200).",
+            ),
         ],
-        responses={200: inline_serializer("ProposalPage", fields={
-            "next": serializers.URLField(allow_null=True), "previous": serializers.URLField(allow_null=True),
-            "results": s.ProposalOut(many=True)}), 400: ERROR, 401: ERROR},
+        responses={
+            200: inline_serializer(
+                "ProposalPage",
+                fields={
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": s.ProposalOut(many=True),
+                },
+            ),
+            400: ERROR,
+            401: ERROR,
+        },
         summary="Proposals the caller can see, newest first.",
         operation_id="proposals_list",
     )
@@ -198,19 +278,32 @@ class ProposalListView(APIView):
             raise ApiError(400, "invalid_request", f"Unknown status {status[:50]!r}.", allowed=Status.values)
         check_page_size(request)
         tool = request.query_params.get("tool") or None
-        qs = selectors.proposal_list(principal=request.user, status=status,
-                                     tool=registry.canonical(tool) if tool else None)
+        qs = selectors.proposal_list(
+            principal=request.user, status=status, tool=registry.canonical(tool) if tool else None
+        )
         paginator = ProposalPagination()
-        decisions = Prefetch("decisions", queryset=Decision.objects.select_related("reviewer").order_by("-at"),
-                             to_attr="prefetched_decisions")
+        decisions = Prefetch(
+            "decisions",
+            queryset=Decision.objects.select_related("reviewer").order_by("-at"),
+            to_attr="prefetched_decisions",
+        )
         page = paginator.paginate_queryset(qs.prefetch_related(decisions, "saga_steps"), request, view=self)
         return paginator.get_paginated_response(s.proposals_out(page or [], request))
 
     @extend_schema(
         request=s.SubmitIn,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
-        responses={201: s.ProposalOut, 200: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 409: ERROR, 429: ERROR,
-                   502: ERROR, 503: ERROR},
+        responses={
+            201: s.ProposalOut,
+            200: s.ProposalOut,
+            400: ERROR,
+            401: ERROR,
+            403: ERROR,
+            409: ERROR,
+            429: ERROR,
+            502: ERROR,
+            503: ERROR,
+        },
         summary="Submit a proposal (agents).",
     )
     def post(self, request: Request) -> Response:
@@ -218,21 +311,51 @@ class ProposalListView(APIView):
         data = _valid(s.SubmitIn, request.data, code="invalid_args")
         wait = services.intake_allowed(tool=data["tool"])
         if wait is not None:
-            raise ApiError(429, "backpressure", "The commit queue is backed up; retry later.",
-                           retry_after=int(wait), headers={"Retry-After": str(int(wait))})
+            raise ApiError(
+                429,
+                "backpressure",
+                "The commit queue is backed up; retry later.",
+                retry_after=int(wait),
+                headers={"Retry-After": str(int(wait))},
+            )
         on_behalf_of = None
         if data.get("on_behalf_of"):
             on_behalf_of = selectors.tenant_member(tenant=agent.tenant, username=data["on_behalf_of"])
             if on_behalf_of is None:
-                raise ApiError(400, "invalid_args", "on_behalf_of must be the username of a person in this tenant.",
-                               errors=[{"loc": ["on_behalf_of"], "msg": "unknown person in this tenant", "type": "unknown_user"}])
+                raise ApiError(
+                    400,
+                    "invalid_args",
+                    "on_behalf_of must be the username of a person in this tenant.",
+                    errors=[
+                        {
+                            "loc": ["on_behalf_of"],
+                            "msg": "unknown person in this tenant",
+                            "type": "unknown_user",
+                        }
+                    ],
+                )
         key = request.headers.get("Idempotency-Key")
         if key is not None and not (1 <= len(key) <= 255 and key.isprintable()):
-            raise ApiError(400, "invalid_args", "Idempotency-Key must be 1 to 255 printable characters.",
-                           errors=[{"loc": ["header", "Idempotency-Key"], "msg": "1 to 255 printable characters", "type": "value_error"}])
+            raise ApiError(
+                400,
+                "invalid_args",
+                "Idempotency-Key must be 1 to 255 printable characters.",
+                errors=[
+                    {
+                        "loc": ["header", "Idempotency-Key"],
+                        "msg": "1 to 255 printable characters",
+                        "type": "value_error",
+                    }
+                ],
+            )
         submitted = services.proposal_submit(
-            agent=agent, tool=registry.canonical(data["tool"]), args=data["args"], rationale=data.get("rationale") or "",
-            on_behalf_of=on_behalf_of, idempotency_key=key, where=where(request),
+            agent=agent,
+            tool=registry.canonical(data["tool"]),
+            args=data["args"],
+            rationale=data.get("rationale") or "",
+            on_behalf_of=on_behalf_of,
+            idempotency_key=key,
+            where=where(request),
         )
         if submitted.created:
             # Just created: it has no decision, so the serializer need not ask the database.
@@ -245,36 +368,61 @@ class ProposalListView(APIView):
 
 class ProposalDetailView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter(
-            "wait", {"type": "integer", "minimum": 0, "maximum": waiting.MAX_WAIT}, required=False,
-            description="Seconds (at most 30) to wait for news: a pending proposal is answered as soon as it "
-            "is decided, an approved one as soon as it is final (committed, failed, stale). Without news, "
-            "the current state when the time is up. When the server has no room for another wait it "
-            "answers at once, with `Retry-After`.")],
-        responses={200: s.ProposalOut, 400: ERROR, 401: ERROR, 404: ERROR}, summary="One proposal.")
+        parameters=[
+            OpenApiParameter(
+                "wait",
+                {"type": "integer", "minimum": 0, "maximum": waiting.MAX_WAIT},
+                required=False,
+                description="Seconds (at most 30) to wait for news: a pending proposal is answered as soon as it "
+                "is decided, an approved one as soon as it is final (committed, failed, stale). Without news, "
+                "the current state when the time is up. When the server has no room for another wait it "
+                "answers at once, with `Retry-After`.",
+            )
+        ],
+        responses={200: s.ProposalOut, 400: ERROR, 401: ERROR, 404: ERROR},
+        summary="One proposal.",
+    )
     def get(self, request: Request, pk: Any) -> Response:
         try:
             seconds = waiting.parse_wait(request.query_params.get("wait"))
         except ValueError:
-            raise ApiError(400, "invalid_parameter", waiting.BAD_WAIT, parameter="wait",
-                           errors=[{"loc": ["query", "wait"], "msg": "0 to 30", "type": "int_type"}]) from None
+            raise ApiError(
+                400,
+                "invalid_parameter",
+                waiting.BAD_WAIT,
+                parameter="wait",
+                errors=[{"loc": ["query", "wait"], "msg": "0 to 30", "type": "int_type"}],
+            ) from None
         proposal = _get_visible(request, pk)
         if seconds and not waiting.settled(proposal.status, since=proposal.status):
             try:
                 proposal = waiting.wait(proposal.pk, seconds=seconds, read=lambda: _get_visible(request, pk))
             except waiting.NoSlot:
-                return Response(s.proposal_out(proposal, request),
-                                headers={"Retry-After": str(waiting.NO_SLOT_RETRY_AFTER)})
+                return Response(
+                    s.proposal_out(proposal, request),
+                    headers={"Retry-After": str(waiting.NO_SLOT_RETRY_AFTER)},
+                )
         return Response(s.proposal_out(proposal, request))
 
 
 class ProposalApproveView(APIView):
-    @extend_schema(request=s.ApproveIn, responses={202: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR,
-                              502: ERROR, 503: ERROR},
-                   summary="Approve (optionally with edited args); the commit runs in the background.",
-                   description="409 `invalid_state` unless pending. With `args` (edit-then-approve) the edit is "
-                               "checked like a submission and previewed again: 409 `target_changed` when that "
-                               "fresh read of the target differs from the stored preview (nothing is approved).")
+    @extend_schema(
+        request=s.ApproveIn,
+        responses={
+            202: s.ProposalOut,
+            400: ERROR,
+            401: ERROR,
+            403: ERROR,
+            404: ERROR,
+            409: ERROR,
+            502: ERROR,
+            503: ERROR,
+        },
+        summary="Approve (optionally with edited args); the commit runs in the background.",
+        description="409 `invalid_state` unless pending. With `args` (edit-then-approve) the edit is "
+        "checked like a submission and previewed again: 409 `target_changed` when that "
+        "fresh read of the target differs from the stored preview (nothing is approved).",
+    )
     def post(self, request: Request, pk: Any) -> Response:
         proposal = _get_visible(request, pk, to_decide=True)
         reviewer = _require_person(request)
@@ -282,26 +430,37 @@ class ProposalApproveView(APIView):
         # object: ``false``, ``0``, ``""``, ``[]`` or ``null`` are refused, never read as "no body".
         data = _valid(s.ApproveIn, request.data)
         approved = services.proposal_approve(
-            proposal=proposal, reviewer=reviewer, where=where(request),
-            comment=data.get("comment") or "", args=data.get("args"),
+            proposal=proposal,
+            reviewer=reviewer,
+            where=where(request),
+            comment=data.get("comment") or "",
+            args=data.get("args"),
         )
         return Response(s.proposal_out(approved, request), status=202)
 
 
 class ProposalRejectView(APIView):
-    @extend_schema(request=s.RejectIn, responses={200: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
-                   summary="Reject, with a reason.")
+    @extend_schema(
+        request=s.RejectIn,
+        responses={200: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+        summary="Reject, with a reason.",
+    )
     def post(self, request: Request, pk: Any) -> Response:
         proposal = _get_visible(request, pk, to_decide=True)
         reviewer = _require_person(request)
         data = _valid(s.RejectIn, request.data)
-        rejected = services.proposal_reject(proposal=proposal, reviewer=reviewer, reason=data["reason"], where=where(request))
+        rejected = services.proposal_reject(
+            proposal=proposal, reviewer=reviewer, reason=data["reason"], where=where(request)
+        )
         return Response(s.proposal_out(rejected, request))
 
 
 class ProposalCancelView(APIView):
-    @extend_schema(request=None, responses={200: s.ProposalOut, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
-                   summary="Cancel a pending proposal (the agent that made it).")
+    @extend_schema(
+        request=None,
+        responses={200: s.ProposalOut, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+        summary="Cancel a pending proposal (the agent that made it).",
+    )
     def post(self, request: Request, pk: Any) -> Response:
         proposal = _get_visible(request, pk, to_decide=True)
         agent = _require_agent(request)
@@ -311,15 +470,18 @@ class ProposalCancelView(APIView):
 
 
 class ProposalReceiptView(APIView):
-    @extend_schema(responses={200: s.ReceiptOut, 401: ERROR, 404: ERROR}, summary="The receipt, once committed.")
+    @extend_schema(
+        responses={200: s.ReceiptOut, 401: ERROR, 404: ERROR}, summary="The receipt, once committed."
+    )
     def get(self, request: Request, pk: Any) -> Response:
         proposal = _get_visible(request, pk)
         try:
             receipt = proposal.receipt
         except Receipt.DoesNotExist:
-            raise ApiError(404, "not_found", f"No receipt: the proposal is {proposal.status}.", status=proposal.status) from None
+            raise ApiError(
+                404, "not_found", f"No receipt: the proposal is {proposal.status}.", status=proposal.status
+            ) from None
         return Response(s.ReceiptOut(receipt).data)
-
 
 
 @csrf_exempt  # it changes nothing; a POST to a wrong path must get this 404, not the CSRF page

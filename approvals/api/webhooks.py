@@ -20,12 +20,15 @@ from approvals.api.errors import ApiError
 from approvals.api.views import ERROR, StrictCursorPagination, _require_agent, _valid, where
 from approvals.models import AgentCredential, InboundEvent, Tenant
 
-WebhookOut = inline_serializer("Webhook", fields={
-    "url": serializers.URLField(allow_blank=True),
-    "secret": serializers.CharField(),
-    "events": serializers.ListField(child=serializers.CharField()),
-    "signature_header": serializers.CharField(),
-})
+WebhookOut = inline_serializer(
+    "Webhook",
+    fields={
+        "url": serializers.URLField(allow_blank=True),
+        "secret": serializers.CharField(),
+        "events": serializers.ListField(child=serializers.CharField()),
+        "signature_header": serializers.CharField(),
+    },
+)
 
 
 class WebhookIn(serializers.Serializer):
@@ -44,24 +47,37 @@ def _webhook_out(agent: AgentCredential) -> dict[str, Any]:
 class AgentWebhookView(APIView):
     """The calling agent's callback URL for events about its proposals."""
 
-    @extend_schema(responses={200: WebhookOut, 401: ERROR, 403: ERROR}, summary="The agent's webhook and its signing secret.")
+    @extend_schema(
+        responses={200: WebhookOut, 401: ERROR, 403: ERROR},
+        summary="The agent's webhook and its signing secret.",
+    )
     def get(self, request: Request) -> Response:
         return Response(_webhook_out(_require_agent(request)))
 
-    @extend_schema(request=WebhookIn, responses={200: WebhookOut, 400: ERROR, 401: ERROR, 403: ERROR},
-                   summary="Register (or replace) the agent's callback URL.")
+    @extend_schema(
+        request=WebhookIn,
+        responses={200: WebhookOut, 400: ERROR, 401: ERROR, 403: ERROR},
+        summary="Register (or replace) the agent's callback URL.",
+    )
     def put(self, request: Request) -> Response:
         agent = _require_agent(request)
         data = _valid(WebhookIn, request.data)
         try:
             url = webhooks.check_callback_url(data["url"])
         except webhooks.UnsafeURL as exc:
-            raise ApiError(400, "invalid_request", str(exc), errors=[{"loc": ["url"], "msg": str(exc), "type": "unsafe_url"}]) from None
+            raise ApiError(
+                400,
+                "invalid_request",
+                str(exc),
+                errors=[{"loc": ["url"], "msg": str(exc), "type": "unsafe_url"}],
+            ) from None
         agent.webhook_url = url
         agent.save(update_fields=["webhook_url"])
         return Response(_webhook_out(agent))
 
-    @extend_schema(request=None, responses={204: None, 401: ERROR, 403: ERROR}, summary="Stop sending events.")
+    @extend_schema(
+        request=None, responses={204: None, 401: ERROR, 403: ERROR}, summary="Stop sending events."
+    )
     def delete(self, request: Request) -> Response:
         agent = _require_agent(request)
         agent.webhook_url = ""
@@ -76,14 +92,27 @@ class CrmInboundView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        request=inline_serializer("CrmEvent", fields={"id": serializers.CharField(), "type": serializers.CharField()}),
+        request=inline_serializer(
+            "CrmEvent", fields={"id": serializers.CharField(), "type": serializers.CharField()}
+        ),
         parameters=[
             OpenApiParameter("tenant", str, required=True),
             OpenApiParameter("X-Zendesk-Webhook-Signature", str, OpenApiParameter.HEADER, required=True),
-            OpenApiParameter("X-Zendesk-Webhook-Signature-Timestamp", str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter(
+                "X-Zendesk-Webhook-Signature-Timestamp", str, OpenApiParameter.HEADER, required=True
+            ),
         ],
-        responses={202: inline_serializer("InboundAck", fields={"status": serializers.CharField(), "id": serializers.IntegerField()}),
-                   400: ERROR, 401: ERROR, 404: ERROR, 409: ERROR, 413: ERROR, 503: ERROR},
+        responses={
+            202: inline_serializer(
+                "InboundAck", fields={"status": serializers.CharField(), "id": serializers.IntegerField()}
+            ),
+            400: ERROR,
+            401: ERROR,
+            404: ERROR,
+            409: ERROR,
+            413: ERROR,
+            503: ERROR,
+        },
         summary="Receive a signed CRM event (recorded once per event id, across tenants).",
     )
     def post(self, request: Request) -> Response:
@@ -92,12 +121,18 @@ class CrmInboundView(APIView):
         # tenant is looked up, so an unsigned request learns nothing of which tenants exist.
         key = webhooks.inbound_key(slug)
         if not key.secret:
-            raise ApiError(503, "not_configured", "Inbound CRM webhooks are off: no signing secret for this tenant "
-                           "(set_connection --signing-secret) and CRM_WEBHOOK_SECRET is not set.")
+            raise ApiError(
+                503,
+                "not_configured",
+                "Inbound CRM webhooks are off: no signing secret for this tenant "
+                "(set_connection --signing-secret) and CRM_WEBHOOK_SECRET is not set.",
+            )
         try:
             body = request.body
         except RequestDataTooBig:
-            raise ApiError(413, "payload_too_large", "The event is larger than this endpoint accepts.") from None
+            raise ApiError(
+                413, "payload_too_large", "The event is larger than this endpoint accepts."
+            ) from None
         try:
             webhooks.verify_inbound(
                 secret=key.secret,
@@ -114,9 +149,16 @@ class CrmInboundView(APIView):
         except ParseError as exc:
             raise ApiError(400, "malformed_request", f"The body must be JSON: {exc.detail}") from None
         if parsers.has_nul(payload):
-            raise ApiError(400, "malformed_request", "The event contains a NUL character, which cannot be stored.")
+            raise ApiError(
+                400, "malformed_request", "The event contains a NUL character, which cannot be stored."
+            )
         if not isinstance(payload, dict) or not str(payload.get("id") or "").strip():
-            raise ApiError(400, "invalid_request", "The event needs an id.", errors=[{"loc": ["id"], "msg": "required", "type": "missing"}])
+            raise ApiError(
+                400,
+                "invalid_request",
+                "The event needs an id.",
+                errors=[{"loc": ["id"], "msg": "required", "type": "missing"}],
+            )
         try:
             webhooks.check_bound(key=key, tenant_slug=slug, payload=payload)
         except webhooks.BadSignature as exc:
@@ -125,7 +167,9 @@ class CrmInboundView(APIView):
         if tenant is None:
             raise Http404
         try:
-            event, created = webhooks.inbound_record(tenant=tenant, source="crm", payload=payload, where=where(request))
+            event, created = webhooks.inbound_record(
+                tenant=tenant, source="crm", payload=payload, where=where(request)
+            )
         except webhooks.ForeignEvent as exc:
             raise ApiError(409, "duplicate_event", str(exc)) from None
         return Response({"status": "recorded" if created else "duplicate", "id": event.pk}, status=202)
@@ -143,13 +187,27 @@ class InboundEventOut(serializers.ModelSerializer):
 
 
 class InboundEventListView(APIView):
-    @extend_schema(responses={200: inline_serializer("InboundEventPage", fields={
-                       "next": serializers.URLField(allow_null=True), "previous": serializers.URLField(allow_null=True),
-                       "results": InboundEventOut(many=True)}), 400: ERROR, 401: ERROR, 403: ERROR},
-                   parameters=[OpenApiParameter("cursor", str, required=False)],
-                   summary="Events received from outside systems for the agent's tenant, newest first.")
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "InboundEventPage",
+                fields={
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": InboundEventOut(many=True),
+                },
+            ),
+            400: ERROR,
+            401: ERROR,
+            403: ERROR,
+        },
+        parameters=[OpenApiParameter("cursor", str, required=False)],
+        summary="Events received from outside systems for the agent's tenant, newest first.",
+    )
     def get(self, request: Request) -> Response:
         agent = _require_agent(request)
         paginator = EventPagination()
-        page = paginator.paginate_queryset(InboundEvent.objects.filter(tenant=agent.tenant), request, view=self)
+        page = paginator.paginate_queryset(
+            InboundEvent.objects.filter(tenant=agent.tenant), request, view=self
+        )
         return paginator.get_paginated_response(InboundEventOut(page, many=True).data)

@@ -98,21 +98,32 @@ def _scope(request: HttpRequest) -> dict[str, Any]:
     headers = []
     for name, value in request.META.items():
         if name.startswith("HTTP_"):
-            headers.append((name[5:].replace("_", "-").lower().encode("latin-1"), str(value).encode("latin-1")))
+            headers.append(
+                (name[5:].replace("_", "-").lower().encode("latin-1"), str(value).encode("latin-1"))
+            )
         elif name in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
             headers.append((name.replace("_", "-").lower().encode("latin-1"), str(value).encode("latin-1")))
     if "HTTP_ACCEPT" not in request.META:
         headers.append((b"accept", b"*/*"))  # no Accept header accepts anything (RFC 9110, 12.5.1)
     return {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": request.method,
-        "scheme": request.scheme, "path": request.path, "raw_path": request.path.encode(),
-        "query_string": request.META.get("QUERY_STRING", "").encode("latin-1"), "root_path": "",
-        "headers": headers, "server": (request.get_host(), int(request.get_port() or 80)),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": request.method,
+        "scheme": request.scheme,
+        "path": request.path,
+        "raw_path": request.path.encode(),
+        "query_string": request.META.get("QUERY_STRING", "").encode("latin-1"),
+        "root_path": "",
+        "headers": headers,
+        "server": (request.get_host(), int(request.get_port() or 80)),
         "client": (request.META.get("REMOTE_ADDR", ""), 0),
     }
 
 
-async def _serve(scope: dict[str, Any], body: bytes, caller: Caller) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+async def _serve(
+    scope: dict[str, Any], body: bytes, caller: Caller
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Run the SDK's Streamable HTTP transport for one request; its status, headers and body."""
     CALLER.set(caller)
     sent = {"status": 500, "headers": [], "body": b""}
@@ -134,9 +145,13 @@ async def _serve(scope: dict[str, Any], body: bytes, caller: Caller) -> tuple[in
 
     # A manager per request: stateless, it holds nothing between requests, and its ``run()`` (the task
     # group its request handling needs) can be entered only once per instance.
-    manager = StreamableHTTPSessionManager(app=SERVER, json_response=True, stateless=True,
-                                           security_settings=_TRANSPORT_SECURITY,
-                                           max_request_body_size=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2**22)
+    manager = StreamableHTTPSessionManager(
+        app=SERVER,
+        json_response=True,
+        stateless=True,
+        security_settings=_TRANSPORT_SECURITY,
+        max_request_body_size=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2**22,
+    )
     async with manager.run():
         await manager.handle_request(scope, receive, send)
     return int(sent["status"]), sent["headers"], sent["body"]  # type: ignore[call-overload,return-value]
@@ -150,10 +165,17 @@ def mcp_endpoint(request: HttpRequest) -> HttpResponse:
     if isinstance(agent, JsonResponse):
         return agent
     if request.method != "POST":
-        return _error(405, "method_not_allowed", "This MCP server is stateless: POST one JSON-RPC message.",
-                      Allow=ALLOWED_METHODS)
-    caller = Caller(agent=agent, where=where_from(request, channel="mcp"),
-                    base_url=request.build_absolute_uri("/").rstrip("/"))
+        return _error(
+            405,
+            "method_not_allowed",
+            "This MCP server is stateless: POST one JSON-RPC message.",
+            Allow=ALLOWED_METHODS,
+        )
+    caller = Caller(
+        agent=agent,
+        where=where_from(request, channel="mcp"),
+        base_url=request.build_absolute_uri("/").rstrip("/"),
+    )
     status, headers, body = async_to_sync(_serve)(_scope(request), request.body, caller)
     response = HttpResponse(body, status=status)
     for name, value in headers:

@@ -61,38 +61,47 @@ PENDING_TEXT = (
 )
 STATUS_TEXT = {
     Status.PENDING: "Proposal {id} is still waiting for a reviewer. Call get_proposal again later "
-                    '(with "wait": 30 to wait for the decision).',
+    '(with "wait": 30 to wait for the decision).',
     Status.APPROVED: "Proposal {id} was approved and is being carried out. Call get_proposal again "
-                     "to see it committed.",
+    "to see it committed.",
     Status.COMMITTING: "Proposal {id} was approved and is being carried out. Call get_proposal again "
-                       "to see it committed.",
+    "to see it committed.",
     Status.COMMITTED: "Done: proposal {id} was approved and committed to {system} ({external_id}).",
     Status.REJECTED: "Proposal {id} was rejected by a reviewer. Reason: {reason}. Do not resubmit the same "
-                     "call: it would be refused again. Change what the reason asks for, or tell the user.",
+    "call: it would be refused again. Change what the reason asks for, or tell the user.",
     Status.CANCELLED: "Proposal {id} was cancelled; nothing was done.",
     Status.EXPIRED: "Proposal {id} expired before anyone decided on it; nothing was done. Propose it again "
-                    "only if it is still wanted.",
+    "only if it is still wanted.",
     Status.FAILED: "Proposal {id} was approved but could not be carried out: {reason}. Nothing more will "
-                   "happen unless an operator retries it.",
+    "happen unless an operator retries it.",
     Status.STALE: "Proposal {id} was approved, but its target changed before it was carried out, so nothing "
-                  "was done: {reason}. Propose it again against the current state if it is still wanted.",
+    "was done: {reason}. Propose it again against the current state if it is still wanted.",
 }
 OTHER_STATUS_TEXT = "Proposal {id} is {status}. {reason}"
 NO_SUCH_PROPOSAL = "No proposal {id!r} of this agent. Pass the proposal_id a write tool returned."
 
 
 def _write_description(tool: registry.Tool) -> str:
-    return (f"{tool.description} Needs a person's approval: the call returns at once with a proposal_id "
-            "(status pending_approval); call get_proposal to learn the decision.")
+    return (
+        f"{tool.description} Needs a person's approval: the call returns at once with a proposal_id "
+        "(status pending_approval); call get_proposal to learn the decision."
+    )
 
 
 def _annotations(tool: registry.Tool) -> types.ToolAnnotations:
     """Hints, set honestly: a read changes nothing; a write is idempotent (an identical repeated call is the
     same proposal, never a second change) and destructive only if it changes what exists."""
     if not tool.requires_approval:
-        return types.ToolAnnotations(title=tool.name, read_only_hint=True, open_world_hint=tool.system != "warehouse")
-    return types.ToolAnnotations(title=tool.name, read_only_hint=False, destructive_hint=tool.destructive,
-                                 idempotent_hint=True, open_world_hint=True)
+        return types.ToolAnnotations(
+            title=tool.name, read_only_hint=True, open_world_hint=tool.system != "warehouse"
+        )
+    return types.ToolAnnotations(
+        title=tool.name,
+        read_only_hint=False,
+        destructive_hint=tool.destructive,
+        idempotent_hint=True,
+        open_world_hint=True,
+    )
 
 
 GET_PROPOSAL_TOOL = types.Tool(
@@ -105,13 +114,19 @@ GET_PROPOSAL_TOOL = types.Tool(
         "type": "object",
         "properties": {
             "proposal_id": {"type": "string", "description": "The proposal_id a write tool returned."},
-            "wait": {"type": "integer", "minimum": 0, "maximum": waiting.MAX_WAIT,
-                     "description": "Seconds to wait for a decision (0 to 30)."},
+            "wait": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": waiting.MAX_WAIT,
+                "description": "Seconds to wait for a decision (0 to 30).",
+            },
         },
         "required": ["proposal_id"],
         "additionalProperties": False,
     },
-    annotations=types.ToolAnnotations(title="Get a proposal's status", read_only_hint=True, open_world_hint=False),
+    annotations=types.ToolAnnotations(
+        title="Get a proposal's status", read_only_hint=True, open_world_hint=False
+    ),
 )
 
 
@@ -143,7 +158,9 @@ async def _call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Cal
     try:
         tool = registry.get(params.name)
     except UnknownTool:
-        raise MCPError(types.INVALID_PARAMS, f"Unknown tool {params.name!r}; tools/list names this agent's tools.") from None
+        raise MCPError(
+            types.INVALID_PARAMS, f"Unknown tool {params.name!r}; tools/list names this agent's tools."
+        ) from None
     return await sync_to_async(call_tool, thread_sensitive=True)(caller, tool, arguments)
 
 
@@ -157,23 +174,34 @@ def call_tool(caller: Caller, tool: registry.Tool, arguments: dict[str, Any]) ->
         if refused is None:
             raise
         return refused
-    return types.CallToolResult(content=[types.TextContent(text=json.dumps(result, default=str))],
-                                structured_content=result)
+    return types.CallToolResult(
+        content=[types.TextContent(text=json.dumps(result, default=str))], structured_content=result
+    )
 
 
 def _propose(caller: Caller, tool: registry.Tool, arguments: dict[str, Any]) -> types.CallToolResult:
     wait = services.intake_allowed(tool=tool.name)
     if wait is not None:
-        raise ApiError(429, "backpressure", f"The commit queue is backed up; retry in {int(wait)} seconds.",
-                       retry_after=int(wait))
-    submitted = services.proposal_submit(agent=caller.agent, tool=tool.name, args=arguments, where=caller.where)
+        raise ApiError(
+            429,
+            "backpressure",
+            f"The commit queue is backed up; retry in {int(wait)} seconds.",
+            retry_after=int(wait),
+        )
+    submitted = services.proposal_submit(
+        agent=caller.agent, tool=tool.name, args=arguments, where=caller.where
+    )
     proposal = submitted.proposal
     if proposal.status != Status.PENDING:
         # An identical call made earlier, already decided: say what became of it.
         return _proposal_result(caller, proposal)
     review_url = caller.base_url + reverse("proposal-review", kwargs={"pk": proposal.pk})
-    body = {"status": "pending_approval", "proposal_id": str(proposal.pk), "review_url": review_url,
-            "expires_at": proposal.expires_at.isoformat()}
+    body = {
+        "status": "pending_approval",
+        "proposal_id": str(proposal.pk),
+        "review_url": review_url,
+        "expires_at": proposal.expires_at.isoformat(),
+    }
     text = PENDING_TEXT.format(id=proposal.pk, tool=tool.safe_name, review_url=review_url)
     return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=body)
 
@@ -210,8 +238,12 @@ def _proposal_result(caller: Caller, proposal: Proposal) -> types.CallToolResult
         except Receipt.DoesNotExist:
             stored = None
         if stored is not None:
-            receipt = {"system": stored.system, "external_id": stored.external_id, "url": stored.external_url,
-                       "committed_at": stored.committed_at.isoformat()}
+            receipt = {
+                "system": stored.system,
+                "external_id": stored.external_id,
+                "url": stored.external_url,
+                "committed_at": stored.committed_at.isoformat(),
+            }
     reason = (decision.reason if decision is not None and decision.reason else "") or proposal.status_reason
     body = {
         "status": proposal.status,
@@ -222,8 +254,13 @@ def _proposal_result(caller: Caller, proposal: Proposal) -> types.CallToolResult
         "tool": registry.safe_name(proposal.tool),
     }
     template = STATUS_TEXT.get(proposal.status, OTHER_STATUS_TEXT)  # type: ignore[call-overload]
-    text = template.format(id=proposal.pk, status=proposal.status, reason=reason or "no reason given",
-                           system=(receipt or {}).get("system", ""), external_id=(receipt or {}).get("external_id", ""))
+    text = template.format(
+        id=proposal.pk,
+        status=proposal.status,
+        reason=reason or "no reason given",
+        system=(receipt or {}).get("system", ""),
+        external_id=(receipt or {}).get("external_id", ""),
+    )
     return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=body)
 
 
@@ -243,8 +280,9 @@ def _error(body: dict[str, Any]) -> types.CallToolResult:
         lines.append(f"- {where}: {error.get('msg', '')}" if where else f"- {error.get('msg', '')}")
     if body.get("retry_after"):
         lines.append(f"Retry after {body['retry_after']} seconds.")
-    return types.CallToolResult(content=[types.TextContent(text="\n".join(lines))], structured_content=body,
-                                is_error=True)
+    return types.CallToolResult(
+        content=[types.TextContent(text="\n".join(lines))], structured_content=body, is_error=True
+    )
 
 
 def build_server() -> Server[Any]:

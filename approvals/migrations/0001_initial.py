@@ -8,7 +8,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,169 +16,367 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='AgentCredential',
+            name="AgentCredential",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('allowed_tools', models.JSONField(default=list, help_text='Tool names, or ["*"] for every tool.')),
-                ('token_hash', models.CharField(editable=False, max_length=64, unique=True)),
-                ('token_prefix', models.CharField(editable=False, help_text='First characters, to recognise it.', max_length=16)),
-                ('is_active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "allowed_tools",
+                    models.JSONField(default=list, help_text='Tool names, or ["*"] for every tool.'),
+                ),
+                ("token_hash", models.CharField(editable=False, max_length=64, unique=True)),
+                (
+                    "token_prefix",
+                    models.CharField(
+                        editable=False, help_text="First characters, to recognise it.", max_length=16
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Tenant',
+            name="Tenant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=64, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=64, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='OutboxMessage',
+            name="OutboxMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('commit', 'Commit')], max_length=16)),
-                ('payload', models.JSONField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('available_at', models.DateTimeField(db_index=True)),
-                ('dispatched_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("kind", models.CharField(choices=[("commit", "Commit")], max_length=16)),
+                ("payload", models.JSONField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("available_at", models.DateTimeField(db_index=True)),
+                ("dispatched_at", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True)),
             ],
             options={
-                'indexes': [models.Index(condition=models.Q(('dispatched_at__isnull', True)), fields=['available_at'], name='outbox_undispatched')],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("dispatched_at__isnull", True)),
+                        fields=["available_at"],
+                        name="outbox_undispatched",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Proposal',
+            name="Proposal",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('tool', models.CharField(max_length=64)),
-                ('args', models.JSONField(help_text='Normalized args: exactly what a commit sends.')),
-                ('args_hash', models.CharField(max_length=64)),
-                ('rationale', models.TextField(blank=True)),
-                ('risk', models.CharField(choices=[('low', 'Low'), ('medium', 'Medium'), ('high', 'High')], max_length=8)),
-                ('preview', models.JSONField(default=dict)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('approved', 'Approved'), ('committing', 'Committing'), ('committed', 'Committed'), ('rejected', 'Rejected'), ('cancelled', 'Cancelled'), ('expired', 'Expired'), ('failed', 'Failed'), ('stale', 'Stale')], default='pending', max_length=16)),
-                ('status_reason', models.TextField(blank=True, help_text='Why it waits or failed, for people.')),
-                ('idempotency_key', models.CharField(max_length=255)),
-                ('expires_at', models.DateTimeField()),
-                ('commit_attempts', models.PositiveIntegerField(default=0)),
-                ('lease_until', models.DateTimeField(blank=True, null=True)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('agent', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='proposals', to='approvals.agentcredential')),
-                ('on_behalf_of', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='proposals', to='approvals.tenant')),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("tool", models.CharField(max_length=64)),
+                ("args", models.JSONField(help_text="Normalized args: exactly what a commit sends.")),
+                ("args_hash", models.CharField(max_length=64)),
+                ("rationale", models.TextField(blank=True)),
+                (
+                    "risk",
+                    models.CharField(
+                        choices=[("low", "Low"), ("medium", "Medium"), ("high", "High")], max_length=8
+                    ),
+                ),
+                ("preview", models.JSONField(default=dict)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("approved", "Approved"),
+                            ("committing", "Committing"),
+                            ("committed", "Committed"),
+                            ("rejected", "Rejected"),
+                            ("cancelled", "Cancelled"),
+                            ("expired", "Expired"),
+                            ("failed", "Failed"),
+                            ("stale", "Stale"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "status_reason",
+                    models.TextField(blank=True, help_text="Why it waits or failed, for people."),
+                ),
+                ("idempotency_key", models.CharField(max_length=255)),
+                ("expires_at", models.DateTimeField()),
+                ("commit_attempts", models.PositiveIntegerField(default=0)),
+                ("lease_until", models.DateTimeField(blank=True, null=True)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="proposals",
+                        to="approvals.agentcredential",
+                    ),
+                ),
+                (
+                    "on_behalf_of",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="proposals",
+                        to="approvals.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Receipt',
+            name="Receipt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('system', models.CharField(max_length=32)),
-                ('external_id', models.CharField(max_length=128)),
-                ('external_url', models.URLField(blank=True, max_length=500)),
-                ('response_summary', models.JSONField(default=dict)),
-                ('attempts', models.PositiveIntegerField(default=1)),
-                ('args_hash', models.CharField(help_text='Hash of the args that were sent.', max_length=64)),
-                ('committed_at', models.DateTimeField(auto_now_add=True)),
-                ('proposal', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='receipt', to='approvals.proposal')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("system", models.CharField(max_length=32)),
+                ("external_id", models.CharField(max_length=128)),
+                ("external_url", models.URLField(blank=True, max_length=500)),
+                ("response_summary", models.JSONField(default=dict)),
+                ("attempts", models.PositiveIntegerField(default=1)),
+                ("args_hash", models.CharField(help_text="Hash of the args that were sent.", max_length=64)),
+                ("committed_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "proposal",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="receipt",
+                        to="approvals.proposal",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('requester', 'Requester'), ('reviewer', 'Reviewer'), ('admin', 'Admin')], max_length=16)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='approvals.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("requester", "Requester"), ("reviewer", "Reviewer"), ("admin", "Admin")],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to="approvals.tenant",
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='agentcredential',
-            name='tenant',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='agents', to='approvals.tenant'),
+            model_name="agentcredential",
+            name="tenant",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="agents", to="approvals.tenant"
+            ),
         ),
         migrations.CreateModel(
-            name='UserToken',
+            name="UserToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(default='api', max_length=100)),
-                ('token_hash', models.CharField(editable=False, max_length=64, unique=True)),
-                ('token_prefix', models.CharField(editable=False, max_length=16)),
-                ('is_active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(default="api", max_length=100)),
+                ("token_hash", models.CharField(editable=False, max_length=64, unique=True)),
+                ("token_prefix", models.CharField(editable=False, max_length=16)),
+                ("is_active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="api_tokens",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Decision',
+            name="Decision",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('verdict', models.CharField(choices=[('approved', 'Approved'), ('rejected', 'Rejected')], max_length=16)),
-                ('reason', models.TextField(blank=True)),
-                ('args_hash', models.CharField(help_text='Hash of the exact args approved.', max_length=64)),
-                ('edited_from', models.JSONField(blank=True, help_text='When the reviewer edited the args: the changes, field by field.', null=True)),
-                ('channel', models.CharField(choices=[('api', 'Api'), ('web', 'Web'), ('cli', 'Cli')], max_length=8)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('user_agent', models.CharField(blank=True, max_length=256)),
-                ('at', models.DateTimeField(auto_now_add=True)),
-                ('reviewer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('proposal', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='decisions', to='approvals.proposal')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "verdict",
+                    models.CharField(
+                        choices=[("approved", "Approved"), ("rejected", "Rejected")], max_length=16
+                    ),
+                ),
+                ("reason", models.TextField(blank=True)),
+                ("args_hash", models.CharField(help_text="Hash of the exact args approved.", max_length=64)),
+                (
+                    "edited_from",
+                    models.JSONField(
+                        blank=True,
+                        help_text="When the reviewer edited the args: the changes, field by field.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "channel",
+                    models.CharField(choices=[("api", "Api"), ("web", "Web"), ("cli", "Cli")], max_length=8),
+                ),
+                ("ip", models.GenericIPAddressField(blank=True, null=True)),
+                ("user_agent", models.CharField(blank=True, max_length=256)),
+                ("at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "reviewer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "proposal",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="decisions",
+                        to="approvals.proposal",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-at'],
-                'constraints': [models.UniqueConstraint(fields=('proposal',), name='decision_one_per_proposal'), models.CheckConstraint(condition=models.Q(('verdict__in', ['approved', 'rejected'])), name='decision_verdict_valid')],
+                "ordering": ["-at"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("proposal",), name="decision_one_per_proposal"),
+                    models.CheckConstraint(
+                        condition=models.Q(("verdict__in", ["approved", "rejected"])),
+                        name="decision_verdict_valid",
+                    ),
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='proposal',
-            index=models.Index(fields=['tenant', 'status', 'created_at'], name='proposal_inbox'),
+            model_name="proposal",
+            index=models.Index(fields=["tenant", "status", "created_at"], name="proposal_inbox"),
         ),
         migrations.AddIndex(
-            model_name='proposal',
-            index=models.Index(fields=['tenant', '-created_at', 'id'], name='proposal_tenant_recent'),
+            model_name="proposal",
+            index=models.Index(fields=["tenant", "-created_at", "id"], name="proposal_tenant_recent"),
         ),
         migrations.AddIndex(
-            model_name='proposal',
-            index=models.Index(fields=['agent', 'tool', 'created_at'], name='proposal_agent_tool_recent'),
+            model_name="proposal",
+            index=models.Index(fields=["agent", "tool", "created_at"], name="proposal_agent_tool_recent"),
         ),
         migrations.AddIndex(
-            model_name='proposal',
-            index=models.Index(fields=['status', 'lease_until'], name='proposal_status_lease'),
+            model_name="proposal",
+            index=models.Index(fields=["status", "lease_until"], name="proposal_status_lease"),
         ),
         migrations.AddConstraint(
-            model_name='proposal',
-            constraint=models.UniqueConstraint(fields=('tenant', 'idempotency_key'), name='proposal_idempotency_key_unique'),
+            model_name="proposal",
+            constraint=models.UniqueConstraint(
+                fields=("tenant", "idempotency_key"), name="proposal_idempotency_key_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='proposal',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'approved', 'committing', 'committed', 'rejected', 'cancelled', 'expired', 'failed', 'stale'])), name='proposal_status_valid'),
+            model_name="proposal",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        [
+                            "pending",
+                            "approved",
+                            "committing",
+                            "committed",
+                            "rejected",
+                            "cancelled",
+                            "expired",
+                            "failed",
+                            "stale",
+                        ],
+                    )
+                ),
+                name="proposal_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='proposal',
-            constraint=models.CheckConstraint(condition=models.Q(('risk__in', ['low', 'medium', 'high'])), name='proposal_risk_valid'),
+            model_name="proposal",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("risk__in", ["low", "medium", "high"])), name="proposal_risk_valid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='membership',
-            constraint=models.UniqueConstraint(fields=('user', 'tenant'), name='membership_one_per_user_tenant'),
+            model_name="membership",
+            constraint=models.UniqueConstraint(
+                fields=("user", "tenant"), name="membership_one_per_user_tenant"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='membership',
-            constraint=models.CheckConstraint(condition=models.Q(('role__in', ['requester', 'reviewer', 'admin'])), name='membership_role_valid'),
+            model_name="membership",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("role__in", ["requester", "reviewer", "admin"])),
+                name="membership_role_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='agentcredential',
-            constraint=models.UniqueConstraint(fields=('tenant', 'name'), name='agent_name_unique_in_tenant'),
+            model_name="agentcredential",
+            constraint=models.UniqueConstraint(fields=("tenant", "name"), name="agent_name_unique_in_tenant"),
         ),
     ]

@@ -6,66 +6,107 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('approvals', '0001_initial'),
+        ("approvals", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='agentcredential',
-            name='webhook_secret_version',
+            model_name="agentcredential",
+            name="webhook_secret_version",
             field=models.PositiveIntegerField(default=1),
         ),
         migrations.AddField(
-            model_name='agentcredential',
-            name='webhook_url',
-            field=models.URLField(blank=True, help_text='Where the agent receives signed events about its proposals.', max_length=500),
+            model_name="agentcredential",
+            name="webhook_url",
+            field=models.URLField(
+                blank=True,
+                help_text="Where the agent receives signed events about its proposals.",
+                max_length=500,
+            ),
         ),
         migrations.AddField(
-            model_name='proposal',
-            name='discarded_at',
+            model_name="proposal",
+            name="discarded_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='outboxmessage',
-            name='kind',
-            field=models.CharField(choices=[('commit', 'Commit'), ('webhook', 'Webhook')], max_length=16),
+            model_name="outboxmessage",
+            name="kind",
+            field=models.CharField(choices=[("commit", "Commit"), ("webhook", "Webhook")], max_length=16),
         ),
         migrations.CreateModel(
-            name='InboundEvent',
+            name="InboundEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(max_length=32)),
-                ('event_id', models.CharField(max_length=128)),
-                ('type', models.CharField(blank=True, max_length=64)),
-                ('payload', models.JSONField()),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='inbound_events', to='approvals.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("source", models.CharField(max_length=32)),
+                ("event_id", models.CharField(max_length=128)),
+                ("type", models.CharField(blank=True, max_length=64)),
+                ("payload", models.JSONField()),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="inbound_events",
+                        to="approvals.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-received_at'],
-                'indexes': [models.Index(fields=['tenant', '-received_at'], name='inbound_tenant_recent')],
-                'constraints': [models.UniqueConstraint(fields=('tenant', 'source', 'event_id'), name='inbound_event_once')],
+                "ordering": ["-received_at"],
+                "indexes": [models.Index(fields=["tenant", "-received_at"], name="inbound_tenant_recent")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("tenant", "source", "event_id"), name="inbound_event_once"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='WebhookDelivery',
+            name="WebhookDelivery",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('event', models.CharField(max_length=64)),
-                ('payload', models.JSONField()),
-                ('url', models.URLField(max_length=500)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('delivered', 'Delivered'), ('failed', 'Failed')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('agent', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='webhook_deliveries', to='approvals.agentcredential')),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("event", models.CharField(max_length=64)),
+                ("payload", models.JSONField()),
+                ("url", models.URLField(max_length=500)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("delivered", "Delivered"), ("failed", "Failed")],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="webhook_deliveries",
+                        to="approvals.agentcredential",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('state__in', ['pending', 'delivered', 'failed'])), name='webhook_state_valid')],
+                "ordering": ["-created_at"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("state__in", ["pending", "delivered", "failed"])),
+                        name="webhook_state_valid",
+                    )
+                ],
             },
         ),
     ]

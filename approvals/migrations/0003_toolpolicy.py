@@ -5,34 +5,125 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('approvals', '0002_webhooks_inbound_deadletters'),
+        ("approvals", "0002_webhooks_inbound_deadletters"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ToolPolicy',
+            name="ToolPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tool', models.CharField(default='*', help_text='A tool name, or "*" for every tool.', max_length=64)),
-                ('name', models.CharField(help_text="Named in denials (the API's `policy`): say what it is for, e.g. support-bot-limits.", max_length=100)),
-                ('description', models.TextField(blank=True)),
-                ('enabled', models.BooleanField(default=True, help_text='A disabled rule is ignored; the next most specific applies.')),
-                ('allowed_fields', models.JSONField(blank=True, default=list, help_text='Fields the agent may set, e.g. ["subject", "description"]. Empty: all. Required fields are always allowed.')),
-                ('max_per_hour', models.PositiveIntegerField(blank=True, help_text='Proposals per hour per agent for each tool (0 pauses it). Empty: no limit.', null=True)),
-                ('max_items', models.PositiveIntegerField(blank=True, help_text='Items per list argument (e.g. tags) in one call. Empty: no limit.', null=True)),
-                ('refuse_card_numbers', models.BooleanField(default=True, help_text='Refuse payment card numbers in free-text fields (subject, description, text...).')),
-                ('risk_override', models.CharField(blank=True, choices=[('low', 'Low'), ('medium', 'Medium'), ('high', 'High')], default='', help_text="Raise the risk shown to reviewers (never lowers the tool's own risk). Empty: the tool's.", max_length=8)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('agent', models.ForeignKey(blank=True, help_text="Empty: every agent of the tenant. An agent's own rule replaces the tenant-wide one.", null=True, on_delete=django.db.models.deletion.CASCADE, related_name='tool_policies', to='approvals.agentcredential')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tool_policies', to='approvals.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "tool",
+                    models.CharField(
+                        default="*", help_text='A tool name, or "*" for every tool.', max_length=64
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="Named in denials (the API's `policy`): say what it is for, e.g. support-bot-limits.",
+                        max_length=100,
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                (
+                    "enabled",
+                    models.BooleanField(
+                        default=True, help_text="A disabled rule is ignored; the next most specific applies."
+                    ),
+                ),
+                (
+                    "allowed_fields",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text='Fields the agent may set, e.g. ["subject", "description"]. Empty: all. Required fields are always allowed.',
+                    ),
+                ),
+                (
+                    "max_per_hour",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Proposals per hour per agent for each tool (0 pauses it). Empty: no limit.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "max_items",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Items per list argument (e.g. tags) in one call. Empty: no limit.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "refuse_card_numbers",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Refuse payment card numbers in free-text fields (subject, description, text...).",
+                    ),
+                ),
+                (
+                    "risk_override",
+                    models.CharField(
+                        blank=True,
+                        choices=[("low", "Low"), ("medium", "Medium"), ("high", "High")],
+                        default="",
+                        help_text="Raise the risk shown to reviewers (never lowers the tool's own risk). Empty: the tool's.",
+                        max_length=8,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty: every agent of the tenant. An agent's own rule replaces the tenant-wide one.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tool_policies",
+                        to="approvals.agentcredential",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tool_policies",
+                        to="approvals.tenant",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'tool policies',
-                'ordering': ['tenant', 'tool', 'agent', 'name'],
-                'constraints': [models.UniqueConstraint(fields=('tenant', 'name'), name='tool_policy_name_unique_in_tenant'), models.UniqueConstraint(condition=models.Q(('agent__isnull', True)), fields=('tenant', 'tool'), name='tool_policy_one_tenant_wide'), models.UniqueConstraint(condition=models.Q(('agent__isnull', False)), fields=('tenant', 'agent', 'tool'), name='tool_policy_one_per_agent'), models.CheckConstraint(condition=models.Q(('risk_override__in', ['', 'low', 'medium', 'high'])), name='tool_policy_risk_override_valid')],
+                "verbose_name_plural": "tool policies",
+                "ordering": ["tenant", "tool", "agent", "name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("tenant", "name"), name="tool_policy_name_unique_in_tenant"
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("agent__isnull", True)),
+                        fields=("tenant", "tool"),
+                        name="tool_policy_one_tenant_wide",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("agent__isnull", False)),
+                        fields=("tenant", "agent", "tool"),
+                        name="tool_policy_one_per_agent",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("risk_override__in", ["", "low", "medium", "high"])),
+                        name="tool_policy_risk_override_valid",
+                    ),
+                ],
             },
         ),
     ]

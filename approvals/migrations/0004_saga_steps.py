@@ -5,27 +5,48 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('approvals', '0003_toolpolicy'),
+        ("approvals", "0003_toolpolicy"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SagaStep',
+            name="SagaStep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('index', models.PositiveSmallIntegerField()),
-                ('name', models.CharField(max_length=64)),
-                ('state', models.CharField(choices=[('done', 'Done'), ('compensated', 'Compensated'), ('compensation_failed', 'Compensation Failed')], max_length=24)),
-                ('result', models.JSONField(default=dict)),
-                ('error', models.TextField(blank=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('proposal', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='saga_steps', to='approvals.proposal')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("index", models.PositiveSmallIntegerField()),
+                ("name", models.CharField(max_length=64)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("done", "Done"),
+                            ("compensated", "Compensated"),
+                            ("compensation_failed", "Compensation Failed"),
+                        ],
+                        max_length=24,
+                    ),
+                ),
+                ("result", models.JSONField(default=dict)),
+                ("error", models.TextField(blank=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "proposal",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="saga_steps",
+                        to="approvals.proposal",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['proposal', 'index'],
-                'constraints': [models.UniqueConstraint(fields=('proposal', 'index'), name='saga_step_once')],
+                "ordering": ["proposal", "index"],
+                "constraints": [models.UniqueConstraint(fields=("proposal", "index"), name="saga_step_once")],
             },
         ),
     ]

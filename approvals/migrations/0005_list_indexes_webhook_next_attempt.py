@@ -6,32 +6,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('approvals', '0004_saga_steps'),
+        ("approvals", "0004_saga_steps"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='webhookdelivery',
-            name='next_attempt_at',
+            model_name="webhookdelivery",
+            name="next_attempt_at",
             field=models.DateTimeField(default=django.utils.timezone.now),
         ),
         migrations.AddIndex(
-            model_name='decision',
-            index=models.Index(fields=['-at', '-id'], name='decision_recent'),
+            model_name="decision",
+            index=models.Index(fields=["-at", "-id"], name="decision_recent"),
         ),
         migrations.AddIndex(
-            model_name='proposal',
-            index=models.Index(fields=['-created_at', '-id'], name='proposal_recent'),
+            model_name="proposal",
+            index=models.Index(fields=["-created_at", "-id"], name="proposal_recent"),
         ),
         migrations.AddIndex(
-            model_name='proposal',
-            index=models.Index(fields=['agent', '-created_at', '-id'], name='proposal_agent_recent'),
+            model_name="proposal",
+            index=models.Index(fields=["agent", "-created_at", "-id"], name="proposal_agent_recent"),
         ),
         migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(condition=models.Q(('state', 'pending')), fields=['next_attempt_at'], name='webhook_pending_due'),
+            model_name="webhookdelivery",
+            index=models.Index(
+                condition=models.Q(("state", "pending")),
+                fields=["next_attempt_at"],
+                name="webhook_pending_due",
+            ),
         ),
     ]

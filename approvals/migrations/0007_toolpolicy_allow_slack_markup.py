@@ -4,15 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('approvals', '0006_idempotency_per_agent'),
+        ("approvals", "0006_idempotency_per_agent"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='toolpolicy',
-            name='allow_slack_markup',
-            field=models.BooleanField(default=False, help_text="Slack messages: send links and mentions (<url|label>, <!channel>, <@user>) as Slack formatting. Off: '&', '<' and '>' are escaped, so the text posts literally. On: the preview spells each link's target and each mention out, and the risk is raised."),
+            model_name="toolpolicy",
+            name="allow_slack_markup",
+            field=models.BooleanField(
+                default=False,
+                help_text="Slack messages: send links and mentions (<url|label>, <!channel>, <@user>) as Slack formatting. Off: '&', '<' and '>' are escaped, so the text posts literally. On: the preview spells each link's target and each mention out, and the risk is raised.",
+            ),
         ),
     ]

@@ -25,7 +25,10 @@ def backfill_created_records(apps: Any, schema_editor: Any) -> None:
         if not base_url or not receipt.external_id:
             continue
         CreatedRecord.objects.get_or_create(
-            tenant=receipt.proposal.tenant.slug, system="crm", base_url=base_url, external_id=receipt.external_id
+            tenant=receipt.proposal.tenant.slug,
+            system="crm",
+            base_url=base_url,
+            external_id=receipt.external_id,
         )
 
 
@@ -55,7 +58,9 @@ class Migration(migrations.Migration):
         migrations.RunPython(dedupe_inbound_events, migrations.RunPython.noop),
         migrations.AddConstraint(
             model_name="inboundevent",
-            constraint=models.UniqueConstraint(fields=("source", "event_id"), name="inbound_event_once_globally"),
+            constraint=models.UniqueConstraint(
+                fields=("source", "event_id"), name="inbound_event_once_globally"
+            ),
         ),
         migrations.RunPython(backfill_created_records, migrations.RunPython.noop),
     ]

@@ -38,5 +38,7 @@ def _locked(proposal_id: Any) -> Proposal:
     would wait for each decision and commit in flight. ``no_key``: the key never changes here, so rows that
     refer to the proposal (decisions, receipts) can be inserted beside the lock."""
     return remember_locked(
-        Proposal.objects.select_for_update(of=("self",), no_key=True).select_related("tenant", "agent").get(pk=proposal_id)
+        Proposal.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("tenant", "agent")
+        .get(pk=proposal_id)
     )

@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 REDIS_RETRY_SECONDS = 5
 
 
-
 @dataclass(frozen=True)
 class CommitResult:
     outcome: str  # "committed" | "noop" | "deferred" | "stale" | "failed"
@@ -60,20 +59,38 @@ def _claim(proposal_id: Any) -> tuple[Proposal, Decision, bool] | None:
         if not proposal.agent.is_active:
             # Approved before its agent was deactivated (deactivation only cancels pending proposals): the
             # agent's work is withdrawn with its credential, so nothing is sent. No webhook to a revoked agent.
-            lifecycle.transition(proposal, "refuse_revoked", actor=audit.SYSTEM, where=audit.WORKER,
-                                 decision=decision, data={"reason": "agent_revoked"},
-                                 reason="Refused: " + errors.AGENT_REVOKED.format(agent=proposal.agent.name))
+            lifecycle.transition(
+                proposal,
+                "refuse_revoked",
+                actor=audit.SYSTEM,
+                where=audit.WORKER,
+                decision=decision,
+                data={"reason": "agent_revoked"},
+                reason="Refused: " + errors.AGENT_REVOKED.format(agent=proposal.agent.name),
+            )
             return None
         actual_hash = registry.args_hash(proposal.args)
         if decision is None or decision.args_hash != proposal.args_hash or actual_hash != proposal.args_hash:
-            lifecycle.transition(proposal, "refuse_mismatch", actor=audit.SYSTEM, where=audit.WORKER,
-                                 decision=decision, data={"reason": "args_hash_mismatch"})
+            lifecycle.transition(
+                proposal,
+                "refuse_mismatch",
+                actor=audit.SYSTEM,
+                where=audit.WORKER,
+                decision=decision,
+                data={"reason": "args_hash_mismatch"},
+            )
             return None
         took_over = proposal.status == Status.COMMITTING
         proposal.lease_until = now + timedelta(seconds=settings.ACME_COMMIT_LEASE)
-        lifecycle.transition(proposal, "claim", actor=audit.SYSTEM, where=audit.WORKER, decision=decision,
-                             data={"resumed": took_over, "earlier_attempts": proposal.commit_attempts},
-                             fields=["lease_until"])
+        lifecycle.transition(
+            proposal,
+            "claim",
+            actor=audit.SYSTEM,
+            where=audit.WORKER,
+            decision=decision,
+            data={"resumed": took_over, "earlier_attempts": proposal.commit_attempts},
+            fields=["lease_until"],
+        )
         return proposal, decision, took_over or proposal.commit_attempts > 0
 
 
@@ -116,21 +133,30 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
         waited = _wait_for_breaker(proposal, failure)
         if waited is not None:
             return _finish_deferred(proposal, decision, waited, attempts=failure.attempts)
-        return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts)
+        return _finish_unsuccessful(
+            proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts
+        )
     except adapter_errors.PermanentFailure as failure:
-        return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts,
-                                    permanent=True)
+        return _finish_unsuccessful(
+            proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts, permanent=True
+        )
     except redis.RedisError as exc:
         # Our own shared state (breaker, rate limits) was unreachable, perhaps after the outside call went
         # through: nothing says the call was refused. Retry later with the same idempotency key (which never
         # doubles a write) instead of dead-lettering an approval that may already be done.
-        logger.warning("commit of %s met Redis unavailable (%s); retrying later", proposal.pk, type(exc).__name__)
-        return _finish_deferred(proposal, decision, adapter_errors.Deferred(
-            reason="redis_unavailable", retry_at=time.time() + REDIS_RETRY_SECONDS))
+        logger.warning(
+            "commit of %s met Redis unavailable (%s); retrying later", proposal.pk, type(exc).__name__
+        )
+        return _finish_deferred(
+            proposal,
+            decision,
+            adapter_errors.Deferred(reason="redis_unavailable", retry_at=time.time() + REDIS_RETRY_SECONDS),
+        )
     except Exception as exc:  # an unexpected error must not leave the proposal looking in progress
         logger.exception("commit of %s crashed", proposal.pk)
-        return _finish_unsuccessful(proposal, decision, Status.FAILED, f"Internal error ({type(exc).__name__}).",
-                                    attempts=1)
+        return _finish_unsuccessful(
+            proposal, decision, Status.FAILED, f"Internal error ({type(exc).__name__}).", attempts=1
+        )
     with transaction.atomic():
         locked = _locked(proposal.pk)
         if locked.status == Status.COMMITTED:
@@ -140,7 +166,8 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
             system=outcome.system,
             external_id=outcome.external_id,
             external_url=outcome.url,
-            response_summary={**outcome.summary, "reconciled": True} if outcome.reconciled
+            response_summary={**outcome.summary, "reconciled": True}
+            if outcome.reconciled
             else outcome.summary,
             attempts=outcome.attempts,
             args_hash=locked.args_hash,
@@ -148,16 +175,26 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
         locked.lease_until = None
         locked.commit_attempts += outcome.attempts
         lifecycle.transition(
-            locked, "commit", actor=audit.SYSTEM, where=audit.WORKER, decision=decision,
+            locked,
+            "commit",
+            actor=audit.SYSTEM,
+            where=audit.WORKER,
+            decision=decision,
             data={"system": outcome.system, "external_id": outcome.external_id},
-            outbound={"system": outcome.system, "attempts": outcome.attempts,
-                      "external_id": outcome.external_id, "reconciled": outcome.reconciled},
+            outbound={
+                "system": outcome.system,
+                "attempts": outcome.attempts,
+                "external_id": outcome.external_id,
+                "reconciled": outcome.reconciled,
+            },
             fields=["lease_until", "commit_attempts"],
         )
     return CommitResult("committed", str(proposal.pk))
 
 
-def _wait_for_breaker(proposal: Proposal, failure: adapter_errors.TransientFailure) -> adapter_errors.Deferred | None:
+def _wait_for_breaker(
+    proposal: Proposal, failure: adapter_errors.TransientFailure
+) -> adapter_errors.Deferred | None:
     """A commit whose retries ran out while its downstream's breaker opened (its own failures may have
     tripped it) met an outage, like the commits that will find the breaker open after it: it waits for
     the breaker too, instead of being the one dead letter of the outage. Within a budget of attempts
@@ -166,12 +203,17 @@ def _wait_for_breaker(proposal: Proposal, failure: adapter_errors.TransientFailu
         return None
     try:
         # The breaker of the proposal's tenant's connection (its own CRM has its own breaker).
-        if breaker.state(connections.breaker_key(proposal.tenant.slug, registry.get(proposal.tool).system)) != "open":
+        if (
+            breaker.state(connections.breaker_key(proposal.tenant.slug, registry.get(proposal.tool).system))
+            != "open"
+        ):
             return None
     except redis.RedisError:
         return None
     # The breaker half-opens within a cooldown of now; a retry that comes too early is deferred again.
-    return adapter_errors.Deferred(reason="breaker_open", retry_at=time.time() + float(settings.ACME_BREAKER_COOLDOWN))
+    return adapter_errors.Deferred(
+        reason="breaker_open", retry_at=time.time() + float(settings.ACME_BREAKER_COOLDOWN)
+    )
 
 
 def _finish_deferred(
@@ -188,16 +230,29 @@ def _finish_deferred(
         locked.next_attempt_at = retry_at
         locked.commit_attempts += attempts
         lifecycle.transition(
-            locked, "defer", actor=audit.SYSTEM, where=audit.WORKER, decision=decision,
+            locked,
+            "defer",
+            actor=audit.SYSTEM,
+            where=audit.WORKER,
+            decision=decision,
             data={"reason": deferred.reason, "attempts": attempts},
-            reason=lifecycle.waiting_reason(deferred.reason, system=registry.get(locked.tool).system, at=retry_at),
-            fields=["lease_until", "next_attempt_at", "commit_attempts"], commit_at=retry_at,
+            reason=lifecycle.waiting_reason(
+                deferred.reason, system=registry.get(locked.tool).system, at=retry_at
+            ),
+            fields=["lease_until", "next_attempt_at", "commit_attempts"],
+            commit_at=retry_at,
         )
     return CommitResult("deferred", str(proposal.pk))
 
 
 def _finish_unsuccessful(
-    proposal: Proposal, decision: Decision, status: Status, reason: str, *, attempts: int, permanent: bool = False
+    proposal: Proposal,
+    decision: Decision,
+    status: Status,
+    reason: str,
+    *,
+    attempts: int,
+    permanent: bool = False,
 ) -> CommitResult:
     """``permanent``: the outside system refused the request itself (a 4xx): sent again, it fails again; the
     audit's ``outbound.call`` says so, and the reviewer's page offers no requeue."""
@@ -208,9 +263,17 @@ def _finish_unsuccessful(
         locked.lease_until = None
         locked.commit_attempts += attempts
         lifecycle.transition(
-            locked, "go_stale" if status == Status.STALE else "fail", actor=audit.SYSTEM, where=audit.WORKER,
-            decision=decision, reason=reason[:2000],
-            outbound={"attempts": attempts, "error": reason[:500], **({"permanent": True} if permanent else {})},
+            locked,
+            "go_stale" if status == Status.STALE else "fail",
+            actor=audit.SYSTEM,
+            where=audit.WORKER,
+            decision=decision,
+            reason=reason[:2000],
+            outbound={
+                "attempts": attempts,
+                "error": reason[:500],
+                **({"permanent": True} if permanent else {}),
+            },
             fields=["lease_until", "commit_attempts"],
         )
     return CommitResult(str(status), str(proposal.pk))
@@ -222,7 +285,9 @@ def commits_redispatch(*, now: datetime | None = None, grace: int = 30, limit: i
     now = now or timezone.now()
     expired_leases = Proposal.objects.filter(status=Status.COMMITTING, lease_until__lt=now)
     lost = Proposal.objects.filter(status=Status.APPROVED, next_attempt_at__lt=now - timedelta(seconds=grace))
-    ids = list(expired_leases.values_list("pk", flat=True)[:limit]) + list(lost.values_list("pk", flat=True)[:limit])
+    ids = list(expired_leases.values_list("pk", flat=True)[:limit]) + list(
+        lost.values_list("pk", flat=True)[:limit]
+    )
     for pk in ids:
         with transaction.atomic():
             locked = _locked(pk)

@@ -49,7 +49,9 @@ def agent_context(agent: AgentCredential) -> registry.Context:
         # Every proposal counts, whatever became of it: a rejected one took a reviewer's time too. So does a
         # multi-step proposal with a step that runs this tool (a workflow's Slack post is a Slack post).
         since = timezone.now() - timedelta(seconds=seconds)
-        return Proposal.objects.filter(agent=agent, tool__in=_tools_running(tool), created_at__gt=since).count()
+        return Proposal.objects.filter(
+            agent=agent, tool__in=_tools_running(tool), created_at__gt=since
+        ).count()
 
     return registry.Context(
         tenant=agent.tenant.slug,

@@ -22,12 +22,20 @@ def proposal_requeue(*, proposal: Proposal, admin: User, where: Where) -> Propos
         locked = _locked(proposal.pk)
         if not lifecycle.is_dead_letter(locked):
             raise errors.InvalidTransition(
-                errors.INVALID_STATE.format(status=locked.status, action="requeued", allowed="failed and not discarded")
+                errors.INVALID_STATE.format(
+                    status=locked.status, action="requeued", allowed="failed and not discarded"
+                )
             )
         decision = locked.decisions.filter(verdict=Verdict.APPROVED).first()
         locked.next_attempt_at = timezone.now()
-        lifecycle.transition(locked, "requeue", actor=user_actor(admin), where=where, decision=decision,
-                             fields=["next_attempt_at"])
+        lifecycle.transition(
+            locked,
+            "requeue",
+            actor=user_actor(admin),
+            where=where,
+            decision=decision,
+            fields=["next_attempt_at"],
+        )
     return locked
 
 
@@ -37,7 +45,9 @@ def proposal_discard(*, proposal: Proposal, admin: User, where: Where) -> Propos
         locked = _locked(proposal.pk)
         if not lifecycle.is_dead_letter(locked):
             raise errors.InvalidTransition(
-                errors.INVALID_STATE.format(status=locked.status, action="discarded", allowed="failed and not discarded")
+                errors.INVALID_STATE.format(
+                    status=locked.status, action="discarded", allowed="failed and not discarded"
+                )
             )
         locked.discarded_at = timezone.now()
         locked.save(update_fields=["discarded_at", "updated_at"])

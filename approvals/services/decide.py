@@ -30,6 +30,7 @@ def _is_reviewer(user: User, tenant_id: int) -> bool:
     # The scope the request already read to find the proposal (read once per user object, i.e. per request).
     return tenant_id in selectors.PersonScope.of(user).review
 
+
 class _Due(Exception):
     """A pending proposal found past its expiry while deciding on it."""
 
@@ -54,7 +55,8 @@ def _on_pending(pk: Any, action: str, change: Callable[[Proposal], Proposal]) ->
             if locked.status == Status.PENDING:
                 _expire(locked)
         raise errors.InvalidTransition(
-            errors.INVALID_STATE.format(status=Status.EXPIRED, action=action, allowed="pending"), status=Status.EXPIRED
+            errors.INVALID_STATE.format(status=Status.EXPIRED, action=action, allowed="pending"),
+            status=Status.EXPIRED,
         ) from None
 
 
@@ -70,12 +72,18 @@ def require_reviewer(proposal: Proposal, reviewer: User) -> None:
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
     fields = sorted(set(before) | set(after))
     return [
-        {"field": f, "before": before.get(f), "after": after.get(f)} for f in fields if before.get(f) != after.get(f)
+        {"field": f, "before": before.get(f), "after": after.get(f)}
+        for f in fields
+        if before.get(f) != after.get(f)
     ]
 
 
 def _decide(
-    locked: Proposal, reviewer: User, verdict: Verdict, reason: str, where: Where,
+    locked: Proposal,
+    reviewer: User,
+    verdict: Verdict,
+    reason: str,
+    where: Where,
     edited_from: list[dict[str, Any]] | None = None,
 ) -> Decision:
     # No savepoint: under the row lock a pending proposal has no decision, so the unique constraint cannot
@@ -128,10 +136,14 @@ def proposal_approve(
 
     def change(locked: Proposal) -> Proposal:
         if not locked.agent.is_active:
-            raise errors.AgentRevoked(errors.AGENT_REVOKED.format(agent=locked.agent.name), status=locked.status)
+            raise errors.AgentRevoked(
+                errors.AGENT_REVOKED.format(agent=locked.agent.name), status=locked.status
+            )
         edited_from = None
         if edited is not None and edited.args_hash != locked.args_hash:
-            seen = seen_snapshot if seen_snapshot is not None else (locked.preview or {}).get("snapshot") or {}
+            seen = (
+                seen_snapshot if seen_snapshot is not None else (locked.preview or {}).get("snapshot") or {}
+            )
             if (edited.preview.snapshot or {}) != seen:
                 raise errors.TargetChanged(errors.TARGET_CHANGED)
             edited_from = _changes(locked.args, edited.args)
@@ -142,9 +154,18 @@ def proposal_approve(
         decision = _decide(locked, reviewer, Verdict.APPROVED, comment, where, edited_from=edited_from)
         locked.next_attempt_at = timezone.now()
         return lifecycle.transition(
-            locked, "approve", actor=user_actor(reviewer), where=where, decision=decision,
+            locked,
+            "approve",
+            actor=user_actor(reviewer),
+            where=where,
+            decision=decision,
             # The record holds what was decided, not only that it was: the comment, the edits, the args.
-            data={"edited": bool(edited_from), "comment": comment, "edits": edited_from or [], "args": locked.args},
+            data={
+                "edited": bool(edited_from),
+                "comment": comment,
+                "edits": edited_from or [],
+                "args": locked.args,
+            },
             fields=["args", "args_hash", "risk", "preview", "next_attempt_at"],
         )
 
@@ -155,12 +176,20 @@ def proposal_reject(*, proposal: Proposal, reviewer: User, reason: str, where: W
     require_reviewer(proposal, reviewer)
     reason = (reason or "").strip()
     if not reason:
-        raise errors.DomainError(errors.REASON_REQUIRED, errors=[{"loc": ["reason"], "msg": "required", "type": "missing"}])
+        raise errors.DomainError(
+            errors.REASON_REQUIRED, errors=[{"loc": ["reason"], "msg": "required", "type": "missing"}]
+        )
 
     def change(locked: Proposal) -> Proposal:
         decision = _decide(locked, reviewer, Verdict.REJECTED, reason, where)
-        return lifecycle.transition(locked, "reject", actor=user_actor(reviewer), where=where, decision=decision,
-                                    data={"reason": reason})
+        return lifecycle.transition(
+            locked,
+            "reject",
+            actor=user_actor(reviewer),
+            where=where,
+            decision=decision,
+            data={"reason": reason},
+        )
 
     return _on_pending(proposal.pk, "rejected", change)
 
@@ -182,15 +211,23 @@ def agent_deactivate(*, agent: AgentCredential, by: User | None, where: Where) -
     cancelled. The admin's "is_active" checkbox comes here too. Proposals already approved are refused at
     their commit (``_claim``), and an approval that raced this one is refused by ``proposal_approve``."""
     actor = user_actor(by) if by is not None else audit.SYSTEM
-    locked_agent = AgentCredential.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=agent.pk)
+    locked_agent = (
+        AgentCredential.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=agent.pk)
+    )
     was_active = locked_agent.is_active
     if was_active:
         locked_agent.is_active = False
         locked_agent.save(update_fields=["is_active"])
     agent.is_active = False
-    audit.record(tenant=locked_agent.tenant.slug, actor=actor, action="agent.deactivated", where=where,
-                 subject_type="agent", subject_id=str(locked_agent.pk),
-                 data={"name": locked_agent.name, "was_active": was_active})
+    audit.record(
+        tenant=locked_agent.tenant.slug,
+        actor=actor,
+        action="agent.deactivated",
+        where=where,
+        subject_type="agent",
+        subject_id=str(locked_agent.pk),
+        data={"name": locked_agent.name, "was_active": was_active},
+    )
     cancelled = 0
     pending = Proposal.objects.filter(agent=locked_agent, status=Status.PENDING).values_list("pk", flat=True)
     for pk in list(pending):
@@ -210,7 +247,9 @@ def _expire(proposal: Proposal) -> None:
 def proposal_expire_due(*, now: datetime | None = None, limit: int = 500) -> int:
     now = now or timezone.now()
     ids = list(
-        Proposal.objects.filter(status=Status.PENDING, expires_at__lte=now).order_by("expires_at").values_list("pk", flat=True)[:limit]
+        Proposal.objects.filter(status=Status.PENDING, expires_at__lte=now)
+        .order_by("expires_at")
+        .values_list("pk", flat=True)[:limit]
     )
     count = 0
     for pk in ids:

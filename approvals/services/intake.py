@@ -39,7 +39,9 @@ def _take_submission(agent: AgentCredential) -> None:
     if wait > 0:
         retry_after = max(1, math.ceil(wait))
         raise adapter_errors.RateLimited(
-            policy=SUBMISSION_BUDGET, check=SUBMISSION_BUDGET, retry_after=retry_after,
+            policy=SUBMISSION_BUDGET,
+            check=SUBMISSION_BUDGET,
+            retry_after=retry_after,
             detail=SUBMISSIONS_EXCEEDED.format(burst=burst, rate=rate, retry_after=retry_after),
         )
 

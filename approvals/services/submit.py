@@ -27,18 +27,23 @@ from audit import services as audit
 from audit.services import Where
 
 
-def derive_idempotency_key(*, tool: str, args: dict[str, Any], agent: AgentCredential, on_behalf_of: Any,
-                           window: int | None = None) -> str:
+def derive_idempotency_key(
+    *, tool: str, args: dict[str, Any], agent: AgentCredential, on_behalf_of: Any, window: int | None = None
+) -> str:
     """Contract 3: sha256 of (tool, normalized args, agent, on_behalf_of) when the agent sends no key, and of
     the derived-key window it falls in (``window``: its index, see ``_derived_keys``; None: none)."""
     material = json.dumps(
         [tool, args, agent.pk, getattr(on_behalf_of, "pk", None), *([] if window is None else [window])],
-        sort_keys=True, separators=(",", ":"), default=str,
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
     )
     return "derived-" + hashlib.sha256(material.encode()).hexdigest()
 
 
-def _derived_keys(*, tool: str, args: dict[str, Any], agent: AgentCredential, on_behalf_of: Any) -> tuple[str, str]:
+def _derived_keys(
+    *, tool: str, args: dict[str, Any], agent: AgentCredential, on_behalf_of: Any
+) -> tuple[str, str]:
     """The derived key of now and of the window before (ACME_DERIVED_KEY_WINDOW seconds each).
 
     A derived key stands for "the same request again" only for a while (as Stripe's keys expire after 24 h):
@@ -51,12 +56,14 @@ def _derived_keys(*, tool: str, args: dict[str, Any], agent: AgentCredential, on
     return derive_idempotency_key(**same, window=window), derive_idempotency_key(**same, window=window - 1)
 
 
-def _recent_derived(*, agent: AgentCredential, key: str, args_hash: str, tool: str,
-                    on_behalf_of: User | None) -> Proposal | None:
+def _recent_derived(
+    *, agent: AgentCredential, key: str, args_hash: str, tool: str, on_behalf_of: User | None
+) -> Proposal | None:
     """The agent's proposal under the previous window's derived ``key``, if it is younger than a window."""
     existing = _replay(agent=agent, key=key, args_hash=args_hash, tool=tool, on_behalf_of=on_behalf_of)
     horizon = timezone.now() - timedelta(seconds=settings.ACME_DERIVED_KEY_WINDOW)
     return existing if existing is not None and existing.created_at >= horizon else None
+
 
 @dataclass(frozen=True)
 class Submitted:
@@ -97,13 +104,20 @@ def proposal_submit(
         raise
     if not prepared.tool.requires_approval:
         raise adapter_errors.InvalidArgs(
-            errors=[{"loc": ["tool"], "msg": f"{tool} is a read tool: call it directly, it needs no proposal", "type": "read_tool"}]
+            errors=[
+                {
+                    "loc": ["tool"],
+                    "msg": f"{tool} is a read tool: call it directly, it needs no proposal",
+                    "type": "read_tool",
+                }
+            ]
         )
     key = idempotency_key
     if not key:
         key, previous = _derived_keys(tool=tool, args=prepared.args, agent=agent, on_behalf_of=on_behalf_of)
-        recent = _recent_derived(agent=agent, key=previous, args_hash=prepared.args_hash, tool=tool,
-                                 on_behalf_of=on_behalf_of)
+        recent = _recent_derived(
+            agent=agent, key=previous, args_hash=prepared.args_hash, tool=tool, on_behalf_of=on_behalf_of
+        )
         if recent is not None:
             return Submitted(recent, created=False)
     # No lookup first: the unique (agent, idempotency_key) constraint finds a replay at the insert, so a
@@ -131,14 +145,23 @@ def proposal_submit(
                 idempotency_key=key,
                 expires_at=now + timedelta(seconds=settings.ACME_PROPOSAL_TTL),
             )
-            _audit_proposal(proposal, actor=agent_actor(agent), action="proposal.submitted", where=where,
-                            data={"args": proposal.args})
+            _audit_proposal(
+                proposal,
+                actor=agent_actor(agent),
+                action="proposal.submitted",
+                where=where,
+                data={"args": proposal.args},
+            )
     except adapter_errors.RateLimited as limited:
-        existing = _replay(agent=agent, key=key, args_hash=prepared.args_hash, tool=tool, on_behalf_of=on_behalf_of)
+        existing = _replay(
+            agent=agent, key=key, args_hash=prepared.args_hash, tool=tool, on_behalf_of=on_behalf_of
+        )
         return _replay_or_refuse(existing, limited, agent=agent, tool=tool, where=where)
     except IntegrityError:
         # The key exists (an earlier or a concurrent submission): answer as a replay of it, or 409.
-        existing = _replay(agent=agent, key=key, args_hash=prepared.args_hash, tool=tool, on_behalf_of=on_behalf_of)
+        existing = _replay(
+            agent=agent, key=key, args_hash=prepared.args_hash, tool=tool, on_behalf_of=on_behalf_of
+        )
         if existing is None:
             raise
         return Submitted(existing, created=False)
@@ -146,7 +169,12 @@ def proposal_submit(
 
 
 def _replay_or_refuse(
-    replay: Proposal | None, limited: adapter_errors.RateLimited, *, agent: AgentCredential, tool: str, where: Where
+    replay: Proposal | None,
+    limited: adapter_errors.RateLimited,
+    *,
+    agent: AgentCredential,
+    tool: str,
+    where: Where,
 ) -> Submitted:
     """Over the hourly limit: a retry of a submission already stored is a replay, not a new proposal, and
     must not be refused by the limit that its own first attempt counts towards; anything else is refused."""
@@ -177,8 +205,9 @@ def _replay_of(
     if key:
         return _replay(agent=agent, key=key, args_hash=args_hash, tool=tool, on_behalf_of=on_behalf_of)
     current, previous = _derived_keys(tool=tool, args=normalized, agent=agent, on_behalf_of=on_behalf_of)
-    return _replay(agent=agent, key=current, args_hash=args_hash, tool=tool, on_behalf_of=on_behalf_of) or \
-        _recent_derived(agent=agent, key=previous, args_hash=args_hash, tool=tool, on_behalf_of=on_behalf_of)
+    return _replay(
+        agent=agent, key=current, args_hash=args_hash, tool=tool, on_behalf_of=on_behalf_of
+    ) or _recent_derived(agent=agent, key=previous, args_hash=args_hash, tool=tool, on_behalf_of=on_behalf_of)
 
 
 def _replay(

@@ -4,38 +4,46 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tenant', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('actor_type', models.CharField(max_length=16)),
-                ('actor_id', models.CharField(blank=True, max_length=64)),
-                ('actor_label', models.CharField(blank=True, max_length=150)),
-                ('action', models.CharField(max_length=64)),
-                ('subject_type', models.CharField(blank=True, max_length=32)),
-                ('subject_id', models.CharField(blank=True, max_length=64)),
-                ('at', models.DateTimeField()),
-                ('channel', models.CharField(max_length=16)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('user_agent', models.CharField(blank=True, max_length=256)),
-                ('result', models.CharField(default='ok', max_length=16)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('decision_id', models.CharField(blank=True, max_length=64)),
-                ('args_hash', models.CharField(blank=True, max_length=64)),
-                ('prev_hash', models.CharField(blank=True, max_length=64)),
-                ('hash', models.CharField(max_length=64)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("tenant", models.CharField(blank=True, db_index=True, max_length=64)),
+                ("actor_type", models.CharField(max_length=16)),
+                ("actor_id", models.CharField(blank=True, max_length=64)),
+                ("actor_label", models.CharField(blank=True, max_length=150)),
+                ("action", models.CharField(max_length=64)),
+                ("subject_type", models.CharField(blank=True, max_length=32)),
+                ("subject_id", models.CharField(blank=True, max_length=64)),
+                ("at", models.DateTimeField()),
+                ("channel", models.CharField(max_length=16)),
+                ("ip", models.GenericIPAddressField(blank=True, null=True)),
+                ("user_agent", models.CharField(blank=True, max_length=256)),
+                ("result", models.CharField(default="ok", max_length=16)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("decision_id", models.CharField(blank=True, max_length=64)),
+                ("args_hash", models.CharField(blank=True, max_length=64)),
+                ("prev_hash", models.CharField(blank=True, max_length=64)),
+                ("hash", models.CharField(max_length=64)),
             ],
             options={
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['tenant', '-id'], name='audit_tenant_recent'), models.Index(fields=['subject_type', 'subject_id', 'id'], name='audit_subject'), models.Index(fields=['action', '-id'], name='audit_action_recent'), models.Index(fields=['-at'], name='audit_at_recent')],
+                "ordering": ["-id"],
+                "indexes": [
+                    models.Index(fields=["tenant", "-id"], name="audit_tenant_recent"),
+                    models.Index(fields=["subject_type", "subject_id", "id"], name="audit_subject"),
+                    models.Index(fields=["action", "-id"], name="audit_action_recent"),
+                    models.Index(fields=["-at"], name="audit_at_recent"),
+                ],
             },
         ),
     ]

@@ -22,8 +22,16 @@ class RowIn(serializers.Serializer):
 
 
 def _answer(row: BareRow) -> Response:
-    return Response({"id": row.pk, "tool": row.tool, "args": row.args, "rationale": row.rationale,
-                     "created_at": row.created_at}, status=201)
+    return Response(
+        {
+            "id": row.pk,
+            "tool": row.tool,
+            "args": row.args,
+            "rationale": row.rationale,
+            "created_at": row.created_at,
+        },
+        status=201,
+    )
 
 
 class RowsView(APIView):
@@ -69,8 +77,13 @@ class AuditedRowsView(APIView):
         token = cast(BareToken, request.auth)  # BareBearer's
         with transaction.atomic():
             row = BareRow.objects.create(**data.validated_data)
-            BareAudit.objects.create(tenant=token.tenant, action="row.created", subject_id=str(row.pk),
-                                     ip=request.META.get("REMOTE_ADDR"), data={"tool": row.tool})
+            BareAudit.objects.create(
+                tenant=token.tenant,
+                action="row.created",
+                subject_id=str(row.pk),
+                ip=request.META.get("REMOTE_ADDR"),
+                data={"tool": row.tool},
+            )
         return _answer(row)
 
 
@@ -81,7 +94,9 @@ _PROPOSAL_CONTENT_TYPE: list[int] = []  # django_content_type's id of approvals.
 
 def _content_type_id(cursor: Any) -> int:
     if not _PROPOSAL_CONTENT_TYPE:
-        cursor.execute("SELECT id FROM django_content_type WHERE app_label = 'approvals' AND model = 'proposal'")
+        cursor.execute(
+            "SELECT id FROM django_content_type WHERE app_label = 'approvals' AND model = 'proposal'"
+        )
         _PROPOSAL_CONTENT_TYPE.append(cursor.fetchone()[0])
     return _PROPOSAL_CONTENT_TYPE[0]
 
@@ -132,8 +147,12 @@ class FloorView(APIView):
             now = timezone.now()
             args_hash = hashlib.sha256(_json(args).encode()).hexdigest()
             key = "derived-" + hashlib.sha256(_json([tool, args, agent_id, None]).encode()).hexdigest()
-            preview = {"summary": f"{tool}: {len(args)} fields", "notes": [], "snapshot": {},
-                       "changes": [{"field": k, "before": None, "after": v} for k, v in args.items()]}
+            preview = {
+                "summary": f"{tool}: {len(args)} fields",
+                "notes": [],
+                "snapshot": {},
+                "changes": [{"field": k, "before": None, "after": v} for k, v in args.items()],
+            }
             ip = request.META.get("REMOTE_ADDR")
             with transaction.atomic():
                 cursor.execute(
@@ -142,12 +161,31 @@ class FloorView(APIView):
                     " expires_at, commit_attempts, lease_until, next_attempt_at, discarded_at, created_at, updated_at)"
                     " VALUES (%s, %s, %s, NULL, %s, %s::jsonb, %s, %s, %s, 'medium', %s::jsonb, 'pending', '', %s,"
                     " %s, 0, NULL, NULL, NULL, %s, %s)",
-                    [pk, tenant_id, agent_id, tool, _json(args), args_hash, args_hash, rationale, _json(preview), key,
-                     now + timedelta(days=1), now, now],
+                    [
+                        pk,
+                        tenant_id,
+                        agent_id,
+                        tool,
+                        _json(args),
+                        args_hash,
+                        args_hash,
+                        rationale,
+                        _json(preview),
+                        key,
+                        now + timedelta(days=1),
+                        now,
+                        now,
+                    ],
                 )
-                changes = {"id": ["None", str(pk)], "tenant": ["None", str(tenant_id)], "tool": ["None", tool],
-                           "args_hash": ["None", args_hash], "rationale": ["None", rationale],
-                           "status": ["None", "pending"], "idempotency_key": ["None", key]}
+                changes = {
+                    "id": ["None", str(pk)],
+                    "tenant": ["None", str(tenant_id)],
+                    "tool": ["None", tool],
+                    "args_hash": ["None", args_hash],
+                    "rationale": ["None", rationale],
+                    "status": ["None", "pending"],
+                    "idempotency_key": ["None", key],
+                }
                 cursor.execute(
                     "INSERT INTO auditlog_logentry (content_type_id, object_pk, object_id, object_repr,"
                     " serialized_data, action, changes_text, changes, actor_id, cid, remote_addr, remote_port,"
@@ -156,24 +194,57 @@ class FloorView(APIView):
                     [_content_type_id(cursor), str(pk), f"{tool} pending ({pk})", _json(changes), ip, now],
                 )
                 cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ["audit:" + tenant])
-                cursor.execute("SELECT hash FROM audit_auditevent WHERE tenant = %s ORDER BY id DESC LIMIT 1",
-                               [tenant])
+                cursor.execute(
+                    "SELECT hash FROM audit_auditevent WHERE tenant = %s ORDER BY id DESC LIMIT 1", [tenant]
+                )
                 head = cursor.fetchone()
                 prev = head[0] if head else ""
-                event = {"tenant": tenant, "actor": ["agent", str(agent_id), agent_name],
-                         "action": "proposal.submitted", "subject": ["proposal", str(pk)], "at": now.isoformat(),
-                         "where": ["api", ip or "", ""], "result": "ok",
-                         "data": {"tool": tool, "status": "pending"}, "decision_id": "", "args_hash": args_hash,
-                         "prev": prev}
+                event = {
+                    "tenant": tenant,
+                    "actor": ["agent", str(agent_id), agent_name],
+                    "action": "proposal.submitted",
+                    "subject": ["proposal", str(pk)],
+                    "at": now.isoformat(),
+                    "where": ["api", ip or "", ""],
+                    "result": "ok",
+                    "data": {"tool": tool, "status": "pending"},
+                    "decision_id": "",
+                    "args_hash": args_hash,
+                    "prev": prev,
+                }
                 cursor.execute(
                     "INSERT INTO audit_auditevent (tenant, actor_type, actor_id, actor_label, action, subject_type,"
                     " subject_id, at, channel, ip, user_agent, result, data, decision_id, args_hash, prev_hash, hash)"
                     " VALUES (%s, 'agent', %s, %s, 'proposal.submitted', 'proposal', %s, %s, 'api', %s, '', 'ok',"
                     " %s::jsonb, '', %s, %s, %s) RETURNING id",
-                    [tenant, str(agent_id), agent_name, str(pk), now, ip, _json(event["data"]), args_hash, prev,
-                     hashlib.sha256(_json(event).encode()).hexdigest()],
+                    [
+                        tenant,
+                        str(agent_id),
+                        agent_name,
+                        str(pk),
+                        now,
+                        ip,
+                        _json(event["data"]),
+                        args_hash,
+                        prev,
+                        hashlib.sha256(_json(event).encode()).hexdigest(),
+                    ],
                 )
-        return Response({"id": str(pk), "tenant": tenant, "tool": tool, "status": "pending", "args": args,
-                         "rationale": rationale, "risk": "medium", "preview": preview, "idempotency_key": key,
-                         "created_at": now, "expires_at": now + timedelta(days=1), "decision": None,
-                         "receipt": None}, status=201)
+        return Response(
+            {
+                "id": str(pk),
+                "tenant": tenant,
+                "tool": tool,
+                "status": "pending",
+                "args": args,
+                "rationale": rationale,
+                "risk": "medium",
+                "preview": preview,
+                "idempotency_key": key,
+                "created_at": now,
+                "expires_at": now + timedelta(days=1),
+                "decision": None,
+                "receipt": None,
+            },
+            status=201,
+        )

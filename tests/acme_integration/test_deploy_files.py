@@ -22,13 +22,16 @@ def test_compose_and_systemd_run_the_recipes_processes():
     recipe = readme_recipe()
     compose = (DEPLOY / "compose.yaml").read_text()
     units = {p.name: p.read_text() for p in (DEPLOY / "systemd").glob("*.service")}
-    for prefix, unit in (("gunicorn", "acme-web.service"), ("python manage.py acme_worker", "acme-worker@.service"),
-                         ("python manage.py migrate", "acme-migrate.service")):
+    for prefix, unit in (
+        ("gunicorn", "acme-web.service"),
+        ("python manage.py acme_worker", "acme-worker@.service"),
+        ("python manage.py migrate", "acme-migrate.service"),
+    ):
         argv = recipe.command(prefix).argv
         assert f"command: {[str(w) for w in argv]}".replace("'", '"') in compose, prefix
         exec_start = next(line for line in units[unit].splitlines() if line.startswith("ExecStart="))
         words = shlex.split(exec_start.removeprefix("ExecStart="))
-        assert [words[0].rsplit("/", 1)[-1], *words[1:len(argv)]] == argv, exec_start
+        assert [words[0].rsplit("/", 1)[-1], *words[1 : len(argv)]] == argv, exec_start
 
 
 def test_the_gunicorn_config_loads_with_threads_and_timeouts(monkeypatch):

@@ -20,22 +20,44 @@ def _env(var_dir: Path) -> dict[str, str]:
     return {**env, "ACME_VAR_DIR": str(var_dir), "DEBUG": "1"}
 
 
-@pytest.mark.parametrize("command", [["check"], ["makemigrations", "--check", "--dry-run"], ["migrate", "--noinput"],
-                                     ["shell", "-c", "print(1)"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["check"],
+        ["makemigrations", "--check", "--dry-run"],
+        ["migrate", "--noinput"],
+        ["shell", "-c", "print(1)"],
+    ],
+)
 def test_commands_that_do_not_use_redis_start_none(tmp_path: Path, command: list[str]) -> None:
-    done = subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=_env(tmp_path),
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "manage.py", *command],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert done.returncode == 0, done.stderr
     assert not embedded_redis.is_alive(tmp_path / "redis")
     assert not (tmp_path / "redis" / "redis.pid").exists()
 
 
-@pytest.mark.parametrize(("argv", "needed"), [
-    (["manage.py", "check"], False), (["manage.py", "migrate", "--noinput"], False), (["manage.py", "shell"], False),
-    (["manage.py"], False), (["manage.py", "acme_worker"], True), (["manage.py", "runserver"], True),
-    (["manage.py", "seed_demo"], True), (["gunicorn", "acme_integration.wsgi"], True), (["pytest"], True),
-])
+@pytest.mark.parametrize(
+    ("argv", "needed"),
+    [
+        (["manage.py", "check"], False),
+        (["manage.py", "migrate", "--noinput"], False),
+        (["manage.py", "shell"], False),
+        (["manage.py"], False),
+        (["manage.py", "acme_worker"], True),
+        (["manage.py", "runserver"], True),
+        (["manage.py", "seed_demo"], True),
+        (["gunicorn", "acme_integration.wsgi"], True),
+        (["pytest"], True),
+    ],
+)
 def test_which_processes_need_redis(argv: list[str], needed: bool) -> None:
     assert embedded_redis.needs_redis(argv) is needed
 
@@ -54,7 +76,9 @@ def test_the_wrapper_leaves_a_server_that_was_already_running(tmp_path: Path) ->
     directory = tmp_path / "redis"
     embedded_redis.ensure_running(directory)
     try:
-        status = embedded_redis.main(["--dir", str(directory), "--", sys.executable, "-c", "raise SystemExit(3)"])
+        status = embedded_redis.main(
+            ["--dir", str(directory), "--", sys.executable, "-c", "raise SystemExit(3)"]
+        )
 
         assert status == 3  # the command's own status
         assert embedded_redis.is_alive(directory)

@@ -27,15 +27,28 @@ SIGNING = "signing-secret-of-acme"
 
 def stored_row(tenant: str, system: str) -> dict[str, Any]:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT * FROM adapters_connection WHERE tenant = %s AND system = %s", [tenant, system])
+        cursor.execute(
+            "SELECT * FROM adapters_connection WHERE tenant = %s AND system = %s", [tenant, system]
+        )
         columns = [c[0] for c in cursor.description]
         return dict(zip(columns, cursor.fetchone(), strict=True))
 
 
 def set_cmd(*extra: str, tenant: str = "acme", token: str = TOKEN) -> str:
     out = io.StringIO()
-    call_command("set_connection", "--tenant", tenant, "--system", "slack", "--base-url", "https://slack.test/api/",
-                 "--token", token, *extra, stdout=out)
+    call_command(
+        "set_connection",
+        "--tenant",
+        tenant,
+        "--system",
+        "slack",
+        "--base-url",
+        "https://slack.test/api/",
+        "--token",
+        token,
+        *extra,
+        stdout=out,
+    )
     return out.getvalue()
 
 
@@ -68,10 +81,14 @@ class TestSetConnection:
         with pytest.raises(CommandError, match="no tenant"):
             set_cmd(tenant="nope")
 
-    @pytest.mark.parametrize("url", ["ftp://x.test", "https://user:pw@x.test", "https://x.test/?a=1", "x.test"])
+    @pytest.mark.parametrize(
+        "url", ["ftp://x.test", "https://user:pw@x.test", "https://x.test/?a=1", "x.test"]
+    )
     def test_a_base_url_that_is_not_a_plain_http_url_is_refused(self, acme, url):
         with pytest.raises(CommandError):
-            call_command("set_connection", "--tenant", "acme", "--system", "crm", "--base-url", url, "--token", "t")
+            call_command(
+                "set_connection", "--tenant", "acme", "--system", "crm", "--base-url", url, "--token", "t"
+            )
 
 
 class TestKeys:
@@ -82,7 +99,9 @@ class TestKeys:
 
         settings.ACME_SECRETS_KEY = f"{new},{old}"
         assert connections.decrypt(sealed) == TOKEN
-        assert Fernet(new.encode()).decrypt(connections.encrypt("x").encode()) == b"x"  # the first key encrypts
+        assert (
+            Fernet(new.encode()).decrypt(connections.encrypt("x").encode()) == b"x"
+        )  # the first key encrypts
 
         settings.ACME_SECRETS_KEY = new
         with pytest.raises(ImproperlyConfigured):
@@ -123,7 +142,9 @@ class TestDeployCheck:
 
         assert "adapters.E001" not in self.run_check()
 
-    def test_an_own_connection_on_the_default_url_is_a_warning_while_tenants_use_the_default(self, acme, globex):
+    def test_an_own_connection_on_the_default_url_is_a_warning_while_tenants_use_the_default(
+        self, acme, globex
+    ):
         own_connection("acme")  # the environment default's URL
 
         assert "adapters.W002" in self.run_check()
@@ -134,7 +155,9 @@ class TestDeployCheck:
 @pytest.mark.django_db
 class TestAdminForm:
     def test_secrets_are_never_rendered_and_blank_keeps_them(self, acme):
-        own_connection("acme", "slack", base_url="https://slack.test/api", token=TOKEN, signing_secret=SIGNING)
+        own_connection(
+            "acme", "slack", base_url="https://slack.test/api", token=TOKEN, signing_secret=SIGNING
+        )
         row = Connection.objects.get(tenant="acme", system="slack")
 
         form = ConnectionForm(instance=row)
@@ -142,16 +165,27 @@ class TestAdminForm:
         assert TOKEN not in html and SIGNING not in html and row.token_encrypted not in html
 
         edit = ConnectionForm(
-            data={"base_url": "https://slack.test/api", "review_channel": "#new", "token": "", "signing_secret": ""},
+            data={
+                "base_url": "https://slack.test/api",
+                "review_channel": "#new",
+                "token": "",
+                "signing_secret": "",
+            },
             instance=row,
         )
         assert edit.is_valid(), edit.errors
         edit.save()
         resolved = connections.resolve("acme", "slack")
-        assert (resolved.token(), resolved.signing_secret(), resolved.review_channel) == (TOKEN, SIGNING, "#new")
+        assert (resolved.token(), resolved.signing_secret(), resolved.review_channel) == (
+            TOKEN,
+            SIGNING,
+            "#new",
+        )
 
     def test_a_new_connection_needs_a_token(self, acme):
-        form = ConnectionForm(data={"tenant": "acme", "system": "crm", "base_url": "https://crm.test", "token": ""})
+        form = ConnectionForm(
+            data={"tenant": "acme", "system": "crm", "base_url": "https://crm.test", "token": ""}
+        )
 
         assert not form.is_valid() and "token" in form.errors
 
@@ -162,10 +196,14 @@ def test_slack_posts_go_to_the_tenants_own_workspace_with_its_token(acme, settin
     own_connection("acme", "slack", base_url="https://acme.slack.test/api", token=TOKEN)
 
     with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, "https://acme.slack.test/api/chat.postMessage",
-                 json={"ok": True, "channel": "C1", "ts": "1.0"})
-        registry.execute("slack.post_message", {"channel": "#general", "text": "hi"}, idempotency_key="k",
-                         tenant="acme")
+        rsps.add(
+            responses.POST,
+            "https://acme.slack.test/api/chat.postMessage",
+            json={"ok": True, "channel": "C1", "ts": "1.0"},
+        )
+        registry.execute(
+            "slack.post_message", {"channel": "#general", "text": "hi"}, idempotency_key="k", tenant="acme"
+        )
         assert rsps.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
 
 
@@ -178,9 +216,12 @@ def test_slack_rate_limits_are_per_workspace(acme, globex, settings, fast_retrie
     with responses.RequestsMock() as rsps:
         rsps.add(responses.POST, "https://acme.slack.test/api/chat.postMessage", json=ok)
         rsps.add(responses.POST, f"{settings.SLACK_API_URL}/chat.postMessage", json=ok)
-        registry.execute("slack.post_message", {"channel": "#general", "text": "a"}, idempotency_key="a", tenant="acme")
-        registry.execute("slack.post_message", {"channel": "#general", "text": "g"}, idempotency_key="g",
-                         tenant="globex")
+        registry.execute(
+            "slack.post_message", {"channel": "#general", "text": "a"}, idempotency_key="a", tenant="acme"
+        )
+        registry.execute(
+            "slack.post_message", {"channel": "#general", "text": "g"}, idempotency_key="g", tenant="globex"
+        )
         assert len(rsps.calls) == 2
 
 
@@ -235,8 +276,16 @@ class TestPrivateAddresses:
         settings.ACME_CONNECTIONS_ALLOW_PRIVATE = False
         settings.ACME_SECRETS_KEY = Fernet.generate_key().decode()
 
-    @pytest.mark.parametrize("url", ["http://127.0.0.1:6379/x", "http://169.254.169.254/latest", "http://[::1]/",
-                                     "http://10.0.0.5/api", "http://localhost:8000/"])
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://127.0.0.1:6379/x",
+            "http://169.254.169.254/latest",
+            "http://[::1]/",
+            "http://10.0.0.5/api",
+            "http://localhost:8000/",
+        ],
+    )
     def test_a_tenant_admin_cannot_point_a_connection_into_the_gateways_network(self, acme, url):
         from django.test import Client
 
@@ -247,19 +296,27 @@ class TestPrivateAddresses:
         client = Client()
         client.force_login(boss)
 
-        response = client.post("/admin/adapters/connection/add/", {
-            "tenant": "acme", "system": "crm", "base_url": url, "review_channel": "", "token": "t"})
+        response = client.post(
+            "/admin/adapters/connection/add/",
+            {"tenant": "acme", "system": "crm", "base_url": url, "review_channel": "", "token": "t"},
+        )
 
         assert response.status_code == 200 and "public addresses only" in response.content.decode()
         assert not Connection.objects.filter(tenant="acme").exists()
         with pytest.raises(connections.InvalidConnection):
             own_connection("acme", base_url=url, token="t")
 
-    def test_a_stored_connection_that_now_resolves_inside_is_never_opened(self, acme, local_server, fast_retries):
+    def test_a_stored_connection_that_now_resolves_inside_is_never_opened(
+        self, acme, local_server, fast_retries
+    ):
         # Stored while its host answered a public address (DNS rebinding), or before this rule: the calls
         # check each connection they open.
-        Connection.objects.create(tenant="acme", system="crm", base_url=f"http://127.0.0.1:{local_server.server_port}",
-                                  token_encrypted=connections.encrypt("t"))
+        Connection.objects.create(
+            tenant="acme",
+            system="crm",
+            base_url=f"http://127.0.0.1:{local_server.server_port}",
+            token_encrypted=connections.encrypt("t"),
+        )
         from adapters.crm import client as crm
         from adapters.errors import AdapterError
 

@@ -43,8 +43,14 @@ def ticket(**overrides: Any) -> dict[str, Any]:
 def crm_settings(settings: Any, fast_retries: None, db: Any) -> None:
     settings.CRM_BASE_URL = "https://default-crm.invalid"
     settings.CRM_API_TOKEN = "not-acmes-token"
-    connections.connection_set(tenant="acme", system="crm", base_url=BASE, token="tok-123",
-                               actor=audit.SYSTEM, where=audit.Where(channel="cli"))
+    connections.connection_set(
+        tenant="acme",
+        system="crm",
+        base_url=BASE,
+        token="tok-123",
+        actor=audit.SYSTEM,
+        where=audit.Where(channel="cli"),
+    )
 
 
 @pytest.fixture
@@ -105,8 +111,13 @@ def test_create_posts_the_zendesk_body_with_auth_and_idempotency_key(mocked: Any
     assert outcome.attempts == 1
     # The link a reviewer follows is the ticket as a person sees it; the API's URL stays in the data.
     assert outcome.url == f"{BASE}/agent/tickets/42"
-    assert outcome.summary == {"id": 42, "status": "new", "priority": "urgent", "subject": "Printer on fire",
-                               "api_url": f"{BASE}/api/v2/tickets/42.json"}
+    assert outcome.summary == {
+        "id": 42,
+        "status": "new",
+        "priority": "urgent",
+        "subject": "Printer on fire",
+        "api_url": f"{BASE}/api/v2/tickets/42.json",
+    }
 
 
 def test_create_without_optional_fields_sends_none_of_them(mocked: Any) -> None:
@@ -120,7 +131,9 @@ def test_create_without_optional_fields_sends_none_of_them(mocked: Any) -> None:
             )
         ],
     )
-    registry.execute("crm.create_ticket", {"subject": "S", "description": "D"}, idempotency_key="k", tenant="acme")
+    registry.execute(
+        "crm.create_ticket", {"subject": "S", "description": "D"}, idempotency_key="k", tenant="acme"
+    )
 
 
 @pytest.mark.parametrize(
@@ -137,14 +150,18 @@ def test_malformed_create_response_is_a_permanent_failure(mocked: Any, body: Any
     raw = body if isinstance(body, str) else json.dumps(body)
     mocked.post(f"{BASE}/api/v2/tickets.json", status=201, body=raw)
     with pytest.raises(PermanentFailure, match="malformed") as info:
-        registry.execute("crm.create_ticket", {"subject": "S", "description": "D"}, idempotency_key="k", tenant="acme")
+        registry.execute(
+            "crm.create_ticket", {"subject": "S", "description": "D"}, idempotency_key="k", tenant="acme"
+        )
     assert info.value.attempts == 1
 
 
 def test_422_from_the_crm_is_permanent(mocked: Any) -> None:
     mocked.post(f"{BASE}/api/v2/tickets.json", status=422, json={"error": "RecordInvalid", "details": {}})
     with pytest.raises(PermanentFailure) as info:
-        registry.execute("crm.create_ticket", {"subject": "S", "description": "D"}, idempotency_key="k", tenant="acme")
+        registry.execute(
+            "crm.create_ticket", {"subject": "S", "description": "D"}, idempotency_key="k", tenant="acme"
+        )
     assert info.value.status == 422
 
 
@@ -186,8 +203,14 @@ def test_update_preview_names_the_ticket_its_requester_its_link_and_when_it_was_
     # then
     read_at = datetime.fromisoformat(target.pop("read_at"))
     assert before <= read_at <= datetime.now(UTC)
-    assert target == {"key": "crm:ticket:42", "system": "crm", "id": 42, "title": "Printer on fire",
-                      "requester": "Ada Lovelace <ada@example.com>", "url": f"{BASE}/agent/tickets/42"}
+    assert target == {
+        "key": "crm:ticket:42",
+        "system": "crm",
+        "id": 42,
+        "title": "Printer on fire",
+        "requester": "Ada Lovelace <ada@example.com>",
+        "url": f"{BASE}/agent/tickets/42",
+    }
 
 
 def test_update_preview_of_a_missing_ticket_names_the_field(mocked: Any) -> None:
@@ -220,7 +243,8 @@ def test_update_execute_puts_the_changes_when_the_ticket_did_not_move(mocked: An
     outcome = registry.execute(
         "crm.update_ticket",
         {"ticket_id": 42, "status": "solved", "comment": "Fixed"},
-        idempotency_key="k", tenant="acme",
+        idempotency_key="k",
+        tenant="acme",
         snapshot={"updated_at": stamp},
     )
     assert outcome.external_id == "42"
@@ -233,7 +257,8 @@ def test_update_execute_refuses_when_updated_at_moved(mocked: Any) -> None:
         registry.execute(
             "crm.update_ticket",
             {"ticket_id": 42, "status": "solved"},
-            idempotency_key="k", tenant="acme",
+            idempotency_key="k",
+            tenant="acme",
             snapshot={"updated_at": "2026-01-01T10:00:00Z"},
         )
 
@@ -246,14 +271,17 @@ def test_update_execute_maps_a_crm_update_conflict_to_stale(mocked: Any) -> None
         registry.execute(
             "crm.update_ticket",
             {"ticket_id": 42, "status": "solved"},
-            idempotency_key="k", tenant="acme",
+            idempotency_key="k",
+            tenant="acme",
             snapshot={"updated_at": stamp},
         )
 
 
 def test_update_execute_without_a_snapshot_is_stale() -> None:
     with pytest.raises(StaleTarget):
-        registry.execute("crm.update_ticket", {"ticket_id": 42, "status": "solved"}, idempotency_key="k", tenant="acme")
+        registry.execute(
+            "crm.update_ticket", {"ticket_id": 42, "status": "solved"}, idempotency_key="k", tenant="acme"
+        )
 
 
 # --- update: our own write may have landed (a real Zendesk keeps no Idempotency-Key on PUT) ----------------
@@ -279,7 +307,12 @@ def comments(*made: tuple[str, str]) -> dict[str, Any]:
 
 def update(*, resumed: bool = False, args: dict[str, Any] = UPDATE) -> registry.Outcome:
     return registry.execute(
-        "crm.update_ticket", args, idempotency_key="k", tenant="acme", snapshot={"updated_at": STAMP}, resumed=resumed
+        "crm.update_ticket",
+        args,
+        idempotency_key="k",
+        tenant="acme",
+        snapshot={"updated_at": STAMP},
+        resumed=resumed,
     )
 
 
@@ -401,7 +434,11 @@ def test_a_malformed_comments_page_is_stale_too(mocked: Any) -> None:
 def test_other_tools_do_not_hear_of_resumed(mocked: Any) -> None:
     mocked.post(f"{BASE}/api/v2/tickets.json", status=201, json={"ticket": ticket()})
     outcome = registry.execute(
-        "crm.create_ticket", {"subject": "S", "description": "D"}, idempotency_key="k", tenant="acme", resumed=True
+        "crm.create_ticket",
+        {"subject": "S", "description": "D"},
+        idempotency_key="k",
+        tenant="acme",
+        resumed=True,
     )
     assert not outcome.reconciled
 

@@ -59,8 +59,11 @@ def test_a_slow_crm_makes_submission_a_fast_503_not_a_hang(acme, settings):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.add(responses.GET, URL, status=503)
         started = time.monotonic()
-        response = acme.agent_client.post("/api/v1/proposals/", {"tool": "crm.update_ticket",
-                                          "args": {"ticket_id": 5, "priority": "high"}}, format="json")
+        response = acme.agent_client.post(
+            "/api/v1/proposals/",
+            {"tool": "crm.update_ticket", "args": {"ticket_id": 5, "priority": "high"}},
+            format="json",
+        )
         elapsed = time.monotonic() - started
 
     assert response.status_code == 503

@@ -52,22 +52,28 @@ def test_a_slack_message_of_hangul_fillers_is_refused() -> None:
 CARD = "4111111111111111"
 
 
-@pytest.mark.parametrize("text", [
-    "4111\u034f1111\u034f1111\u034f1111",
-    "4111 1111\u034f 1111 1111",
-    "4111.1111.1111.1111",
-    "4111\n1111\n1111\n1111",
-    "4111 - 1111 - 1111 - 1111",
-    "4111\u200b1111\u20131111\u20131111",
-    "pay with 4111/1111/1111/1111 today",
-], ids=["cgj", "cgj-and-space", "dots", "newlines", "spaced-dashes", "zwsp-en-dash", "slashes"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4111\u034f1111\u034f1111\u034f1111",
+        "4111 1111\u034f 1111 1111",
+        "4111.1111.1111.1111",
+        "4111\n1111\n1111\n1111",
+        "4111 - 1111 - 1111 - 1111",
+        "4111\u200b1111\u20131111\u20131111",
+        "pay with 4111/1111/1111/1111 today",
+    ],
+    ids=["cgj", "cgj-and-space", "dots", "newlines", "spaced-dashes", "zwsp-en-dash", "slashes"],
+)
 def test_a_card_number_with_other_separators_is_found(text: str) -> None:
     assert policy.contains_card_number(text)
 
 
 def test_a_card_number_split_by_u034f_is_refused_by_the_policy_end_to_end() -> None:
     with pytest.raises(PolicyDenied) as caught:
-        registry.prepare("crm.create_ticket", {**TICKET, "description": "Card 4111\u034f1111\u034f1111\u034f1111"}, CTX)
+        registry.prepare(
+            "crm.create_ticket", {**TICKET, "description": "Card 4111\u034f1111\u034f1111\u034f1111"}, CTX
+        )
 
     assert caught.value.check == policy.CARD_NUMBER
 
@@ -79,7 +85,9 @@ def test_a_card_in_a_slack_message_with_dots_is_refused() -> None:
     assert caught.value.check == policy.CARD_NUMBER
 
 
-@pytest.mark.parametrize("text", ["4111.1111.1111.1112", "version 4.111.111.1111", "call 2024.11.23 at 10.30"])
+@pytest.mark.parametrize(
+    "text", ["4111.1111.1111.1112", "version 4.111.111.1111", "call 2024.11.23 at 10.30"]
+)
 def test_luhn_still_decides(text: str) -> None:
     assert not policy.contains_card_number(text)
 

@@ -399,9 +399,14 @@ class _KeepAliveServer:
 
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                received.append({"port": self.client_address[1], "target": self.path,
-                                 "cookie": self.headers.get("Cookie"),
-                                 "authorization": self.headers.get("Authorization")})
+                received.append(
+                    {
+                        "port": self.client_address[1],
+                        "target": self.path,
+                        "cookie": self.headers.get("Cookie"),
+                        "authorization": self.headers.get("Authorization"),
+                    }
+                )
                 body = b'{"ticket": {"id": 1}}'
                 self.send_response(201)
                 self.send_header("Content-Type", "application/json")
@@ -465,8 +470,18 @@ def fresh_session(monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
     monkeypatch.setattr(http, "_pool", threading.local())
-    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
-                 "NO_PROXY", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+    for name in (
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -497,7 +512,10 @@ def test_proxies_from_the_environment_are_honoured_and_read_once_per_host(
 
 
 def test_a_netrc_entry_never_replaces_the_adapters_token(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, fresh_session: None, keep_alive: _KeepAliveServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    fresh_session: None,
+    keep_alive: _KeepAliveServer,
     sleeps: list[float],
 ) -> None:
     """requests applies ~/.netrc credentials over an Authorization header set by hand."""
@@ -509,7 +527,9 @@ def test_a_netrc_entry_never_replaces_the_adapters_token(
     assert [r["authorization"] for r in keep_alive.received] == ["Bearer crm-token"]
 
 
-def test_the_ca_bundle_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, fresh_session: None) -> None:
+def test_the_ca_bundle_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, fresh_session: None
+) -> None:
     assert http.make_session().verify is True
     monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/curl.pem")
     assert http.make_session().verify == "/etc/ssl/curl.pem"
@@ -578,9 +598,13 @@ def test_a_connection_to_a_host_resolving_to_a_wrapped_private_address_is_never_
     import urllib3.util.connection
 
     opened: list[Any] = []
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [
-        (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2002:a9fe:a9fe::", 80, 0, 0)),
-    ])
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda *a, **k: [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2002:a9fe:a9fe::", 80, 0, 0)),
+        ],
+    )
     monkeypatch.setattr(urllib3.util.connection, "create_connection", lambda *a, **k: opened.append(a))
 
     with pytest.raises(requests.exceptions.ConnectionError, match="not public"):

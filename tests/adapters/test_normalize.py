@@ -208,15 +208,35 @@ def test_at_most_ten_tags_counted_after_dedupe() -> None:
 
 # A JSON number with no fraction is an integer to JSON Schema (the tools publish "type": "integer"):
 # 12.0 is the id 12, as it is to JavaScript, which cannot even tell 12.0 from 12.
-@pytest.mark.parametrize(("raw", "expected"), [(123, 123), ("123", 123), (" 42 ", 42), (12.0, 12), (1e3, 1000),
-                                               (2.0**53, 2**53)])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [(123, 123), ("123", 123), (" 42 ", 42), (12.0, 12), (1e3, 1000), (2.0**53, 2**53)]
+)
 def test_ticket_id_lossless(raw: Any, expected: int) -> None:
     assert ok(ticket_id=raw) == expected
     assert type(ok(ticket_id=raw)) is int
 
 
-@pytest.mark.parametrize("raw", ["12.0", "1e3", "+5", "-5", "0x10", "abc", 12.5, 2.0**53 + 2, 1e300, float("nan"),
-                                 float("inf"), True, 0, 0.0, -1, "0"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "12.0",
+        "1e3",
+        "+5",
+        "-5",
+        "0x10",
+        "abc",
+        12.5,
+        2.0**53 + 2,
+        1e300,
+        float("nan"),
+        float("inf"),
+        True,
+        0,
+        0.0,
+        -1,
+        "0",
+    ],
+)
 def test_ticket_id_lossy_rejected(raw: Any) -> None:
     assert rejected(ticket_id=raw)[0]["loc"] == ("ticket_id",)
 

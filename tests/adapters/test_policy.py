@@ -29,8 +29,12 @@ VISA = "4111 1111 1111 1111"
 FULLWIDTH_VISA = VISA.translate({ord(d): 0xFF10 + int(d) for d in "0123456789"})
 
 
-def ctx(*rules: PolicyRule, tools: tuple[str, ...] = ("*",), agent: str = "bot", recent: Any = None) -> registry.Context:
-    return registry.Context(tenant="acme", agent=agent, allowed_tools=tools, policy=rules, recent_count=recent)
+def ctx(
+    *rules: PolicyRule, tools: tuple[str, ...] = ("*",), agent: str = "bot", recent: Any = None
+) -> registry.Context:
+    return registry.Context(
+        tenant="acme", agent=agent, allowed_tools=tools, policy=rules, recent_count=recent
+    )
 
 
 def denied(tool: registry.Tool, args: dict[str, Any], context: registry.Context) -> PolicyDenied:
@@ -54,7 +58,9 @@ def test_a_tool_outside_the_agents_list_is_denied():
     assert "may not use crm.create_ticket" in error.detail and "slack.post_message" in error.detail
 
 
-@pytest.mark.parametrize("tools", [("*",), ("crm.create_ticket",), ("slack.post_message", "crm.create_ticket")])
+@pytest.mark.parametrize(
+    "tools", [("*",), ("crm.create_ticket",), ("slack.post_message", "crm.create_ticket")]
+)
 def test_a_tool_in_the_agents_list_passes(tools):
     assert policy.check(CREATE, TICKET, ctx(tools=tools)) == "medium"
 
@@ -88,7 +94,10 @@ def test_required_fields_and_defaults_need_no_allowance():
     # subject and description are required; priority "normal" is the default, not something the agent set
     rule = replace(FIELDS, allowed_fields=("tags",))
 
-    assert policy.check(CREATE, {"subject": "s", "description": "d", "priority": "normal"}, ctx(rule)) == "medium"
+    assert (
+        policy.check(CREATE, {"subject": "s", "description": "d", "priority": "normal"}, ctx(rule))
+        == "medium"
+    )
     # on an update, ticket_id is the target (required), and only the allowed change passes
     update = PolicyRule(name="u", tool="crm.update_ticket", allowed_fields=("comment",))
     policy.check(UPDATE, {"ticket_id": 7, "comment": "Looking into it."}, ctx(update))
@@ -164,7 +173,9 @@ def test_emails_are_allowed_in_typed_fields():
     args = {**TICKET, "customer_email": "4111111111111111@example.com"}
 
     assert policy.check(CREATE, args, ctx()) == "medium"
-    assert denied(CREATE, {**TICKET, "description": args["customer_email"]}, ctx()).check == policy.CARD_NUMBER
+    assert (
+        denied(CREATE, {**TICKET, "description": args["customer_email"]}, ctx()).check == policy.CARD_NUMBER
+    )
 
 
 @pytest.mark.parametrize(

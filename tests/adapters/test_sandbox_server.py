@@ -51,8 +51,12 @@ def test_a_ticket_has_a_page_for_people_where_receipts_link() -> None:
     try:
         connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
         body = b'{"ticket": {"subject": "<b>Printer</b> on fire", "comment": {"body": "Smoke"}}}'
-        connection.request("POST", "/crm/api/v2/tickets.json", body=body,
-                           headers={"Authorization": "Bearer t", "Content-Type": "application/json"})
+        connection.request(
+            "POST",
+            "/crm/api/v2/tickets.json",
+            body=body,
+            headers={"Authorization": "Bearer t", "Content-Type": "application/json"},
+        )
         created = connection.getresponse()
         created.read()
         assert created.status == 201

@@ -22,7 +22,12 @@ def test_by_default_the_text_is_escaped_and_the_preview_shows_exactly_that() -> 
 
     sent = "Please verify: &lt;https://evil.example|https://sso.acme.example/verify&gt; &lt;!channel&gt;"
     assert {"field": "text", "before": None, "after": sent} in prepared.preview.changes
-    assert messages.sent_text(messages.PostMessageArgs(channel="#general", text=PHISH), prepared.preview.snapshot) == sent
+    assert (
+        messages.sent_text(
+            messages.PostMessageArgs(channel="#general", text=PHISH), prepared.preview.snapshot
+        )
+        == sent
+    )
     assert prepared.preview.snapshot == {}
     assert messages.NOTE_ESCAPED in prepared.preview.notes
     assert prepared.risk == "low"  # nothing in it can link or ping anyone
@@ -41,20 +46,26 @@ def test_where_the_policy_allows_markup_links_and_mentions_are_spelled_out_and_t
     prepared = registry.prepare("slack.post_message", {"channel": "#general", "text": PHISH}, _allowing())
 
     assert {"field": "text", "before": None, "after": PHISH} in prepared.preview.changes
-    assert {"field": "as Slack shows it", "before": None,
-            "after": "Please verify: https://sso.acme.example/verify (→ https://evil.example) @channel"} in (
-        prepared.preview.changes)
+    assert {
+        "field": "as Slack shows it",
+        "before": None,
+        "after": "Please verify: https://sso.acme.example/verify (→ https://evil.example) @channel",
+    } in (prepared.preview.changes)
     assert prepared.preview.snapshot == {"slack_markup": True}
     assert prepared.risk == "high"
     notes = prepared.preview.notes
     assert notes[0] == messages.NOTE_MARKUP.format(policy="links-ok")
     assert messages.NOTE_BROADCAST.format(mention="@channel") in notes
-    assert messages.NOTE_DISGUISED.format(label="https://sso.acme.example/verify", target="https://evil.example") in notes
+    assert (
+        messages.NOTE_DISGUISED.format(label="https://sso.acme.example/verify", target="https://evil.example")
+        in notes
+    )
 
 
 def test_an_honest_link_or_a_user_mention_is_medium_risk() -> None:
-    rendered = messages.render("See <https://acme.example/doc|the doc> and ask <@U123ABC>", markup=True,
-                               policy_name="p")
+    rendered = messages.render(
+        "See <https://acme.example/doc|the doc> and ask <@U123ABC>", markup=True, policy_name="p"
+    )
 
     assert rendered.display == "See the doc (→ https://acme.example/doc) and ask @user U123ABC"
     assert rendered.risk == "medium"

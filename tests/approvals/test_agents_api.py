@@ -61,7 +61,9 @@ class TestSafeNames:
         acme.agent.save()
 
         assert submit(acme).status_code == 201
-        assert [t["name"] for t in acme.agent_client.get("/api/v1/tools/").json()["tools"]] == ["crm.create_ticket"]
+        assert [t["name"] for t in acme.agent_client.get("/api/v1/tools/").json()["tools"]] == [
+            "crm.create_ticket"
+        ]
 
     def test_a_policy_naming_the_safe_name_applies(self, acme):
         rule = ToolPolicy(tenant=acme.tenant, name="paused", tool="crm_create_ticket", max_per_hour=0)
@@ -193,7 +195,12 @@ class TestDirectReads:
         assert response.json()["tool"] == "crm.get_customer"
         assert response.json()["result"]["customers"][0]["email"] == "alice@example.com"
         event = AuditEvent.objects.get(action="tool.read")
-        assert (event.tenant, event.channel, event.result, event.subject_id) == ("acme", "api", "ok", "crm.get_customer")
+        assert (event.tenant, event.channel, event.result, event.subject_id) == (
+            "acme",
+            "api",
+            "ok",
+            "crm.get_customer",
+        )
         assert "alice" not in str(event.data)  # the args' hash, not the args
         assert Proposal.objects.count() == 0
 
@@ -238,8 +245,9 @@ class TestDirectReads:
         assert response.json()["errors"][0]["loc"] == ["args", "email"]
 
     def test_people_cannot_call_tools(self, acme):
-        response = acme.reviewer_client.post("/api/v1/tools/crm.get_customer/call/",
-                                             {"args": {"email": "a@example.com"}}, format="json")
+        response = acme.reviewer_client.post(
+            "/api/v1/tools/crm.get_customer/call/", {"args": {"email": "a@example.com"}}, format="json"
+        )
 
         assert response.status_code == 403
 
@@ -324,8 +332,9 @@ class TestWaitIsWoken:
         time.sleep(0.8)
         assert waiting.SLOTS.busy == 1  # it is waiting
         proposal = Proposal.objects.get(pk=pid)
-        services.proposal_reject(proposal=proposal, reviewer=acme.reviewer, reason="not now",
-                                 where=Where(channel="api"))
+        services.proposal_reject(
+            proposal=proposal, reviewer=acme.reviewer, reason="not now", where=Where(channel="api")
+        )
         waiter.join(25)
 
         assert answers["response"].json()["status"] == "rejected"
@@ -340,8 +349,11 @@ class TestWaitIsWoken:
         def release() -> None:
             original()
             # SQLite's in-memory test database is never really closed (Django keeps it, or it would be lost).
-            released.append(connection.connection is None or connection.settings_dict["NAME"] == ":memory:"
-                            or "mode=memory" in str(connection.settings_dict.get("NAME")))
+            released.append(
+                connection.connection is None
+                or connection.settings_dict["NAME"] == ":memory:"
+                or "mode=memory" in str(connection.settings_dict.get("NAME"))
+            )
 
         monkeypatch.setattr(waiting, "_release_connection", release)
 

@@ -23,17 +23,39 @@ TICKET = {
 TICKETS_URL = f"{settings.CRM_BASE_URL}/api/v2/tickets.json"
 
 
-def submit(party: Any, args: dict[str, Any] | None = None, *, key: str | None = None, tool: str = "crm.create_ticket", **extra: Any):
+def submit(
+    party: Any,
+    args: dict[str, Any] | None = None,
+    *,
+    key: str | None = None,
+    tool: str = "crm.create_ticket",
+    **extra: Any,
+):
     headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
-    body = {"tool": tool, "args": args if args is not None else TICKET, "rationale": "customer asked", **extra}
+    body = {
+        "tool": tool,
+        "args": args if args is not None else TICKET,
+        "rationale": "customer asked",
+        **extra,
+    }
     return party.agent_client.post("/api/v1/proposals/", body, format="json", **headers)
 
 
 def crm_created(rsps: responses.RequestsMock, ticket_id: int = 4242) -> None:
     rsps.add(
-        responses.POST, TICKETS_URL, status=201,
-        json={"ticket": {"id": ticket_id, "subject": "Printer on fire", "priority": "urgent", "status": "new",
-                         "created_at": "2026-11-23T10:00:00Z", "updated_at": "2026-11-23T10:00:00Z"}},
+        responses.POST,
+        TICKETS_URL,
+        status=201,
+        json={
+            "ticket": {
+                "id": ticket_id,
+                "subject": "Printer on fire",
+                "priority": "urgent",
+                "status": "new",
+                "created_at": "2026-11-23T10:00:00Z",
+                "updated_at": "2026-11-23T10:00:00Z",
+            }
+        },
     )
 
 
@@ -56,17 +78,25 @@ class TestSubmit:
         assert body["idempotency_key"].startswith("derived-")
         assert AuditEvent.objects.filter(action="proposal.submitted", subject_id=body["id"]).count() == 1
 
-    @pytest.mark.parametrize(("extra", "field"), [
-        ({"rationale": 123}, "rationale"), ({"tool": 5}, "tool"), ({"on_behalf_of": 5}, "on_behalf_of"),
-    ])
+    @pytest.mark.parametrize(
+        ("extra", "field"),
+        [
+            ({"rationale": 123}, "rationale"),
+            ({"tool": 5}, "tool"),
+            ({"on_behalf_of": 5}, "on_behalf_of"),
+        ],
+    )
     def test_text_fields_take_strings_only(self, acme, extra, field):
-        response = acme.agent_client.post("/api/v1/proposals/", {"tool": "crm.create_ticket", "args": TICKET, **extra},
-                                          format="json")
+        response = acme.agent_client.post(
+            "/api/v1/proposals/", {"tool": "crm.create_ticket", "args": TICKET, **extra}, format="json"
+        )
 
         assert response.status_code == 400, response.content
         assert response.json()["error"] == "invalid_args"
         # A type error, not a lookup of the number's text ("Unknown tool '5'", "unknown person").
-        assert response.json()["errors"] == [{"loc": [field], "msg": "Not a valid string.", "type": "invalid"}]
+        assert response.json()["errors"] == [
+            {"loc": [field], "msg": "Not a valid string.", "type": "invalid"}
+        ]
         assert not Proposal.objects.exists()
 
     def test_same_key_same_args_is_a_replay(self, acme):
@@ -97,10 +127,18 @@ class TestSubmit:
         other = acme.client(token)
         assert other.get(f"/api/v1/proposals/{first['id']}/").status_code == 404
 
-        same = other.post("/api/v1/proposals/", {"tool": "crm.create_ticket", "args": TICKET}, format="json",
-                          HTTP_IDEMPOTENCY_KEY="order-1")
-        changed = other.post("/api/v1/proposals/", {"tool": "crm.create_ticket", "args": dict(TICKET, subject="Other")},
-                             format="json", HTTP_IDEMPOTENCY_KEY="order-2")
+        same = other.post(
+            "/api/v1/proposals/",
+            {"tool": "crm.create_ticket", "args": TICKET},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="order-1",
+        )
+        changed = other.post(
+            "/api/v1/proposals/",
+            {"tool": "crm.create_ticket", "args": dict(TICKET, subject="Other")},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="order-2",
+        )
         first_again = submit(acme, key="order-2")  # and the other way round
 
         assert same.status_code == 201, same.content
@@ -109,8 +147,12 @@ class TestSubmit:
         assert first_again.status_code == 201, first_again.content
         assert first["id"] not in (changed.json()["id"], first_again.json()["id"])
         # Each agent's own key still replays its own proposal.
-        replay = other.post("/api/v1/proposals/", {"tool": "crm.create_ticket", "args": TICKET}, format="json",
-                            HTTP_IDEMPOTENCY_KEY="order-1")
+        replay = other.post(
+            "/api/v1/proposals/",
+            {"tool": "crm.create_ticket", "args": TICKET},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="order-1",
+        )
         assert (replay.status_code, replay.json()["id"]) == (200, same.json()["id"])
         assert submit(acme, key="order-1").json()["id"] == first["id"]
         assert Proposal.objects.count() == 4
@@ -158,7 +200,9 @@ class TestSubmit:
         assert "crm.create_ticket" in response.json()["allowed"]
 
     def test_args_must_be_an_object(self, acme):
-        response = acme.agent_client.post("/api/v1/proposals/", {"tool": "crm.create_ticket", "args": [1]}, format="json")
+        response = acme.agent_client.post(
+            "/api/v1/proposals/", {"tool": "crm.create_ticket", "args": [1]}, format="json"
+        )
 
         assert response.status_code == 400
         assert response.json()["error"] == "invalid_args"
@@ -181,7 +225,9 @@ class TestSubmit:
         assert AuditEvent.objects.filter(action="proposal.denied", result="denied").count() == 1
 
     def test_people_cannot_submit(self, acme):
-        response = acme.reviewer_client.post("/api/v1/proposals/", {"tool": "crm.create_ticket", "args": TICKET}, format="json")
+        response = acme.reviewer_client.post(
+            "/api/v1/proposals/", {"tool": "crm.create_ticket", "args": TICKET}, format="json"
+        )
 
         assert response.status_code == 403
 
@@ -259,14 +305,20 @@ class TestDecide:
         with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
             crm_created(rsps, ticket_id=4242)
             with django_capture_on_commit_callbacks(execute=True):
-                response = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/approve/", {"comment": "ok"}, format="json")
+                response = acme.reviewer_client.post(
+                    f"/api/v1/proposals/{pid}/approve/", {"comment": "ok"}, format="json"
+                )
             assert len(rsps.calls) == 1
             sent = rsps.calls[0].request
             assert sent.headers["Idempotency-Key"] == f"acme-proposal-{pid}"
             assert sent.headers["Authorization"] == f"Bearer {settings.CRM_API_TOKEN}"
             assert json.loads(cast(bytes, sent.body)) == {
-                "ticket": {"subject": "Printer on fire", "comment": {"body": "Smoke from the printer on floor 3."},
-                           "priority": "urgent", "requester": {"email": "alice@example.com"}}
+                "ticket": {
+                    "subject": "Printer on fire",
+                    "comment": {"body": "Smoke from the printer on floor 3."},
+                    "priority": "urgent",
+                    "requester": {"email": "alice@example.com"},
+                }
             }
 
         assert response.status_code == 202
@@ -300,10 +352,22 @@ class TestDecide:
     def test_requester_role_cannot_approve(self, acme):
         pid = submit(acme).json()["id"]
         # The requester sees proposals made on their behalf, but cannot decide on them.
-        pid2 = submit(acme, dict(TICKET, subject="for requester"), on_behalf_of=acme.requester.username).json()["id"]
+        pid2 = submit(
+            acme, dict(TICKET, subject="for requester"), on_behalf_of=acme.requester.username
+        ).json()["id"]
 
-        assert acme.client(acme.requester_token).post(f"/api/v1/proposals/{pid}/approve/", {}, format="json").status_code == 404
-        assert acme.client(acme.requester_token).post(f"/api/v1/proposals/{pid2}/approve/", {}, format="json").status_code == 403
+        assert (
+            acme.client(acme.requester_token)
+            .post(f"/api/v1/proposals/{pid}/approve/", {}, format="json")
+            .status_code
+            == 404
+        )
+        assert (
+            acme.client(acme.requester_token)
+            .post(f"/api/v1/proposals/{pid2}/approve/", {}, format="json")
+            .status_code
+            == 403
+        )
 
     def test_nobody_approves_on_their_own_behalf(self, acme):
         pid = submit(acme, on_behalf_of=acme.reviewer.username).json()["id"]
@@ -318,7 +382,9 @@ class TestDecide:
 
         with responses.RequestsMock() as rsps, django_capture_on_commit_callbacks(execute=True):
             missing = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/reject/", {}, format="json")
-            rejected = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/reject/", {"reason": "duplicate"}, format="json")
+            rejected = acme.reviewer_client.post(
+                f"/api/v1/proposals/{pid}/reject/", {"reason": "duplicate"}, format="json"
+            )
             assert len(rsps.calls) == 0
 
         assert missing.status_code == 400
@@ -341,18 +407,23 @@ class TestDecide:
         """``false`` is not "no body": a client that sends it must not approve by accident."""
         pid = submit(acme).json()["id"]
 
-        response = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/approve/", body, content_type="application/json")
+        response = acme.reviewer_client.post(
+            f"/api/v1/proposals/{pid}/approve/", body, content_type="application/json"
+        )
 
         assert response.status_code == 400, response.content
         assert response.json()["error"] == "invalid_request"
         assert Proposal.objects.get(pk=pid).status == Status.PENDING
         assert not Proposal.objects.get(pk=pid).decisions.exists()
 
-    @pytest.mark.parametrize(("path", "body", "field"), [
-        ("reject", {"reason": 0}, "reason"),
-        ("reject", {"reason": 1.5}, "reason"),
-        ("approve", {"comment": 42}, "comment"),
-    ])
+    @pytest.mark.parametrize(
+        ("path", "body", "field"),
+        [
+            ("reject", {"reason": 0}, "reason"),
+            ("reject", {"reason": 1.5}, "reason"),
+            ("approve", {"comment": 42}, "comment"),
+        ],
+    )
     def test_text_fields_take_strings_only(self, acme, path, body, field):
         """DRF would have stored the number's text: a proposal rejected for the reason "0"."""
         pid = submit(acme).json()["id"]
@@ -360,7 +431,9 @@ class TestDecide:
         response = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/{path}/", body, format="json")
 
         assert response.status_code == 400, response.content
-        assert response.json()["errors"] == [{"loc": [field], "msg": "Not a valid string.", "type": "invalid"}]
+        assert response.json()["errors"] == [
+            {"loc": [field], "msg": "Not a valid string.", "type": "invalid"}
+        ]
         assert Proposal.objects.get(pk=pid).status == Status.PENDING
 
     def test_cancel_by_the_proposing_agent_only(self, acme):
@@ -373,7 +446,9 @@ class TestDecide:
         assert response.json()["status"] == "cancelled"
         assert acme.agent_client.post(f"/api/v1/proposals/{pid}/cancel/").status_code == 409
 
-    def test_edit_then_approve_records_the_change_and_sends_the_edit(self, acme, django_capture_on_commit_callbacks):
+    def test_edit_then_approve_records_the_change_and_sends_the_edit(
+        self, acme, django_capture_on_commit_callbacks
+    ):
         pid = submit(acme).json()["id"]
 
         with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
@@ -393,8 +468,9 @@ class TestDecide:
         """The reviewer's edit changes the args' hash; the agent's retry of its own submission (its key, or
         the derived one) is still the same request: 200 with the proposal, not 409 key reused."""
         pid = submit(acme, key=key).json()["id"]
-        approved = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/approve/",
-                                             {"args": dict(TICKET, priority="low")}, format="json")
+        approved = acme.reviewer_client.post(
+            f"/api/v1/proposals/{pid}/approve/", {"args": dict(TICKET, priority="low")}, format="json"
+        )
         assert approved.status_code == 202, approved.content
 
         retry = submit(acme, key=key)
@@ -409,18 +485,32 @@ class TestDecide:
         """An update's edit is previewed again from the live ticket. If the ticket moved since the preview the
         reviewer saw, approving would adopt a state nobody reviewed (and the commit's staleness check would
         compare against it): 409 target_changed, nothing decided, nothing sent."""
-        own_connection("acme")  # acme's own CRM: ticket 5 there is its own (contract 6, tenant isolation outside)
+        own_connection(
+            "acme"
+        )  # acme's own CRM: ticket 5 there is its own (contract 6, tenant isolation outside)
         ticket_url = f"{settings.CRM_BASE_URL}/api/v2/tickets/5.json"
-        live = {"id": 5, "subject": "Printer", "priority": "normal", "status": "open", "tags": [],
-                "updated_at": "2026-11-23T10:00:00Z"}
+        live = {
+            "id": 5,
+            "subject": "Printer",
+            "priority": "normal",
+            "status": "open",
+            "tags": [],
+            "updated_at": "2026-11-23T10:00:00Z",
+        }
         with responses.RequestsMock() as rsps:
             rsps.add(responses.GET, ticket_url, json={"ticket": live})
             pid = submit(acme, {"ticket_id": 5, "priority": "high"}, tool="crm.update_ticket").json()["id"]
-            rsps.replace(responses.GET, ticket_url, json={"ticket": dict(live, priority="urgent",
-                                                                         updated_at="2026-11-23T11:00:00Z")})
+            rsps.replace(
+                responses.GET,
+                ticket_url,
+                json={"ticket": dict(live, priority="urgent", updated_at="2026-11-23T11:00:00Z")},
+            )
 
-            moved = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/approve/",
-                                              {"args": {"ticket_id": 5, "priority": "low"}}, format="json")
+            moved = acme.reviewer_client.post(
+                f"/api/v1/proposals/{pid}/approve/",
+                {"args": {"ticket_id": 5, "priority": "low"}},
+                format="json",
+            )
 
             assert moved.status_code == 409, moved.content
             assert moved.json()["error"] == "target_changed"
@@ -431,8 +521,11 @@ class TestDecide:
 
             # The ticket as previewed: the same edit is approved.
             rsps.replace(responses.GET, ticket_url, json={"ticket": live})
-            same = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/approve/",
-                                             {"args": {"ticket_id": 5, "priority": "low"}}, format="json")
+            same = acme.reviewer_client.post(
+                f"/api/v1/proposals/{pid}/approve/",
+                {"args": {"ticket_id": 5, "priority": "low"}},
+                format="json",
+            )
         assert same.status_code == 202, same.content
         assert Proposal.objects.get(pk=pid).preview["snapshot"] == {"updated_at": "2026-11-23T10:00:00Z"}
 
@@ -470,7 +563,6 @@ def test_openapi_schema_is_served(client):
     assert "/api/v1/proposals/" in response.content.decode()
 
 
-
 @pytest.mark.django_db
 def test_list_query_count_does_not_grow_with_the_page(acme):
     from django.db import connection
@@ -481,9 +573,15 @@ def test_list_query_count_does_not_grow_with_the_page(acme):
 
     def grow(n, start):
         for i in range(start, start + n):
-            p = services.proposal_submit(agent=acme.agent, tool="crm.create_ticket",
-                                         args=dict(TICKET, subject=f"n{i}"), where=Where(channel="api")).proposal
-            services.proposal_reject(proposal=p, reviewer=acme.reviewer, reason="no", where=Where(channel="api"))
+            p = services.proposal_submit(
+                agent=acme.agent,
+                tool="crm.create_ticket",
+                args=dict(TICKET, subject=f"n{i}"),
+                where=Where(channel="api"),
+            ).proposal
+            services.proposal_reject(
+                proposal=p, reviewer=acme.reviewer, reason="no", where=Where(channel="api")
+            )
 
     def count():
         with CaptureQueriesContext(connection) as ctx:
@@ -502,13 +600,23 @@ def test_list_query_count_does_not_grow_with_the_page(acme):
 def test_the_openapi_document_links_a_submission_to_what_can_be_done_with_it(client):
     """OpenAPI links: the proposal id in the answer is the {id} of these operations (generated clients and
     stateful API testers follow them)."""
-    document = client.get("/api/v1/schema/?format=json", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
-    operations = {op["operationId"]: (path, op) for path, methods in document["paths"].items()
-                  for op in methods.values() if isinstance(op, dict) and "operationId" in op}
+    document = client.get(
+        "/api/v1/schema/?format=json", HTTP_ACCEPT="application/vnd.oai.openapi+json"
+    ).json()
+    operations = {
+        op["operationId"]: (path, op)
+        for path, methods in document["paths"].items()
+        for op in methods.values()
+        if isinstance(op, dict) and "operationId" in op
+    }
     links = operations["proposals_create"][1]["responses"]["201"]["links"]
     assert {link["operationId"] for link in links.values()} == {
-        "proposals_retrieve", "proposals_approve_create", "proposals_reject_create", "proposals_cancel_create",
-        "proposals_receipt_retrieve"}
+        "proposals_retrieve",
+        "proposals_approve_create",
+        "proposals_reject_create",
+        "proposals_cancel_create",
+        "proposals_receipt_retrieve",
+    }
     assert operations["proposals_create"][1]["responses"]["200"]["links"] == links  # an idempotent replay
     for link in links.values():
         path, _ = operations[link["operationId"]]
@@ -539,8 +647,9 @@ class TestDerivedKeyWindow:
         start = datetime(2026, 11, 29, 10, 0, 5, tzinfo=UTC)
         self.at(monkeypatch, start)
         first = submit(acme).json()
-        rejected = acme.reviewer_client.post(f"/api/v1/proposals/{first['id']}/reject/", {"reason": "later"},
-                                             format="json")
+        rejected = acme.reviewer_client.post(
+            f"/api/v1/proposals/{first['id']}/reject/", {"reason": "later"}, format="json"
+        )
         assert rejected.status_code == 200
 
         self.at(monkeypatch, start + timedelta(seconds=self.WINDOW - 60))
@@ -548,7 +657,11 @@ class TestDerivedKeyWindow:
         self.at(monkeypatch, start + timedelta(seconds=self.WINDOW + 1))
         after = submit(acme)
 
-        assert (within.status_code, within.json()["id"], within.json()["status"]) == (200, first["id"], "rejected")
+        assert (within.status_code, within.json()["id"], within.json()["status"]) == (
+            200,
+            first["id"],
+            "rejected",
+        )
         assert after.status_code == 201 and after.json()["id"] != first["id"]
         assert after.json()["status"] == "pending"
 

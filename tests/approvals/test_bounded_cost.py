@@ -25,7 +25,9 @@ def _submit(client: Any, tool: str, args: dict[str, Any]) -> Any:
 
 @pytest.mark.django_db
 class TestSubmissionBudget:
-    def test_a_44k_tag_body_is_refused_at_once_and_counts_towards_the_agents_budget(self, acme, settings, monkeypatch):
+    def test_a_44k_tag_body_is_refused_at_once_and_counts_towards_the_agents_budget(
+        self, acme, settings, monkeypatch
+    ):
         settings.ACME_SUBMIT_BURST, settings.ACME_SUBMIT_RATE = 2, 0.01
         normalized: list[Any] = []
         real = normalize.clean_line
@@ -63,11 +65,16 @@ class TestSubmissionBudget:
 @pytest.mark.django_db
 class TestPreviewReads:
     def test_live_reads_at_preview_are_limited_per_agent_failed_submissions_included(self, acme, settings):
-        settings.ACME_PREVIEW_READ_LIMITS = {"agent": {"rate": 0.01, "burst": 3}, "connection": {"rate": 0.01, "burst": 100}}
+        settings.ACME_PREVIEW_READ_LIMITS = {
+            "agent": {"rate": 0.01, "burst": 3},
+            "connection": {"rate": 0.01, "burst": 100},
+        }
 
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
             rsps.add(responses.GET, f"{CRM}/api/v2/users/search.json", json={"users": []})  # unknown: a 400
-            answers = [_submit(acme.agent_client, "workflow.customer_update_digest", DIGEST) for _ in range(6)]
+            answers = [
+                _submit(acme.agent_client, "workflow.customer_update_digest", DIGEST) for _ in range(6)
+            ]
             reads = len(rsps.calls)
 
         assert [a.status_code for a in answers] == [400, 400, 400, 429, 429, 429]
@@ -78,13 +85,20 @@ class TestPreviewReads:
         assert int(limited["Retry-After"]) >= 1
 
     def test_live_reads_at_preview_are_limited_per_connection(self, acme, settings):
-        settings.ACME_PREVIEW_READ_LIMITS = {"agent": {"rate": 0.01, "burst": 100}, "connection": {"rate": 0.01, "burst": 2}}
+        settings.ACME_PREVIEW_READ_LIMITS = {
+            "agent": {"rate": 0.01, "burst": 100},
+            "connection": {"rate": 0.01, "burst": 2},
+        }
         _, other_token = agent_create(tenant=acme.tenant, name="other-agent", tools=["*"])
 
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-            rsps.add(responses.GET, f"{CRM}/api/v2/users/search.json", json={"users": [{"id": 5, "name": "Dana"}]})
-            first = [_submit(acme.agent_client, "workflow.customer_update_digest", {**DIGEST, "summary": f"n{i}"})
-                     for i in range(2)]
+            rsps.add(
+                responses.GET, f"{CRM}/api/v2/users/search.json", json={"users": [{"id": 5, "name": "Dana"}]}
+            )
+            first = [
+                _submit(acme.agent_client, "workflow.customer_update_digest", {**DIGEST, "summary": f"n{i}"})
+                for i in range(2)
+            ]
             other = _submit(acme.client(other_token), "workflow.customer_update_digest", DIGEST)
             reads = len(rsps.calls)
 

@@ -17,8 +17,9 @@ ARGS = {"subject": "Redis went away", "description": "Mid-commit.", "priority": 
 
 @pytest.mark.django_db
 def test_a_commit_that_meets_redis_down_is_deferred_not_failed(acme, monkeypatch):
-    proposal = services.proposal_submit(agent=acme.agent, tool="crm.create_ticket", args=ARGS,
-                                        where=Where(channel="api")).proposal
+    proposal = services.proposal_submit(
+        agent=acme.agent, tool="crm.create_ticket", args=ARGS, where=Where(channel="api")
+    ).proposal
     services.proposal_approve(proposal=proposal, reviewer=acme.reviewer, where=Where(channel="web"))
 
     def redis_gone(*args, **kwargs):

@@ -54,7 +54,9 @@ class TestHostileBodies:
     def test_nan_is_400(self, acme):
         assert_error_shape(post_raw(acme, '{"tool": "crm.create_ticket", "args": {"x": NaN}}'), 400)
 
-    @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+    @pytest.mark.parametrize(
+        "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
+    )
     def test_wrong_content_type_is_415(self, acme, content_type):
         assert_error_shape(post_raw(acme, "tool=crm.create_ticket", content_type=content_type), 415)
 
@@ -64,7 +66,11 @@ class TestHostileBodies:
 
     @pytest.mark.parametrize("field", ["tool", "rationale", "on_behalf_of"])
     def test_huge_strings_in_request_fields(self, acme, field):
-        body = {"tool": "crm.create_ticket", "args": {"subject": "s", "description": "d"}, field: "x" * 100_000}
+        body = {
+            "tool": "crm.create_ticket",
+            "args": {"subject": "s", "description": "d"},
+            field: "x" * 100_000,
+        }
 
         response = acme.agent_client.post(URL, body, format="json")
 
@@ -82,23 +88,32 @@ class TestHostileBodies:
         assert any(e["loc"][-1] == field for e in response.json()["errors"])
 
     def test_huge_idempotency_key(self, acme):
-        response = acme.agent_client.post(URL, {"tool": "crm.create_ticket", "args": {"subject": "s", "description": "d"}},
-                                          format="json", HTTP_IDEMPOTENCY_KEY="k" * 10_000)
+        response = acme.agent_client.post(
+            URL,
+            {"tool": "crm.create_ticket", "args": {"subject": "s", "description": "d"}},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="k" * 10_000,
+        )
 
         assert_error_shape(response, 400)
 
     def test_inbound_webhook_oversized(self, acme, client, settings):
         settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
 
-        response = client.post("/api/v1/webhooks/crm/?tenant=acme", "x" * 5000, content_type="application/json")
+        response = client.post(
+            "/api/v1/webhooks/crm/?tenant=acme", "x" * 5000, content_type="application/json"
+        )
 
         assert_error_shape(response, 413)
 
     def test_no_token_or_pii_in_logs_on_errors(self, acme, caplog):
         caplog.set_level(logging.DEBUG)
         secret_email = "very.private.person@example.com"
-        acme.agent_client.post(URL, {"tool": "crm.create_ticket", "args": {"subject": 5, "customer_email": secret_email}},
-                               format="json")
+        acme.agent_client.post(
+            URL,
+            {"tool": "crm.create_ticket", "args": {"subject": 5, "customer_email": secret_email}},
+            format="json",
+        )
         acme.client(acme.agent_token + "x").get(URL)
 
         handler = logging.getLogger().handlers[0]

@@ -31,7 +31,9 @@ ARGS = {"subject": "Broken login", "description": "Users cannot log in.", "prior
 
 
 def pending(party: Any) -> Proposal:
-    return services.proposal_submit(agent=party.agent, tool="crm.create_ticket", args=ARGS, where=API).proposal
+    return services.proposal_submit(
+        agent=party.agent, tool="crm.create_ticket", args=ARGS, where=API
+    ).proposal
 
 
 def approved(party: Any) -> Proposal:
@@ -47,9 +49,20 @@ def failing(exc: Exception) -> Callable[..., Any]:
 
 def committed_by_the_crm(party: Any, pk: Any) -> None:
     with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, TICKETS_URL, status=201, json={"ticket": {
-            "id": 77, "subject": "Broken login", "priority": "high", "status": "new",
-            "updated_at": "2026-11-23T10:00:00Z"}})
+        rsps.add(
+            responses.POST,
+            TICKETS_URL,
+            status=201,
+            json={
+                "ticket": {
+                    "id": 77,
+                    "subject": "Broken login",
+                    "priority": "high",
+                    "status": "new",
+                    "updated_at": "2026-11-23T10:00:00Z",
+                }
+            },
+        )
         services.proposal_commit(proposal_id=pk)
 
 
@@ -65,34 +78,70 @@ def failed(party: Any, monkeypatch: Any) -> Proposal:
 Setup = Callable[[Any, Any], Proposal]
 Run = Callable[[Any, Any, Proposal], Any]
 DRIVERS: dict[str, tuple[Setup, Run]] = {
-    "approve": (lambda p, m: pending(p),
-                lambda p, m, x: services.proposal_approve(proposal=x, reviewer=p.reviewer, where=API)),
-    "reject": (lambda p, m: pending(p),
-               lambda p, m, x: services.proposal_reject(proposal=x, reviewer=p.reviewer, reason="no", where=API)),
-    "cancel": (lambda p, m: pending(p),
-               lambda p, m, x: services.proposal_cancel(proposal=x, agent=p.agent, where=API)),
-    "revoke": (lambda p, m: pending(p),
-               lambda p, m, x: services.agent_deactivate(agent=p.agent, by=p.reviewer, where=API)),
-    "expire": (lambda p, m: pending(p),
-               lambda p, m, x: (Proposal.objects.filter(pk=x.pk).update(expires_at=timezone.now() - timedelta(1)),
-                                services.proposal_expire_due())),
+    "approve": (
+        lambda p, m: pending(p),
+        lambda p, m, x: services.proposal_approve(proposal=x, reviewer=p.reviewer, where=API),
+    ),
+    "reject": (
+        lambda p, m: pending(p),
+        lambda p, m, x: services.proposal_reject(proposal=x, reviewer=p.reviewer, reason="no", where=API),
+    ),
+    "cancel": (
+        lambda p, m: pending(p),
+        lambda p, m, x: services.proposal_cancel(proposal=x, agent=p.agent, where=API),
+    ),
+    "revoke": (
+        lambda p, m: pending(p),
+        lambda p, m, x: services.agent_deactivate(agent=p.agent, by=p.reviewer, where=API),
+    ),
+    "expire": (
+        lambda p, m: pending(p),
+        lambda p, m, x: (
+            Proposal.objects.filter(pk=x.pk).update(expires_at=timezone.now() - timedelta(1)),
+            services.proposal_expire_due(),
+        ),
+    ),
     "claim": (lambda p, m: approved(p), lambda p, m, x: _claim(x.pk)),
-    "refuse_revoked": (lambda p, m: approved(p),
-                       lambda p, m, x: (AgentCredential.objects.filter(pk=p.agent.pk).update(is_active=False),
-                                        services.proposal_commit(proposal_id=x.pk))),
-    "refuse_mismatch": (lambda p, m: approved(p),
-                        lambda p, m, x: (Proposal.objects.filter(pk=x.pk).update(args={**ARGS, "subject": "Other"}),
-                                         services.proposal_commit(proposal_id=x.pk))),
+    "refuse_revoked": (
+        lambda p, m: approved(p),
+        lambda p, m, x: (
+            AgentCredential.objects.filter(pk=p.agent.pk).update(is_active=False),
+            services.proposal_commit(proposal_id=x.pk),
+        ),
+    ),
+    "refuse_mismatch": (
+        lambda p, m: approved(p),
+        lambda p, m, x: (
+            Proposal.objects.filter(pk=x.pk).update(args={**ARGS, "subject": "Other"}),
+            services.proposal_commit(proposal_id=x.pk),
+        ),
+    ),
     "commit": (lambda p, m: approved(p), lambda p, m, x: committed_by_the_crm(p, x.pk)),
-    "defer": (lambda p, m: approved(p),
-              lambda p, m, x: (m.setattr(registry, "execute", failing(adapter_errors.Deferred(
-                  reason="breaker_open", retry_at=time.time() + 30))), services.proposal_commit(proposal_id=x.pk))),
-    "fail": (lambda p, m: approved(p),
-             lambda p, m, x: (m.setattr(registry, "execute", failing(adapter_errors.PermanentFailure("crm: 422"))),
-                              services.proposal_commit(proposal_id=x.pk))),
-    "go_stale": (lambda p, m: approved(p),
-                 lambda p, m, x: (m.setattr(registry, "execute", failing(adapter_errors.StaleTarget("moved"))),
-                                  services.proposal_commit(proposal_id=x.pk))),
+    "defer": (
+        lambda p, m: approved(p),
+        lambda p, m, x: (
+            m.setattr(
+                registry,
+                "execute",
+                failing(adapter_errors.Deferred(reason="breaker_open", retry_at=time.time() + 30)),
+            ),
+            services.proposal_commit(proposal_id=x.pk),
+        ),
+    ),
+    "fail": (
+        lambda p, m: approved(p),
+        lambda p, m, x: (
+            m.setattr(registry, "execute", failing(adapter_errors.PermanentFailure("crm: 422"))),
+            services.proposal_commit(proposal_id=x.pk),
+        ),
+    ),
+    "go_stale": (
+        lambda p, m: approved(p),
+        lambda p, m, x: (
+            m.setattr(registry, "execute", failing(adapter_errors.StaleTarget("moved"))),
+            services.proposal_commit(proposal_id=x.pk),
+        ),
+    ),
     "requeue": (failed, lambda p, m, x: services.proposal_requeue(proposal=x, admin=p.reviewer, where=API)),
 }
 
@@ -118,8 +167,9 @@ def test_each_service_makes_its_transition_as_the_table_says(acme, monkeypatch, 
     assert found in spec.sources
     events_before = AuditEvent.objects.filter(subject_id=str(proposal.pk)).count()
     hooks_before = set(WebhookDelivery.objects.values_list("pk", flat=True))
-    commits_before = OutboxMessage.objects.filter(kind=OutboxMessage.Kind.COMMIT,
-                                                  payload__proposal_id=str(proposal.pk)).count()
+    commits_before = OutboxMessage.objects.filter(
+        kind=OutboxMessage.Kind.COMMIT, payload__proposal_id=str(proposal.pk)
+    ).count()
 
     # when its service runs
     run(acme, monkeypatch, proposal)
@@ -134,13 +184,17 @@ def test_each_service_makes_its_transition_as_the_table_says(acme, monkeypatch, 
     assert new_events[-1].data["status"] == spec.target
     hooks = [d.event for d in WebhookDelivery.objects.exclude(pk__in=hooks_before)]
     assert hooks == ([spec.webhook] if spec.webhook else [])
-    commits = OutboxMessage.objects.filter(kind=OutboxMessage.Kind.COMMIT, payload__proposal_id=str(proposal.pk))
+    commits = OutboxMessage.objects.filter(
+        kind=OutboxMessage.Kind.COMMIT, payload__proposal_id=str(proposal.pk)
+    )
     assert commits.count() == commits_before + (1 if spec.stages_commit else 0)
 
 
 @pytest.mark.django_db
 def test_a_transition_from_a_status_outside_its_sources_changes_nothing(acme):
-    proposal = services.proposal_reject(proposal=pending(acme), reviewer=acme.reviewer, reason="no", where=API)
+    proposal = services.proposal_reject(
+        proposal=pending(acme), reviewer=acme.reviewer, reason="no", where=API
+    )
     events = AuditEvent.objects.count()
 
     with pytest.raises(errors.InvalidTransition):
@@ -164,7 +218,6 @@ def test_status_questions(acme):
 
 def test_the_reviewer_page_polls_the_live_statuses_only():
     assert set(views.POLL_MS) == lifecycle.LIVE
-
 
 
 def test_no_code_but_the_lifecycle_sets_a_proposal_status():

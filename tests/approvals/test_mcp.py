@@ -27,11 +27,19 @@ from tests.approvals.test_api import TICKET, crm_created, submit
 ACCEPT = {"HTTP_ACCEPT": "application/json, text/event-stream"}
 
 
-def rpc(client: Any, method: str, params: dict[str, Any] | None = None, *, version: str | None = "2025-11-25",
-        **headers: Any) -> Any:
+def rpc(
+    client: Any,
+    method: str,
+    params: dict[str, Any] | None = None,
+    *,
+    version: str | None = "2025-11-25",
+    **headers: Any,
+) -> Any:
     body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}}
     extra = {"HTTP_MCP_PROTOCOL_VERSION": version} if version else {}
-    return client.post("/mcp/", json.dumps(body), content_type="application/json", **ACCEPT, **extra, **headers)
+    return client.post(
+        "/mcp/", json.dumps(body), content_type="application/json", **ACCEPT, **extra, **headers
+    )
 
 
 def result(response: Any) -> dict[str, Any]:
@@ -52,9 +60,18 @@ def rest_body(party: Any, tool: str, args: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.django_db
 class TestProtocol:
     def test_initialize_answers_a_session_based_client(self, acme):
-        answer = result(rpc(acme.agent_client, "initialize", {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-            version=None))
+        answer = result(
+            rpc(
+                acme.agent_client,
+                "initialize",
+                {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"},
+                },
+                version=None,
+            )
+        )
 
         assert answer["protocolVersion"] == "2025-06-18"
         assert answer["capabilities"]["tools"] is not None
@@ -68,7 +85,11 @@ class TestProtocol:
         assert set(tools) == {"crm_create_ticket", "crm_update_ticket", "crm_get_customer", "get_proposal"}
         assert tools["crm_get_customer"]["annotations"]["readOnlyHint"] is True
         create = tools["crm_create_ticket"]["annotations"]
-        assert (create["readOnlyHint"], create["destructiveHint"], create["idempotentHint"]) == (False, False, True)
+        assert (create["readOnlyHint"], create["destructiveHint"], create["idempotentHint"]) == (
+            False,
+            False,
+            True,
+        )
         assert tools["crm_update_ticket"]["annotations"]["destructiveHint"] is True
         assert tools["crm_create_ticket"]["inputSchema"]["required"] == ["subject", "description"]
         assert tools["get_proposal"]["inputSchema"]["required"] == ["proposal_id"]
@@ -153,7 +174,9 @@ class TestProtocol:
 
     def test_get_proposal_carries_a_rejections_reason_and_says_not_to_resubmit(self, acme):
         pid = call(acme, "crm_create_ticket", TICKET)["structuredContent"]["proposal_id"]
-        acme.reviewer_client.post(f"/api/v1/proposals/{pid}/reject/", {"reason": "Duplicate of #12"}, format="json")
+        acme.reviewer_client.post(
+            f"/api/v1/proposals/{pid}/reject/", {"reason": "Duplicate of #12"}, format="json"
+        )
 
         answer = call(acme, "get_proposal", {"proposal_id": pid})
 
@@ -203,8 +226,13 @@ class TestProtocol:
 
     def test_the_path_works_without_its_slash(self, acme):
         body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
-        response = acme.agent_client.post("/mcp", json.dumps(body), content_type="application/json", **ACCEPT,
-                                          HTTP_MCP_PROTOCOL_VERSION="2025-11-25")
+        response = acme.agent_client.post(
+            "/mcp",
+            json.dumps(body),
+            content_type="application/json",
+            **ACCEPT,
+            HTTP_MCP_PROTOCOL_VERSION="2025-11-25",
+        )
 
         assert response.status_code == 200 and response.json()["result"]["tools"]
 
@@ -225,12 +253,16 @@ def _text(answer: Any) -> str:
 
 
 def _approve(party: Any, pid: str) -> None:
-    response = party.reviewer_client.post(f"/api/v1/proposals/{pid}/approve/", {"comment": "ok"}, format="json")
+    response = party.reviewer_client.post(
+        f"/api/v1/proposals/{pid}/approve/", {"comment": "ok"}, format="json"
+    )
     assert response.status_code == 202, response.content
 
 
 def _reject(party: Any, pid: str, reason: str) -> None:
-    response = party.reviewer_client.post(f"/api/v1/proposals/{pid}/reject/", {"reason": reason}, format="json")
+    response = party.reviewer_client.post(
+        f"/api/v1/proposals/{pid}/reject/", {"reason": reason}, format="json"
+    )
     assert response.status_code == 200, response.content
 
 
@@ -268,8 +300,11 @@ class TestRealClients:
     def test_the_openai_agents_sdk_lists_proposes_reads_and_hears_a_rejection(self, acme, live_server):
         from agents.mcp import MCPServerStreamableHttp, MCPServerStreamableHttpParams
 
-        params: MCPServerStreamableHttpParams = {"url": f"{live_server.url}/mcp/", "headers": {"Authorization": f"Bearer {acme.agent_token}"},
-                  "timeout": 30}
+        params: MCPServerStreamableHttpParams = {
+            "url": f"{live_server.url}/mcp/",
+            "headers": {"Authorization": f"Bearer {acme.agent_token}"},
+            "timeout": 30,
+        }
 
         async def propose() -> tuple[list[Any], Any]:
             server = MCPServerStreamableHttp(params, name="acme", client_session_timeout_seconds=30)

@@ -56,7 +56,10 @@ class TestContentRules:
         denial = AuditEvent.objects.get(action="proposal.denied")
         assert (denial.result, denial.data["policy"]) == ("denied", "support-limits")
         # acting on the sentence gets the proposal through
-        assert submit(acme.agent_client, {"subject": "Printer on fire", "description": "Smoke."}).status_code == 201
+        assert (
+            submit(acme.agent_client, {"subject": "Printer on fire", "description": "Smoke."}).status_code
+            == 201
+        )
 
     def test_max_items_per_call(self, acme):
         rule(acme, max_items=2)
@@ -72,7 +75,11 @@ class TestContentRules:
 
         assert response.status_code == 403
         body = response.json()
-        assert (body["error"], body["policy"], body["check"]) == ("policy_denied", "default", policy.CARD_NUMBER)
+        assert (body["error"], body["policy"], body["check"]) == (
+            "policy_denied",
+            "default",
+            policy.CARD_NUMBER,
+        )
         assert "'description'" in body["detail"]
         assert "4111" not in response.content.decode()
         assert "4111" not in json.dumps(AuditEvent.objects.get(action="proposal.denied").data)
@@ -121,7 +128,11 @@ class TestHourlyLimit:
 
         assert response.status_code == 429, response.content
         body = response.json()
-        assert (body["error"], body["policy"], body["check"]) == ("rate_limited", "support-limits", "max_per_hour")
+        assert (body["error"], body["policy"], body["check"]) == (
+            "rate_limited",
+            "support-limits",
+            "max_per_hour",
+        )
         retry_after = int(response["Retry-After"])
         assert 600 <= retry_after <= 602
         assert body["retry_after"] == retry_after
@@ -144,11 +155,15 @@ class TestHourlyLimit:
         assert submit(acme.agent_client).status_code == 201
 
         assert submit(acme.client(token)).status_code == 201  # another agent: its own count
-        slack = submit(acme.agent_client, {"channel": "#ops", "text": "Printer on fire"}, tool="slack.post_message")
+        slack = submit(
+            acme.agent_client, {"channel": "#ops", "text": "Printer on fire"}, tool="slack.post_message"
+        )
         assert slack.status_code == 201  # another tool: its own count
         assert submit(acme.agent_client, subject="Again").status_code == 429
 
-    def test_a_submission_that_passed_the_count_is_refused_if_another_was_stored_meanwhile(self, acme, monkeypatch):
+    def test_a_submission_that_passed_the_count_is_refused_if_another_was_stored_meanwhile(
+        self, acme, monkeypatch
+    ):
         """The race of concurrent submissions, made deterministic: another proposal lands while this one's
         preview is rendered, after its first count. The count under the lock, at the insert, refuses it."""
         from adapters import registry
@@ -186,7 +201,9 @@ class TestHourlyLimit:
         proposal = submit(acme.agent_client).json()
 
         response = acme.reviewer_client.post(
-            f"/api/v1/proposals/{proposal['id']}/approve/", {"args": {**TICKET, "priority": "low"}}, format="json"
+            f"/api/v1/proposals/{proposal['id']}/approve/",
+            {"args": {**TICKET, "priority": "low"}},
+            format="json",
         )
 
         assert response.status_code == 202, response.content
@@ -200,8 +217,11 @@ class TestHourlyLimit:
         rule(acme, allowed_fields=["subject"])
 
         retry = submit(acme.agent_client)
-        other = acme.agent_client.post("/api/v1/proposals/", {"tool": "crm.create_ticket",
-                                       "args": {**TICKET, "subject": "Another one"}}, format="json")
+        other = acme.agent_client.post(
+            "/api/v1/proposals/",
+            {"tool": "crm.create_ticket", "args": {**TICKET, "subject": "Another one"}},
+            format="json",
+        )
 
         assert (retry.status_code, retry.json()["id"]) == (200, first.json()["id"])
         assert other.status_code == 403
@@ -284,7 +304,9 @@ class TestAdmin:
         stored = rule(acme, allowed_fields=["subject", "description"])
         assert submit(acme.agent_client).status_code == 403
 
-        response = self.change(admin_client, stored, allowed_fields='["subject", "description", "priority", "customer_email"]')
+        response = self.change(
+            admin_client, stored, allowed_fields='["subject", "description", "priority", "customer_email"]'
+        )
 
         assert response.status_code == 302, response.content.decode()[:2000]
         assert submit(acme.agent_client).status_code == 201

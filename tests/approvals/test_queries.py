@@ -21,7 +21,10 @@ REVENUE = {
     "dataset": "orders",
     "select": ["region", {"agg": "sum", "column": "amount", "as": "revenue"}],
     "where": [{"column": "created_at", "op": ">=", "value": "2025-01-01"}],
-    "group_by": ["region"], "order_by": [{"column": "revenue", "desc": True}], "limit": 100, "cursor": None,
+    "group_by": ["region"],
+    "order_by": [{"column": "revenue", "desc": True}],
+    "limit": 100,
+    "cursor": None,
 }
 
 
@@ -97,7 +100,12 @@ def test_who_may_not_query(acme, globex, warehouse):
 
 def test_an_outsider_person_is_refused(acme, warehouse):
     outsider = person_create(tenant=acme.tenant, username="temp", role=Role.REQUESTER, password="pw-12345678")
-    assert post(acme.client(user_token_create(user=outsider)), {"dataset": "orders", "select": ["id"]}).status_code == 403
+    assert (
+        post(
+            acme.client(user_token_create(user=outsider)), {"dataset": "orders", "select": ["id"]}
+        ).status_code
+        == 403
+    )
 
 
 def test_refusals_name_the_unknown_and_list_the_allowed(acme, warehouse):
@@ -116,14 +124,23 @@ def test_every_query_is_audited_without_its_data(acme, warehouse):
     post(acme.agent_client, {"dataset": "orders", "select": ["id"], "sql": "DROP TABLE x"})
     ok, unknown, malformed = AuditEvent.objects.filter(tenant="acme", action="warehouse.query").order_by("id")
     # who, the plan, rows returned, duration; never the rows
-    assert (ok.actor_type, ok.actor_label, ok.result, ok.subject_id) == ("agent", "acme-agent", "ok", "orders")
+    assert (ok.actor_type, ok.actor_label, ok.result, ok.subject_id) == (
+        "agent",
+        "acme-agent",
+        "ok",
+        "orders",
+    )
     assert set(ok.data) == {"plan", "rows", "truncated", "cached", "duration_ms"}
     assert ok.data["plan"]["select"][1] == {"agg": "sum", "column": "amount", "as": "revenue"}
     assert ok.data["rows"] == 4 and ok.data["cached"] is False and ok.data["duration_ms"] >= 0
     # refusals too: a plan that parsed is kept, one that did not only as a hash
     assert unknown.result == "refused" and unknown.data["error"] == "invalid_query"
     assert unknown.data["plan"]["dataset"] == "nope"
-    assert malformed.result == "refused" and "plan" not in malformed.data and len(malformed.data["plan_sha256"]) == 64
+    assert (
+        malformed.result == "refused"
+        and "plan" not in malformed.data
+        and len(malformed.data["plan_sha256"]) == 64
+    )
 
 
 def test_identical_queries_are_cached_per_tenant(acme, globex, warehouse):
@@ -144,7 +161,9 @@ def test_warehouse_query_is_a_read_tool_with_the_plan_as_parameters(acme):
     tools = {t["name"]: t for t in acme.agent_client.get("/api/v1/tools/").json()["tools"]}
     tool = tools["warehouse.query"]
     assert tool["kind"] == "read" and tool["requires_approval"] is False
-    assert {"dataset", "select", "where", "group_by", "order_by", "limit", "cursor"} <= set(tool["parameters"]["properties"])
+    assert {"dataset", "select", "where", "group_by", "order_by", "limit", "cursor"} <= set(
+        tool["parameters"]["properties"]
+    )
     assert tool["parameters"]["additionalProperties"] is False
 
 
@@ -156,7 +175,11 @@ def test_the_openapi_document_describes_the_endpoint(client):
     assert {"dataset", "select", "tenant"} <= set(request["properties"])
     ok = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     assert set(document["components"]["schemas"][ok.rsplit("/", 1)[-1]]["properties"]) == {
-        "columns", "rows", "next_cursor", "truncated"}
+        "columns",
+        "rows",
+        "next_cursor",
+        "truncated",
+    }
 
 
 def test_the_readmes_query_example_runs_as_written(acme, warehouse):
@@ -167,8 +190,11 @@ def test_the_readmes_query_example_runs_as_written(acme, warehouse):
 
     from tests.e2e.stack import ROOT
 
-    block = re.search(r"<!-- queries-example: begin -->(.*?)<!-- queries-example: end -->",
-                      (ROOT / "README.md").read_text(), re.S)
+    block = re.search(
+        r"<!-- queries-example: begin -->(.*?)<!-- queries-example: end -->",
+        (ROOT / "README.md").read_text(),
+        re.S,
+    )
     assert block, "README.md has no queries-example block"
     assert "curl -s $API/queries/ " in block.group(1)  # the GET that lists the datasets
     plan = json.loads(re.search(r"-d '(.*?)'", block.group(1), re.S).group(1))  # type: ignore[union-attr]

@@ -44,6 +44,7 @@ def status(token: str, path: str) -> int:
 
 # --- seed_demo ---------------------------------------------------------------------------------------------
 
+
 def test_refuses_with_debug_off_and_creates_nothing(settings, tmp_path):
     settings.DEBUG = False
     settings.VAR_DIR = tmp_path
@@ -53,7 +54,11 @@ def test_refuses_with_debug_off_and_creates_nothing(settings, tmp_path):
 
     assert str(raised.value) == REFUSED_WITHOUT_DEBUG
     assert get_user_model().objects.count() == 0
-    assert not Tenant.objects.exists() and not AgentCredential.objects.exists() and not UserToken.objects.exists()
+    assert (
+        not Tenant.objects.exists()
+        and not AgentCredential.objects.exists()
+        and not UserToken.objects.exists()
+    )
     assert not (tmp_path / demo.TOKENS_FILE).exists()
 
 
@@ -135,6 +140,7 @@ def test_deactivated_demo_accounts_stay_deactivated(dev):
 
 # --- check --deploy and remove_demo ------------------------------------------------------------------------
 
+
 def test_deploy_check_names_each_active_demo_account_with_debug_off(dev):
     seed()
     dev.DEBUG = False
@@ -142,7 +148,9 @@ def test_deploy_check_names_each_active_demo_account_with_debug_off(dev):
     errors = demo_accounts_check()
 
     assert {e.id for e in errors} == {"acme.E001"}
-    named = sorted(e.msg.removeprefix("Demo account still active with DEBUG off: ").split(". ")[0] for e in errors)
+    named = sorted(
+        e.msg.removeprefix("Demo account still active with DEBUG off: ").split(". ")[0] for e in errors
+    )
     assert named[:4] == ["agent 'acme/demo-agent'", named[1], "user 'admin'", "user 'alice'"]
     assert named[1].startswith("token 'reviewer/demo (usr_")
     assert named[4:] == ["user 'reviewer'"]

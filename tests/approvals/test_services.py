@@ -23,12 +23,26 @@ ARGS = {"subject": "Broken login", "description": "Users cannot log in.", "prior
 
 
 def created(rsps, ticket_id=77):
-    rsps.add(responses.POST, TICKETS_URL, status=201, json={"ticket": {"id": ticket_id, "subject": "Broken login",
-             "priority": "high", "status": "new", "updated_at": "2026-11-23T10:00:00Z"}})
+    rsps.add(
+        responses.POST,
+        TICKETS_URL,
+        status=201,
+        json={
+            "ticket": {
+                "id": ticket_id,
+                "subject": "Broken login",
+                "priority": "high",
+                "status": "new",
+                "updated_at": "2026-11-23T10:00:00Z",
+            }
+        },
+    )
 
 
 def pending(party, **kw):
-    return services.proposal_submit(agent=party.agent, tool="crm.create_ticket", args=kw.pop("args", ARGS), where=API, **kw).proposal
+    return services.proposal_submit(
+        agent=party.agent, tool="crm.create_ticket", args=kw.pop("args", ARGS), where=API, **kw
+    ).proposal
 
 
 def approved(party):
@@ -81,7 +95,9 @@ class TestCommit:
 
         proposal.refresh_from_db()
         assert proposal.status == Status.FAILED
-        assert AuditEvent.objects.filter(action="proposal.commit_refused", subject_id=str(proposal.pk)).exists()
+        assert AuditEvent.objects.filter(
+            action="proposal.commit_refused", subject_id=str(proposal.pk)
+        ).exists()
 
     def test_a_4xx_fails_the_proposal_after_one_attempt(self, acme):
         proposal = approved(acme)
@@ -156,7 +172,9 @@ class TestCommit:
         assert proposal.commit_attempts == 5
         later = OutboxMessage.objects.order_by("-id").first()
         assert later is not None and later.dispatched_at is None
-        assert later.available_at.timestamp() == pytest.approx(time.time() + settings.ACME_BREAKER_COOLDOWN, abs=5)
+        assert later.available_at.timestamp() == pytest.approx(
+            time.time() + settings.ACME_BREAKER_COOLDOWN, abs=5
+        )
         assert AuditEvent.objects.filter(action="proposal.commit_deferred", data__attempts=5).count() == 1
 
         # Once the downstream is back (the breaker closed), the same approval commits, with the same key.
@@ -340,7 +358,11 @@ class TestTransitions:
 
         events = list(AuditEvent.objects.filter(subject_id=str(proposal.pk)).order_by("id"))
         assert [e.action for e in events] == [
-            "proposal.submitted", "proposal.approved", "proposal.commit_started", "outbound.call", "proposal.committed",
+            "proposal.submitted",
+            "proposal.approved",
+            "proposal.commit_started",
+            "outbound.call",
+            "proposal.committed",
         ]
         assert [e.actor_type for e in events] == ["agent", "user", "system", "system", "system"]
         assert [e.channel for e in events] == ["api", "api", "worker", "worker", "worker"]
@@ -387,12 +409,20 @@ def test_a_proposal_under_its_lock_leaves_its_tenant_and_agent_free(acme):
 
     proposal = pending(acme)
     db = connection.settings_dict
-    with psycopg.connect(dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"] or None, host=db["HOST"],
-                         port=db["PORT"] or 5432, autocommit=True) as other:
+    with psycopg.connect(
+        dbname=db["NAME"],
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        host=db["HOST"],
+        port=db["PORT"] or 5432,
+        autocommit=True,
+    ) as other:
         other.execute("SET lock_timeout = '1s'")
         with transaction.atomic():
             services._locked(proposal.pk)
             other.execute("SELECT 1 FROM approvals_tenant WHERE id = %s FOR KEY SHARE", [acme.tenant.pk])
-            other.execute("UPDATE approvals_agentcredential SET last_used_at = now() WHERE id = %s", [acme.agent.pk])
+            other.execute(
+                "UPDATE approvals_agentcredential SET last_used_at = now() WHERE id = %s", [acme.agent.pk]
+            )
             with pytest.raises(psycopg.errors.LockNotAvailable):
                 other.execute("SELECT 1 FROM approvals_proposal WHERE id = %s FOR UPDATE", [proposal.pk])

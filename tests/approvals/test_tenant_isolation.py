@@ -28,8 +28,18 @@ SECRET_SUBJECT = "Acme's confidential merger ticket"
 
 
 def crm_ticket(ticket_id: int, **overrides: Any) -> dict[str, Any]:
-    return {"ticket": {"id": ticket_id, "subject": SECRET_SUBJECT, "priority": "high", "status": "open",
-                       "tags": ["m-and-a"], "created_at": UPDATED_AT, "updated_at": UPDATED_AT, **overrides}}
+    return {
+        "ticket": {
+            "id": ticket_id,
+            "subject": SECRET_SUBJECT,
+            "priority": "high",
+            "status": "open",
+            "tags": ["m-and-a"],
+            "created_at": UPDATED_AT,
+            "updated_at": UPDATED_AT,
+            **overrides,
+        }
+    }
 
 
 def propose(party: Any, tool: str, args: dict[str, Any]) -> Any:
@@ -38,12 +48,18 @@ def propose(party: Any, tool: str, args: dict[str, Any]) -> Any:
 
 def create_through_the_gateway(party: Any, ticket_id: int, base_url: str | None = None) -> Proposal:
     """``party`` proposes a ticket, its reviewer approves, the commit creates ``ticket_id`` in its CRM."""
-    response = propose(party, "crm.create_ticket", {"subject": "Printer", "description": "Smoke", "priority": "high"})
+    response = propose(
+        party, "crm.create_ticket", {"subject": "Printer", "description": "Smoke", "priority": "high"}
+    )
     assert response.status_code == 201, response.content
     proposal = Proposal.objects.get(pk=response.json()["id"])
     with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, f"{base_url or settings.CRM_BASE_URL}/api/v2/tickets.json", status=201,
-                 json=crm_ticket(ticket_id))
+        rsps.add(
+            responses.POST,
+            f"{base_url or settings.CRM_BASE_URL}/api/v2/tickets.json",
+            status=201,
+            json=crm_ticket(ticket_id),
+        )
         services.proposal_approve(proposal=proposal, reviewer=party.reviewer, where=API)
         services.proposal_commit(proposal_id=proposal.pk)
     proposal.refresh_from_db()
@@ -87,8 +103,12 @@ class TestSharedCrm:
         # globex, on its own CRM, names a ticket that does not exist there
         own_connection("globex", base_url="https://globex-crm.test", token="globex-token")
         with responses.RequestsMock() as rsps:
-            rsps.add(responses.GET, ticket_url(77, "https://globex-crm.test"), status=404,
-                     json={"error": "RecordNotFound"})
+            rsps.add(
+                responses.GET,
+                ticket_url(77, "https://globex-crm.test"),
+                status=404,
+                json={"error": "RecordNotFound"},
+            )
             missing = propose(globex, "crm.update_ticket", {"ticket_id": 77, "priority": "low"})
         # acme, on the shared CRM, names a ticket that exists there but that it did not create
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
@@ -108,7 +128,9 @@ class TestSharedCrm:
             response = propose(acme, "crm.update_ticket", {"ticket_id": 77, "priority": "low"})
 
         assert response.status_code == 201, response.content
-        assert response.json()["preview"]["changes"] == [{"field": "priority", "before": "high", "after": "low"}]
+        assert response.json()["preview"]["changes"] == [
+            {"field": "priority", "before": "high", "after": "low"}
+        ]
         assert list(CreatedRecord.objects.values_list("tenant", "system", "base_url", "external_id")) == [
             ("acme", "crm", "https://shared-crm.test", "77")
         ]
@@ -164,7 +186,9 @@ class TestOwnConnections:
         create_through_the_gateway(globex, 2, "https://globex-crm.test")
         with responses.RequestsMock() as rsps:
             rsps.add(responses.GET, ticket_url(2, "https://globex-crm.test"), json=crm_ticket(2))
-            assert propose(globex, "crm.update_ticket", {"ticket_id": 2, "status": "solved"}).status_code == 201
+            assert (
+                propose(globex, "crm.update_ticket", {"ticket_id": 2, "status": "solved"}).status_code == 201
+            )
             assert rsps.calls[0].request.headers["Authorization"] == "Bearer globex-token"
 
     def test_one_tenants_broken_crm_does_not_open_another_tenants_breaker(self, acme, globex):
@@ -176,7 +200,9 @@ class TestOwnConnections:
             with pytest.raises(TransientFailure):
                 registry.execute("crm.create_ticket", args, idempotency_key="a-1", tenant="acme")
         with responses.RequestsMock() as rsps:
-            rsps.add(responses.POST, f"{settings.CRM_BASE_URL}/api/v2/tickets.json", status=201, json=crm_ticket(3))
+            rsps.add(
+                responses.POST, f"{settings.CRM_BASE_URL}/api/v2/tickets.json", status=201, json=crm_ticket(3)
+            )
             outcome = registry.execute("crm.create_ticket", args, idempotency_key="g-1", tenant="globex")
 
         assert breaker.state("crm:acme") == "open"
@@ -188,7 +214,9 @@ class TestOwnConnections:
         for acme's breaker, not for the default's, which acme's outage does not open."""
         assert settings.ACME_RETRY_MAX == settings.ACME_BREAKER_FAILURES == 5
         own_connection("acme", base_url="https://acme-crm.test", token="acme-token")
-        response = propose(acme, "crm.create_ticket", {"subject": "S", "description": "D", "priority": "high"})
+        response = propose(
+            acme, "crm.create_ticket", {"subject": "S", "description": "D", "priority": "high"}
+        )
         proposal = Proposal.objects.get(pk=response.json()["id"])
 
         with responses.RequestsMock() as rsps:

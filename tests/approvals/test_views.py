@@ -23,19 +23,32 @@ from tests.conftest import own_connection
 API = Where(channel="api", ip="127.0.0.1")
 TICKETS_URL = f"{settings.CRM_BASE_URL}/api/v2/tickets.json"
 TICKET_5_URL = f"{settings.CRM_BASE_URL}/api/v2/tickets/5.json"
-LIVE_TICKET = {"id": 5, "subject": "Printer", "priority": "normal", "status": "open", "tags": [],
-               "updated_at": "2026-11-23T10:00:00Z"}
+LIVE_TICKET = {
+    "id": 5,
+    "subject": "Printer",
+    "priority": "normal",
+    "status": "open",
+    "tags": [],
+    "updated_at": "2026-11-23T10:00:00Z",
+}
 
 
 def ticket_args(n: int = 0, **extra: Any) -> dict[str, Any]:
-    return {"subject": f"Printer {n} on fire", "description": "Smoke on floor 3.", "priority": "high", **extra}
+    return {
+        "subject": f"Printer {n} on fire",
+        "description": "Smoke on floor 3.",
+        "priority": "high",
+        **extra,
+    }
 
 
-def submit(party: Any, n: int = 0, *, tool: str = "crm.create_ticket", args: dict[str, Any] | None = None,
-           **kw: Any) -> Proposal:
+def submit(
+    party: Any, n: int = 0, *, tool: str = "crm.create_ticket", args: dict[str, Any] | None = None, **kw: Any
+) -> Proposal:
     args = args if args is not None else ticket_args(n)
-    return services.proposal_submit(agent=party.agent, tool=tool, args=args, rationale="customer asked", where=API,
-                                    **kw).proposal
+    return services.proposal_submit(
+        agent=party.agent, tool=tool, args=args, rationale="customer asked", where=API, **kw
+    ).proposal
 
 
 def reviewer_client(party: Any, **kw: Any) -> Client:
@@ -54,7 +67,9 @@ class TestAccess:
         proposal = submit(acme)
         for path in ["/", url("", proposal), url("status", proposal), url("edit", proposal)]:
             response = Client().get(path)
-            assert response.status_code == 302 and response["Location"].startswith("/accounts/login/?next="), path
+            assert response.status_code == 302 and response["Location"].startswith(
+                "/accounts/login/?next="
+            ), path
 
     def test_login_page_and_logging_in(self, acme):
         client = Client()
@@ -143,7 +158,11 @@ class TestInbox:
         assert shown("status=pending&tool=crm.create_ticket") == {str(ticket.pk)}
         assert shown("risk=low") == {str(message.pk)}
         assert shown(f"agent={acme.agent.pk}") == {str(ticket.pk), str(message.pk), str(rejected.pk)}
-        assert shown("status=bogus&tool=nope") == {str(ticket.pk), str(message.pk), str(rejected.pk)}  # ignored
+        assert shown("status=bogus&tool=nope") == {
+            str(ticket.pk),
+            str(message.pk),
+            str(rejected.pk),
+        }  # ignored
 
     def test_keyset_pages_walk_every_row_once_in_order(self, acme, monkeypatch):
         monkeypatch.setattr(views, "PAGE_SIZE", 3)
@@ -217,8 +236,13 @@ class TestQueryCounts:
         small = self._count(client, url("", first))
         _grow(acme, 45, start=2000)
         second = submit(acme, 2, on_behalf_of=acme.requester)
-        services.proposal_approve(proposal=second, reviewer=acme.reviewer, where=API, comment="ok",
-                                  args=ticket_args(2, priority="low"))
+        services.proposal_approve(
+            proposal=second,
+            reviewer=acme.reviewer,
+            where=API,
+            comment="ok",
+            args=ticket_args(2, priority="low"),
+        )
         assert self._count(client, url("", second)) == small
         assert self._count(client, url("status", second)) < small
 
@@ -238,7 +262,11 @@ class TestProposalPage:
         assert "proposal.submitted" in content
         assert 'id="approve-form"' in content and 'id="reject-form"' in content
         # Pending: the panel is polled, slowly, in case another reviewer decides meanwhile.
-        assert 'aria-live="polite"' in content and 'data-final="false"' in content and 'data-poll-ms="5000"' in content
+        assert (
+            'aria-live="polite"' in content
+            and 'data-final="false"' in content
+            and 'data-poll-ms="5000"' in content
+        )
 
     def test_slack_message_preview(self, acme):
         proposal = submit(acme, tool="slack.post_message", args={"channel": "#ops", "text": "Deploy *done*"})
@@ -252,9 +280,11 @@ class TestProposalPage:
         # An update's preview comes from the live ticket; here it is stored as the adapter would store it.
         Proposal.objects.filter(pk=proposal.pk).update(
             tool="crm.update_ticket",
-            preview={"summary": "Update ticket #5: priority normal → urgent",
-                     "changes": [{"field": "priority", "before": "normal", "after": "urgent"}],
-                     "notes": ["High priority changes page the on-call."]},
+            preview={
+                "summary": "Update ticket #5: priority normal → urgent",
+                "changes": [{"field": "priority", "before": "normal", "after": "urgent"}],
+                "notes": ["High priority changes page the on-call."],
+            },
         )
 
         content = reviewer_client(acme).get(url("", proposal)).content.decode()
@@ -349,8 +379,14 @@ class TestEditThenApprove:
 
     def test_errors_come_from_the_contract_per_field(self, acme):
         proposal = submit(acme)
-        data = {"step": "preview", "subject": "", "description": "x", "priority": "high",
-                "customer_email": "not-an-email", "tags": "ok, Not A Tag!"}
+        data = {
+            "step": "preview",
+            "subject": "",
+            "description": "x",
+            "priority": "high",
+            "customer_email": "not-an-email",
+            "tags": "ok, Not A Tag!",
+        }
 
         response = reviewer_client(acme).post(url("edit", proposal), data)
 
@@ -367,11 +403,21 @@ class TestEditThenApprove:
         proposal = submit(acme)
         client = reviewer_client(acme)
         form = client.get(url("edit", proposal)).context["form"]
-        assert [value for value, _ in form.fields["priority"].choices if value] == ["low", "normal", "high", "urgent"]
+        assert [value for value, _ in form.fields["priority"].choices if value] == [
+            "low",
+            "normal",
+            "high",
+            "urgent",
+        ]
         assert form.fields["priority"].help_text.startswith(PRIORITY_VOCABULARY.split(" (")[0])
 
-        data = {"step": "preview", "subject": " \u200b ", "description": "x", "priority": "whenever",
-                "tags": "ok, no/slash"}
+        data = {
+            "step": "preview",
+            "subject": " \u200b ",
+            "description": "x",
+            "priority": "whenever",
+            "tags": "ok, no/slash",
+        }
         errors = client.post(url("edit", proposal), data).context["form"].errors
 
         assert errors["subject"] == [NOTHING_VISIBLE]
@@ -382,8 +428,13 @@ class TestEditThenApprove:
     def test_preview_shows_the_edit_as_a_diff_then_confirm_approves_it(self, acme):
         proposal = submit(acme)
         client = reviewer_client(acme)
-        data = {"step": "preview", "subject": "Printer 0 on fire", "description": "Smoke on floor 3.",
-                "priority": "critical", "tags": "printer"}
+        data = {
+            "step": "preview",
+            "subject": "Printer 0 on fire",
+            "description": "Smoke on floor 3.",
+            "priority": "critical",
+            "tags": "printer",
+        }
 
         preview = client.post(url("edit", proposal), data)
 
@@ -394,7 +445,9 @@ class TestEditThenApprove:
         assert Proposal.objects.get(pk=proposal.pk).status == Status.PENDING  # nothing decided yet
 
         signed = preview.context["signed_args"]
-        response = client.post(url("edit", proposal), {"step": "confirm", "signed_args": signed, "comment": "bumped"})
+        response = client.post(
+            url("edit", proposal), {"step": "confirm", "signed_args": signed, "comment": "bumped"}
+        )
 
         assert response.status_code == 302
         proposal.refresh_from_db()
@@ -412,8 +465,12 @@ class TestEditThenApprove:
 
         ToolPolicy.objects.create(tenant=acme.tenant, name="limits", tool="crm.create_ticket", max_per_hour=1)
         proposal = submit(acme)
-        data = {"step": "preview", "subject": "Printer 0 on fire", "description": "Smoke on floor 3.",
-                "priority": "low"}
+        data = {
+            "step": "preview",
+            "subject": "Printer 0 on fire",
+            "description": "Smoke on floor 3.",
+            "priority": "low",
+        }
 
         response = reviewer_client(acme).post(url("edit", proposal), data)
 
@@ -421,7 +478,9 @@ class TestEditThenApprove:
         assert "signed_args" in response.context
 
     def _update_proposal(self, acme: Any, rsps: responses.RequestsMock, live: dict[str, Any]) -> Proposal:
-        own_connection("acme")  # acme's own CRM: ticket 5 there is its own (contract 6, tenant isolation outside)
+        own_connection(
+            "acme"
+        )  # acme's own CRM: ticket 5 there is its own (contract 6, tenant isolation outside)
         rsps.add(responses.GET, TICKET_5_URL, json={"ticket": live})
         return submit(acme, tool="crm.update_ticket", args={"ticket_id": 5, "priority": "high"})
 
@@ -430,8 +489,9 @@ class TestEditThenApprove:
             proposal = self._update_proposal(acme, rsps, LIVE_TICKET)
             rsps.replace(responses.GET, TICKET_5_URL, status=403, json={"error": "Forbidden"})
 
-            response = reviewer_client(acme).post(url("edit", proposal),
-                                                  {"step": "preview", "ticket_id": "5", "priority": "urgent"})
+            response = reviewer_client(acme).post(
+                url("edit", proposal), {"step": "preview", "ticket_id": "5", "priority": "urgent"}
+            )
 
         assert response.status_code == 503
         assert "could not be read" in str(response.context["form"].non_field_errors())
@@ -441,13 +501,19 @@ class TestEditThenApprove:
         client = reviewer_client(acme)
         with responses.RequestsMock() as rsps:
             proposal = self._update_proposal(acme, rsps, LIVE_TICKET)
-            preview = client.post(url("edit", proposal), {"step": "preview", "ticket_id": "5", "priority": "low"})
+            preview = client.post(
+                url("edit", proposal), {"step": "preview", "ticket_id": "5", "priority": "low"}
+            )
             assert preview.status_code == 200
-            rsps.replace(responses.GET, TICKET_5_URL, json={"ticket": dict(
-                LIVE_TICKET, priority="urgent", updated_at="2026-11-23T11:00:00Z")})
+            rsps.replace(
+                responses.GET,
+                TICKET_5_URL,
+                json={"ticket": dict(LIVE_TICKET, priority="urgent", updated_at="2026-11-23T11:00:00Z")},
+            )
 
-            response = client.post(url("edit", proposal),
-                                   {"step": "confirm", "signed_args": preview.context["signed_args"]})
+            response = client.post(
+                url("edit", proposal), {"step": "confirm", "signed_args": preview.context["signed_args"]}
+            )
 
         assert response.status_code == 409
         assert "target changed" in response.content.decode()
@@ -473,13 +539,26 @@ class TestLiveStatus:
 
         working = client.get(url("status", proposal))
         assert working["Cache-Control"] == "no-store"
-        assert "Working on it…" in working.content.decode() and 'data-final="false"' in working.content.decode()
+        assert (
+            "Working on it…" in working.content.decode() and 'data-final="false"' in working.content.decode()
+        )
         assert 'data-poll-ms="1000"' in working.content.decode()  # the commit is moments away: every second
 
         with responses.RequestsMock() as rsps:
-            rsps.add(responses.POST, TICKETS_URL, status=201, json={"ticket": {
-                "id": 123, "subject": "Printer 0 on fire", "priority": "high", "status": "new",
-                "updated_at": "2026-11-23T10:00:00Z"}})
+            rsps.add(
+                responses.POST,
+                TICKETS_URL,
+                status=201,
+                json={
+                    "ticket": {
+                        "id": 123,
+                        "subject": "Printer 0 on fire",
+                        "priority": "high",
+                        "status": "new",
+                        "updated_at": "2026-11-23T10:00:00Z",
+                    }
+                },
+            )
             services.proposal_commit(proposal_id=proposal.pk)
 
         done = client.get(url("status", proposal)).content.decode()
@@ -493,9 +572,20 @@ class TestLiveStatus:
         proposal = submit(acme)
         services.proposal_approve(proposal=proposal, reviewer=acme.reviewer, where=API)
         with responses.RequestsMock() as rsps:
-            rsps.add(responses.POST, TICKETS_URL, status=201, json={"ticket": {
-                "id": 124, "subject": "Printer 0 on fire", "priority": "high", "status": "new",
-                "updated_at": "2026-11-23T10:00:00Z"}})
+            rsps.add(
+                responses.POST,
+                TICKETS_URL,
+                status=201,
+                json={
+                    "ticket": {
+                        "id": 124,
+                        "subject": "Printer 0 on fire",
+                        "priority": "high",
+                        "status": "new",
+                        "updated_at": "2026-11-23T10:00:00Z",
+                    }
+                },
+            )
             services.proposal_commit(proposal_id=proposal.pk)
         if reconciled:  # as crm.update_ticket records a write of an earlier attempt that it found applied
             receipt = Receipt.objects.get(proposal=proposal)
@@ -524,8 +614,11 @@ class TestLiveStatus:
             services.proposal_approve(proposal=p, reviewer=acme.reviewer, where=API)
         # The worker's reasons, as services._finish_deferred / _finish_unsuccessful write them.
         Proposal.objects.filter(pk=waiting.pk).update(
-            status_reason="Waiting: the crm circuit breaker is open until 10:00:30 UTC.")
-        Proposal.objects.filter(pk=failed.pk).update(status=Status.FAILED, status_reason="crm: 422 invalid priority")
+            status_reason="Waiting: the crm circuit breaker is open until 10:00:30 UTC."
+        )
+        Proposal.objects.filter(pk=failed.pk).update(
+            status=Status.FAILED, status_reason="crm: 422 invalid priority"
+        )
         client = reviewer_client(acme)
 
         assert "circuit breaker is open until 10:00:30" in client.get(url("status", waiting)).content.decode()
@@ -557,13 +650,24 @@ def test_a_dead_letter_shows_its_attempts_and_a_workflow_its_steps(acme):
     proposal = submit(acme)
     services.proposal_approve(proposal=proposal, reviewer=acme.reviewer, where=Where(channel="web"))
     with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, f"{settings.CRM_BASE_URL}/api/v2/tickets.json", status=422, json={"error": "RecordInvalid"})
+        rsps.add(
+            responses.POST,
+            f"{settings.CRM_BASE_URL}/api/v2/tickets.json",
+            status=422,
+            json={"error": "RecordInvalid"},
+        )
         services.proposal_commit(proposal_id=proposal.pk)
     with responses.RequestsMock() as rsps:  # the workflow's preview reads the customer
-        rsps.add(responses.GET, f"{settings.CRM_BASE_URL}/api/v2/users/search.json",
-                 json={"users": [{"id": 501, "name": "Dana"}]})
-        flow = submit(acme, tool="workflow.customer_update_digest",
-                      args={"customer_email": "dana@example.com", "channel": "#accounts", "summary": "Renewed."})
+        rsps.add(
+            responses.GET,
+            f"{settings.CRM_BASE_URL}/api/v2/users/search.json",
+            json={"users": [{"id": 501, "name": "Dana"}]},
+        )
+        flow = submit(
+            acme,
+            tool="workflow.customer_update_digest",
+            args={"customer_email": "dana@example.com", "channel": "#accounts", "summary": "Renewed."},
+        )
     SagaStep.objects.create(proposal=flow, index=0, name="lookup_customer", state="done", result={})
     client = reviewer_client(acme)
 
@@ -594,10 +698,16 @@ def test_a_stale_update_says_what_it_needs_once(acme):
 @pytest.mark.django_db
 def test_a_workflow_that_ran_no_step_says_so_without_a_numbered_list(acme):
     with responses.RequestsMock() as rsps:  # the workflow's preview reads the customer
-        rsps.add(responses.GET, f"{settings.CRM_BASE_URL}/api/v2/users/search.json",
-                 json={"users": [{"id": 501, "name": "Dana"}]})
-        flow = submit(acme, tool="workflow.customer_update_digest",
-                      args={"customer_email": "dana@example.com", "channel": "#accounts", "summary": "Renewed."})
+        rsps.add(
+            responses.GET,
+            f"{settings.CRM_BASE_URL}/api/v2/users/search.json",
+            json={"users": [{"id": 501, "name": "Dana"}]},
+        )
+        flow = submit(
+            acme,
+            tool="workflow.customer_update_digest",
+            args={"customer_email": "dana@example.com", "channel": "#accounts", "summary": "Renewed."},
+        )
     client = reviewer_client(acme)
     assert "No step has run yet." in client.get(url("status", flow)).content.decode()
 
@@ -614,9 +724,14 @@ def test_an_update_shows_its_ticket_and_flags_the_other_pending_changes_of_it(ac
     the "before" values were read, and both of two pending updates of the same ticket name each other."""
     own_connection("acme")
     with responses.RequestsMock() as rsps:
-        rsps.add(responses.GET, TICKET_5_URL, json={
-            "ticket": {**LIVE_TICKET, "requester_id": 7},
-            "users": [{"id": 7, "name": "Dana Scully", "email": "dana@example.com"}]})
+        rsps.add(
+            responses.GET,
+            TICKET_5_URL,
+            json={
+                "ticket": {**LIVE_TICKET, "requester_id": 7},
+                "users": [{"id": 7, "name": "Dana Scully", "email": "dana@example.com"}],
+            },
+        )
         first = submit(acme, tool="crm.update_ticket", args={"ticket_id": 5, "status": "pending"})
         second = submit(acme, tool="crm.update_ticket", args={"ticket_id": 5, "priority": "urgent"})
         alone = submit(acme, 1)

@@ -24,12 +24,21 @@ ARGS = {"subject": "Refund request", "description": "Order 991 arrived broken.",
 
 
 def ticket(ticket_id):
-    return {"ticket": {"id": ticket_id, "subject": "Refund request", "priority": "high", "status": "new",
-                       "updated_at": "2026-11-23T10:00:00Z"}}
+    return {
+        "ticket": {
+            "id": ticket_id,
+            "subject": "Refund request",
+            "priority": "high",
+            "status": "new",
+            "updated_at": "2026-11-23T10:00:00Z",
+        }
+    }
 
 
 def submit(party, **kw):
-    return services.proposal_submit(agent=party.agent, tool="crm.create_ticket", args=kw.pop("args", ARGS), where=API, **kw).proposal
+    return services.proposal_submit(
+        agent=party.agent, tool="crm.create_ticket", args=kw.pop("args", ARGS), where=API, **kw
+    ).proposal
 
 
 @pytest.fixture
@@ -66,17 +75,22 @@ class TestOutbound:
     def test_private_callback_refused_outside_development(self, acme, settings):
         settings.ACME_WEBHOOK_ALLOW_PRIVATE = False
 
-        response = acme.agent_client.put("/api/v1/webhook/", {"url": "http://127.0.0.1:9/hook"}, format="json")
+        response = acme.agent_client.put(
+            "/api/v1/webhook/", {"url": "http://127.0.0.1:9/hook"}, format="json"
+        )
 
         assert response.status_code == 400
         assert response.json()["errors"][0]["type"] == "unsafe_url"
 
-    @pytest.mark.parametrize("url", [
-        "http://100.100.100.200/latest/meta-data/",  # shared address space: Alibaba Cloud's metadata service
-        "http://[2002:a9fe:a9fe::]/latest/meta-data/",  # 6to4 around 169.254.169.254
-        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",  # NAT64 around 169.254.169.254
-        "http://[fec0::1]/hook",  # IPv6 site-local
-    ])
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://100.100.100.200/latest/meta-data/",  # shared address space: Alibaba Cloud's metadata service
+            "http://[2002:a9fe:a9fe::]/latest/meta-data/",  # 6to4 around 169.254.169.254
+            "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",  # NAT64 around 169.254.169.254
+            "http://[fec0::1]/hook",  # IPv6 site-local
+        ],
+    )
     def test_addresses_that_are_not_global_are_refused_outside_development(self, acme, settings, url):
         settings.ACME_WEBHOOK_ALLOW_PRIVATE = False
 
@@ -89,7 +103,9 @@ class TestOutbound:
 
     @pytest.mark.parametrize("allow_private", [False, True])
     @pytest.mark.parametrize("url", ["http://example.com:99999/hook", "http://example.com:0/hook"])
-    def test_a_url_with_an_impossible_port_is_a_400_in_the_error_shape(self, acme, settings, allow_private, url):
+    def test_a_url_with_an_impossible_port_is_a_400_in_the_error_shape(
+        self, acme, settings, allow_private, url
+    ):
         settings.ACME_WEBHOOK_ALLOW_PRIVATE = allow_private
 
         response = acme.agent_client.put("/api/v1/webhook/", {"url": url}, format="json")
@@ -159,9 +175,13 @@ class TestOutbound:
         rejected = submit(hooked, args={**ARGS, "subject": "Other"})
         services.proposal_reject(proposal=rejected, reviewer=hooked.reviewer, reason="dup", where=API)
 
-        events = list(WebhookDelivery.objects.order_by("created_at").values_list("event", "payload__proposal__status"))
+        events = list(
+            WebhookDelivery.objects.order_by("created_at").values_list("event", "payload__proposal__status")
+        )
         assert events == [
-            ("proposal.decided", "approved"), ("proposal.committed", "committed"), ("proposal.decided", "rejected"),
+            ("proposal.decided", "approved"),
+            ("proposal.committed", "committed"),
+            ("proposal.decided", "rejected"),
         ]
         assert OutboxMessage.objects.filter(kind="webhook").count() == 3
 
@@ -169,11 +189,17 @@ class TestOutbound:
         """An agent learns from the event alone why it was rejected, what the reviewer changed, and the
         receipt of what was committed (issue 24, item 6)."""
         rejected = submit(hooked)
-        services.proposal_reject(proposal=rejected, reviewer=hooked.reviewer, reason="Refunds go to billing.",
-                                 where=API)
+        services.proposal_reject(
+            proposal=rejected, reviewer=hooked.reviewer, reason="Refunds go to billing.", where=API
+        )
         edited = submit(hooked, args={**ARGS, "subject": "Other"})
-        services.proposal_approve(proposal=edited, reviewer=hooked.reviewer, where=API, comment="bumped",
-                                  args={**ARGS, "subject": "Other", "priority": "urgent"})
+        services.proposal_approve(
+            proposal=edited,
+            reviewer=hooked.reviewer,
+            where=API,
+            comment="bumped",
+            args={**ARGS, "subject": "Other", "priority": "urgent"},
+        )
         with responses.RequestsMock() as rsps:
             rsps.add(responses.POST, TICKETS_URL, status=201, json=ticket(5))
             services.proposal_commit(proposal_id=edited.pk)
@@ -247,8 +273,14 @@ def signed(body: bytes, secret: str = "sandbox", at: datetime | None = None):
 class TestInbound:
     URL = "/api/v1/webhooks/crm/?tenant=acme"
     # acme has no signing secret of its own: it shares CRM_WEBHOOK_SECRET, so its events name it in the body.
-    EVENT = json.dumps({"id": "evt-1", "type": "zen:event-type:ticket.created", "tenant": "acme",
-                        "detail": {"id": "88", "priority": "URGENT"}}).encode()
+    EVENT = json.dumps(
+        {
+            "id": "evt-1",
+            "type": "zen:event-type:ticket.created",
+            "tenant": "acme",
+            "detail": {"id": "88", "priority": "URGENT"},
+        }
+    ).encode()
 
     def test_signed_event_is_recorded_once(self, acme, client):
         first = client.post(self.URL, self.EVENT, content_type="application/json", **signed(self.EVENT))
@@ -263,8 +295,11 @@ class TestInbound:
 
     @pytest.mark.parametrize("tamper", ["body", "secret", "old", "missing"])
     def test_bad_signatures_are_refused(self, acme, client, tamper):
-        headers = signed(self.EVENT, secret="wrong" if tamper == "secret" else "sandbox",
-                         at=datetime.fromtimestamp(time.time() - 3600, UTC) if tamper == "old" else None)
+        headers = signed(
+            self.EVENT,
+            secret="wrong" if tamper == "secret" else "sandbox",
+            at=datetime.fromtimestamp(time.time() - 3600, UTC) if tamper == "old" else None,
+        )
         body = self.EVENT + b" " if tamper == "body" else self.EVENT
         if tamper == "missing":
             headers = {}
@@ -278,7 +313,10 @@ class TestInbound:
     @pytest.mark.parametrize(
         "body",
         [
-            b'{"id": "evt-deep", "detail": ' + b"[" * 5000 + b"]" * 5000 + b"}",  # deeper than any parser's stack
+            b'{"id": "evt-deep", "detail": '
+            + b"[" * 5000
+            + b"]" * 5000
+            + b"}",  # deeper than any parser's stack
             b'{"id": "evt-nul", "detail": {"subject": "a\\u0000b"}}',  # PostgreSQL cannot store a NUL
             b'{"id": "evt-dup", "id": "evt-other"}',  # which id is it?
         ],
@@ -294,19 +332,29 @@ class TestInbound:
 
     def test_unknown_tenant_is_404(self, acme, client):
         event = json.dumps({"id": "evt-1", "tenant": "nope"}).encode()
-        response = client.post("/api/v1/webhooks/crm/?tenant=nope", event, content_type="application/json",
-                               **signed(event))
+        response = client.post(
+            "/api/v1/webhooks/crm/?tenant=nope", event, content_type="application/json", **signed(event)
+        )
 
         assert response.status_code == 404
 
 
 def crm_connection(tenant: str, signing_secret: str | None) -> None:
-    connections.connection_set(tenant=tenant, system="crm", base_url=f"https://{tenant}.zendesk.test", token="t",
-                               signing_secret=signing_secret, actor=SYSTEM, where=Where(channel="cli"))
+    connections.connection_set(
+        tenant=tenant,
+        system="crm",
+        base_url=f"https://{tenant}.zendesk.test",
+        token="t",
+        signing_secret=signing_secret,
+        actor=SYSTEM,
+        where=Where(channel="cli"),
+    )
 
 
 def post_event(client, tenant: str, body: bytes, **headers):
-    return client.post(f"/api/v1/webhooks/crm/?tenant={tenant}", body, content_type="application/json", **headers)
+    return client.post(
+        f"/api/v1/webhooks/crm/?tenant={tenant}", body, content_type="application/json", **headers
+    )
 
 
 @pytest.mark.django_db
@@ -316,7 +364,10 @@ class TestInboundPerTenant:
     ACME_EVENT = TestInbound.EVENT  # names acme; signed with the shared CRM_WEBHOOK_SECRET
 
     def nothing_recorded(self) -> bool:
-        return not InboundEvent.objects.exists() and not AuditEvent.objects.filter(action="inbound.received").exists()
+        return (
+            not InboundEvent.objects.exists()
+            and not AuditEvent.objects.filter(action="inbound.received").exists()
+        )
 
     def test_an_event_signed_for_one_tenant_is_refused_in_another(self, acme, globex, client):
         # given an event of acme's, signed with the secret the tenants without their own share
@@ -341,7 +392,9 @@ class TestInboundPerTenant:
 
         with_shared = post_event(client, "globex", event, **signed(event))
         with_own = post_event(client, "globex", event, **signed(event, secret="globex-signing-secret"))
-        replayed_into_acme = post_event(client, "acme", event, **signed(event, secret="globex-signing-secret"))
+        replayed_into_acme = post_event(
+            client, "acme", event, **signed(event, secret="globex-signing-secret")
+        )
 
         assert with_shared.status_code == 401
         assert with_own.status_code == 202 and with_own.json()["status"] == "recorded"
@@ -362,7 +415,9 @@ class TestInboundPerTenant:
         first = post_event(client, "acme", self.ACME_EVENT, **signed(self.ACME_EVENT))
         same_id = json.dumps({"id": "evt-1", "type": "zen:event-type:ticket.created"}).encode()
 
-        again_elsewhere = post_event(client, "globex", same_id, **signed(same_id, secret="globex-signing-secret"))
+        again_elsewhere = post_event(
+            client, "globex", same_id, **signed(same_id, secret="globex-signing-secret")
+        )
 
         assert first.status_code == 202
         assert again_elsewhere.status_code == 409 and again_elsewhere.json()["error"] == "duplicate_event"
@@ -371,10 +426,14 @@ class TestInboundPerTenant:
         assert not AuditEvent.objects.filter(tenant="globex", action="inbound.received").exists()
 
     @pytest.mark.parametrize("timestamp", ["nan", "NaN", "inf", "1e9", "-5", " 17", "2026-01-01T00:00:00"])
-    def test_a_timestamp_that_is_not_unix_seconds_or_a_dated_iso_time_is_refused(self, acme, client, timestamp):
-        """"nan" passed the window check (every comparison with NaN is false): a signature that never expired."""
+    def test_a_timestamp_that_is_not_unix_seconds_or_a_dated_iso_time_is_refused(
+        self, acme, client, timestamp
+    ):
+        """ "nan" passed the window check (every comparison with NaN is false): a signature that never expired."""
         headers = {
-            "HTTP_X_ZENDESK_WEBHOOK_SIGNATURE": webhooks.zendesk_signature("sandbox", timestamp, self.ACME_EVENT),
+            "HTTP_X_ZENDESK_WEBHOOK_SIGNATURE": webhooks.zendesk_signature(
+                "sandbox", timestamp, self.ACME_EVENT
+            ),
             "HTTP_X_ZENDESK_WEBHOOK_SIGNATURE_TIMESTAMP": timestamp,
         }
 
@@ -386,7 +445,9 @@ class TestInboundPerTenant:
     def test_unix_seconds_are_a_timestamp(self, acme, client):
         timestamp = str(int(time.time()))
         headers = {
-            "HTTP_X_ZENDESK_WEBHOOK_SIGNATURE": webhooks.zendesk_signature("sandbox", timestamp, self.ACME_EVENT),
+            "HTTP_X_ZENDESK_WEBHOOK_SIGNATURE": webhooks.zendesk_signature(
+                "sandbox", timestamp, self.ACME_EVENT
+            ),
             "HTTP_X_ZENDESK_WEBHOOK_SIGNATURE_TIMESTAMP": timestamp,
         }
 
@@ -421,7 +482,10 @@ class TestDeadLetters:
             rsps.add(responses.POST, TICKETS_URL, status=201, json=ticket(6))
             assert services.proposal_commit(proposal_id=proposal.pk).outcome == "committed"
             assert rsps.calls[0].request.headers["Idempotency-Key"] == f"acme-proposal-{proposal.pk}"
-        assert AuditEvent.objects.filter(action="proposal.requeued", actor_label=acme.reviewer.username).count() == 1
+        assert (
+            AuditEvent.objects.filter(action="proposal.requeued", actor_label=acme.reviewer.username).count()
+            == 1
+        )
 
     def test_discard_keeps_it_failed_and_blocks_requeue(self, acme):
         from approvals import errors
@@ -444,9 +508,14 @@ class TestBackpressure:
         for i in range(3):
             outbox.stage_commit(f"00000000-0000-0000-0000-00000000000{i}")
 
-        slack = acme.agent_client.post("/api/v1/proposals/", {"tool": "slack.post_message",
-                                        "args": {"channel": "#ops", "text": "hi"}}, format="json")
-        ticket = acme.agent_client.post("/api/v1/proposals/", {"tool": "crm.create_ticket", "args": ARGS}, format="json")
+        slack = acme.agent_client.post(
+            "/api/v1/proposals/",
+            {"tool": "slack.post_message", "args": {"channel": "#ops", "text": "hi"}},
+            format="json",
+        )
+        ticket = acme.agent_client.post(
+            "/api/v1/proposals/", {"tool": "crm.create_ticket", "args": ARGS}, format="json"
+        )
 
         assert slack.status_code == 429
         assert slack["Retry-After"] == str(settings.ACME_BACKPRESSURE_RETRY_AFTER)
@@ -466,7 +535,9 @@ def test_admin_requeues_and_discards_dead_letters(acme, client):
     listed = client.get("/admin/approvals/proposal/?dead_letter=waiting")
     assert listed.status_code == 200 and str(dead.pk) in listed.content.decode()
 
-    response = client.post("/admin/approvals/proposal/", {"action": "requeue_dead_letters", "_selected_action": [dead.pk]})
+    response = client.post(
+        "/admin/approvals/proposal/", {"action": "requeue_dead_letters", "_selected_action": [dead.pk]}
+    )
 
     assert response.status_code == 302
     dead.refresh_from_db()
@@ -487,7 +558,9 @@ def test_a_pending_delivery_whose_job_was_lost_is_staged_again(hooked):
     staged_before = OutboxMessage.objects.filter(kind="webhook").count()
 
     assert webhooks.redispatch() == 0  # just staged: not lost
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=5))
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        next_attempt_at=timezone.now() - timedelta(minutes=5)
+    )
     assert webhooks.redispatch() == 1
 
     assert OutboxMessage.objects.filter(kind="webhook").count() == staged_before + 1

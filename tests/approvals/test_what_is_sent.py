@@ -41,7 +41,11 @@ def _approve_and_commit(party: Any, proposal_id: str) -> None:
 
 
 def _posted(rsps: responses.RequestsMock) -> list[dict[str, Any]]:
-    return [json.loads(cast(bytes, c.request.body)) for c in rsps.calls if str(c.request.url).endswith("chat.postMessage")]
+    return [
+        json.loads(cast(bytes, c.request.body))
+        for c in rsps.calls
+        if str(c.request.url).endswith("chat.postMessage")
+    ]
 
 
 def _change(preview: dict[str, Any], field: str) -> Any:
@@ -57,7 +61,9 @@ class TestSlackFormatting:
         submitted = _submit(acme, "slack.post_message", {"channel": "#general", "text": PHISH}).json()
 
         with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-            rsps.add(responses.POST, f"{SLACK}/chat.postMessage", json={"ok": True, "channel": "C1", "ts": "1.2"})
+            rsps.add(
+                responses.POST, f"{SLACK}/chat.postMessage", json={"ok": True, "channel": "C1", "ts": "1.2"}
+            )
             _approve_and_commit(acme, submitted["id"])
             posted = _posted(rsps)
 
@@ -65,27 +71,34 @@ class TestSlackFormatting:
         assert "<" not in posted[0]["text"] and "&lt;!channel&gt;" in posted[0]["text"]
         assert submitted["risk"] == "low"
 
-    def test_where_the_policy_allows_markup_the_risk_is_high_and_slack_receives_the_text_as_previewed(self, acme):
-        ToolPolicy.objects.create(tenant=acme.tenant, name="links-ok", tool="slack.post_message",
-                                  allow_slack_markup=True)
+    def test_where_the_policy_allows_markup_the_risk_is_high_and_slack_receives_the_text_as_previewed(
+        self, acme
+    ):
+        ToolPolicy.objects.create(
+            tenant=acme.tenant, name="links-ok", tool="slack.post_message", allow_slack_markup=True
+        )
 
         submitted = _submit(acme, "slack.post_message", {"channel": "#general", "text": PHISH}).json()
 
         assert submitted["risk"] == "high"
         assert _change(submitted["preview"], "as Slack shows it") == (
-            "Please verify: https://sso.acme.example/verify (→ https://evil.example) @channel")
+            "Please verify: https://sso.acme.example/verify (→ https://evil.example) @channel"
+        )
         assert messages.NOTE_MARKUP.format(policy="links-ok") in submitted["preview"]["notes"]
         # The policy changing after the preview does not change what the approved proposal sends.
         ToolPolicy.objects.filter(name="links-ok").update(allow_slack_markup=False)
         with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-            rsps.add(responses.POST, f"{SLACK}/chat.postMessage", json={"ok": True, "channel": "C1", "ts": "1.2"})
+            rsps.add(
+                responses.POST, f"{SLACK}/chat.postMessage", json={"ok": True, "channel": "C1", "ts": "1.2"}
+            )
             _approve_and_commit(acme, submitted["id"])
             assert _posted(rsps) == [{"channel": "#general", "text": _change(submitted["preview"], "text")}]
         assert _change(submitted["preview"], "text") == PHISH
 
     def test_the_review_page_shows_the_link_target_and_the_mention(self, acme):
-        ToolPolicy.objects.create(tenant=acme.tenant, name="links-ok", tool="slack.post_message",
-                                  allow_slack_markup=True)
+        ToolPolicy.objects.create(
+            tenant=acme.tenant, name="links-ok", tool="slack.post_message", allow_slack_markup=True
+        )
         proposal_id = _submit(acme, "slack.post_message", {"channel": "#general", "text": PHISH}).json()["id"]
         client = Client()
         client.force_login(acme.reviewer)
@@ -103,21 +116,25 @@ class TestSlackFormatting:
 class TestExactArgsOnTheReviewPage:
     def test_a_homoglyph_is_shown_as_its_escape_beside_plain_ascii(self, acme):
         # "paypal" with a Cyrillic a (U+0430) for its first a
-        proposal_id = _submit(acme, "slack.post_message",
-                              {"channel": "#general", "text": "Log in at p\u0430ypal.com now"}).json()["id"]
+        proposal_id = _submit(
+            acme, "slack.post_message", {"channel": "#general", "text": "Log in at p\u0430ypal.com now"}
+        ).json()["id"]
         client = Client()
         client.force_login(acme.reviewer)
 
         page = client.get(f"/proposals/{proposal_id}/").content.decode()
         args_block = page.split('aria-label="Arguments as JSON"', 1)[1].split("</pre>", 1)[0]
 
-        assert 'Log in at p<mark class="esc" title="U+0430 CYRILLIC SMALL LETTER A (\u0430)">\\u0430</mark>ypal.com now' in (
-            args_block)
+        assert (
+            'Log in at p<mark class="esc" title="U+0430 CYRILLIC SMALL LETTER A (\u0430)">\\u0430</mark>ypal.com now'
+            in (args_block)
+        )
         assert "\u0430" not in args_block.replace("(\u0430)", "")  # the glyph only in the mark's title
 
     def test_a_typed_backslash_u_is_not_taken_for_an_escape(self, acme):
-        proposal_id = _submit(acme, "slack.post_message",
-                              {"channel": "#general", "text": "path C:\\u0430dmin"}).json()["id"]
+        proposal_id = _submit(
+            acme, "slack.post_message", {"channel": "#general", "text": "path C:\\u0430dmin"}
+        ).json()["id"]
         client = Client()
         client.force_login(acme.reviewer)
 
@@ -129,18 +146,27 @@ class TestExactArgsOnTheReviewPage:
 
 # --- item 4: the workflow under each step's own policy ---------------------------------------------------
 
-DIGEST = {"customer_email": "dana@example.com", "channel": "#accounts", "summary": "Renewal <!here> signed & done"}
+DIGEST = {
+    "customer_email": "dana@example.com",
+    "channel": "#accounts",
+    "summary": "Renewal <!here> signed & done",
+}
 
 
 def _customer(rsps: responses.RequestsMock, users: list[dict[str, Any]] | None = None) -> None:
-    rsps.add(responses.GET, f"{CRM}/api/v2/users/search.json",
-             json={"users": [{"id": 501, "name": "Dana <!channel> Scully"}] if users is None else users})
+    rsps.add(
+        responses.GET,
+        f"{CRM}/api/v2/users/search.json",
+        json={"users": [{"id": 501, "name": "Dana <!channel> Scully"}] if users is None else users},
+    )
 
 
 @pytest.mark.django_db
 class TestWorkflowUnderItsStepsPolicies:
     def test_a_paused_slack_tool_refuses_the_workflow_at_intake_in_that_policys_words(self, acme):
-        ToolPolicy.objects.create(tenant=acme.tenant, name="slack-paused", tool="slack.post_message", max_per_hour=0)
+        ToolPolicy.objects.create(
+            tenant=acme.tenant, name="slack-paused", tool="slack.post_message", max_per_hour=0
+        )
 
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
             _customer(rsps)
@@ -154,7 +180,9 @@ class TestWorkflowUnderItsStepsPolicies:
         assert not Proposal.objects.exists()
 
     def test_a_card_number_in_the_summary_is_refused_by_the_slack_tools_rule(self, acme):
-        response = _submit(acme, "workflow.customer_update_digest", {**DIGEST, "summary": "card 4111.1111.1111.1111"})
+        response = _submit(
+            acme, "workflow.customer_update_digest", {**DIGEST, "summary": "card 4111.1111.1111.1111"}
+        )
 
         assert response.status_code == 403
         assert response.json()["check"] == policy.CARD_NUMBER
@@ -178,9 +206,15 @@ class TestWorkflowUnderItsStepsPolicies:
         with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
             # The CRM renamed the customer since: the approved text is sent, not one rendered again.
             _customer(rsps, users=[{"id": 501, "name": "Someone Else"}])
-            rsps.add(responses.POST, f"{SLACK}/chat.postMessage", json={"ok": True, "channel": "C9", "ts": "1.1"})
-            rsps.add(responses.POST, f"{CRM}/api/v2/tickets.json", status=201, json={"ticket": {
-                "id": 900, "status": "new", "updated_at": "2026-11-23T10:00:00Z"}})
+            rsps.add(
+                responses.POST, f"{SLACK}/chat.postMessage", json={"ok": True, "channel": "C9", "ts": "1.1"}
+            )
+            rsps.add(
+                responses.POST,
+                f"{CRM}/api/v2/tickets.json",
+                status=201,
+                json={"ticket": {"id": 900, "status": "new", "updated_at": "2026-11-23T10:00:00Z"}},
+            )
             _approve_and_commit(acme, submitted["id"])
             assert _posted(rsps) == [{"channel": "#accounts", "text": text}]
 
@@ -189,24 +223,36 @@ class TestWorkflowUnderItsStepsPolicies:
         with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
             _customer(rsps)
             submitted = _submit(acme, "workflow.customer_update_digest", DIGEST).json()
-            rsps.add(responses.POST, f"{SLACK}/chat.postMessage", json={"ok": True, "channel": "C9", "ts": "1.1"})
+            rsps.add(
+                responses.POST, f"{SLACK}/chat.postMessage", json={"ok": True, "channel": "C9", "ts": "1.1"}
+            )
             # A slack.post_message proposal to the same channel takes the channel's one token first.
-            plain = services.proposal_submit(agent=acme.agent, tool="slack.post_message",
-                                             args={"channel": "#accounts", "text": "hi"}, where=API).proposal
+            plain = services.proposal_submit(
+                agent=acme.agent,
+                tool="slack.post_message",
+                args={"channel": "#accounts", "text": "hi"},
+                where=API,
+            ).proposal
             services.proposal_approve(proposal=plain, reviewer=acme.reviewer, where=API)
             services.proposal_commit(proposal_id=plain.pk)
             _customer(rsps)
-            response = acme.reviewer_client.post(f"/api/v1/proposals/{submitted['id']}/approve/", {}, format="json")
+            response = acme.reviewer_client.post(
+                f"/api/v1/proposals/{submitted['id']}/approve/", {}, format="json"
+            )
             assert response.status_code == 202
             result = services.proposal_commit(proposal_id=submitted["id"])
 
         assert result.outcome == "deferred"
         proposal = Proposal.objects.get(pk=submitted["id"])
         assert proposal.status == Status.APPROVED and "rate limit" in proposal.status_reason
-        assert list(SagaStep.objects.filter(proposal=proposal).values_list("name", flat=True)) == ["lookup_customer"]
+        assert list(SagaStep.objects.filter(proposal=proposal).values_list("name", flat=True)) == [
+            "lookup_customer"
+        ]
 
     def test_the_slack_tools_hourly_limit_counts_workflow_posts(self, acme):
-        ToolPolicy.objects.create(tenant=acme.tenant, name="slack-hourly", tool="slack.post_message", max_per_hour=1)
+        ToolPolicy.objects.create(
+            tenant=acme.tenant, name="slack-hourly", tool="slack.post_message", max_per_hour=1
+        )
         with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
             _customer(rsps)
             assert _submit(acme, "workflow.customer_update_digest", DIGEST).status_code == 201
@@ -221,8 +267,9 @@ class TestWorkflowUnderItsStepsPolicies:
 
 
 def _pending(party: Any, text: str = "hi") -> Proposal:
-    return services.proposal_submit(agent=party.agent, tool="slack.post_message",
-                                    args={"channel": "#general", "text": text}, where=API).proposal
+    return services.proposal_submit(
+        agent=party.agent, tool="slack.post_message", args={"channel": "#general", "text": text}, where=API
+    ).proposal
 
 
 @pytest.mark.django_db
@@ -231,8 +278,9 @@ class TestRevokingAnAgent:
         AgentCredential.objects.filter(pk=acme.agent.pk).update(webhook_url="https://agent.example/hooks")
         acme.agent.refresh_from_db()
         first, second = _pending(acme, "one"), _pending(acme, "two")
-        committed_elsewhere = services.proposal_approve(proposal=_pending(acme, "three"), reviewer=acme.reviewer,
-                                                        where=API)
+        committed_elsewhere = services.proposal_approve(
+            proposal=_pending(acme, "three"), reviewer=acme.reviewer, where=API
+        )
 
         cancelled = services.agent_deactivate(agent=acme.agent, by=acme.reviewer, where=API)
 
@@ -243,7 +291,10 @@ class TestRevokingAnAgent:
             assert proposal.status_reason == services.AGENT_REVOKED_REASON
         committed_elsewhere.refresh_from_db()
         assert committed_elsewhere.status == Status.APPROVED  # refused at its commit instead (below)
-        assert AuditEvent.objects.filter(action="proposal.cancelled", data__reason="agent_deactivated").count() == 2
+        assert (
+            AuditEvent.objects.filter(action="proposal.cancelled", data__reason="agent_deactivated").count()
+            == 2
+        )
         assert AuditEvent.objects.filter(action="agent.deactivated", subject_id=str(acme.agent.pk)).exists()
         # The one webhook is the approval's; the cancellations sent none.
         assert list(WebhookDelivery.objects.values_list("event", flat=True)) == ["proposal.decided"]
@@ -259,7 +310,9 @@ class TestRevokingAnAgent:
         proposal.refresh_from_db()
         assert proposal.status == Status.FAILED
         assert "deactivated" in proposal.status_reason
-        assert AuditEvent.objects.filter(action="proposal.commit_refused", data__reason="agent_revoked").exists()
+        assert AuditEvent.objects.filter(
+            action="proposal.commit_refused", data__reason="agent_revoked"
+        ).exists()
 
     def test_approving_a_pending_proposal_of_an_inactive_agent_is_refused_with_the_reason(self, acme):
         proposal = _pending(acme)
@@ -268,8 +321,11 @@ class TestRevokingAnAgent:
         response = acme.reviewer_client.post(f"/api/v1/proposals/{proposal.pk}/approve/", {}, format="json")
 
         assert response.status_code == 409
-        assert response.json() == {"error": "invalid_state", "status": "pending",
-                                   "detail": errors.AGENT_REVOKED.format(agent=acme.agent.name)}
+        assert response.json() == {
+            "error": "invalid_state",
+            "status": "pending",
+            "detail": errors.AGENT_REVOKED.format(agent=acme.agent.name),
+        }
         proposal.refresh_from_db()
         assert proposal.status == Status.PENDING and not proposal.decisions.exists()
 
@@ -291,7 +347,11 @@ class TestRevokingAnAgent:
         request.user = admin_user
         agent = AgentCredential.objects.get(pk=acme.agent.pk)
         form_class = model_admin.get_form(request, agent, change=True)
-        data = {"tenant": acme.tenant.pk, "name": agent.name, "allowed_tools": json.dumps(agent.allowed_tools)}
+        data = {
+            "tenant": acme.tenant.pk,
+            "name": agent.name,
+            "allowed_tools": json.dumps(agent.allowed_tools),
+        }
         form = form_class(data, instance=agent)  # is_active left unticked
         assert form.is_valid(), form.errors
 

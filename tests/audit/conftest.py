@@ -23,9 +23,20 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def created(rsps: responses.RequestsMock, ticket_id: int = 77) -> None:
-    rsps.add(responses.POST, TICKETS_URL, status=201, json={"ticket": {
-        "id": ticket_id, "subject": "Broken login", "priority": "high", "status": "new",
-        "updated_at": "2026-11-23T10:00:00Z"}})
+    rsps.add(
+        responses.POST,
+        TICKETS_URL,
+        status=201,
+        json={
+            "ticket": {
+                "id": ticket_id,
+                "subject": "Broken login",
+                "priority": "high",
+                "status": "new",
+                "updated_at": "2026-11-23T10:00:00Z",
+            }
+        },
+    )
 
 
 def committed_life(party: Any, args: dict[str, Any] | None = None, ticket_id: int = 77) -> Any:

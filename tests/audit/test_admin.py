@@ -35,9 +35,19 @@ def staff_client(client, db):
 def add_events(n: int, tenant: str = "bulk") -> None:
     now = timezone.now()
     AuditEvent.objects.bulk_create(
-        AuditEvent(tenant=tenant, actor_type="agent", actor_id="1", actor_label=f"bot{i % 3}", action="proposal.submitted",
-                   subject_type="proposal", subject_id=f"p{i}", at=now - timedelta(minutes=i), channel="api",
-                   data={"tool": "crm.create_ticket"}, hash=f"{i:064d}")
+        AuditEvent(
+            tenant=tenant,
+            actor_type="agent",
+            actor_id="1",
+            actor_label=f"bot{i % 3}",
+            action="proposal.submitted",
+            subject_type="proposal",
+            subject_id=f"p{i}",
+            at=now - timedelta(minutes=i),
+            channel="api",
+            data={"tool": "crm.create_ticket"},
+            hash=f"{i:064d}",
+        )
         for i in range(n)
     )
 
@@ -78,7 +88,9 @@ def test_domain_changelists_queries_do_not_grow_with_rows(staff_client, acme, mo
     few = queries_for(staff_client, url)
 
     for n in range(2, 6):
-        committed_life(acme, args={"subject": f"Ticket {n}", "description": "d", "priority": "low"}, ticket_id=n)
+        committed_life(
+            acme, args={"subject": f"Ticket {n}", "description": "d", "priority": "low"}, ticket_id=n
+        )
     many = queries_for(staff_client, url)
 
     assert few == many
@@ -127,8 +139,12 @@ def test_audit_events_are_read_only_in_the_admin(staff_client, acme):
     event = AuditEvent.objects.first()
     assert event is not None
 
-    assert staff_client.post(f"/admin/audit/auditevent/{event.pk}/change/", {"result": "ok"}).status_code == 403
-    assert staff_client.post(f"/admin/audit/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert (
+        staff_client.post(f"/admin/audit/auditevent/{event.pk}/change/", {"result": "ok"}).status_code == 403
+    )
+    assert (
+        staff_client.post(f"/admin/audit/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    )
     assert staff_client.get("/admin/audit/auditevent/add/").status_code == 403
 
 
@@ -143,7 +159,11 @@ def test_export_streams_the_filtered_events(staff_client, acme, fmt):
     body = b"".join(cast(Iterator[bytes], response.streaming_content)).decode()  # sync under WSGI
     rows = list(csv.DictReader(io.StringIO(body))) if fmt == "csv" else json.loads(body)
     assert [r["action"] for r in rows] == [
-        "proposal.submitted", "proposal.approved", "proposal.commit_started", "outbound.call", "proposal.committed",
+        "proposal.submitted",
+        "proposal.approved",
+        "proposal.commit_started",
+        "outbound.call",
+        "proposal.committed",
     ]
     assert {r["tenant"] for r in rows} == {"acme"}
 
@@ -161,8 +181,15 @@ def test_export_action_on_selected_rows(staff_client, acme):
 
 
 def test_csv_export_neutralizes_formulas(staff_client, acme):
-    AuditEvent.objects.create(tenant="acme", actor_type="agent", actor_label="=HYPERLINK(\"http://evil\")",
-                              action="x", at=timezone.now(), channel="api", hash="0" * 64)
+    AuditEvent.objects.create(
+        tenant="acme",
+        actor_type="agent",
+        actor_label='=HYPERLINK("http://evil")',
+        action="x",
+        at=timezone.now(),
+        channel="api",
+        hash="0" * 64,
+    )
 
     body = b"".join(staff_client.get("/admin/audit/auditevent/export/csv/").streaming_content).decode()
 
@@ -192,7 +219,10 @@ def test_unfiltered_pages_use_the_planner_estimate_on_postgres(db, monkeypatch):
         count = EstimatedCountPaginator(AuditEvent.objects.all(), 10).count
 
     assert count == 40
-    assert "reltuples" in ctx.captured_queries[0]["sql"] and "COUNT" not in ctx.captured_queries[0]["sql"].upper()
+    assert (
+        "reltuples" in ctx.captured_queries[0]["sql"]
+        and "COUNT" not in ctx.captured_queries[0]["sql"].upper()
+    )
     assert len(ctx.captured_queries) == 1
     # Filtered: an exact count, capped.
     assert EstimatedCountPaginator(AuditEvent.objects.filter(actor_label="bot1"), 10).count == 13
@@ -218,9 +248,16 @@ def test_a_tenants_slug_cannot_be_changed_in_the_admin(staff_client, acme):
 @pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
 def test_csv_export_leaves_no_formula_cell_whatever_the_readers_separator(staff_client, acme, delimiter):
     # given: an agent's User-Agent and label built to become a formula cell where ';' (or tab) separates
-    AuditEvent.objects.create(tenant="acme", actor_type="agent", actor_label='x,=1+1;"@SUM(A1)\t-2+3|+cmd',
-                              action="x", at=timezone.now(), channel="api", user_agent="agent/1.0;=1+1",
-                              hash="0" * 64)
+    AuditEvent.objects.create(
+        tenant="acme",
+        actor_type="agent",
+        actor_label='x,=1+1;"@SUM(A1)\t-2+3|+cmd',
+        action="x",
+        at=timezone.now(),
+        channel="api",
+        user_agent="agent/1.0;=1+1",
+        hash="0" * 64,
+    )
 
     body = b"".join(staff_client.get("/admin/audit/auditevent/export/csv/").streaming_content).decode()
 
@@ -261,9 +298,12 @@ def test_the_export_holds_the_args_the_comment_and_a_rejections_reason(staff_cli
     from tests.audit.conftest import API, ARGS
 
     approved = committed_life(acme)
-    rejected = services.proposal_submit(agent=acme.agent, tool="crm.create_ticket",
-                                        args={**ARGS, "subject": "Duplicate"}, where=API).proposal
-    services.proposal_reject(proposal=rejected, reviewer=acme.reviewer, reason="Already reported as #12.", where=API)
+    rejected = services.proposal_submit(
+        agent=acme.agent, tool="crm.create_ticket", args={**ARGS, "subject": "Duplicate"}, where=API
+    ).proposal
+    services.proposal_reject(
+        proposal=rejected, reviewer=acme.reviewer, reason="Already reported as #12.", where=API
+    )
 
     response = staff_client.get("/admin/audit/auditevent/export/json/?tenant=acme")
     rows = json.loads(b"".join(cast(Iterator[bytes], response.streaming_content)).decode())

@@ -49,9 +49,19 @@ from .conftest import committed_life
 
 # What a tenant admin may open (their tenants' rows), and what only superusers may.
 TENANT_ADMIN_MODELS = {
-    "approvals.tenant", "approvals.membership", "approvals.agentcredential", "approvals.usertoken",
-    "approvals.proposal", "approvals.decision", "approvals.receipt", "approvals.toolpolicy",
-    "audit.auditevent", "auth.user", "adapters.connection", "approvals.webhookdelivery", "approvals.inboundevent",
+    "approvals.tenant",
+    "approvals.membership",
+    "approvals.agentcredential",
+    "approvals.usertoken",
+    "approvals.proposal",
+    "approvals.decision",
+    "approvals.receipt",
+    "approvals.toolpolicy",
+    "audit.auditevent",
+    "auth.user",
+    "adapters.connection",
+    "approvals.webhookdelivery",
+    "approvals.inboundevent",
 }
 SUPERUSER_ONLY_MODELS = {"approvals.outboxmessage", "auth.group", "auditlog.logentry", "django_rq.dashboard"}
 VIEWERS = ["admin_q", "admin_w", "root", "loner"]
@@ -80,20 +90,35 @@ class World:
 
 
 def _objects(party: Party) -> dict[str, Any]:
-    proposal = committed_life(party, args={"subject": f"{party.tenant.slug} ticket", "description": "d",
-                                           "priority": "high"})
+    proposal = committed_life(
+        party, args={"subject": f"{party.tenant.slug} ticket", "description": "d", "priority": "high"}
+    )
     policy = ToolPolicy.objects.create(tenant=party.tenant, name=f"{party.tenant.slug}-limits", tool="*")
     connection, _ = connections.connection_set(
-        tenant=party.tenant.slug, system="crm", base_url=f"https://{party.tenant.slug}.zendesk.example",
-        token=f"{party.tenant.slug}-token-{SECRET}", signing_secret=f"{party.tenant.slug}-signing-{SECRET}",
-        actor=audit.SYSTEM, where=audit.Where(channel="cli"),
+        tenant=party.tenant.slug,
+        system="crm",
+        base_url=f"https://{party.tenant.slug}.zendesk.example",
+        token=f"{party.tenant.slug}-token-{SECRET}",
+        signing_secret=f"{party.tenant.slug}-signing-{SECRET}",
+        actor=audit.SYSTEM,
+        where=audit.Where(channel="cli"),
     )
     delivery = WebhookDelivery.objects.create(
-        agent=party.agent, event="proposal.decided", url="https://agent.example/hook",
-        payload={"proposal": {"id": str(proposal.pk)}}, state=WebhookDelivery.State.FAILED, attempts=8,
-        last_error="HTTP 500")
-    inbound = InboundEvent.objects.create(tenant=party.tenant, source="crm", event_id=f"{party.tenant.slug}-evt-1",
-                                          type="ticket.created", payload={"id": f"{party.tenant.slug}-evt-1"})
+        agent=party.agent,
+        event="proposal.decided",
+        url="https://agent.example/hook",
+        payload={"proposal": {"id": str(proposal.pk)}},
+        state=WebhookDelivery.State.FAILED,
+        attempts=8,
+        last_error="HTTP 500",
+    )
+    inbound = InboundEvent.objects.create(
+        tenant=party.tenant,
+        source="crm",
+        event_id=f"{party.tenant.slug}-evt-1",
+        type="ticket.created",
+        payload={"id": f"{party.tenant.slug}-evt-1"},
+    )
     return {
         "approvals.webhookdelivery": delivery,
         "approvals.inboundevent": inbound,
@@ -140,7 +165,9 @@ def _page(response: Any) -> str:
 @pytest.mark.parametrize(("model", "model_admin"), REGISTRY, ids=[label(m) for m, _ in REGISTRY])
 def test_every_admin_is_tenant_scoped_and_classified(model: Any, model_admin: Any) -> None:
     assert isinstance(model_admin, TenantScopedAdmin), label(model)
-    assert label(model) in TENANT_ADMIN_MODELS | SUPERUSER_ONLY_MODELS, f"classify {label(model)} in this test"
+    assert label(model) in TENANT_ADMIN_MODELS | SUPERUSER_ONLY_MODELS, (
+        f"classify {label(model)} in this test"
+    )
     assert (model_admin.tenant_lookup is None) == (label(model) in SUPERUSER_ONLY_MODELS)
 
 
@@ -150,7 +177,9 @@ def test_every_admin_is_tenant_scoped_and_classified(model: Any, model_admin: An
 @pytest.mark.django_db
 @pytest.mark.parametrize("viewer", VIEWERS)
 @pytest.mark.parametrize(("model", "model_admin"), REGISTRY, ids=[label(m) for m, _ in REGISTRY])
-def test_changelist_shows_only_the_viewers_tenants(world: World, model: Any, model_admin: Any, viewer: str) -> None:
+def test_changelist_shows_only_the_viewers_tenants(
+    world: World, model: Any, model_admin: Any, viewer: str
+) -> None:
     client = world.client(viewer)
     response = client.get(_url(model, "changelist"))
 
@@ -175,7 +204,9 @@ def test_changelist_shows_only_the_viewers_tenants(world: World, model: Any, mod
 @pytest.mark.django_db
 @pytest.mark.parametrize("viewer", VIEWERS)
 @pytest.mark.parametrize(("model", "model_admin"), REGISTRY, ids=[label(m) for m, _ in REGISTRY])
-def test_the_other_tenants_row_cannot_be_opened(world: World, model: Any, model_admin: Any, viewer: str) -> None:
+def test_the_other_tenants_row_cannot_be_opened(
+    world: World, model: Any, model_admin: Any, viewer: str
+) -> None:
     if not model._meta.managed:
         pytest.skip(f"{label(model)} has no rows (its pages: test_the_queue_pages_are_operators_only)")
     if label(model) in SUPERUSER_ONLY_MODELS:
@@ -202,7 +233,9 @@ def test_the_other_tenants_row_cannot_be_opened(world: World, model: Any, model_
 @pytest.mark.django_db
 @pytest.mark.parametrize("viewer", ["admin_q", "admin_w"])
 @pytest.mark.parametrize(("model", "model_admin"), REGISTRY, ids=[label(m) for m, _ in REGISTRY])
-def test_forms_offer_only_the_viewers_tenants(world: World, model: Any, model_admin: Any, viewer: str) -> None:
+def test_forms_offer_only_the_viewers_tenants(
+    world: World, model: Any, model_admin: Any, viewer: str
+) -> None:
     """Foreign-key choices (tenant, agent, user...) in the add form and the own row's change form."""
     client = world.client(viewer)
     pages = [client.get(_url(model, "add"))]
@@ -217,7 +250,9 @@ def test_forms_offer_only_the_viewers_tenants(world: World, model: Any, model_ad
 @pytest.mark.parametrize(("model_name", "field"), [("membership", "tenant"), ("toolpolicy", "tenant")])
 def test_autocomplete_offers_only_the_viewers_tenants(world: World, model_name: str, field: str) -> None:
     response = world.client("admin_q").get(
-        reverse("admin:autocomplete"), {"app_label": "approvals", "model_name": model_name, "field_name": field})
+        reverse("admin:autocomplete"),
+        {"app_label": "approvals", "model_name": model_name, "field_name": field},
+    )
 
     assert response.status_code == 200
     assert [r["text"] for r in response.json()["results"]] == ["quokka"]
@@ -231,19 +266,38 @@ def _membership_post(world: World, attacker: str, tenant: Tenant) -> dict[str, A
 
 
 def _policy_post(world: World, attacker: str, tenant: Tenant) -> dict[str, Any]:
-    return {"tenant": tenant.pk, "agent": "", "tool": "crm.create_ticket", "name": "pause-tickets", "description": "",
-            "enabled": "on", "allowed_fields": "[]", "max_items": "", "max_per_hour": "0",
-            "refuse_card_numbers": "on", "risk_override": ""}
+    return {
+        "tenant": tenant.pk,
+        "agent": "",
+        "tool": "crm.create_ticket",
+        "name": "pause-tickets",
+        "description": "",
+        "enabled": "on",
+        "allowed_fields": "[]",
+        "max_items": "",
+        "max_per_hour": "0",
+        "refuse_card_numbers": "on",
+        "risk_override": "",
+    }
 
 
 def _connection_post(world: World, attacker: str, tenant: Tenant) -> dict[str, Any]:
-    return {"tenant": tenant.slug, "system": "slack", "base_url": "https://attacker.example/api",
-            "review_channel": "#loot", "token": "xoxb-attacker", "signing_secret": ""}
+    return {
+        "tenant": tenant.slug,
+        "system": "slack",
+        "base_url": "https://attacker.example/api",
+        "review_channel": "#loot",
+        "token": "xoxb-attacker",
+        "signing_secret": "",
+    }
 
 
 # Every admin a tenant admin may add rows with has a crafted POST here (checked below).
-CRAFTED = {"approvals.membership": _membership_post, "approvals.toolpolicy": _policy_post,
-           "adapters.connection": _connection_post}
+CRAFTED = {
+    "approvals.membership": _membership_post,
+    "approvals.toolpolicy": _policy_post,
+    "adapters.connection": _connection_post,
+}
 
 
 def _rows_in(model: Any, tenant: Tenant) -> int:
@@ -267,12 +321,16 @@ def test_a_crafted_add_for_the_other_tenant_is_refused(world: World, model_label
     wombat = world.parties["wombat"].tenant
     before = _rows_in(model, wombat)
 
-    response = world.client("admin_q").post(_url(model, "add"), CRAFTED[model_label](world, "admin_q", wombat))
+    response = world.client("admin_q").post(
+        _url(model, "add"), CRAFTED[model_label](world, "admin_q", wombat)
+    )
 
     assert response.status_code in (200, 403)  # the form again, with an error; or refused
     assert _rows_in(model, wombat) == before
     # The same POST by a superuser creates the row: the refusal above is the scope, not a malformed form.
-    root_response = world.client("root").post(_url(model, "add"), CRAFTED[model_label](world, "admin_q", wombat))
+    root_response = world.client("root").post(
+        _url(model, "add"), CRAFTED[model_label](world, "admin_q", wombat)
+    )
     assert root_response.status_code == 302, root_response.context["adminform"].form.errors
     assert _rows_in(model, wombat) == before + 1
 
@@ -305,7 +363,9 @@ def test_save_model_refuses_a_row_of_another_tenant(world: World) -> None:
     request = RequestFactory().post("/admin/")
     request.user = world.users["admin_q"]
     model_admin = admin.site.get_model_admin(ToolPolicy)
-    policy = ToolPolicy(tenant=world.parties["wombat"].tenant, name="pause-everything", tool="*", max_per_hour=0)
+    policy = ToolPolicy(
+        tenant=world.parties["wombat"].tenant, name="pause-everything", tool="*", max_per_hour=0
+    )
 
     with pytest.raises(PermissionDenied):
         model_admin.save_model(request, policy, form=None, change=False)
@@ -320,16 +380,25 @@ def test_a_connections_secrets_are_never_shown(world: World, viewer: str) -> Non
 
     own = world.objects["quokka"]["adapters.connection"]
     client = world.client(viewer)
-    edited = client.post(_url(Connection, "change", own.pk), {
-        "base_url": "https://quokka.zendesk.example", "review_channel": "#reviews",
-        "token": f"new-token-{SECRET}", "signing_secret": f"new-signing-{SECRET}"})
+    edited = client.post(
+        _url(Connection, "change", own.pk),
+        {
+            "base_url": "https://quokka.zendesk.example",
+            "review_channel": "#reviews",
+            "token": f"new-token-{SECRET}",
+            "signing_secret": f"new-signing-{SECRET}",
+        },
+    )
     assert edited.status_code == 302
     own.refresh_from_db()
     assert own.review_channel == "#reviews"
     assert connections.decrypt(own.token_encrypted) == f"new-token-{SECRET}"
-    pages = [client.get(_url(Connection, "changelist")), client.get(_url(Connection, "change", own.pk)),
-             client.get(_url(Connection, "history", own.pk)),
-             client.get(reverse("admin:audit_auditevent_export", args=["csv"]) + "?tenant=quokka")]
+    pages = [
+        client.get(_url(Connection, "changelist")),
+        client.get(_url(Connection, "change", own.pk)),
+        client.get(_url(Connection, "history", own.pk)),
+        client.get(reverse("admin:audit_auditevent_export", args=["csv"]) + "?tenant=quokka"),
+    ]
 
     texts = [p.content.decode() if not p.streaming else _body(p) for p in pages]
     assert [p.status_code for p in pages] == [200, 200, 200, 200]
@@ -349,8 +418,12 @@ def test_a_tenant_admin_cannot_raise_anyones_rights(world: World) -> None:
     from django.contrib.auth.models import Permission
 
     me = world.users["admin_q"]
-    me.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label="auth", codename__in=["add_user", "change_user", "view_group", "change_group"]))
+    me.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="auth",
+            codename__in=["add_user", "change_user", "view_group", "change_group"],
+        )
+    )
     me = get_user_model().objects.get(pk=me.pk)  # no cached permissions
     reviewer = world.parties["quokka"].reviewer
     client = Client()
@@ -358,13 +431,30 @@ def test_a_tenant_admin_cannot_raise_anyones_rights(world: World) -> None:
     User = get_user_model()
 
     attempts = [
-        client.post(_url(User, "change", me.pk), {"username": me.username, "is_superuser": "on", "is_staff": "on",
-                                                  "is_active": "on", "date_joined_0": "2026-01-01",
-                                                  "date_joined_1": "00:00:00"}),
-        client.post(_url(User, "password_change", reviewer.pk), {"password1": "pw-takeover-1",
-                                                                 "password2": "pw-takeover-1"}),
-        client.post(_url(User, "add"), {"username": "mole", "password1": "pw-12345678", "password2": "pw-12345678",
-                                        "usable_password": "true"}),
+        client.post(
+            _url(User, "change", me.pk),
+            {
+                "username": me.username,
+                "is_superuser": "on",
+                "is_staff": "on",
+                "is_active": "on",
+                "date_joined_0": "2026-01-01",
+                "date_joined_1": "00:00:00",
+            },
+        ),
+        client.post(
+            _url(User, "password_change", reviewer.pk),
+            {"password1": "pw-takeover-1", "password2": "pw-takeover-1"},
+        ),
+        client.post(
+            _url(User, "add"),
+            {
+                "username": "mole",
+                "password1": "pw-12345678",
+                "password2": "pw-12345678",
+                "usable_password": "true",
+            },
+        ),
         client.get(_url(get_user_model().groups.field.related_model, "changelist")),
     ]
 
@@ -385,7 +475,9 @@ def test_people_of_other_tenants_are_not_listed_nor_offered(world: World) -> Non
 
     listed = {u.username for u in users.context["cl"].result_list}
     assert listed == {"boss-q", "quokka-reviewer", "quokka-requester"}  # not root, loner, nor wombat's
-    options = {str(pk) for pk, _ in membership_form.context["adminform"].form.fields["user"].choices if pk != ""}
+    options = {
+        str(pk) for pk, _ in membership_form.context["adminform"].form.fields["user"].choices if pk != ""
+    }
     assert options == {str(get_user_model().objects.get(username=u).pk) for u in listed}
 
 
@@ -413,8 +505,9 @@ def test_dead_letter_actions_leave_the_other_tenants_proposals_alone(world: Worl
     _fail(theirs)
     _fail(mine)
 
-    world.client("admin_q").post(_url(Proposal, "changelist"),
-                                 {"action": action, "_selected_action": [str(theirs.pk), str(mine.pk)]})
+    world.client("admin_q").post(
+        _url(Proposal, "changelist"), {"action": action, "_selected_action": [str(theirs.pk), str(mine.pk)]}
+    )
 
     theirs.refresh_from_db()
     mine.refresh_from_db()
@@ -427,8 +520,10 @@ def test_redeliver_leaves_the_other_tenants_deliveries_alone_and_sends_the_own_a
     theirs = world.objects["wombat"]["approvals.webhookdelivery"]
     mine = world.objects["quokka"]["approvals.webhookdelivery"]
 
-    response = world.client("admin_q").post(_url(WebhookDelivery, "changelist"),
-                                            {"action": "redeliver", "_selected_action": [str(theirs.pk), str(mine.pk)]})
+    response = world.client("admin_q").post(
+        _url(WebhookDelivery, "changelist"),
+        {"action": "redeliver", "_selected_action": [str(theirs.pk), str(mine.pk)]},
+    )
 
     assert response.status_code == 302
     theirs.refresh_from_db()
@@ -439,7 +534,9 @@ def test_redeliver_leaves_the_other_tenants_deliveries_alone_and_sends_the_own_a
 
     assert OutboxMessage.objects.filter(kind="webhook", payload__delivery_id=str(mine.pk)).exists()
     assert not OutboxMessage.objects.filter(kind="webhook", payload__delivery_id=str(theirs.pk)).exists()
-    assert AuditEvent.objects.filter(tenant="quokka", action="webhook.redelivered", subject_id=str(mine.pk)).exists()
+    assert AuditEvent.objects.filter(
+        tenant="quokka", action="webhook.redelivered", subject_id=str(mine.pk)
+    ).exists()
 
 
 def _body(response: Any) -> str:
@@ -475,7 +572,8 @@ def test_the_export_action_ignores_the_other_tenants_selected_events(world: Worl
     mine = list(AuditEvent.objects.filter(tenant="quokka").values_list("pk", flat=True))
 
     response = world.client("admin_q").post(
-        _url(AuditEvent, "changelist"), {"action": "export_csv", "_selected_action": [str(i) for i in theirs + mine]}
+        _url(AuditEvent, "changelist"),
+        {"action": "export_csv", "_selected_action": [str(i) for i in theirs + mine]},
     )
 
     rows = list(csv.DictReader(io.StringIO(_body(response))))
@@ -487,8 +585,12 @@ def test_the_export_action_ignores_the_other_tenants_selected_events(world: Worl
 def test_the_queue_pages_are_operators_only(world: World, viewer: str) -> None:
     """django-rq's pages show every tenant's jobs and can delete or requeue them; its views ask only for staff."""
     client = world.client(viewer)
-    pages = [reverse("admin:django_rq_dashboard_changelist"), reverse("admin:django_rq_home"),
-             reverse("admin:django_rq_jobs", args=[0]), reverse("admin:django_rq_failed_jobs", args=[0])]
+    pages = [
+        reverse("admin:django_rq_dashboard_changelist"),
+        reverse("admin:django_rq_home"),
+        reverse("admin:django_rq_jobs", args=[0]),
+        reverse("admin:django_rq_failed_jobs", args=[0]),
+    ]
 
     statuses = [client.get(page).status_code for page in pages]
     emptied = client.post(reverse("admin:django_rq_clear", args=[0]), {"post": "yes"}).status_code
@@ -507,8 +609,12 @@ def _pending(party: Party, n: int) -> None:
     from .conftest import API
 
     for i in range(n):
-        services.proposal_submit(agent=party.agent, tool="crm.create_ticket", where=API,
-                                 args={"subject": f"pending {i}", "description": "d", "priority": "low"})
+        services.proposal_submit(
+            agent=party.agent,
+            tool="crm.create_ticket",
+            where=API,
+            args={"subject": f"pending {i}", "description": "d", "priority": "low"},
+        )
 
 
 @pytest.mark.django_db

@@ -47,8 +47,9 @@ def test_an_orm_change_is_logged_field_by_field_with_the_actor(acme):
 @pytest.mark.django_db
 def test_secrets_and_customer_args_are_never_in_the_change_log(acme):
     agent, token = agent_create(tenant=acme.tenant, name="second", tools=["*"])
-    proposal = committed_life(acme, args={"subject": "Card", "description": "call jane@example.com",
-                                          "priority": "high"})
+    proposal = committed_life(
+        acme, args={"subject": "Card", "description": "call jane@example.com", "priority": "high"}
+    )
 
     created = entries_for(agent).get(action=LogEntry.Action.CREATE)
     assert "token_hash" not in created.changes_dict
@@ -78,8 +79,11 @@ def test_an_admin_edit_is_logged_with_the_logged_in_person(client, acme):
 
 @pytest.mark.django_db
 def test_a_change_made_with_a_persons_api_token_is_logged_with_that_person(acme):
-    pid = acme.agent_client.post("/api/v1/proposals/", {"tool": "crm.create_ticket", "args": {
-        "subject": "s", "description": "d"}}, format="json").json()["id"]
+    pid = acme.agent_client.post(
+        "/api/v1/proposals/",
+        {"tool": "crm.create_ticket", "args": {"subject": "s", "description": "d"}},
+        format="json",
+    ).json()["id"]
 
     response = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/reject/", {"reason": "no"}, format="json")
 
@@ -100,16 +104,23 @@ def test_a_proposals_life_is_logged_field_by_field_without_reading_the_locked_ro
     queries = [q for q in captured.captured_queries if not q["sql"].endswith("LIMIT 21")]  # refresh_from_db
 
     updates = [e.changes_dict for e in entries_for(proposal).filter(action=LogEntry.Action.UPDATE)]
-    assert [u["status"] for u in updates] == [["pending", "approved"], ["approved", "committing"],
-                                             ["committing", "committed"]]
+    assert [u["status"] for u in updates] == [
+        ["pending", "approved"],
+        ["approved", "committing"],
+        ["committing", "committed"],
+    ]
     # Only the row's own fields: its decisions and receipt have histories of their own.
     assert not any({"receipt", "decisions", "saga_steps"} & set(u) for u in updates)
     assert entries_for(proposal.receipt).filter(action=LogEntry.Action.CREATE).count() == 1
     # Each state change read the proposal once, under its row lock; django-auditlog did not read it again.
     # (Reads by idempotency key are the submission's look-up of an earlier proposal of the same derived key,
     # not a read of this row: approvals.services.submit._derived_keys.)
-    reads = [q["sql"] for q in queries if q["sql"].startswith('SELECT "approvals_proposal"."id"')
-             and '"approvals_proposal"."idempotency_key" =' not in q["sql"]]
+    reads = [
+        q["sql"]
+        for q in queries
+        if q["sql"].startswith('SELECT "approvals_proposal"."id"')
+        and '"approvals_proposal"."idempotency_key" =' not in q["sql"]
+    ]
     locked_reads = [sql for sql in reads if re.search(r"\bFOR (NO KEY )?UPDATE\b", sql)]
     plain_reads = [sql for sql in reads if sql not in locked_reads]
     if connection.vendor == "postgresql":

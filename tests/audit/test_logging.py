@@ -59,8 +59,20 @@ def json_log() -> Iterator[io.StringIO]:
 
 
 def secrets_of(party) -> list[str]:
-    return [EMAIL, "jane.doe", PHONE, "555-0134", CARD, CARD_DASHED, "4111111111111111", PASSWORD,
-            SLACK_TOKEN, party.agent_token, party.reviewer_token, party.agent_token[4:20]]
+    return [
+        EMAIL,
+        "jane.doe",
+        PHONE,
+        "555-0134",
+        CARD,
+        CARD_DASHED,
+        "4111111111111111",
+        PASSWORD,
+        SLACK_TOKEN,
+        party.agent_token,
+        party.reviewer_token,
+        party.agent_token[4:20],
+    ]
 
 
 def test_a_run_full_of_pii_leaves_none_in_the_logs(
@@ -68,11 +80,23 @@ def test_a_run_full_of_pii_leaves_none_in_the_logs(
 ):
     # 1. An agent submits a ticket full of PII, over the API, with its bearer token and a nosy query string.
     agent = acme.agent_client
-    refused = agent.post("/api/v1/proposals/", {"tool": "crm.create_ticket", "args": {
-        "subject": f"Refund for {EMAIL}", "description": PII_TEXT, "priority": "high"}}, format="json")
+    refused = agent.post(
+        "/api/v1/proposals/",
+        {
+            "tool": "crm.create_ticket",
+            "args": {"subject": f"Refund for {EMAIL}", "description": PII_TEXT, "priority": "high"},
+        },
+        format="json",
+    )
     assert refused.status_code in (201, 400, 403)
-    accepted = agent.post("/api/v1/proposals/", {"tool": "crm.create_ticket", "args": {
-        "subject": f"Call back {EMAIL}", "description": f"Phone {PHONE}", "priority": "high"}}, format="json")
+    accepted = agent.post(
+        "/api/v1/proposals/",
+        {
+            "tool": "crm.create_ticket",
+            "args": {"subject": f"Call back {EMAIL}", "description": f"Phone {PHONE}", "priority": "high"},
+        },
+        format="json",
+    )
     assert accepted.status_code == 201, accepted.content
     agent.get(f"/api/v1/proposals/?tool=crm.create_ticket&email={EMAIL}")
     acme.client(acme.agent_token + "x").get("/api/v1/proposals/")  # a bad token: 401 logged by django
@@ -85,22 +109,32 @@ def test_a_run_full_of_pii_leaves_none_in_the_logs(
         rsps.add(responses.POST, TICKETS_URL, status=503, body=PII_TEXT)
         created(rsps)
         with django_capture_on_commit_callbacks(execute=True):
-            approve = acme.reviewer_client.post(f"/api/v1/proposals/{proposal_id}/approve/", {}, format="json")
+            approve = acme.reviewer_client.post(
+                f"/api/v1/proposals/{proposal_id}/approve/", {}, format="json"
+            )
         assert approve.status_code == 202
 
     # 3. Careless code logs everything it has.
     log = logging.getLogger("approvals.careless")
-    log.info("payload %s", {"email": EMAIL, "Authorization": f"Bearer {acme.agent_token}", "password": PASSWORD})
-    log.warning("headers", extra={"headers": {"Authorization": f"Bearer {acme.reviewer_token}",
-                                              "X-Slack": SLACK_TOKEN}, "card": CARD_DASHED})
+    log.info(
+        "payload %s", {"email": EMAIL, "Authorization": f"Bearer {acme.agent_token}", "password": PASSWORD}
+    )
+    log.warning(
+        "headers",
+        extra={
+            "headers": {"Authorization": f"Bearer {acme.reviewer_token}", "X-Slack": SLACK_TOKEN},
+            "card": CARD_DASHED,
+        },
+    )
     log.info(f"user {EMAIL} token={acme.reviewer_token} slack {SLACK_TOKEN}")
 
     # 4. An error path: a commit crashes with PII in the exception message; its traceback is logged.
     def crash(*args, **kwargs):
         raise RuntimeError(f"CRM rejected {EMAIL} / {CARD} / Bearer {acme.agent_token}")
 
-    second = services.proposal_submit(agent=acme.agent, tool="crm.create_ticket", args=ARGS,
-                                      where=services.Where(channel="api")).proposal
+    second = services.proposal_submit(
+        agent=acme.agent, tool="crm.create_ticket", args=ARGS, where=services.Where(channel="api")
+    ).proposal
     services.proposal_approve(proposal=second, reviewer=acme.reviewer, where=services.Where(channel="api"))
     monkeypatch.setattr(registry, "execute", crash)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
@@ -113,8 +147,12 @@ def test_a_run_full_of_pii_leaves_none_in_the_logs(
 
     monkeypatch.setattr(services, "proposal_submit", boom)
     agent.raise_request_exception = False
-    crashed = agent.post(f"/api/v1/proposals/?email={EMAIL}", {"tool": "crm.create_ticket", "args": ARGS},
-                         format="json", HTTP_X_PHONE=PHONE)
+    crashed = agent.post(
+        f"/api/v1/proposals/?email={EMAIL}",
+        {"tool": "crm.create_ticket", "args": ARGS},
+        format="json",
+        HTTP_X_PHONE=PHONE,
+    )
     assert crashed.status_code == 500
     try:
         raise KeyError(f"exception while handling {EMAIL}")
@@ -125,7 +163,9 @@ def test_a_run_full_of_pii_leaves_none_in_the_logs(
     output = json_log.getvalue()
     lines = [json.loads(line) for line in output.splitlines() if line.strip()]
     assert len(lines) >= 8
-    assert any(line.get("exc") and "RuntimeError" in line["exc"] for line in lines), "commit traceback missing"
+    assert any(line.get("exc") and "RuntimeError" in line["exc"] for line in lines), (
+        "commit traceback missing"
+    )
     assert any(line["logger"] == "django.request" and line["level"] == "ERROR" for line in lines)
     assert any("-> 503" in line["msg"] for line in lines) and any("-> 201" in line["msg"] for line in lines)
     assert "[REDACTED:email]" in output and "[REDACTED:token]" in output and "[REDACTED:card]" in output
@@ -145,8 +185,10 @@ def test_djangos_own_handlers_are_gone():
 def test_error_reports_are_redacted(settings, acme):
     settings.SECRET_KEY = "s3cr3t-" + "k" * 40
     request = RequestFactory().post(
-        f"/api/v1/proposals/?email={EMAIL}", {"password": PASSWORD, "note": PII_TEXT},
-        HTTP_AUTHORIZATION=f"Bearer {acme.agent_token}", HTTP_COOKIE=f"sessionid={PASSWORD}",
+        f"/api/v1/proposals/?email={EMAIL}",
+        {"password": PASSWORD, "note": PII_TEXT},
+        HTTP_AUTHORIZATION=f"Bearer {acme.agent_token}",
+        HTTP_COOKIE=f"sessionid={PASSWORD}",
     )
     try:
         customer = {"email": EMAIL, "card": CARD}  # noqa: F841 (a frame variable the report would show)
@@ -164,10 +206,13 @@ def test_error_reports_are_redacted(settings, acme):
     assert "ValueError" in text and "REDACTED" in text
 
 
-@pytest.mark.parametrize("text", [
-    "2026-11-23T10:00:00Z request 8f3e2a1c-1234-4abc-9def-0123456789ab from 127.0.0.1 took 250 ms",
-    "outbound crm POST /crm/api/v2/tickets.json -> 201 (attempt 1, 12 ms)",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-23T10:00:00Z request 8f3e2a1c-1234-4abc-9def-0123456789ab from 127.0.0.1 took 250 ms",
+        "outbound crm POST /crm/api/v2/tickets.json -> 201 (attempt 1, 12 ms)",
+    ],
+)
 def test_redaction_leaves_ordinary_operational_text_alone(text):
     assert redact(text) == text
 
@@ -177,8 +222,29 @@ def test_redaction_leaves_ordinary_operational_text_alone(text):
 # Text built to make a backtracking pattern rescan a long run from each of its characters: runs of each
 # pattern's own alphabet, near-misses of its prefix, separators it accepts, unclosed quotes.
 ADVERSARIAL_SEEDS = [
-    "a", "a.", "a-", "a_", "1 ", "1-", "1", "+1 (", "eyJ-", "eyJaaaaaaaaa.", "password", "apassword.",
-    "password='", 'password="a', "x_token-", "a://", "a://a:", "bearer ", "agt_", "xoxb-", "a@", "a@a.", "%40",
+    "a",
+    "a.",
+    "a-",
+    "a_",
+    "1 ",
+    "1-",
+    "1",
+    "+1 (",
+    "eyJ-",
+    "eyJaaaaaaaaa.",
+    "password",
+    "apassword.",
+    "password='",
+    'password="a',
+    "x_token-",
+    "a://",
+    "a://a:",
+    "bearer ",
+    "agt_",
+    "xoxb-",
+    "a@",
+    "a@a.",
+    "%40",
 ]
 
 
@@ -202,7 +268,9 @@ def _growth(pattern: re.Pattern[str], replacement: Any, seed: str, small: int, l
     return best
 
 
-@pytest.mark.parametrize("index", range(len(_PATTERNS)), ids=[f"{k}{i}" for i, (k, _, _) in enumerate(_PATTERNS)])
+@pytest.mark.parametrize(
+    "index", range(len(_PATTERNS)), ids=[f"{k}{i}" for i, (k, _, _) in enumerate(_PATTERNS)]
+)
 def test_every_redaction_pattern_costs_linear_time(index):
     _kind, pattern, replacement = _PATTERNS[index]
     for seed in ADVERSARIAL_SEEDS:
@@ -264,10 +332,16 @@ def test_redaction_runs_outside_the_handlers_lock(json_log, monkeypatch):
 # --- percent-encoded PII (issue 23, item 10) -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("encoded", [
-    "jane.doe%40example.com", "jane.doe%2540example.com", "4111%201111%201111%201111", "4111+1111+1111+1111",
-    "password%3Dhunter2-correct-horse",
-])
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "jane.doe%40example.com",
+        "jane.doe%2540example.com",
+        "4111%201111%201111%201111",
+        "4111+1111+1111+1111",
+        "password%3Dhunter2-correct-horse",
+    ],
+)
 def test_percent_encoded_pii_is_redacted(encoded):
     redacted = redact(f"GET /crm/search/{encoded}/ HTTP/1.1")
 
@@ -280,7 +354,10 @@ def test_request_lines_and_request_reprs_carry_the_path_without_the_query_string
     # request object), and the development server's access log line for it
     client.get("/no/such/jane.doe%40example.com/", {"card": CARD, "q": "x"})
     logging.getLogger("django.server").warning(
-        '"%s" %s %s', "GET /no/such/jane.doe%40example.com/?card=4111%201111%201111%201111&q=x HTTP/1.1", "404", "179"
+        '"%s" %s %s',
+        "GET /no/such/jane.doe%40example.com/?card=4111%201111%201111%201111&q=x HTTP/1.1",
+        "404",
+        "179",
     )
 
     # then

@@ -36,7 +36,9 @@ def value(text: str, name: str, **labels: str) -> float:
 def staff(client, db):
     # An operator: the figures count every tenant, so a session reads them only as a superuser (a tenant
     # admin is staff too: tests/audit/test_admin_scope.py).
-    user = get_user_model().objects.create_user("ops", password="pw-12345678", is_staff=True, is_superuser=True)
+    user = get_user_model().objects.create_user(
+        "ops", password="pw-12345678", is_staff=True, is_superuser=True
+    )
     client.force_login(user)
     return client
 
@@ -50,11 +52,15 @@ def five_strikes(settings):
 
 def approved(party, subject="Broken login"):
     args = {**ARGS, "subject": subject}
-    proposal = services.proposal_submit(agent=party.agent, tool="crm.create_ticket", args=args, where=API).proposal
+    proposal = services.proposal_submit(
+        agent=party.agent, tool="crm.create_ticket", args=args, where=API
+    ).proposal
     return services.proposal_approve(proposal=proposal, reviewer=party.reviewer, where=WEB)
 
 
-def test_the_breaker_opening_after_five_failures_shows_in_metrics(staff, acme, five_strikes, no_sleep, settings):
+def test_the_breaker_opening_after_five_failures_shows_in_metrics(
+    staff, acme, five_strikes, no_sleep, settings
+):
     # A budget of five attempts: the first commit's five are all it may spend, so it is dead-lettered
     # (with a larger budget it would wait for the breaker: tests/approvals/test_services.py).
     settings.ACME_COMMIT_MAX_ATTEMPTS = 5
@@ -74,8 +80,11 @@ def test_the_breaker_opening_after_five_failures_shows_in_metrics(staff, acme, f
     assert value(after, "acme_breaker_state", downstream="crm", state="open") == 1.0
     assert value(after, "acme_breaker_state", downstream="crm", state="closed") == 0.0
     assert value(after, "acme_breaker_state", downstream="slack", state="closed") == 1.0
-    assert value(after, "acme_breaker_trips_total", downstream="crm") == value(
-        before, "acme_breaker_trips_total", downstream="crm") + 1
+    assert (
+        value(after, "acme_breaker_trips_total", downstream="crm")
+        == value(before, "acme_breaker_trips_total", downstream="crm") + 1
+    )
+
     # Counters are deltas: other processes sharing the multiprocess directory may have counted too.
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
@@ -94,15 +103,18 @@ def test_the_breaker_opening_after_five_failures_shows_in_metrics(staff, acme, f
         created(rsps)
         assert services.proposal_commit(proposal_id=second.pk).outcome == "deferred"
         assert len(rsps.calls) == 0
-    assert value(scrape(staff), "acme_outbound_calls_total", **calls, outcome="deferred") == value(
-        after, "acme_outbound_calls_total", **calls, outcome="deferred") + 1
+    assert (
+        value(scrape(staff), "acme_outbound_calls_total", **calls, outcome="deferred")
+        == value(after, "acme_outbound_calls_total", **calls, outcome="deferred") + 1
+    )
 
 
 def test_success_latency_pending_and_queue_figures(staff, acme, no_sleep):
     before = scrape(staff)
     calls = dict(tool="crm.create_ticket", downstream="crm")
-    services.proposal_submit(agent=acme.agent, tool="crm.create_ticket",
-                             args={**ARGS, "subject": "Still waiting"}, where=API)
+    services.proposal_submit(
+        agent=acme.agent, tool="crm.create_ticket", args={**ARGS, "subject": "Still waiting"}, where=API
+    )
     proposal = approved(acme)
 
     with responses.RequestsMock() as rsps:
@@ -110,8 +122,11 @@ def test_success_latency_pending_and_queue_figures(staff, acme, no_sleep):
         assert services.proposal_commit(proposal_id=proposal.pk).outcome == "committed"
 
     after = scrape(staff)
-    assert value(after, "acme_outbound_calls_total", **calls, outcome="ok") - value(
-        before, "acme_outbound_calls_total", **calls, outcome="ok") == 1
+    assert (
+        value(after, "acme_outbound_calls_total", **calls, outcome="ok")
+        - value(before, "acme_outbound_calls_total", **calls, outcome="ok")
+        == 1
+    )
     assert value(after, "acme_outbound_request_duration_seconds_bucket", **calls, le="+Inf") >= 1
     assert value(after, "acme_proposals_pending", tool="crm.create_ticket") == 1.0
     assert value(after, "acme_proposal_oldest_pending_age_seconds", tool="crm.create_ticket") >= 0.0
@@ -130,10 +145,14 @@ def test_rate_limit_waits_are_counted(staff, settings):
         ratelimit.enforce("slack.post_message", {"channel": "#ops"}, tenant="acme")
 
     after = scrape(staff)
-    assert value(after, "acme_ratelimit_waits_total", tool="slack.post_message") - value(
-        before, "acme_ratelimit_waits_total", tool="slack.post_message") == 1
+    assert (
+        value(after, "acme_ratelimit_waits_total", tool="slack.post_message")
+        - value(before, "acme_ratelimit_waits_total", tool="slack.post_message")
+        == 1
+    )
     assert value(after, "acme_ratelimit_wait_seconds_total", tool="slack.post_message") > value(
-        before, "acme_ratelimit_wait_seconds_total", tool="slack.post_message")
+        before, "acme_ratelimit_wait_seconds_total", tool="slack.post_message"
+    )
 
 
 @pytest.mark.django_db
@@ -168,12 +187,23 @@ def test_a_previews_live_read_is_counted_under_its_tool(staff, acme, no_sleep, s
     calls = dict(tool="crm.update_ticket", downstream="crm", outcome="ok")
 
     with responses.RequestsMock() as rsps:
-        rsps.add(responses.GET, f"{settings.CRM_BASE_URL}/api/v2/tickets/5.json",
-                 json={"ticket": {"id": 5, "status": "open", "updated_at": "2026-01-01T00:00:00Z"}})
-        registry.prepare("crm.update_ticket", {"ticket_id": 5, "status": "solved"},
-                         registry.Context(tenant="acme", agent="bot"))
+        rsps.add(
+            responses.GET,
+            f"{settings.CRM_BASE_URL}/api/v2/tickets/5.json",
+            json={"ticket": {"id": 5, "status": "open", "updated_at": "2026-01-01T00:00:00Z"}},
+        )
+        registry.prepare(
+            "crm.update_ticket",
+            {"ticket_id": 5, "status": "solved"},
+            registry.Context(tenant="acme", agent="bot"),
+        )
 
     after = scrape(staff)
-    assert value(after, "acme_outbound_calls_total", **calls) - value(before, "acme_outbound_calls_total", **calls) == 1
+    assert (
+        value(after, "acme_outbound_calls_total", **calls)
+        - value(before, "acme_outbound_calls_total", **calls)
+        == 1
+    )
     assert value(after, "acme_outbound_calls_total", tool="none", downstream="crm", outcome="ok") == value(
-        before, "acme_outbound_calls_total", tool="none", downstream="crm", outcome="ok")
+        before, "acme_outbound_calls_total", tool="none", downstream="crm", outcome="ok"
+    )

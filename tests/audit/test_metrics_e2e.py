@@ -23,15 +23,31 @@ def value(text: str, name: str, **labels: str) -> float:
 def test_the_breaker_opening_in_the_worker_shows_on_the_web_metrics():
     # ACME_COMMIT_MAX_ATTEMPTS=5: the commit's five attempts are its whole budget, so it is dead-lettered
     # instead of waiting for the breaker, and the dead-letter gauge has something to show.
-    with running_stack(workers=1, ACME_RETRY_MAX="5", ACME_BREAKER_FAILURES="5", ACME_BREAKER_COOLDOWN="60",
-                       ACME_COMMIT_MAX_ATTEMPTS="5") as stack:
+    with running_stack(
+        workers=1,
+        ACME_RETRY_MAX="5",
+        ACME_BREAKER_FAILURES="5",
+        ACME_BREAKER_COOLDOWN="60",
+        ACME_COMMIT_MAX_ATTEMPTS="5",
+    ) as stack:
         party = stack.party()
-        created = stack.api("POST", "/proposals/", party["agent"], json={"tool": "crm.create_ticket", "args": {
-            "subject": "Printer on fire", "description": "Floor 3", "priority": "high"}})
+        created = stack.api(
+            "POST",
+            "/proposals/",
+            party["agent"],
+            json={
+                "tool": "crm.create_ticket",
+                "args": {"subject": "Printer on fire", "description": "Floor 3", "priority": "high"},
+            },
+        )
         assert created.status_code == 201, created.text
-        stack.sandbox("POST", "/_sandbox/faults", json={"target": "crm", "mode": "status", "status": 503, "count": 5})
+        stack.sandbox(
+            "POST", "/_sandbox/faults", json={"target": "crm", "mode": "status", "status": 503, "count": 5}
+        )
 
-        approved = stack.api("POST", f"/proposals/{created.json()['id']}/approve/", party["reviewer"], json={})
+        approved = stack.api(
+            "POST", f"/proposals/{created.json()['id']}/approve/", party["reviewer"], json={}
+        )
         assert approved.status_code == 202, approved.text
         done = stack.wait_status(created.json()["id"], party["agent"], {"failed", "committed"})
         assert done["status"] == "failed", done

@@ -14,8 +14,9 @@ from .conftest import committed_life
 def staff(client, db):
     # An operator: a superuser sees every tenant's figures and the shared ones (breakers, queues). A staff
     # user who is no superuser sees only their tenants' (tests/audit/test_admin_scope.py).
-    client.force_login(get_user_model().objects.create_user("ops", password="pw-12345678", is_staff=True,
-                                                            is_superuser=True))
+    client.force_login(
+        get_user_model().objects.create_user("ops", password="pw-12345678", is_staff=True, is_superuser=True)
+    )
     return client
 
 
@@ -30,7 +31,13 @@ def test_staff_see_the_charts(staff, acme, settings):
     assert response.status_code == 200
     page = response.content.decode()
     assert page.count("<svg") >= 5
-    for title in ["Approvals per hour", "Commit latency", "Queue depth", "open breaker", "Commits, rejections"]:
+    for title in [
+        "Approvals per hour",
+        "Commit latency",
+        "Queue depth",
+        "open breaker",
+        "Commits, rejections",
+    ]:
         assert title in page, title
     assert 'data-breaker="crm" data-state="open"' in page
     assert 'data-breaker="slack" data-state="closed"' in page
@@ -66,7 +73,9 @@ def test_the_dashboard_reads_easily(staff, acme):
     from audit import charts
     from tests.audit.conftest import API, ARGS
 
-    waiting = services.proposal_submit(agent=acme.agent, tool="crm.create_ticket", args=ARGS, where=API).proposal
+    waiting = services.proposal_submit(
+        agent=acme.agent, tool="crm.create_ticket", args=ARGS, where=API
+    ).proposal
     Proposal.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - timedelta(seconds=334))
     failed = committed_life(acme, args={**ARGS, "subject": "Will fail"})
     Proposal.objects.filter(pk=failed.pk).update(status=Status.FAILED)
@@ -75,7 +84,9 @@ def test_the_dashboard_reads_easily(staff, acme):
     page = response.content.decode()
     flows = str(response.context["charts"]["flows"])
 
-    assert 'font-size="10"' not in page and f'font-size="{charts.FONT_SIZE}"' in page and charts.FONT_SIZE >= 12
+    assert (
+        'font-size="10"' not in page and f'font-size="{charts.FONT_SIZE}"' in page and charts.FONT_SIZE >= 12
+    )
     assert f'fill="{charts.OUTCOME_COLORS["failed"]}">■ failed' in flows
     assert '#16a34a">■ failed' not in flows  # failed is not drawn in green
     assert "the oldest has waited <span" in page and "5 min 3" in page and "334 s." not in page

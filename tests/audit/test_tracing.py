@@ -40,7 +40,9 @@ def spans():
 
 def test_spans_for_validation_mapping_the_call_and_each_retry(spans, acme, no_sleep):
     args = {"subject": "Refund", "description": "for jane@example.com", "priority": "critical"}
-    proposal = services.proposal_submit(agent=acme.agent, tool="crm.create_ticket", args=args, where=API).proposal
+    proposal = services.proposal_submit(
+        agent=acme.agent, tool="crm.create_ticket", args=args, where=API
+    ).proposal
     prepared = [s.name for s in spans.get_finished_spans()]
     assert prepared[:4] == ["adapter.validate", "adapter.map", "adapter.policy", "adapter.preview"]
     spans.clear()
@@ -58,8 +60,10 @@ def test_spans_for_validation_mapping_the_call_and_each_retry(spans, acme, no_sl
         by_name.setdefault(span.name, []).append(span)
     assert {"adapter.execute", "adapter.validate", "http.call", "http.attempt"} <= set(by_name)
     attempts = sorted(by_name["http.attempt"], key=lambda s: s.attributes["attempt"])
-    assert [(s.attributes["attempt"], s.attributes.get("status"), s.attributes.get("error.type")) for s in attempts] == [
-        (1, None, "_Retryable"), (2, 201, None)]
+    assert [
+        (s.attributes["attempt"], s.attributes.get("status"), s.attributes.get("error.type"))
+        for s in attempts
+    ] == [(1, None, "_Retryable"), (2, 201, None)]
     call = by_name["http.call"][0]
     execute = by_name["adapter.execute"][0]
     assert all(s.parent.span_id == call.context.span_id for s in attempts)

@@ -120,7 +120,11 @@ def test_postgres_refuses_update_and_delete_of_audit_rows(acme, sql):
     event = AuditEvent.objects.filter(tenant="acme").order_by("id").first()
     assert event is not None
 
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(sql, [event.pk])
 
     # The ORM is refused too, not only raw SQL.
@@ -154,13 +158,23 @@ def test_audit_verify_reports_every_break_of_every_tenant_with_the_events_checke
     with pytest.raises(CommandError, match=f"event {altered.pk} .*altered.*2 more break"):
         call_command("audit_verify")
     output = capsys.readouterr()
-    for event_id, reason in [(altered.pk, "altered"), (following.pk, "removed or reordered"), (other.pk, "altered")]:
+    for event_id, reason in [
+        (altered.pk, "altered"),
+        (following.pk, "removed or reordered"),
+        (other.pk, "altered"),
+    ]:
         assert re.search(rf"event {event_id} \(tenant '\w+'\): .*{reason}", output.err), output.err
     left = len(acme_events) - 1
     assert f"tenant 'acme': {left} of {left} events checked, 2 broken link(s)" in output.out
-    assert f"tenant 'globex': {len(globex_events)} of {len(globex_events)} events checked, 1 broken link(s)" in output.out
+    assert (
+        f"tenant 'globex': {len(globex_events)} of {len(globex_events)} events checked, 1 broken link(s)"
+        in output.out
+    )
     reports = {r.tenant: r for r in verify_chains()}
-    assert [(b.event_id, b.reason) for b in reports["acme"].breaks] == [(altered.pk, ALTERED), (following.pk, BROKEN_LINK)]
+    assert [(b.event_id, b.reason) for b in reports["acme"].breaks] == [
+        (altered.pk, ALTERED),
+        (following.pk, BROKEN_LINK),
+    ]
     assert [b.event_id for b in reports["globex"].breaks] == [other.pk]
 
 
@@ -182,8 +196,13 @@ def test_an_intact_trail_says_how_many_events_of_how_many_tenants_were_checked(a
 def test_a_plan_value_like_1e16_leaves_the_record_intact(value):
     """jsonb stores the float 1e16 as 10000000000000000: the hash must be over that, not over "1e+16"."""
     plan = {"dataset": "orders", "where": [{"column": "amount", "op": "<", "value": value}]}
-    record(tenant="acme", actor=Actor(type="agent", label="bot"), action="warehouse.query",
-           where=Where(channel="api"), data={"plan": plan})
+    record(
+        tenant="acme",
+        actor=Actor(type="agent", label="bot"),
+        action="warehouse.query",
+        where=Where(channel="api"),
+        data={"plan": plan},
+    )
 
     stored = AuditEvent.objects.get(tenant="acme", action="warehouse.query")
     assert event_hash(stored) == stored.hash
@@ -191,8 +210,11 @@ def test_a_plan_value_like_1e16_leaves_the_record_intact(value):
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(10**40), max_value=10**40)
-    | st.floats(allow_nan=True, allow_infinity=True) | st.text(st.characters(codec=None), max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**40), max_value=10**40)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(st.characters(codec=None), max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
@@ -204,8 +226,13 @@ JSON = st.recursive(
 @given(data=JSON, label=st.text(max_size=30))
 def test_whatever_json_an_agent_sends_the_stored_event_hashes_to_its_hash(acme, data, label):
     # when: an event carries the value (floats, big integers, NaN, NUL, surrogates, nesting) and is stored
-    event = record(tenant="hyp", actor=Actor(type="agent", label=label), action="x", where=Where(channel="api"),
-                   data={"value": data})
+    event = record(
+        tenant="hyp",
+        actor=Actor(type="agent", label=label),
+        action="x",
+        where=Where(channel="api"),
+        data={"value": data},
+    )
 
     # then: read back from PostgreSQL (jsonb normalizes numbers, reorders keys), it hashes the same
     stored = AuditEvent.objects.get(pk=event.pk)
@@ -230,7 +257,11 @@ def test_the_database_refuses_update_and_delete_of_audit_rows_on_sqlite_too(acme
     event = AuditEvent.objects.filter(tenant="acme").order_by("id").first()
     assert event is not None
 
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(sql, [event.pk])
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         AuditEvent.objects.filter(pk=event.pk).update(actor_label="mallory")

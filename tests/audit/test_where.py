@@ -73,14 +73,18 @@ def test_without_trusted_proxies_a_forged_forwarded_for_does_not_escape_the_thro
 
 
 @pytest.mark.django_db
-def test_behind_the_trusted_proxy_the_audit_trail_and_the_decision_carry_the_clients_address(acme, behind_proxy):
+def test_behind_the_trusted_proxy_the_audit_trail_and_the_decision_carry_the_clients_address(
+    acme, behind_proxy
+):
     agent = APIClient(REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=f"{FORGED}, {ALICE}")
     agent.credentials(HTTP_AUTHORIZATION=f"Bearer {acme.agent_token}")
     reviewer = APIClient(REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=BOB)
     reviewer.credentials(HTTP_AUTHORIZATION=f"Bearer {acme.reviewer_token}")
 
     pid = agent.post("/api/v1/proposals/", TICKET, format="json").json()["id"]
-    assert reviewer.post(f"/api/v1/proposals/{pid}/reject/", {"reason": "no"}, format="json").status_code == 200
+    assert (
+        reviewer.post(f"/api/v1/proposals/{pid}/reject/", {"reason": "no"}, format="json").status_code == 200
+    )
 
     events = AuditEvent.objects.filter(subject_id=pid).order_by("id")
     # The agent's hop left of its own address was written by the agent: not believed.
@@ -104,7 +108,9 @@ def test_django_auditlog_entries_ignore_a_forged_forwarded_for(acme):
     browser = Client(REMOTE_ADDR=ALICE, HTTP_X_FORWARDED_FOR=FORGED)
     browser.force_login(admin)
 
-    response = browser.post(f"/admin/approvals/tenant/{acme.tenant.pk}/change/", {"slug": "acme", "name": "ACME"})
+    response = browser.post(
+        f"/admin/approvals/tenant/{acme.tenant.pk}/change/", {"slug": "acme", "name": "ACME"}
+    )
 
     assert response.status_code == 302
     entry = LogEntry.objects.get_for_object(acme.tenant).filter(action=LogEntry.Action.UPDATE).get()
@@ -148,14 +154,27 @@ def test_the_admins_connection_and_revocation_records_carry_the_clients_address(
     browser = through_proxy(ALICE)
     browser.force_login(root)
 
-    added = browser.post("/admin/adapters/connection/add/", {
-        "tenant": acme.tenant.slug, "system": "slack", "base_url": "https://slack.example.test/api",
-        "review_channel": "", "token": "xoxb-t", "signing_secret": ""})
+    added = browser.post(
+        "/admin/adapters/connection/add/",
+        {
+            "tenant": acme.tenant.slug,
+            "system": "slack",
+            "base_url": "https://slack.example.test/api",
+            "review_channel": "",
+            "token": "xoxb-t",
+            "signing_secret": "",
+        },
+    )
     assert added.status_code == 302
     agent = acme.agent
-    revoked = browser.post(f"/admin/approvals/agentcredential/{agent.pk}/change/", {
-        "tenant": acme.tenant.pk, "name": agent.name, "allowed_tools": json.dumps(agent.allowed_tools)})
+    revoked = browser.post(
+        f"/admin/approvals/agentcredential/{agent.pk}/change/",
+        {"tenant": acme.tenant.pk, "name": agent.name, "allowed_tools": json.dumps(agent.allowed_tools)},
+    )
     assert revoked.status_code == 302
 
     events = AuditEvent.objects.filter(action__in=["connection.set", "agent.deactivated"])
-    assert sorted((e.action, e.ip) for e in events) == [("agent.deactivated", ALICE), ("connection.set", ALICE)]
+    assert sorted((e.action, e.ip) for e in events) == [
+        ("agent.deactivated", ALICE),
+        ("connection.set", ALICE),
+    ]

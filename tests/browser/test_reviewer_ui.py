@@ -22,8 +22,13 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("ACME_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
 ]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 TIMEOUT_MS = 30_000
@@ -73,15 +78,24 @@ def page(browser: Any, stack: Stack, party: dict[str, str]) -> Iterator[Any]:
     context.close()
 
 
-def propose(stack: Stack, party: dict[str, str], tool: str, args: dict[str, Any], rationale: str = "") -> dict[str, Any]:
-    response = stack.api("POST", "/proposals/", party["agent"], json={"tool": tool, "args": args, "rationale": rationale})
+def propose(
+    stack: Stack, party: dict[str, str], tool: str, args: dict[str, Any], rationale: str = ""
+) -> dict[str, Any]:
+    response = stack.api(
+        "POST", "/proposals/", party["agent"], json={"tool": tool, "args": args, "rationale": rationale}
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
 
 def ticket(subject: str, priority: str = "high") -> dict[str, Any]:
-    return {"subject": subject, "description": f"{subject}. Reported by a customer on the phone.",
-            "priority": priority, "customer_email": "dana@example.com", "tags": ["phone"]}
+    return {
+        "subject": subject,
+        "description": f"{subject}. Reported by a customer on the phone.",
+        "priority": priority,
+        "customer_email": "dana@example.com",
+        "tags": ["phone"],
+    }
 
 
 def tickets_titled(stack: Stack, subject: str) -> list[dict[str, Any]]:
@@ -92,11 +106,23 @@ def test_review_approve_watch_the_commit_and_reject(page: Any, stack: Stack, par
     from playwright.sync_api import expect
 
     # given: proposals from the agent, over the API
-    first = propose(stack, party, "crm.create_ticket", ticket("VPN drops every 10 minutes", "critical"),
-                    "Three customers reported VPN drops today; the on-call should look at it.")
-    propose(stack, party, "slack.post_message", {"channel": "#support", "text": "Heads-up: VPN incidents rising."},
-            "Let the support channel know.")
-    other = propose(stack, party, "crm.create_ticket", ticket("Refund order 1234", "low"), "The customer asked.")
+    first = propose(
+        stack,
+        party,
+        "crm.create_ticket",
+        ticket("VPN drops every 10 minutes", "critical"),
+        "Three customers reported VPN drops today; the on-call should look at it.",
+    )
+    propose(
+        stack,
+        party,
+        "slack.post_message",
+        {"channel": "#support", "text": "Heads-up: VPN incidents rising."},
+        "Let the support channel know.",
+    )
+    other = propose(
+        stack, party, "crm.create_ticket", ticket("Refund order 1234", "low"), "The customer asked."
+    )
 
     # the inbox: pending first, with the summary, tool, agent and risk
     page.goto("/")
@@ -167,8 +193,13 @@ def test_on_a_phone_the_proposals_come_first_and_nothing_is_clipped_or_cramped(
     trace = "trace:" + "0a1b2c3d" * 20
     args = {**ticket("Laptop will not boot after the update"), "description": f"Boot loop. {trace}"}
     proposal = propose(stack, party, "crm.create_ticket", args, "The customer called from the airport.")
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                                  device_scale_factor=2, base_url=stack.web_url)
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+        base_url=stack.web_url,
+    )
     context.set_default_timeout(TIMEOUT_MS)
     try:
         tab = context.new_page()
@@ -198,8 +229,9 @@ def test_on_a_phone_the_proposals_come_first_and_nothing_is_clipped_or_cramped(
         json_box = tab.locator("pre.json")
         assert json_box.evaluate("e => e.scrollWidth <= e.clientWidth"), "the JSON block scrolls sideways"
         expect(json_box).to_contain_text(trace)
-        assert tab.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth"), \
+        assert tab.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth"), (
             "the page is wider than the screen"
+        )
         expect(tab.locator(".keyboard-hint")).to_be_hidden()
         tab.locator("section.decide").scroll_into_view_if_needed()
         tab.screenshot(path=str(SCREENSHOTS / "proposal-mobile.png"), full_page=False)
@@ -210,7 +242,9 @@ def test_on_a_phone_the_proposals_come_first_and_nothing_is_clipped_or_cramped(
 def test_a_double_click_or_a_second_tab_approves_once(page: Any, stack: Stack, party: dict[str, str]) -> None:
     from playwright.sync_api import expect
 
-    proposal = propose(stack, party, "crm.create_ticket", ticket("Printer jam on floor 2"), "Asked by the office.")
+    proposal = propose(
+        stack, party, "crm.create_ticket", ticket("Printer jam on floor 2"), "Asked by the office."
+    )
     second_tab = page.context.new_page()
     # This tab misses the live updates (as a tab offline would), so it still offers the decision: the
     # server must refuse it. (With updates it withdraws its forms: the next test.)
@@ -227,8 +261,11 @@ def test_a_double_click_or_a_second_tab_approves_once(page: Any, stack: Stack, p
     body = stack.api("GET", f"/proposals/{proposal['id']}/", party["agent"]).json()
     assert body["status"] == "committed"
     assert len(tickets_titled(stack, "Printer jam on floor 2")) == 1
-    sent = [r for r in stack.sandbox("GET", "/_sandbox/requests").json().get("requests", [])
-                 if r.get("idempotency_key") == f"acme-proposal-{proposal['id']}"]
+    sent = [
+        r
+        for r in stack.sandbox("GET", "/_sandbox/requests").json().get("requests", [])
+        if r.get("idempotency_key") == f"acme-proposal-{proposal['id']}"
+    ]
     assert len(sent) == 1
 
 
@@ -237,14 +274,20 @@ def test_a_page_left_open_withdraws_its_decision_when_someone_else_decides(
 ) -> None:
     from playwright.sync_api import expect
 
-    proposal = propose(stack, party, "crm.create_ticket", ticket("Monitor flickers in room 5"), "Asked by IT.")
+    proposal = propose(
+        stack, party, "crm.create_ticket", ticket("Monitor flickers in room 5"), "Asked by IT."
+    )
     page.goto(f"/proposals/{proposal['id']}/")
     expect(page.get_by_role("button", name="Approve")).to_be_visible()
     page.evaluate("window.__sameDocument = true")
 
     # someone else decides, here over the API, while this page is open
-    decided = stack.api("POST", f"/proposals/{proposal['id']}/reject/", party["reviewer"],
-                        json={"reason": "Already fixed by IT."})
+    decided = stack.api(
+        "POST",
+        f"/proposals/{proposal['id']}/reject/",
+        party["reviewer"],
+        json={"reason": "Already fixed by IT."},
+    )
     assert decided.status_code == 200, decided.text
 
     notice = page.locator(".decided-meanwhile")
@@ -276,10 +319,14 @@ def test_login_required_and_a_missing_proposal_is_a_clear_404(browser: Any, stac
     expect(page).to_have_url(re.compile(r"/accounts/login/"))
 
 
-def test_edit_then_approve_shows_the_edit_as_a_diff_first(page: Any, stack: Stack, party: dict[str, str]) -> None:
+def test_edit_then_approve_shows_the_edit_as_a_diff_first(
+    page: Any, stack: Stack, party: dict[str, str]
+) -> None:
     from playwright.sync_api import expect
 
-    proposal = propose(stack, party, "crm.create_ticket", ticket("Badge reader offline", "critical"), "Door 4.")
+    proposal = propose(
+        stack, party, "crm.create_ticket", ticket("Badge reader offline", "critical"), "Door 4."
+    )
 
     page.goto(f"/proposals/{proposal['id']}/")
     page.keyboard.press("e")
@@ -329,8 +376,14 @@ def watched_context(browser: Any, stack: Stack) -> tuple[Any, list[str], list[st
 
     context.route("**/*", only_the_app)
     context.add_init_script(RECORD_CSP_VIOLATIONS)
-    context.on("console", lambda message: console.append(message.text)
-               if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text else None)
+    context.on(
+        "console",
+        lambda message: (
+            console.append(message.text)
+            if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text
+            else None
+        ),
+    )
     return context, outside, console
 
 
@@ -385,7 +438,9 @@ def test_no_page_breaks_the_content_security_policy_and_the_docs_render_offline(
         tab.get_by_label("Username").fill("ops")
         tab.get_by_label("Password").fill("ops-pass-12345")
         tab.get_by_role("button", name="Log in").click()
-        expect(tab.get_by_role("link", name="Log out").or_(tab.get_by_role("button", name="Log out"))).to_be_visible()
+        expect(
+            tab.get_by_role("link", name="Log out").or_(tab.get_by_role("button", name="Log out"))
+        ).to_be_visible()
         for url in ("/admin/", "/admin/audit/auditevent/", "/admin/approvals/proposal/", "/ops/"):
             violations[url] = visit(tab, url)
         expect(tab.locator("svg.chart").first).to_be_visible()

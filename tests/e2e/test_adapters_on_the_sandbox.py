@@ -228,14 +228,20 @@ def test_the_sandbox_keeps_connections_alive_as_a_real_crm_does(sandbox: Sandbox
         answers, sockets = [], []
         for n in range(2):
             body = json.dumps({"ticket": {"subject": f"kept {n}", "comment": {"body": "b"}}})
-            connection.request("POST", "/crm/api/v2/tickets.json", body=body, headers={
-                "Authorization": "Bearer sandbox", "Content-Type": "application/json"})
+            connection.request(
+                "POST",
+                "/crm/api/v2/tickets.json",
+                body=body,
+                headers={"Authorization": "Bearer sandbox", "Content-Type": "application/json"},
+            )
             response = connection.getresponse()
             response.read()
             answers.append((response.status, response.version, response.will_close))
             sockets.append(connection.sock)
         assert answers == [(201, 11, False), (201, 11, False)]
-        assert sockets[0] is not None and sockets[1] is sockets[0]  # the second request went on the first socket
+        assert (
+            sockets[0] is not None and sockets[1] is sockets[0]
+        )  # the second request went on the first socket
     finally:
         connection.close()
     assert len(sandbox.tickets()) == 2
@@ -250,7 +256,11 @@ def test_update_ticket_preview_commit_and_stale(sandbox: Sandbox) -> None:
     prepared = registry.prepare("crm.update_ticket", {"ticket_id": ticket_id, "priority": "low"}, CTX)
     assert prepared.preview.changes == [{"field": "priority", "before": "urgent", "after": "low"}]
     outcome = registry.execute(
-        "crm.update_ticket", prepared.args, idempotency_key="u-1", snapshot=prepared.preview.snapshot, tenant="acme"
+        "crm.update_ticket",
+        prepared.args,
+        idempotency_key="u-1",
+        snapshot=prepared.preview.snapshot,
+        tenant="acme",
     )
     assert outcome.summary["priority"] == "low"
 
@@ -264,7 +274,10 @@ def test_update_ticket_preview_commit_and_stale(sandbox: Sandbox) -> None:
     ).raise_for_status()
     with pytest.raises(StaleTarget):
         registry.execute(
-            "crm.update_ticket", prepared.args, idempotency_key="u-2", snapshot=prepared.preview.snapshot,
+            "crm.update_ticket",
+            prepared.args,
+            idempotency_key="u-2",
+            snapshot=prepared.preview.snapshot,
             tenant="acme",
         )
     assert sandbox.tickets()[0]["status"] == "new"

@@ -11,8 +11,12 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-ARGS = {"subject": "Badge reader broken at gate B", "description": "Nobody can badge in at gate B since 8:00.",
-        "priority": "high", "customer_email": "facilities@example.com"}
+ARGS = {
+    "subject": "Badge reader broken at gate B",
+    "description": "Nobody can badge in at gate B since 8:00.",
+    "priority": "high",
+    "customer_email": "facilities@example.com",
+}
 
 
 def _client(stack: Any, token: str) -> Client:
@@ -39,7 +43,9 @@ def test_the_official_client_proposes_and_get_proposal_reports_the_commit_and_it
     async def follow() -> Any:
         async with _client(stack, party["agent"]) as client:
             for _ in range(10):
-                answer = await client.call_tool("get_proposal", {"proposal_id": made["proposal_id"], "wait": 10})
+                answer = await client.call_tool(
+                    "get_proposal", {"proposal_id": made["proposal_id"], "wait": 10}
+                )
                 if answer.structured_content["status"] not in ("pending", "approved", "committing"):
                     return answer
             return answer
@@ -56,7 +62,10 @@ def test_the_openai_agents_sdk_hears_a_rejection_and_reads_at_once(stack):
 
     party = stack.party()
     params: MCPServerStreamableHttpParams = {
-        "url": f"{stack.web_url}/mcp/", "headers": {"Authorization": f"Bearer {party['agent']}"}, "timeout": 60}
+        "url": f"{stack.web_url}/mcp/",
+        "headers": {"Authorization": f"Bearer {party['agent']}"},
+        "timeout": 60,
+    }
 
     async def propose() -> str:
         async with MCPServerStreamableHttp(params, name="acme", client_session_timeout_seconds=60) as server:
@@ -64,7 +73,9 @@ def test_the_openai_agents_sdk_hears_a_rejection_and_reads_at_once(stack):
             return str(made.structured_content["proposal_id"])
 
     pid = anyio.run(propose)
-    rejected = stack.api("POST", f"/proposals/{pid}/reject/", party["reviewer"], json={"reason": "Gate A, not B"})
+    rejected = stack.api(
+        "POST", f"/proposals/{pid}/reject/", party["reviewer"], json={"reason": "Gate A, not B"}
+    )
     assert rejected.status_code == 200, rejected.text
 
     async def follow() -> tuple[Any, Any]:

@@ -22,8 +22,10 @@ def test_drill(drill, drill_stack):
 
     outcome = drill(stack, party)
 
-    print(f"{outcome.drill}: proposals={outcome.proposals} committed={outcome.committed} tickets={outcome.tickets} "
-          f"lost={outcome.lost} doubled={outcome.doubled} {outcome.seconds}s {outcome.notes}")
+    print(
+        f"{outcome.drill}: proposals={outcome.proposals} committed={outcome.committed} tickets={outcome.tickets} "
+        f"lost={outcome.lost} doubled={outcome.doubled} {outcome.seconds}s {outcome.notes}"
+    )
     if outcome.skipped:
         pytest.skip(outcome.skipped)
     assert outcome.lost == 0 and outcome.doubled == 0, outcome

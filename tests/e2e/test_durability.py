@@ -20,15 +20,23 @@ ARGS = {"subject": "Checkout returns 500", "description": "Since the deploy at 1
 
 def submit(stack, party, key=None, subject=None):
     args = {**ARGS, "subject": subject or ARGS["subject"]}
-    response = stack.api("POST", "/proposals/", party["agent"], headers={"Idempotency-Key": key or uuid.uuid4().hex},
-                         json={"tool": "crm.create_ticket", "args": args})
+    response = stack.api(
+        "POST",
+        "/proposals/",
+        party["agent"],
+        headers={"Idempotency-Key": key or uuid.uuid4().hex},
+        json={"tool": "crm.create_ticket", "args": args},
+    )
     assert response.status_code == 201, response.text
     return response.json()["id"]
 
 
 def creates_for(stack, pid):
-    return [r for r in stack.sandbox("GET", "/_sandbox/requests").json()["requests"]
-            if r["method"] == "POST" and r.get("idempotency_key") == f"acme-proposal-{pid}"]
+    return [
+        r
+        for r in stack.sandbox("GET", "/_sandbox/requests").json()["requests"]
+        if r["method"] == "POST" and r.get("idempotency_key") == f"acme-proposal-{pid}"
+    ]
 
 
 def test_worker_killed_mid_commit_resumes_with_exactly_one_ticket():
@@ -37,8 +45,11 @@ def test_worker_killed_mid_commit_resumes_with_exactly_one_ticket():
         pid = submit(stack, party)
         tickets_before = len(stack.tickets())
         # The CRM writes the ticket, then never answers: the worker is inside the call when we kill it.
-        stack.sandbox("POST", "/_sandbox/faults", json={"target": "crm", "mode": "write_then_timeout", "seconds": 30,
-                                                        "count": 1})
+        stack.sandbox(
+            "POST",
+            "/_sandbox/faults",
+            json={"target": "crm", "mode": "write_then_timeout", "seconds": 30, "count": 1},
+        )
 
         stack.api("POST", f"/proposals/{pid}/approve/", party["reviewer"], json={})
         deadline = time.monotonic() + 30
@@ -69,11 +80,16 @@ def test_approvals_made_while_redis_is_down_commit_once_when_it_returns():
             response = stack.api("POST", f"/proposals/{pid}/approve/", party["reviewer"], json={})
             assert response.status_code == 202, response.text
         time.sleep(2)  # the worker and web keep running without Redis
-        assert all(stack.api("GET", f"/proposals/{p}/", party["agent"]).json()["status"] == "approved" for p in ids)
+        assert all(
+            stack.api("GET", f"/proposals/{p}/", party["agent"]).json()["status"] == "approved" for p in ids
+        )
         stack.redis_start()
 
         for pid in ids:
-            assert stack.wait_status(pid, party["agent"], {"committed", "failed"}, timeout=90)["status"] == "committed"
+            assert (
+                stack.wait_status(pid, party["agent"], {"committed", "failed"}, timeout=90)["status"]
+                == "committed"
+            )
         assert all(len(creates_for(stack, pid)) == 1 for pid in ids)
         assert len(stack.tickets()) == 20
 
@@ -130,8 +146,13 @@ def test_agent_webhooks_are_signed_and_each_event_arrives_once(stack, receiver):
 
     assert receiver.bad == []
     seen = sorted((e["proposal"]["id"], e["event"], e["proposal"]["status"]) for e in receiver.events)
-    assert seen == sorted([(committed, "proposal.decided", "approved"), (committed, "proposal.committed", "committed"),
-                           (rejected, "proposal.decided", "rejected")])
+    assert seen == sorted(
+        [
+            (committed, "proposal.decided", "approved"),
+            (committed, "proposal.committed", "committed"),
+            (rejected, "proposal.decided", "rejected"),
+        ]
+    )
     assert len({e["id"] for e in receiver.events}) == 3
 
 

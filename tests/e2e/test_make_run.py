@@ -22,16 +22,39 @@ TOKENS = re.compile(r"export TOKEN=(\S+) REVIEWER_TOKEN=(\S+)")
 
 def start_and_stop(var: Path, web_port: int, sandbox_port: int) -> tuple[str, str, dict[str, int]]:
     """One `make run`: wait for its banner, call the API with the tokens it shows, Ctrl-C it."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR",
-                        "ACME_METRICS_DEFAULT_FOR", "DJANGO_SETTINGS_MODULE") and not k.startswith("PYTEST_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DEBUG",
+            "SECRET_KEY",
+            "DATABASE_URL",
+            "REDIS_URL",
+            "PROMETHEUS_MULTIPROC_DIR",
+            "ACME_METRICS_DEFAULT_FOR",
+            "DJANGO_SETTINGS_MODULE",
+        )
+        and not k.startswith("PYTEST_")
+    }
     env["ACME_VAR_DIR"] = str(var)
     log = var.parent / f"run-{time.monotonic_ns()}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "acme_integration.run", "--web", f"127.0.0.1:{web_port}",
-             "--sandbox-port", str(sandbox_port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "acme_integration.run",
+                "--web",
+                f"127.0.0.1:{web_port}",
+                "--sandbox-port",
+                str(sandbox_port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 180
@@ -45,9 +68,12 @@ def start_and_stop(var: Path, web_port: int, sandbox_port: int) -> tuple[str, st
         agent, reviewer = match.groups()
         base = f"http://127.0.0.1:{web_port}/api/v1"
         codes = {
-            "agent": requests.get(f"{base}/proposals/", headers={"Authorization": f"Bearer {agent}"}, timeout=30).status_code,
-            "reviewer": requests.get(f"{base}/proposals/", headers={"Authorization": f"Bearer {reviewer}"},
-                                     timeout=30).status_code,
+            "agent": requests.get(
+                f"{base}/proposals/", headers={"Authorization": f"Bearer {agent}"}, timeout=30
+            ).status_code,
+            "reviewer": requests.get(
+                f"{base}/proposals/", headers={"Authorization": f"Bearer {reviewer}"}, timeout=30
+            ).status_code,
         }
     finally:
         os.killpg(proc.pid, signal.SIGINT)

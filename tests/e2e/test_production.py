@@ -77,8 +77,13 @@ def production_env(tmp: Path, sandbox_url: str, web_port: int) -> Iterator[dict[
     # The machine's environment without the test run's own (DEBUG=1 from pytest-env, pytest's variables,
     # anything the recipe sets), then the recipe's settings. ACME_VAR_DIR and ACME_BIND only keep this run
     # apart from others on the machine (static files, metrics; a free port).
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_", "DJANGO_", "PROMETHEUS_", "ACME_")) and k != "DEBUG" and k not in values}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_", "DJANGO_", "PROMETHEUS_", "ACME_"))
+        and k != "DEBUG"
+        and k not in values
+    }
     env.update(values, ACME_VAR_DIR=str(tmp / "var"), ACME_BIND=f"127.0.0.1:{web_port}", PYTHONUNBUFFERED="1")
     try:
         yield env
@@ -89,9 +94,17 @@ def production_env(tmp: Path, sandbox_url: str, web_port: int) -> Iterator[dict[
 
 
 def run(command: Command, env: dict[str, str], own: dict[str, str]) -> str:
-    assert set(command.env) <= set(own), f"{command.text}: set {sorted(command.env)}; this test knows {sorted(own)}"
-    result = subprocess.run(argv(command), cwd=ROOT, env={**env, **{k: own[k] for k in command.env}},
-                            capture_output=True, text=True, timeout=300)
+    assert set(command.env) <= set(own), (
+        f"{command.text}: set {sorted(command.env)}; this test knows {sorted(own)}"
+    )
+    result = subprocess.run(
+        argv(command),
+        cwd=ROOT,
+        env={**env, **{k: own[k] for k in command.env}},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, f"{command.text} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -107,14 +120,24 @@ def test_the_readme_recipe_runs_a_proposal_to_committed():
     sandbox_port = free_port()
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     with production_env(tmp, sandbox_url, web_port) as env:
-        stack = Stack(env=env, tmp=tmp, web_url=f"http://127.0.0.1:{web_port}", sandbox_url=sandbox_url,
-                      api_headers=PROXY)
+        stack = Stack(
+            env=env,
+            tmp=tmp,
+            web_url=f"http://127.0.0.1:{web_port}",
+            sandbox_url=sandbox_url,
+            api_headers=PROXY,
+        )
         try:
             # the sandbox plays the outside CRM (it is not part of the recipe)
-            sandbox = stack.spawn("sandbox", sys.executable, "manage.py", "sandbox", "--port", str(sandbox_port))
+            sandbox = stack.spawn(
+                "sandbox", sys.executable, "manage.py", "sandbox", "--port", str(sandbox_port)
+            )
             wait_http(f"{sandbox_url}/_sandbox/tickets", proc=sandbox)
-            own = {"DJANGO_SUPERUSER_USERNAME": "operator", "DJANGO_SUPERUSER_EMAIL": "ops@example.com",
-                   "DJANGO_SUPERUSER_PASSWORD": secrets.token_urlsafe(16)}
+            own = {
+                "DJANGO_SUPERUSER_USERNAME": "operator",
+                "DJANGO_SUPERUSER_EMAIL": "ops@example.com",
+                "DJANGO_SUPERUSER_PASSWORD": secrets.token_urlsafe(16),
+            }
             outputs: dict[str, str] = {}
 
             # when: every command of the README's recipe, in order (the long-running ones started)
@@ -141,15 +164,27 @@ def test_the_readme_recipe_runs_a_proposal_to_committed():
             assert all(c.secure for c in login.cookies), login.cookies
 
             # and: one proposal, submitted and approved over REST, is committed by the worker
-            created = stack.api("POST", "/proposals/", agent_token, headers={"Idempotency-Key": "prod-1"}, json={
-                "tool": "crm.create_ticket",
-                "args": {"subject": "Printer on fire", "description": "Floor 3 printer is smoking",
-                         "priority": "critical", "customer_email": "jane@example.com"},
-                "rationale": "Customer reported a fire hazard in chat.",
-            })
+            created = stack.api(
+                "POST",
+                "/proposals/",
+                agent_token,
+                headers={"Idempotency-Key": "prod-1"},
+                json={
+                    "tool": "crm.create_ticket",
+                    "args": {
+                        "subject": "Printer on fire",
+                        "description": "Floor 3 printer is smoking",
+                        "priority": "critical",
+                        "customer_email": "jane@example.com",
+                    },
+                    "rationale": "Customer reported a fire hazard in chat.",
+                },
+            )
             assert created.status_code == 201, created.text
             proposal_id = created.json()["id"]
-            approved = stack.api("POST", f"/proposals/{proposal_id}/approve/", reviewer_token, json={"comment": "ok"})
+            approved = stack.api(
+                "POST", f"/proposals/{proposal_id}/approve/", reviewer_token, json={"comment": "ok"}
+            )
             assert approved.status_code == 202, approved.text
             body = stack.wait_status(proposal_id, agent_token, {"committed", "failed", "stale"}, timeout=90)
             assert body["status"] == "committed", body
@@ -160,8 +195,14 @@ def test_the_readme_recipe_runs_a_proposal_to_committed():
 
             # and: no start created a demo account, and seed_demo refuses in production
             assert demo_accounts(stack) == "0"
-            refused = subprocess.run([sys.executable, "manage.py", "seed_demo"], cwd=ROOT, env=env,
-                                     capture_output=True, text=True, timeout=120)
+            refused = subprocess.run(
+                [sys.executable, "manage.py", "seed_demo"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert refused.returncode != 0 and "only with DEBUG=1" in refused.stderr, refused.stderr
             assert demo_accounts(stack) == "0"
         except BaseException:
@@ -183,8 +224,14 @@ def test_check_deploy_names_a_demo_account_left_active_until_remove_demo(tmp_pat
         stack.manage("seed_demo")
         stack.env = env
 
-        failed = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=120)
+        failed = subprocess.run(
+            [sys.executable, "manage.py", "check", "--deploy"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert failed.returncode != 0
         for account in ("user 'reviewer'", "user 'admin'", "user 'alice'", "agent 'acme/demo-agent'"):
             assert account in failed.stderr, failed.stderr

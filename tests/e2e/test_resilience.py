@@ -12,8 +12,13 @@ ARGS = {"subject": "Disk almost full on db-2", "description": "93% used.", "prio
 
 
 def submit(stack, party, subject):
-    response = stack.api("POST", "/proposals/", party["agent"], headers={"Idempotency-Key": uuid.uuid4().hex},
-                         json={"tool": "crm.create_ticket", "args": {**ARGS, "subject": subject}})
+    response = stack.api(
+        "POST",
+        "/proposals/",
+        party["agent"],
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+        json={"tool": "crm.create_ticket", "args": {**ARGS, "subject": subject}},
+    )
     assert response.status_code == 201, response.text
     return response.json()["id"]
 
@@ -22,7 +27,9 @@ def test_open_breaker_defers_commits_until_it_closes():
     with running_stack(ACME_BREAKER_COOLDOWN="4", ACME_RETRY_MAX="5", ACME_RETRY_BASE="0.01") as stack:
         party = stack.party()
         first, second = submit(stack, party, "first"), submit(stack, party, "second")
-        stack.sandbox("POST", "/_sandbox/faults", json={"target": "crm", "mode": "status", "status": 503, "count": 5})
+        stack.sandbox(
+            "POST", "/_sandbox/faults", json={"target": "crm", "mode": "status", "status": 503, "count": 5}
+        )
 
         # Five 503s: the first commit spends its retries, which opens the breaker; it waits (not a dead
         # letter), and says why.

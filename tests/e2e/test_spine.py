@@ -8,19 +8,32 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-ARGS = {"subject": "VPN down for the Paris office", "description": "Nobody in Paris can connect since 9:00.",
-        "priority": "p1", "customer_email": "Ops@Example.com", "tags": ["network", "paris"]}
+ARGS = {
+    "subject": "VPN down for the Paris office",
+    "description": "Nobody in Paris can connect since 9:00.",
+    "priority": "p1",
+    "customer_email": "Ops@Example.com",
+    "tags": ["network", "paris"],
+}
 
 
 def submit(stack, party, args=None, key=None):
     headers = {"Idempotency-Key": key} if key else {}
-    return stack.api("POST", "/proposals/", party["agent"], headers=headers,
-                     json={"tool": "crm.create_ticket", "args": args or ARGS, "rationale": "user reported outage"})
+    return stack.api(
+        "POST",
+        "/proposals/",
+        party["agent"],
+        headers=headers,
+        json={"tool": "crm.create_ticket", "args": args or ARGS, "rationale": "user reported outage"},
+    )
 
 
 def tickets_with_key(stack, key):
-    return [r for r in stack.sandbox("GET", "/_sandbox/requests").json()["requests"]
-            if r.get("idempotency_key") == key and r["method"] == "POST"]
+    return [
+        r
+        for r in stack.sandbox("GET", "/_sandbox/requests").json()["requests"]
+        if r.get("idempotency_key") == key and r["method"] == "POST"
+    ]
 
 
 def test_agent_submits_reviewer_approves_worker_commits(stack):
@@ -33,7 +46,9 @@ def test_agent_submits_reviewer_approves_worker_commits(stack):
     assert proposal["args"]["priority"] == "urgent"
     assert len(stack.tickets()) == before  # nothing leaves before approval
 
-    approved = stack.api("POST", f"/proposals/{proposal['id']}/approve/", party["reviewer"], json={"comment": "go"})
+    approved = stack.api(
+        "POST", f"/proposals/{proposal['id']}/approve/", party["reviewer"], json={"comment": "go"}
+    )
     assert approved.status_code == 202, approved.text
 
     done = stack.wait_status(proposal["id"], party["agent"], {"committed", "failed"})
@@ -74,9 +89,12 @@ def test_twenty_concurrent_approvals_commit_once(stack):
     pid = submit(stack, party).json()["id"]
 
     with ThreadPoolExecutor(max_workers=20) as pool:
-        responses = list(pool.map(
-            lambda _: stack.api("POST", f"/proposals/{pid}/approve/", party["reviewer"], json={}), range(20)
-        ))
+        responses = list(
+            pool.map(
+                lambda _: stack.api("POST", f"/proposals/{pid}/approve/", party["reviewer"], json={}),
+                range(20),
+            )
+        )
 
     statuses = sorted(r.status_code for r in responses)
     assert statuses.count(202) == 1, statuses
@@ -104,12 +122,20 @@ def test_a_commit_job_run_twice_makes_one_ticket(stack):
     stack.wait_status(pid, party["agent"], {"committed"})
 
     # Enqueue the same commit job again, twice, through RQ as the outbox would.
-    stack.manage("shell", "-c", (
-        "import django_rq; from approvals import jobs; q = django_rq.get_queue('commits');"
-        f"q.enqueue(jobs.commit_proposal, '{pid}'); q.enqueue(jobs.commit_proposal, '{pid}')"
-    ))
-    stack.manage("shell", "-c", "import time, django_rq; q = django_rq.get_queue('commits')\n"
-                 "for _ in range(100):\n    time.sleep(0.1)\n    if q.count == 0: break")
+    stack.manage(
+        "shell",
+        "-c",
+        (
+            "import django_rq; from approvals import jobs; q = django_rq.get_queue('commits');"
+            f"q.enqueue(jobs.commit_proposal, '{pid}'); q.enqueue(jobs.commit_proposal, '{pid}')"
+        ),
+    )
+    stack.manage(
+        "shell",
+        "-c",
+        "import time, django_rq; q = django_rq.get_queue('commits')\n"
+        "for _ in range(100):\n    time.sleep(0.1)\n    if q.count == 0: break",
+    )
 
     assert len(tickets_with_key(stack, f"acme-proposal-{pid}")) == 1
     assert stack.api("GET", f"/proposals/{pid}/", party["agent"]).json()["status"] == "committed"
@@ -120,12 +146,21 @@ def test_no_write_without_approval(stack, end):
     party = stack.party()
     pid = submit(stack, party, key=f"nw-{uuid.uuid4().hex}").json()["id"]
     if end == "rejected":
-        assert stack.api("POST", f"/proposals/{pid}/reject/", party["reviewer"], json={"reason": "no"}).status_code == 200
+        assert (
+            stack.api(
+                "POST", f"/proposals/{pid}/reject/", party["reviewer"], json={"reason": "no"}
+            ).status_code
+            == 200
+        )
     elif end == "cancelled":
         assert stack.api("POST", f"/proposals/{pid}/cancel/", party["agent"]).status_code == 200
 
     # Give a worker every chance to (wrongly) pick it up, then look at what reached the CRM.
-    stack.manage("shell", "-c", "from approvals import outbox, services; outbox.drain(); services.commits_redispatch(grace=0)")
+    stack.manage(
+        "shell",
+        "-c",
+        "from approvals import outbox, services; outbox.drain(); services.commits_redispatch(grace=0)",
+    )
     import time
 
     time.sleep(1.5)
@@ -147,16 +182,22 @@ def test_errors_over_http(stack):
 
 def test_an_hourly_limit_holds_under_concurrent_submissions(stack):
     party = stack.party()
-    stack.manage("shell", "-c", (
-        "from approvals.models import Tenant, ToolPolicy; "
-        f"ToolPolicy.objects.create(tenant=Tenant.objects.get(slug='{party['tenant']}'), name='three-an-hour', "
-        "tool='crm.create_ticket', max_per_hour=3)"
-    ))
+    stack.manage(
+        "shell",
+        "-c",
+        (
+            "from approvals.models import Tenant, ToolPolicy; "
+            f"ToolPolicy.objects.create(tenant=Tenant.objects.get(slug='{party['tenant']}'), name='three-an-hour', "
+            "tool='crm.create_ticket', max_per_hour=3)"
+        ),
+    )
 
     with ThreadPoolExecutor(max_workers=20) as pool:
-        responses = list(pool.map(
-            lambda i: submit(stack, party, args={**ARGS, "subject": f"Outage report {i}"}), range(20)
-        ))
+        responses = list(
+            pool.map(
+                lambda i: submit(stack, party, args={**ARGS, "subject": f"Outage report {i}"}), range(20)
+            )
+        )
 
     statuses = sorted(r.status_code for r in responses)
     assert statuses.count(201) == 3, statuses

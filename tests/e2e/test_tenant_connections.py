@@ -30,8 +30,12 @@ API = Where(channel="api")
 
 def start_sandbox(token: str) -> Sandbox:
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "sandbox", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "CRM_API_TOKEN": token, "SLACK_BOT_TOKEN": token},
+        [sys.executable, "manage.py", "sandbox", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CRM_API_TOKEN": token, "SLACK_BOT_TOKEN": token},
     )
     assert process.stdout is not None
     first = process.stdout.readline().strip()
@@ -66,8 +70,18 @@ def two_crms() -> Iterator[tuple[Sandbox, Sandbox]]:
 
 
 def set_crm(tenant: str, sandbox: Sandbox, token: str) -> None:
-    call_command("set_connection", "--tenant", tenant, "--system", "crm", "--base-url", f"{sandbox.url}/crm",
-                 "--token", token, stdout=io.StringIO())
+    call_command(
+        "set_connection",
+        "--tenant",
+        tenant,
+        "--system",
+        "crm",
+        "--base-url",
+        f"{sandbox.url}/crm",
+        "--token",
+        token,
+        stdout=io.StringIO(),
+    )
 
 
 def propose(party: Any, tool: str, args: dict[str, Any]) -> Any:
@@ -83,7 +97,9 @@ def approve_and_commit(party: Any, proposal_id: str) -> Proposal:
 
 
 def create_ticket(party: Any, subject: str) -> int:
-    response = propose(party, "crm.create_ticket", {"subject": subject, "description": "d", "priority": "high"})
+    response = propose(
+        party, "crm.create_ticket", {"subject": subject, "description": "d", "priority": "high"}
+    )
     assert response.status_code == 201, response.content
     proposal = approve_and_commit(party, response.json()["id"])
     assert proposal.status == Status.COMMITTED, proposal.status_reason
@@ -93,7 +109,9 @@ def create_ticket(party: Any, subject: str) -> int:
 @pytest.mark.django_db
 def test_two_tenants_two_crms(two_crms, acme, globex, settings, fast_retries):
     crm_a, crm_b = two_crms
-    settings.CRM_BASE_URL = "http://127.0.0.1:9/crm"  # the default leads nowhere: every call must be a tenant's
+    settings.CRM_BASE_URL = (
+        "http://127.0.0.1:9/crm"  # the default leads nowhere: every call must be a tenant's
+    )
     set_crm("acme", crm_a, "crm-token-a")
     set_crm("globex", crm_b, "crm-token-b")
 
@@ -101,7 +119,10 @@ def test_two_tenants_two_crms(two_crms, acme, globex, settings, fast_retries):
     first_a = create_ticket(acme, "Acme: board meeting notes")
     second_a = create_ticket(acme, "Acme: confidential merger")
     first_b = create_ticket(globex, "Globex: printer")
-    assert [t["subject"] for t in crm_a.tickets()] == ["Acme: board meeting notes", "Acme: confidential merger"]
+    assert [t["subject"] for t in crm_a.tickets()] == [
+        "Acme: board meeting notes",
+        "Acme: confidential merger",
+    ]
     assert [t["subject"] for t in crm_b.tickets()] == ["Globex: printer"]
     assert (first_a, first_b) == (1, 1) and second_a == 2
     seen_by_a = len(crm_a.requests("crm"))

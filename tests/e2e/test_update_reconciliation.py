@@ -45,7 +45,9 @@ def approved_update(party: Party, ticket_id: int) -> Proposal:
 
 def new_ticket() -> int:
     """A ticket the gateway created for acme: on the default CRM, which tenants share, acme may update it."""
-    return int(registry.execute("crm.create_ticket", CREATE, idempotency_key="create", tenant="acme").external_id)
+    return int(
+        registry.execute("crm.create_ticket", CREATE, idempotency_key="create", tenant="acme").external_id
+    )
 
 
 def calls_since(sandbox: Sandbox, start: int) -> list[tuple[str, str]]:
@@ -149,7 +151,11 @@ def test_a_rerun_after_the_first_runs_put_landed_commits_without_a_second_put(
     receipt = Receipt.objects.get(proposal=proposal)
     assert (receipt.response_summary["reconciled"], receipt.attempts) == (True, 0)
     # the audit says why this run looked first: it took over a dead worker's commit, or attempts were spent
-    started = AuditEvent.objects.filter(action="proposal.commit_started", subject_id=str(proposal.pk)).order_by("id").last()
+    started = (
+        AuditEvent.objects.filter(action="proposal.commit_started", subject_id=str(proposal.pk))
+        .order_by("id")
+        .last()
+    )
     assert started is not None
     assert (started.data["resumed"], started.data["earlier_attempts"] > 0) == (
         (True, False) if first_run == "worker_died" else (False, True)

@@ -30,8 +30,12 @@ from approvals.views import Filters
 CONTROL = ["%00", "%01", "%09", "%0A", "%1B", "%7F", "%C2%9F"]  # NUL, SOH, tab, LF, ESC, DEL, C1 (U+009F)
 NOT_UTF8 = ["%ED%A0%80", "%C0%80", "%FF"]  # a lone surrogate, an overlong NUL, a byte UTF-8 never uses
 BAD = CONTROL + NOT_UTF8
-FUZZ = hypothesis_settings(max_examples=6, deadline=None, derandomize=True,
-                           suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = hypothesis_settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 def api_list_parameters() -> list[tuple[str, str]]:
@@ -77,7 +81,7 @@ def test_every_list_filter_is_covered() -> None:
 def with_bad(text: str, bad: str, at: int) -> str:
     quoted = quote(text, safe="")
     at = min(at, len(quoted))
-    while at and "%" in quoted[max(0, at - 2):at]:  # never split an escape of the generated text
+    while at and "%" in quoted[max(0, at - 2) : at]:  # never split an escape of the generated text
         at -= 1
     return quoted[:at] + bad + quoted[at:]
 
@@ -96,7 +100,9 @@ def assert_refused(response: Any, parameter: str, *, api: bool) -> None:
 @pytest.mark.parametrize("caller", ["agent", "reviewer"])
 @FUZZ
 @given(text=st.text(max_size=12), bad=st.sampled_from(BAD), at=st.integers(0, 40))
-def test_api_list_filters(acme: Any, path: str, parameter: str, caller: str, text: str, bad: str, at: int) -> None:
+def test_api_list_filters(
+    acme: Any, path: str, parameter: str, caller: str, text: str, bad: str, at: int
+) -> None:
     client = acme.agent_client if caller == "agent" else acme.reviewer_client
 
     response = client.get(f"{path}?{parameter}={with_bad(text, bad, at)}")
@@ -145,7 +151,9 @@ def test_the_parameter_name_itself_is_checked(acme: Any, bad: str) -> None:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("bad", CONTROL)
-@pytest.mark.parametrize("path", ["/api/v1/proposals/{}/", "/api/v1/{}", "/proposals/{}/", "/admin/approvals/proposal/{}/change/"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/proposals/{}/", "/api/v1/{}", "/proposals/{}/", "/admin/approvals/proposal/{}/change/"]
+)
 def test_a_control_character_in_the_path_is_a_400(acme: Any, superuser: Any, bad: str, path: str) -> None:
     client = acme.agent_client if path.startswith("/api/") else Client()
     if not path.startswith("/api/"):
@@ -170,6 +178,8 @@ def test_the_tool_filter_with_a_nul_is_a_400_naming_it(acme: Any) -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("query", ["tool=crm.create_ticket", "tool=caf%C3%A9", "status=pending&page_size=5", "a+b=c+d", ""])
+@pytest.mark.parametrize(
+    "query", ["tool=crm.create_ticket", "tool=caf%C3%A9", "status=pending&page_size=5", "a+b=c+d", ""]
+)
 def test_printable_values_still_pass(acme: Any, query: str) -> None:
     assert acme.agent_client.get(f"/api/v1/proposals/?{query}").status_code == 200

@@ -79,7 +79,9 @@ def world(acme: Any, globex: Any) -> dict[str, Any]:
     """Real proposals to aim path ids at: the caller's tenant's pending and committed ones, another's."""
     from tests.approvals.test_api import submit
 
-    pending = submit(acme, {**TICKET, "subject": "pending"}, on_behalf_of=acme.requester.username).json()["id"]
+    pending = submit(acme, {**TICKET, "subject": "pending"}, on_behalf_of=acme.requester.username).json()[
+        "id"
+    ]
     committed = submit(acme, {**TICKET, "subject": "committed"}).json()["id"]
     Proposal.objects.filter(pk=committed).update(status=Status.COMMITTED)
     Receipt.objects.create(proposal_id=committed, system="crm", external_id="4242", attempts=1)
@@ -100,8 +102,11 @@ FUZZ_SETTINGS = settings(
 def _negated(case: Any, location: str) -> bool:
     """Did schemathesis make this part of the request invalid on purpose (negative testing)?"""
     components = getattr(getattr(case, "meta", None), "components", None) or {}
-    return any(str(getattr(loc, "value", loc)) == location and str(getattr(info.mode, "value", info.mode)) == "negative"
-               for loc, info in components.items())
+    return any(
+        str(getattr(loc, "value", loc)) == location
+        and str(getattr(info.mode, "value", info.mode)) == "negative"
+        for loc, info in components.items()
+    )
 
 
 def exercise(case: Any, caller: str, world: dict[str, Any]) -> None:
@@ -114,8 +119,11 @@ def exercise(case: Any, caller: str, world: dict[str, Any]) -> None:
             case.path_parameters["id"] = world["ids"][digest // 2 % len(world["ids"])]
     # The caller's token, unless schemathesis is sending a deliberately invalid Authorization header (then
     # that one goes out, and must be refused).
-    headers = {} if _negated(case, "header") and "Authorization" in (case.headers or {}) else {
-        "Authorization": f"Bearer {token}"}
+    headers = (
+        {}
+        if _negated(case, "header") and "Authorization" in (case.headers or {})
+        else {"Authorization": f"Bearer {token}"}
+    )
     SENT[caller] = SENT.get(caller, 0) + 1
     case.call_and_validate(headers=headers, additional_checks=[error_shape], excluded_checks=NOT_APPLICABLE)
 

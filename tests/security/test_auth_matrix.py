@@ -27,8 +27,17 @@ from rest_framework.test import APIClient
 from approvals.accounts import agent_create, user_token_create
 from approvals.models import Proposal, Receipt, Status
 
-CALLERS = ["anonymous", "bad_token", "revoked_agent", "agent", "other_agent", "reviewer", "other_reviewer",
-           "requester", "admin"]
+CALLERS = [
+    "anonymous",
+    "bad_token",
+    "revoked_agent",
+    "agent",
+    "other_agent",
+    "reviewer",
+    "other_reviewer",
+    "requester",
+    "admin",
+]
 TICKET = {"subject": "Printer on fire", "description": "Smoke on floor 3.", "priority": "high"}
 PLAN = {"dataset": "orders", "select": ["region"], "limit": 1}
 ADMIN_NAMESPACE = "admin"
@@ -53,7 +62,14 @@ def api(**overrides: int) -> dict[str, int]:
 
 def web(**overrides: int) -> dict[str, int]:
     """Browser default (login_required): anyone without a session is sent to the login page."""
-    return {"anonymous": 302, "bad_token": 302, "revoked_agent": 302, "agent": 302, "other_agent": 302, **overrides}
+    return {
+        "anonymous": 302,
+        "bad_token": 302,
+        "revoked_agent": 302,
+        "agent": 302,
+        "other_agent": 302,
+        **overrides,
+    }
 
 
 def everyone(status: int) -> dict[str, int]:
@@ -69,13 +85,30 @@ MATRIX: list[Row] = [
     # --- reviewer UI (sessions) ------------------------------------------------------------------------
     Row("", "GET", web(reviewer=200, other_reviewer=200, requester=200, admin=200), "web", "/"),
     Row(f"proposals/{PK}/", "GET", web(reviewer=200, other_reviewer=404, requester=200, admin=404), "web"),
-    Row(f"proposals/{PK}/status/", "GET", web(reviewer=200, other_reviewer=404, requester=200, admin=404), "web"),
+    Row(
+        f"proposals/{PK}/status/",
+        "GET",
+        web(reviewer=200, other_reviewer=404, requester=200, admin=404),
+        "web",
+    ),
     # A decision answers with a redirect to the proposal page; the requester may not decide on their own.
-    Row(f"proposals/{PK}/approve/", "POST", web(reviewer=302, other_reviewer=404, requester=403, admin=404), "web",
-        body={"comment": "ok"}),
-    Row(f"proposals/{PK}/reject/", "POST", web(reviewer=302, other_reviewer=404, requester=403, admin=404), "web",
-        body={"reason": "duplicate"}),
-    Row(f"proposals/{PK}/edit/", "GET", web(reviewer=200, other_reviewer=404, requester=403, admin=404), "web"),
+    Row(
+        f"proposals/{PK}/approve/",
+        "POST",
+        web(reviewer=302, other_reviewer=404, requester=403, admin=404),
+        "web",
+        body={"comment": "ok"},
+    ),
+    Row(
+        f"proposals/{PK}/reject/",
+        "POST",
+        web(reviewer=302, other_reviewer=404, requester=403, admin=404),
+        "web",
+        body={"reason": "duplicate"},
+    ),
+    Row(
+        f"proposals/{PK}/edit/", "GET", web(reviewer=200, other_reviewer=404, requester=403, admin=404), "web"
+    ),
     Row("accounts/login/", "GET", everyone(200), "web", "/accounts/login/"),
     Row("accounts/logout/", "POST", everyone(302), "web", "/accounts/logout/"),
     # The admin family: staff only (others are sent to the admin's login page).
@@ -85,37 +118,78 @@ MATRIX: list[Row] = [
     Row("metrics", "GET", {**everyone(403), "admin": 200}, "web", "/metrics"),
     # --- REST API (bearer tokens) ----------------------------------------------------------------------
     Row("api/v1/tools/", "GET", {**everyone(200), "bad_token": 401, "revoked_agent": 401}),
-    Row("api/v1/proposals/", "GET", api(agent=200, other_agent=200, reviewer=200, other_reviewer=200, requester=200,
-                                        admin=200)),
-    Row("api/v1/proposals/", "POST", api(agent=201, other_agent=201, reviewer=403, other_reviewer=403, requester=403,
-                                         admin=403), body={"tool": "crm.create_ticket", "args": TICKET}),
+    Row(
+        "api/v1/proposals/",
+        "GET",
+        api(agent=200, other_agent=200, reviewer=200, other_reviewer=200, requester=200, admin=200),
+    ),
+    Row(
+        "api/v1/proposals/",
+        "POST",
+        api(agent=201, other_agent=201, reviewer=403, other_reviewer=403, requester=403, admin=403),
+        body={"tool": "crm.create_ticket", "args": TICKET},
+    ),
     Row(f"api/v1/proposals/{PK}/", "GET", api(**OWN_TENANT_READ)),
-    Row(f"api/v1/proposals/{PK}/approve/", "POST", api(agent=403, other_agent=404, reviewer=202, other_reviewer=404,
-                                                       requester=403, admin=404), body={}),
-    Row(f"api/v1/proposals/{PK}/reject/", "POST", api(agent=403, other_agent=404, reviewer=200, other_reviewer=404,
-                                                      requester=403, admin=404), body={"reason": "duplicate"}),
-    Row(f"api/v1/proposals/{PK}/cancel/", "POST", api(agent=200, other_agent=404, reviewer=403, other_reviewer=404,
-                                                      requester=403, admin=404)),
+    Row(
+        f"api/v1/proposals/{PK}/approve/",
+        "POST",
+        api(agent=403, other_agent=404, reviewer=202, other_reviewer=404, requester=403, admin=404),
+        body={},
+    ),
+    Row(
+        f"api/v1/proposals/{PK}/reject/",
+        "POST",
+        api(agent=403, other_agent=404, reviewer=200, other_reviewer=404, requester=403, admin=404),
+        body={"reason": "duplicate"},
+    ),
+    Row(
+        f"api/v1/proposals/{PK}/cancel/",
+        "POST",
+        api(agent=200, other_agent=404, reviewer=403, other_reviewer=404, requester=403, admin=404),
+    ),
     Row(f"api/v1/proposals/{PK}/receipt/", "GET", api(**OWN_TENANT_READ), proposal="committed"),
     Row("api/v1/webhook/", "GET", api(**AGENTS_ONLY)),
     Row("api/v1/webhook/", "PUT", api(**AGENTS_ONLY), body={"url": "http://127.0.0.1:9/hook"}),
     Row("api/v1/webhook/", "DELETE", api(**{**AGENTS_ONLY, "agent": 204, "other_agent": 204})),
     # No bearer auth at all: the CRM's signature is the proof, and there is none here.
-    Row("api/v1/webhooks/crm/", "POST", everyone(401), path="/api/v1/webhooks/crm/?tenant=acme", body={"id": "1"}),
+    Row(
+        "api/v1/webhooks/crm/",
+        "POST",
+        everyone(401),
+        path="/api/v1/webhooks/crm/?tenant=acme",
+        body={"id": "1"},
+    ),
     Row("api/v1/events/", "GET", api(**AGENTS_ONLY)),
-    Row("api/v1/queries/", "GET", api(agent=200, other_agent=200, reviewer=200, other_reviewer=200, requester=200,
-                                      admin=200)),
-    Row("api/v1/queries/", "POST", api(agent=200, other_agent=200, reviewer=200, other_reviewer=200, requester=403,
-                                       admin=403), body=PLAN),
+    Row(
+        "api/v1/queries/",
+        "GET",
+        api(agent=200, other_agent=200, reviewer=200, other_reviewer=200, requester=200, admin=200),
+    ),
+    Row(
+        "api/v1/queries/",
+        "POST",
+        api(agent=200, other_agent=200, reviewer=200, other_reviewer=200, requester=403, admin=403),
+        body=PLAN,
+    ),
     # A read tool called directly (contract 7): agents only, like a proposal.
-    Row("api/v1/tools/<str:name>/call/", "POST", api(**AGENTS_ONLY), path="/api/v1/tools/warehouse.query/call/",
-        body={"args": PLAN}),
+    Row(
+        "api/v1/tools/<str:name>/call/",
+        "POST",
+        api(**AGENTS_ONLY),
+        path="/api/v1/tools/warehouse.query/call/",
+        body={"args": PLAN},
+    ),
     Row("api/v1/schema/", "GET", everyone(200)),
     Row("api/v1/docs/", "GET", everyone(200)),
     Row(r"api/v1/^(?P<path>[\s\S]*)$", "GET", everyone(404), path="/api/v1/no-such-endpoint/"),
     # The MCP server (contract 7): agent tokens only; a person (token or session) is 403.
-    Row("^mcp/?$", "POST", api(**AGENTS_ONLY), path="/mcp/",
-        body={"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}),
+    Row(
+        "^mcp/?$",
+        "POST",
+        api(**AGENTS_ONLY),
+        path="/mcp/",
+        body={"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}},
+    ),
 ]
 
 
@@ -151,7 +225,9 @@ def test_the_admin_rule_hides_only_the_admin_site() -> None:
     (the project's ModelAdmins live there too, behind the same staff-only gate: see the next test)."""
     from django.contrib import admin
 
-    hidden = [r for r in get_resolver().url_patterns if isinstance(r, URLResolver) and r.app_name == ADMIN_NAMESPACE]
+    hidden = [
+        r for r in get_resolver().url_patterns if isinstance(r, URLResolver) and r.app_name == ADMIN_NAMESPACE
+    ]
     assert [str(r.pattern) for r in hidden] == ["admin/"]
     assert hidden[0].namespace == admin.site.name == ADMIN_NAMESPACE
 
@@ -172,7 +248,9 @@ def test_the_whole_admin_family_is_staff_only(acme: Any) -> None:
     """Every admin page without a parameter (the changelists, add forms...), as a logged-in non-staff
     reviewer: sent to the admin's login page, never shown."""
     family = [r for r in url_conf_routes() if r == "admin/"]
-    resolver = next(r for r in get_resolver().url_patterns if isinstance(r, URLResolver) and r.app_name == "admin")
+    resolver = next(
+        r for r in get_resolver().url_patterns if isinstance(r, URLResolver) and r.app_name == "admin"
+    )
     pages = [r for r in _admin_routes(resolver) if "<" not in r and "(?P" not in r and "^" not in r]
     client = Client()
     client.force_login(acme.reviewer)
@@ -182,7 +260,10 @@ def test_the_whole_admin_family_is_staff_only(acme: Any) -> None:
         if page in ("/admin/login/", "/admin/logout/"):  # the gate itself
             continue
         response = client.get(page)
-        assert response.status_code == 302 and "/admin/login/" in response["Location"], (page, response.status_code)
+        assert response.status_code == 302 and "/admin/login/" in response["Location"], (
+            page,
+            response.status_code,
+        )
 
 
 @dataclass
@@ -285,8 +366,9 @@ UNSAFE_ROWS = [row for row in MATRIX if row.method != "GET" and row.route != "ap
 def test_session_post_without_csrf_token_is_403(row: Row, world: World) -> None:
     """A logged-in browser that did not send the CSRF token changes nothing, on the UI and on the API."""
     before = set(Proposal.objects.values_list("pk", "status"))
-    response = call(row, "reviewer" if row.kind == "web" else "reviewer_session", _session_world(world),
-                    enforce_csrf=True)
+    response = call(
+        row, "reviewer" if row.kind == "web" else "reviewer_session", _session_world(world), enforce_csrf=True
+    )
 
     assert response.status_code == 403, (row.route, response.content[:300])
     assert set(Proposal.objects.values_list("pk", "status")) == before
@@ -294,8 +376,10 @@ def test_session_post_without_csrf_token_is_403(row: Row, world: World) -> None:
 
 def _session_world(world: World) -> World:
     """The reviewer with a session and no token: the API falls back to SessionAuthentication (CSRF-checked)."""
-    return World(callers={**world.callers, "reviewer_session": {"user": world.callers["reviewer"]["user"]}},
-                 proposals=world.proposals)
+    return World(
+        callers={**world.callers, "reviewer_session": {"user": world.callers["reviewer"]["user"]}},
+        proposals=world.proposals,
+    )
 
 
 @pytest.mark.django_db

@@ -20,14 +20,23 @@ from audit.services import Where
 
 ARGS = {"subject": "Printer on fire", "description": "Smoke on floor 3.", "priority": "high"}
 REQUIRED = {
-    "default-src": "'self'", "script-src": "'self'", "style-src": "'self'", "img-src": "'self' data:",
-    "object-src": "'none'", "base-uri": "'none'", "form-action": "'self'", "frame-ancestors": "'none'",
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
 }
 
 
 def policy(response: Any) -> dict[str, str]:
     header = response.headers.get("Content-Security-Policy", "")
-    return {name: value.strip() for name, _, value in (part.strip().partition(" ") for part in header.split(";") if part.strip())}
+    return {
+        name: value.strip()
+        for name, _, value in (part.strip().partition(" ") for part in header.split(";") if part.strip())
+    }
 
 
 @pytest.fixture
@@ -45,14 +54,24 @@ def admin_browser(db: Any) -> Client:
 
 
 @pytest.mark.django_db
-def test_every_kind_of_page_carries_the_strict_policy(acme: Any, reviewer_browser: Client, admin_browser: Client) -> None:
-    proposal = services.proposal_submit(agent=acme.agent, tool="crm.create_ticket", args=ARGS, where=Where(channel="api")).proposal
+def test_every_kind_of_page_carries_the_strict_policy(
+    acme: Any, reviewer_browser: Client, admin_browser: Client
+) -> None:
+    proposal = services.proposal_submit(
+        agent=acme.agent, tool="crm.create_ticket", args=ARGS, where=Where(channel="api")
+    ).proposal
     anonymous = Client()
     pages = [
-        (reviewer_browser, "/"), (reviewer_browser, f"/proposals/{proposal.pk}/"),
-        (reviewer_browser, f"/proposals/{proposal.pk}/edit/"), (anonymous, "/accounts/login/"),
-        (admin_browser, "/admin/"), (admin_browser, "/admin/audit/auditevent/"), (admin_browser, "/ops/"),
-        (anonymous, "/api/v1/docs/"), (anonymous, "/api/v1/schema/"), (acme.agent_client, "/api/v1/proposals/"),
+        (reviewer_browser, "/"),
+        (reviewer_browser, f"/proposals/{proposal.pk}/"),
+        (reviewer_browser, f"/proposals/{proposal.pk}/edit/"),
+        (anonymous, "/accounts/login/"),
+        (admin_browser, "/admin/"),
+        (admin_browser, "/admin/audit/auditevent/"),
+        (admin_browser, "/ops/"),
+        (anonymous, "/api/v1/docs/"),
+        (anonymous, "/api/v1/schema/"),
+        (acme.agent_client, "/api/v1/proposals/"),
         (anonymous, "/?tool=%00"),  # the control-character 400
     ]
     for client, url in pages:
@@ -66,13 +85,20 @@ def test_every_kind_of_page_carries_the_strict_policy(acme: Any, reviewer_browse
 
 
 @pytest.mark.django_db
-def test_pages_hold_no_inline_script_or_style(acme: Any, reviewer_browser: Client, admin_browser: Client) -> None:
+def test_pages_hold_no_inline_script_or_style(
+    acme: Any, reviewer_browser: Client, admin_browser: Client
+) -> None:
     """What the policy would block, looked for in the markup itself (a page that relied on it would break)."""
-    proposal = services.proposal_submit(agent=acme.agent, tool="crm.create_ticket", args=ARGS, where=Where(channel="api")).proposal
+    proposal = services.proposal_submit(
+        agent=acme.agent, tool="crm.create_ticket", args=ARGS, where=Where(channel="api")
+    ).proposal
     pages = [
-        (reviewer_browser, "/"), (reviewer_browser, f"/proposals/{proposal.pk}/"),
-        (reviewer_browser, f"/proposals/{proposal.pk}/edit/"), (admin_browser, "/ops/"),
-        (admin_browser, "/admin/audit/auditevent/"), (admin_browser, "/admin/approvals/proposal/"),
+        (reviewer_browser, "/"),
+        (reviewer_browser, f"/proposals/{proposal.pk}/"),
+        (reviewer_browser, f"/proposals/{proposal.pk}/edit/"),
+        (admin_browser, "/ops/"),
+        (admin_browser, "/admin/audit/auditevent/"),
+        (admin_browser, "/admin/approvals/proposal/"),
         (Client(), "/api/v1/docs/"),
     ]
     for client, url in pages:

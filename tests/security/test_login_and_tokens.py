@@ -35,7 +35,9 @@ class TestReviewerLogin:
     def test_refuses_after_n_failures_even_with_the_right_password(self, acme, few_attempts):
         client = Client()
         for _ in range(few_attempts):
-            assert login(client, acme.reviewer.username, "wrong").status_code == 200  # the form, with its error
+            assert (
+                login(client, acme.reviewer.username, "wrong").status_code == 200
+            )  # the form, with its error
 
         refused = login(client, acme.reviewer.username, PASSWORD)
 
@@ -101,7 +103,10 @@ class TestBearerTokens:
             assert hashlib.sha256(token.encode()).hexdigest() in sql
 
     def test_no_raw_token_is_stored(self, acme):
-        stored = [*AgentCredential.objects.values_list(flat=False), *UserToken.objects.values_list(flat=False)]
+        stored = [
+            *AgentCredential.objects.values_list(flat=False),
+            *UserToken.objects.values_list(flat=False),
+        ]
 
         for token in (acme.agent_token, acme.reviewer_token, acme.requester_token):
             assert all(token not in str(value) for row in stored for value in row)

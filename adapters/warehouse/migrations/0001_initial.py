@@ -4,66 +4,88 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Customer',
+            name="Customer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tenant_id', models.CharField(max_length=64)),
-                ('name', models.CharField(max_length=200)),
-                ('email', models.EmailField(max_length=254)),
-                ('region', models.CharField(max_length=32)),
-                ('segment', models.CharField(max_length=32)),
-                ('lifetime_value', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('created_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("tenant_id", models.CharField(max_length=64)),
+                ("name", models.CharField(max_length=200)),
+                ("email", models.EmailField(max_length=254)),
+                ("region", models.CharField(max_length=32)),
+                ("segment", models.CharField(max_length=32)),
+                ("lifetime_value", models.DecimalField(decimal_places=2, max_digits=12)),
+                ("created_at", models.DateTimeField()),
             ],
             options={
-                'db_table': 'warehouse_customers',
-                'indexes': [models.Index(fields=['tenant_id', 'id'], name='wh_customers_tenant_id'), models.Index(fields=['tenant_id', 'created_at'], name='wh_customers_tenant_created')],
+                "db_table": "warehouse_customers",
+                "indexes": [
+                    models.Index(fields=["tenant_id", "id"], name="wh_customers_tenant_id"),
+                    models.Index(fields=["tenant_id", "created_at"], name="wh_customers_tenant_created"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Order',
+            name="Order",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tenant_id', models.CharField(max_length=64)),
-                ('customer_id', models.BigIntegerField()),
-                ('region', models.CharField(max_length=32)),
-                ('status', models.CharField(max_length=16)),
-                ('product', models.CharField(max_length=64)),
-                ('quantity', models.IntegerField()),
-                ('amount', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('currency', models.CharField(max_length=3)),
-                ('created_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("tenant_id", models.CharField(max_length=64)),
+                ("customer_id", models.BigIntegerField()),
+                ("region", models.CharField(max_length=32)),
+                ("status", models.CharField(max_length=16)),
+                ("product", models.CharField(max_length=64)),
+                ("quantity", models.IntegerField()),
+                ("amount", models.DecimalField(decimal_places=2, max_digits=12)),
+                ("currency", models.CharField(max_length=3)),
+                ("created_at", models.DateTimeField()),
             ],
             options={
-                'db_table': 'warehouse_orders',
-                'indexes': [models.Index(fields=['tenant_id', 'id'], name='wh_orders_tenant_id'), models.Index(fields=['tenant_id', 'created_at'], name='wh_orders_tenant_created')],
+                "db_table": "warehouse_orders",
+                "indexes": [
+                    models.Index(fields=["tenant_id", "id"], name="wh_orders_tenant_id"),
+                    models.Index(fields=["tenant_id", "created_at"], name="wh_orders_tenant_created"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Ticket',
+            name="Ticket",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tenant_id', models.CharField(max_length=64)),
-                ('customer_id', models.BigIntegerField()),
-                ('subject', models.CharField(max_length=200)),
-                ('status', models.CharField(max_length=16)),
-                ('priority', models.CharField(max_length=16)),
-                ('channel', models.CharField(max_length=16)),
-                ('satisfaction', models.SmallIntegerField(null=True)),
-                ('created_at', models.DateTimeField()),
-                ('resolved_at', models.DateTimeField(null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("tenant_id", models.CharField(max_length=64)),
+                ("customer_id", models.BigIntegerField()),
+                ("subject", models.CharField(max_length=200)),
+                ("status", models.CharField(max_length=16)),
+                ("priority", models.CharField(max_length=16)),
+                ("channel", models.CharField(max_length=16)),
+                ("satisfaction", models.SmallIntegerField(null=True)),
+                ("created_at", models.DateTimeField()),
+                ("resolved_at", models.DateTimeField(null=True)),
             ],
             options={
-                'db_table': 'warehouse_tickets',
-                'indexes': [models.Index(fields=['tenant_id', 'id'], name='wh_tickets_tenant_id'), models.Index(fields=['tenant_id', 'created_at'], name='wh_tickets_tenant_created')],
+                "db_table": "warehouse_tickets",
+                "indexes": [
+                    models.Index(fields=["tenant_id", "id"], name="wh_tickets_tenant_id"),
+                    models.Index(fields=["tenant_id", "created_at"], name="wh_tickets_tenant_created"),
+                ],
             },
         ),
     ]

@@ -7,8 +7,10 @@ from audit.services import Where
 
 
 class Command(BaseCommand):
-    help = ("Deactivate the demo accounts seed_demo made (people, the demo agent, the demo tokens): they can no "
-            "longer sign in or call the API. Their records stay. Idempotent.")
+    help = (
+        "Deactivate the demo accounts seed_demo made (people, the demo agent, the demo tokens): they can no "
+        "longer sign in or call the API. Their records stay. Idempotent."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         done = demo_accounts_deactivate(where=Where(channel="cli"))

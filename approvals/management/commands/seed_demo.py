@@ -32,16 +32,25 @@ SAMPLES: list[dict[str, Any]] = [
     {
         "key": "demo-sample-1",
         "tool": "crm.create_ticket",
-        "args": {"subject": "Printer on fire in the Leeds office", "description": "Smoke from the 3rd floor printer.",
-                 "priority": "critical", "customer_email": "Alice@Example.com", "tags": ["facilities"]},
+        "args": {
+            "subject": "Printer on fire in the Leeds office",
+            "description": "Smoke from the 3rd floor printer.",
+            "priority": "critical",
+            "customer_email": "Alice@Example.com",
+            "tags": ["facilities"],
+        },
         "rationale": "The customer reported a fire hazard in chat; this needs a ticket now.",
         "on_behalf_of": "alice",
     },
     {
         "key": "demo-sample-2",
         "tool": "crm.create_ticket",
-        "args": {"subject": "Invoice 1042 shows the wrong VAT rate", "description": "Customer says 20% was applied, expected 5%.",
-                 "priority": "medium", "customer_email": "billing@globex.example"},
+        "args": {
+            "subject": "Invoice 1042 shows the wrong VAT rate",
+            "description": "Customer says 20% was applied, expected 5%.",
+            "priority": "medium",
+            "customer_email": "billing@globex.example",
+        },
         "rationale": "Billing question that needs a human in finance.",
     },
     {
@@ -54,8 +63,10 @@ SAMPLES: list[dict[str, Any]] = [
 
 
 class Command(BaseCommand):
-    help = ("Development only (DEBUG=1): demo tenant `acme` with a reviewer, an admin, a requester, an agent and "
-            "sample proposals; prints credentials. Never changes an existing person's password.")
+    help = (
+        "Development only (DEBUG=1): demo tenant `acme` with a reviewer, an admin, a requester, an agent and "
+        "sample proposals; prints credentials. Never changes an existing person's password."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
@@ -79,23 +90,36 @@ class Command(BaseCommand):
             agent, agent_token = agent_create(tenant=tenant, name=demo.DEMO_AGENT, tools=["*"])
         elif not agent.is_active:
             agent_token = ""
-            self.stderr.write(f"the demo agent {demo.DEMO_AGENT} is deactivated: left as it is, no token shown")
+            self.stderr.write(
+                f"the demo agent {demo.DEMO_AGENT} is deactivated: left as it is, no token shown"
+            )
         demo.keep_tokens({"reviewer": reviewer_token, "agent": agent_token})
 
         created = 0
         for sample in SAMPLES if agent.is_active else []:
-            behalf = tenant_member(tenant=tenant, username=sample["on_behalf_of"]) if sample.get("on_behalf_of") else None
+            behalf = (
+                tenant_member(tenant=tenant, username=sample["on_behalf_of"])
+                if sample.get("on_behalf_of")
+                else None
+            )
             try:
                 result = services.proposal_submit(
-                    agent=agent, tool=sample["tool"], args=sample["args"], rationale=sample["rationale"],
-                    on_behalf_of=behalf, idempotency_key=sample["key"], where=Where(channel="cli"),
+                    agent=agent,
+                    tool=sample["tool"],
+                    args=sample["args"],
+                    rationale=sample["rationale"],
+                    on_behalf_of=behalf,
+                    idempotency_key=sample["key"],
+                    where=Where(channel="cli"),
                 )
                 created += int(result.created)
             except adapter_errors.AdapterError as exc:  # a tool not available in this build
                 self.stderr.write(f"sample {sample['key']} skipped: {exc}")
         self.stdout.write(f"tenant acme ready; {created} new sample proposals")
         seeded = warehouse_seed(tenant=tenant.slug)
-        self.stdout.write(f"warehouse: {seeded} new rows for acme" if seeded else "warehouse: acme already seeded")
+        self.stdout.write(
+            f"warehouse: {seeded} new rows for acme" if seeded else "warehouse: acme already seeded"
+        )
         self._demo_crm_connection(tenant.slug)
         self.stdout.write(f"reviewer login: username=reviewer {self._password_note(reviewer, password)}")
         self.stdout.write(f"admin login:    username=admin {self._password_note(admin, password)}  (/admin/)")
@@ -117,16 +141,22 @@ class Command(BaseCommand):
 
         if Connection.objects.filter(tenant=slug, system="crm").exists():
             return
-        connections.connection_set(tenant=slug, system="crm", base_url=settings.CRM_BASE_URL,
-                                   token=settings.CRM_API_TOKEN, actor=audit.Actor(type="system", label="seed_demo"),
-                                   where=Where(channel="cli"))
+        connections.connection_set(
+            tenant=slug,
+            system="crm",
+            base_url=settings.CRM_BASE_URL,
+            token=settings.CRM_API_TOKEN,
+            actor=audit.Actor(type="system", label="seed_demo"),
+            where=Where(channel="cli"),
+        )
         self.stdout.write(f"crm: {slug} has its own connection to {settings.CRM_BASE_URL}")
 
     def _person(self, tenant: Any, username: str, role: str, password: str, *, staff: bool = False) -> Any:
         """The demo person, created with the demo password if missing; an existing one keeps theirs."""
         exists = get_user_model().objects.filter(username=username).exists()
-        user = person_create(tenant=tenant, username=username, role=role, staff=staff,
-                             password=None if exists else password)
+        user = person_create(
+            tenant=tenant, username=username, role=role, staff=staff, password=None if exists else password
+        )
         if not user.is_active:
             self.stderr.write(f"the demo account {username} is deactivated: left as it is")
         return user

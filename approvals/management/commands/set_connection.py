@@ -24,22 +24,44 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--tenant", required=True)
         parser.add_argument("--system", required=True, choices=list(connections.SYSTEMS))
-        parser.add_argument("--base-url", required=True, help="e.g. https://acme.zendesk.com, https://slack.com/api")
+        parser.add_argument(
+            "--base-url", required=True, help="e.g. https://acme.zendesk.com, https://slack.com/api"
+        )
         parser.add_argument("--token", required=True, help="sent as Authorization: Bearer …")
-        parser.add_argument("--signing-secret", default=None,
-                            help="the secret the system signs its requests to us with (CRM webhooks, Slack)")
+        parser.add_argument(
+            "--signing-secret",
+            default=None,
+            help="the secret the system signs its requests to us with (CRM webhooks, Slack)",
+        )
         parser.add_argument("--review-channel", default=None, help="Slack: where new proposals are posted")
 
-    def handle(self, *args: Any, tenant: str, system: str, base_url: str, token: str,
-               signing_secret: str | None, review_channel: str | None, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        tenant: str,
+        system: str,
+        base_url: str,
+        token: str,
+        signing_secret: str | None,
+        review_channel: str | None,
+        **options: Any,
+    ) -> None:
         if not Tenant.objects.filter(slug=tenant).exists():
             raise CommandError(f"no tenant {tenant!r}; create it with create_tenant")
         try:
             row, outcome = connections.connection_set(
-                tenant=tenant, system=system, base_url=base_url, token=token, signing_secret=signing_secret,
-                review_channel=review_channel, actor=audit.Actor(type="system", label="set_connection"), where=CLI,
+                tenant=tenant,
+                system=system,
+                base_url=base_url,
+                token=token,
+                signing_secret=signing_secret,
+                review_channel=review_channel,
+                actor=audit.Actor(type="system", label="set_connection"),
+                where=CLI,
             )
         except (connections.InvalidConnection, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"{outcome}: {tenant}'s {system} connection at {row.base_url}"
-                          + (" (with a signing secret)" if row.has_signing_secret else ""))
+        self.stdout.write(
+            f"{outcome}: {tenant}'s {system} connection at {row.base_url}"
+            + (" (with a signing secret)" if row.has_signing_secret else "")
+        )

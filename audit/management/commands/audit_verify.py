@@ -29,14 +29,16 @@ class Command(BaseCommand):
             first = breaks[0] if breaks else None
             where = (
                 f"audit chain broken at event {first.event_id} (tenant {first.tenant!r}): {first.reason}"
-                if first else "audit chain incomplete"
+                if first
+                else "audit chain incomplete"
             )
             more = len(breaks) - 1 if breaks else 0
             raise CommandError(
-                f"{where}" + (f" (and {more} more break(s)" if more else " (")
+                f"{where}"
+                + (f" (and {more} more break(s)" if more else " (")
                 + f"; {len(broken_tenants)} of {len(reports)} tenant(s) affected)"
             )
         total = sum(r.checked for r in reports)
-        self.stdout.write(self.style.SUCCESS(
-            f"audit chain intact: {len(reports)} tenant(s), {total} events checked"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(f"audit chain intact: {len(reports)} tenant(s), {total} events checked")
+        )

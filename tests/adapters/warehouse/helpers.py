@@ -25,7 +25,9 @@ def seed(tenant: str, **counts: int) -> None:
 
 def ids(tenant: str, dataset: str = "orders") -> list[int]:
     with tenant_scope(tenant, alias="default"):
-        return list(MODELS[dataset].objects.filter(tenant_id=tenant).order_by("id").values_list("id", flat=True))
+        return list(
+            MODELS[dataset].objects.filter(tenant_id=tenant).order_by("id").values_list("id", flat=True)
+        )
 
 
 def post(client: Any, body: Any) -> Any:

@@ -51,15 +51,27 @@ class TestPagination:
         assert [r[0] for r in rows] == ids("acme")
 
     def test_walks_every_row_once_with_a_non_unique_descending_key(self, seeded):
-        rows = walk({"dataset": "orders", "select": ["id", "region", "created_at"],
-                     "order_by": [{"column": "region", "desc": True}, {"column": "created_at"}], "limit": 23})
+        rows = walk(
+            {
+                "dataset": "orders",
+                "select": ["id", "region", "created_at"],
+                "order_by": [{"column": "region", "desc": True}, {"column": "created_at"}],
+                "limit": 23,
+            }
+        )
         assert sorted(r[0] for r in rows) == ids("acme")
         keys = [(r[1], r[2], r[0]) for r in rows]
         assert keys == sorted(keys, key=lambda k: (_desc(k[0]), k[1], k[2]))
 
     def test_walks_every_row_once_ordered_by_a_nullable_column(self, seeded):
-        rows = walk({"dataset": "tickets", "select": ["id", "satisfaction"],
-                     "order_by": [{"column": "satisfaction", "desc": True}], "limit": 11})
+        rows = walk(
+            {
+                "dataset": "tickets",
+                "select": ["id", "satisfaction"],
+                "order_by": [{"column": "satisfaction", "desc": True}],
+                "limit": 11,
+            }
+        )
         assert sorted(r[0] for r in rows) == ids("acme", "tickets")
         values = [r[1] for r in rows]
         first_null = values.index(None)
@@ -67,9 +79,17 @@ class TestPagination:
         assert values[:first_null] == sorted(values[:first_null], reverse=True)
 
     def test_walks_every_group_once_ordered_by_an_aggregate(self, seeded):
-        body = {"dataset": "orders", "select": ["customer_id", {"agg": "count", "as": "n"},
-                                                {"agg": "sum", "column": "amount", "as": "revenue"}],
-                "group_by": ["customer_id"], "order_by": [{"column": "n", "desc": True}], "limit": 7}
+        body = {
+            "dataset": "orders",
+            "select": [
+                "customer_id",
+                {"agg": "count", "as": "n"},
+                {"agg": "sum", "column": "amount", "as": "revenue"},
+            ],
+            "group_by": ["customer_id"],
+            "order_by": [{"column": "n", "desc": True}],
+            "limit": 7,
+        }
         rows = walk(body)
         everything = query({**body, "limit": 1000})["rows"]
         assert rows == everything
@@ -78,7 +98,12 @@ class TestPagination:
 
     def test_a_single_aggregate_row_has_no_pages(self, seeded):
         page = query({"dataset": "orders", "select": [{"agg": "count"}], "limit": 1})
-        assert page == {"columns": ["count"], "rows": [[len(ids("acme"))]], "next_cursor": None, "truncated": False}
+        assert page == {
+            "columns": ["count"],
+            "rows": [[len(ids("acme"))]],
+            "next_cursor": None,
+            "truncated": False,
+        }
 
 
 def _desc(text: str) -> list[int]:
@@ -96,13 +121,24 @@ class TestQuotas:
     def test_a_statement_past_the_timeout_is_stopped(self, settings):
         settings.ACME_WAREHOUSE_STATEMENT_TIMEOUT_MS = 50
         settings.ACME_WAREHOUSE_MAX_SCAN_ROWS = 0
-        slow = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000000) "
-                "SELECT count(*) FROM c")
+        slow = (
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000000) "
+            "SELECT count(*) FROM c"
+        )
         with pytest.raises(QueryTimeout):
             executor.run(slow, [], tenant="acme", alias="default")
         # The connection is usable afterwards, writable again and back to normal.
-        Order.objects.create(tenant_id="acme", customer_id=1, region="emea", status="paid", product="x",
-                             quantity=1, amount=1, currency="EUR", created_at="2026-01-01T00:00:00Z")
+        Order.objects.create(
+            tenant_id="acme",
+            customer_id=1,
+            region="emea",
+            status="paid",
+            product="x",
+            quantity=1,
+            amount=1,
+            currency="EUR",
+            created_at="2026-01-01T00:00:00Z",
+        )
 
     @pytest.mark.postgres
     def test_postgres_refuses_a_plan_expected_to_scan_too_many_rows(self, seeded, settings):
@@ -115,28 +151,37 @@ class TestQuotas:
     def test_postgres_runs_read_only_as_the_reader_role(self, seeded):
         from psycopg import sql
 
-        probe = sql.SQL("SELECT current_user, current_setting('transaction_read_only'), "
-                        "current_setting('acme.tenant')")
+        probe = sql.SQL(
+            "SELECT current_user, current_setting('transaction_read_only'), current_setting('acme.tenant')"
+        )
         rows = executor.run(probe, [], tenant="acme", alias="default")
         assert rows == [(executor.READER_ROLE, "on", "acme")]
         with pytest.raises(DatabaseError):
             executor.run(sql.SQL("DELETE FROM warehouse_orders"), [], tenant="acme", alias="default")
         # Nothing leaked out of the rolled-back transaction.
         with connection.cursor() as cur:
-            cur.execute("SELECT current_user <> %s, current_setting('transaction_read_only')", [executor.READER_ROLE])
+            cur.execute(
+                "SELECT current_user <> %s, current_setting('transaction_read_only')", [executor.READER_ROLE]
+            )
             assert cur.fetchone() == (True, "off")
 
 
 class TestIsolation:
     def test_the_compiler_filters_the_tenant(self, seeded):
-        assert [r[0] for r in walk({"dataset": "orders", "select": ["id"], "limit": 1000}, "globex")] == ids("globex")
+        assert [r[0] for r in walk({"dataset": "orders", "select": ["id"], "limit": 1000}, "globex")] == ids(
+            "globex"
+        )
 
     @pytest.mark.postgres
     def test_row_level_security_holds_without_the_compilers_filter(self, seeded, monkeypatch):
         # given: the compiler's own tenant filter is gone
         monkeypatch.setattr(compiler, "tenant_predicate", lambda tenant: [compiler.Sql("TRUE")])
-        compiled = compiler.compile_plan(parse({"dataset": "orders", "select": ["id"], "limit": 1000}),
-                                         schema.current(), tenant="acme", max_limit=1000)
+        compiled = compiler.compile_plan(
+            parse({"dataset": "orders", "select": ["id"], "limit": 1000}),
+            schema.current(),
+            tenant="acme",
+            max_limit=1000,
+        )
         query_, params = compiler.render(compiled.tokens, connection)
         with connection.cursor() as cur:  # as the (superuser) test connection, RLS bypassed: both tenants
             cur.execute(query_, params)
@@ -190,8 +235,11 @@ def test_the_registry_runs_the_read_tool_and_audits_it(seeded):
     from adapters.registry import Context
     from audit.models import AuditEvent
 
-    page = registry.read("warehouse.query", {"dataset": "orders", "select": [{"agg": "count", "as": "n"}]},
-                         Context(tenant="acme", agent="bot"))
+    page = registry.read(
+        "warehouse.query",
+        {"dataset": "orders", "select": [{"agg": "count", "as": "n"}]},
+        Context(tenant="acme", agent="bot"),
+    )
     assert page["columns"] == ["n"] and page["rows"] == [[len(ids("acme"))]]
     event = AuditEvent.objects.get(tenant="acme", action="warehouse.query")
     assert (event.actor_type, event.actor_label, event.data["rows"]) == ("agent", "bot", 1)
