@@ -3,8 +3,8 @@
 #   make run    venv + install, then `python -m acme_integration.run`: migrate, seed the demo tenant, start
 #               the web app (:8000), one worker and the sandbox CRM/Slack (:8765); Ctrl-C stops everything.
 #               Development only: it sets DEBUG=1 for its own processes (production: README, "Deploy")
-#   make test   venv + test extras, then ruff, mypy, the import contracts (lint-imports), the missing-migration
-#               check and the whole pytest suite
+#   make test   venv + test extras, then ruff (lint, format --check), mypy, the import contracts (lint-imports),
+#               the missing-migration check and the whole pytest suite
 #   make bench  venv + test extras, then bench/run_all.py: the product against the bare stack on PostgreSQL
 #               (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379, db $BENCH_REDIS_DB, default 5)
 #
@@ -21,12 +21,14 @@ MANAGE := $(PY) manage.py
 PIP_FLAGS := --disable-pip-version-check --no-input
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-x tests/approvals"`.
 PYTEST_ARGS ?=
+# ruff format: Python files only (ruff also formats code blocks in Markdown, where the README aligns comments).
+FORMAT_ARGS := --exclude '*.md' .
 
 .PHONY: help venv install install-test run test bench drills lint format format-check typecheck clean distclean
 
 help:
 	@echo "make run           migrate, seed the demo tenant, start web (:8000), worker and sandbox (:8765)"
-	@echo "make test          ruff + mypy + lint-imports + makemigrations --check + pytest (PYTEST_ARGS=... passed to pytest)"
+	@echo "make test          ruff check + ruff format --check + mypy + lint-imports + makemigrations --check + pytest (PYTEST_ARGS=... passed to pytest)"
 	@echo "make bench         bench/run_all.py: intake, commit, scale figures vs the bare stack (PostgreSQL + Redis)"
 	@echo "make drills        fault drills on real processes (PostgreSQL at DATABASE_URL); figures to docs/reliability.md"
 	@echo "make lint          ruff check"
@@ -67,6 +69,7 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/ruff format --check $(FORMAT_ARGS)
 	$(VENV)/bin/lint-imports
 	$(MANAGE) makemigrations --check --dry-run
 	@echo "$(PY) -m pytest $(PYTEST_ARGS)"
@@ -90,11 +93,11 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 
 format: $(VENV)/.installed-test
-	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff format $(FORMAT_ARGS)
 
-# Reports files ruff would reformat; not part of `make test` or `make lint`.
+# Reports files ruff would reformat (and how); `make test` runs the same check.
 format-check: $(VENV)/.installed-test
-	$(VENV)/bin/ruff format --check --diff .
+	$(VENV)/bin/ruff format --check --diff $(FORMAT_ARGS)
 
 typecheck: $(VENV)/.installed-test
 	$(VENV)/bin/mypy .
