@@ -102,6 +102,8 @@ class Status(models.TextChoices):
     EXPIRED = "expired"
     FAILED = "failed"
     STALE = "stale"
+    # A reviewer asked the agent for a corrected call (final: the agent submits a new one under a new key).
+    CHANGES_REQUESTED = "changes_requested"
 
 
 class Risk(models.TextChoices):
@@ -127,7 +129,7 @@ class Proposal(models.Model):
     rationale = models.TextField(blank=True)
     risk = models.CharField(max_length=8, choices=Risk.choices)
     preview = models.JSONField(default=dict)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.PENDING)
     status_reason = models.TextField(blank=True, help_text="Why it waits or failed, for people.")
     idempotency_key = models.CharField(max_length=255)
     expires_at = models.DateTimeField()
@@ -137,6 +139,11 @@ class Proposal(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # A failed (dead-lettered) commit an admin chose not to retry.
     discarded_at = models.DateTimeField(null=True, blank=True)
+    # When the reminder (still pending after ACME_REMIND_AFTER) and the escalation to the tenant's admins
+    # (still pending near expiry) were claimed: set once by a conditional UPDATE, so a restart neither
+    # loses nor repeats them (approvals.notifications).
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -174,6 +181,7 @@ class Proposal(models.Model):
 class Verdict(models.TextChoices):
     APPROVED = "approved"
     REJECTED = "rejected"
+    CHANGES_REQUESTED = "changes_requested"
 
 
 class Channel(models.TextChoices):
@@ -185,7 +193,7 @@ class Channel(models.TextChoices):
 class Decision(models.Model):
     proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="decisions")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    verdict = models.CharField(max_length=24, choices=Verdict.choices)
     reason = models.TextField(blank=True)
     args_hash = models.CharField(max_length=64, help_text="Hash of the exact args approved.")
     edited_from = models.JSONField(
@@ -234,6 +242,7 @@ class OutboxMessage(models.Model):
     class Kind(models.TextChoices):
         COMMIT = "commit"
         WEBHOOK = "webhook"
+        EMAIL = "email"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     payload = models.JSONField()
@@ -288,6 +297,49 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} -> {self.agent} ({self.state})"
+
+
+class ReviewerEmail(models.Model):
+    """One email to a reviewer (or a tenant's admin) about proposals: new ones (batched: at most one a
+    minute per reviewer, listing what arrived), a reminder, an escalation. Staged with the proposal's
+    transaction, handed to a worker through the outbox, retried with backoff; its state is what the admin
+    shows. ``open``: still collecting proposals until ``send_after``; ``sending``: claimed by one worker (a
+    conditional UPDATE, so it is never sent twice)."""
+
+    class Kind(models.TextChoices):
+        NEW = "new"
+        REMINDER = "reminder"
+        ESCALATION = "escalation"
+
+    class State(models.TextChoices):
+        OPEN = "open"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="reviewer_emails")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    proposal_ids = models.JSONField(default=list)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    send_after = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["open", "sending", "sent", "failed"]),
+                name="reviewer_email_state_valid",
+            )
+        ]
+        indexes = [models.Index(fields=["user", "kind", "state"], name="reviewer_email_open")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} email to {self.user} ({self.state})"
 
 
 class InboundEvent(models.Model):
