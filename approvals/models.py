@@ -27,10 +27,18 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices)
+    # The person's Slack user id in the tenant's workspace (``create_reviewer --slack-user-id``): a click on a
+    # proposal's Slack message decides as the member it maps to, and only a reviewer's click decides.
+    slack_user_id = models.CharField(max_length=32, blank=True, default="", db_default="")
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "tenant"], name="membership_one_per_user_tenant"),
+            models.UniqueConstraint(
+                fields=["tenant", "slack_user_id"],
+                condition=~Q(slack_user_id=""),
+                name="membership_slack_user_unique_in_tenant",
+            ),
             models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role_valid"),
         ]
 
@@ -188,6 +196,7 @@ class Channel(models.TextChoices):
     API = "api"
     WEB = "web"
     CLI = "cli"
+    SLACK = "slack"
 
 
 class Decision(models.Model):
@@ -242,6 +251,7 @@ class OutboxMessage(models.Model):
     class Kind(models.TextChoices):
         COMMIT = "commit"
         WEBHOOK = "webhook"
+        SLACK = "slack"  # a Web API call to a tenant's Slack (approvals.slack.deliver): post, update, modal
         EMAIL = "email"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -261,6 +271,40 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.payload}"
+
+
+class SlackPost(models.Model):
+    """A pending proposal's message in its tenant's Slack review channel: one per proposal.
+
+    ``ts`` is set once ``chat.postMessage`` answered, under this row's lock, so a repeated or concurrent
+    post finds it and updates the message instead of posting a second one. ``state`` and ``last_error`` are
+    the delivery's state for the admin; ``shown`` is the proposal status the message last showed."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"  # staged, not posted yet (or its last attempt failed and a retry is staged)
+        POSTED = "posted"
+        FAILED = "failed"  # retries ran out
+
+    proposal = models.OneToOneField(Proposal, on_delete=models.CASCADE, related_name="slack_post")
+    channel = models.CharField(max_length=100, help_text="The review channel it was (to be) posted to.")
+    ts = models.CharField(max_length=32, blank=True, help_text="Slack's id of the message in its channel.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    shown = models.CharField(max_length=16, blank=True, help_text="The status the message last showed.")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["pending", "posted", "failed"]), name="slack_post_state_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"slack {self.channel} {self.ts or '-'} ({self.state})"
 
 
 class WebhookDelivery(models.Model):
