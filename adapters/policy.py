@@ -29,16 +29,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from adapters.catalog import canonical
 from adapters.errors import PolicyDenied, RateLimited
 from adapters.normalize import strip_invisible
-from adapters.registry import canonical
-
-if TYPE_CHECKING:
-    from adapters.registry import Context, Risk, Tool
+from adapters.types import Context, PolicyRule, Risk, Tool
 
 HOUR = 3600
 RISK_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2}
@@ -64,28 +61,6 @@ TOOL_PAUSED = (
     "{tool} is paused for this agent (0 proposals per hour allowed); ask an admin to raise the limit."
 )
 RATE_EXCEEDED = "At most {limit} {tool} proposals per hour are allowed for this agent; try again in {retry_after} seconds."
-
-
-@dataclass(frozen=True)
-class PolicyRule:
-    """One rule, as plain data. ``None`` limits and an empty ``allowed_fields`` mean "no limit"."""
-
-    name: str
-    tool: str = "*"  # a tool name, or "*" for every tool
-    agent: str = ""  # an agent's name, or "" for every agent of the tenant
-    allowed_fields: tuple[str, ...] = ()
-    max_per_hour: int | None = None
-    max_items: int | None = None
-    refuse_cards: bool = True
-    risk_override: Risk | None = None
-    # Slack: send a message's links and mentions (<url|label>, <!channel>, <@U123>) as Slack formatting
-    # instead of escaping them to literal text (the preview then spells them out and raises the risk).
-    allow_slack_markup: bool = False
-
-    @property
-    def specificity(self) -> tuple[bool, bool]:
-        # An agent's own rule outranks any tenant-wide rule; within each, a named tool outranks "*".
-        return (self.agent != "", self.tool != "*")
 
 
 # No stored rule: no field, item or rate limit, but card numbers are still refused. A tenant that really

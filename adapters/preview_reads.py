@@ -28,7 +28,7 @@ from adapters import connections, ratelimit
 from adapters.errors import RateLimited
 
 if TYPE_CHECKING:
-    from adapters.registry import Context
+    from adapters.types import Context
 
 DEFAULT_LIMITS: dict[str, dict[str, float]] = {
     "agent": {"rate": 1.0, "burst": 20},
