@@ -16,6 +16,11 @@ urlpatterns = [
     path("proposals/<uuid:pk>/status/", views.proposal_status, name="proposal-status"),
     path("proposals/<uuid:pk>/approve/", views.proposal_approve, name="proposal-approve"),
     path("proposals/<uuid:pk>/reject/", views.proposal_reject, name="proposal-reject"),
+    path(
+        "proposals/<uuid:pk>/request_changes/",
+        views.proposal_request_changes,
+        name="proposal-request-changes",
+    ),
     path("proposals/<uuid:pk>/edit/", views.proposal_edit, name="proposal-edit"),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -13,6 +13,7 @@ KEY_REUSED = (
     "use a new key for a different request."
 )
 REASON_REQUIRED = "A reason is required to reject a proposal."
+CHANGES_REASON_REQUIRED = "A reason is required to request changes: say what the agent should change."
 TARGET_CHANGED = (
     "The target changed since the preview this edit was checked against, so nothing was approved. "
     "Preview the edit again (the reviewer page's Edit does), or reject the proposal and have it proposed anew."

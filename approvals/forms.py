@@ -12,6 +12,7 @@ from django import forms
 from adapters import registry
 
 REASON_REQUIRED = "Say why you reject it: the agent and the requester will read it."
+CHANGES_REASON_REQUIRED = "Say what the agent should change: it reads this and proposes a corrected call."
 LIST_HELP = "Comma separated."
 # Text fields longer than this get a text area.
 LONG_TEXT = 200
@@ -36,6 +37,15 @@ class RejectForm(forms.Form):
         if not reason:
             raise forms.ValidationError(REASON_REQUIRED)
         return reason
+
+
+class RequestChangesForm(forms.Form):
+    reason = forms.CharField(
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="What should change (required)",
+        error_messages={"required": CHANGES_REASON_REQUIRED},
+    )
 
 
 class ContractChoiceField(forms.ChoiceField):

@@ -3,6 +3,7 @@
 ::
 
                         reject ──> rejected           (webhook proposal.decided)
+                        request_changes ──> changes_requested   (proposal.decided; the agent resubmits)
                       ┌─ cancel / revoke ──> cancelled
     (submit) pending ─┼─ expire ──> expired           (webhook proposal.expired)
                       └─ approve ──> approved ◄───────────────────────────────────────┐  (proposal.decided)
@@ -45,6 +46,7 @@ from django.db.models import Q
 
 from approvals import errors, outbox, waiting, webhooks
 from approvals.models import Decision, Proposal, Status
+from approvals.slack import notify as slack_notify
 from audit import services as audit
 from audit.models import AuditEvent
 from audit.services import Actor, Where
@@ -56,6 +58,12 @@ LIVE = frozenset({Status.PENDING, Status.APPROVED, Status.COMMITTING})
 APPROVED_REASON = "Approved; waiting for a worker to commit it."
 AGENT_REVOKED_REASON = "Cancelled: its agent was deactivated."
 EXPIRED_REASON = "No decision before it expired."
+# Read by agents (API status_reason, webhook) as well as people: says what to do next.
+CHANGES_REQUESTED_REASON = (
+    "A reviewer asked for changes instead of approving: {reason} Nothing was done and this proposal is closed. "
+    "Submit a corrected call (the args changed as asked) under a new Idempotency-Key; resending this one "
+    "returns this same proposal."
+)
 CLAIMED_REASON = "Working on it…"
 ARGS_MISMATCH_REASON = "Refused: the args differ from what was approved."
 REQUEUED_REASON = "Requeued by an admin; waiting for a worker."
@@ -81,6 +89,8 @@ class Transition:
 
 
 _PENDING = frozenset({Status.PENDING})
+# Transitions a proposal's Slack message does not show (a worker taking or deferring its commit).
+SLACK_SILENT = frozenset({"claim", "defer"})
 _CLAIMABLE = frozenset({Status.APPROVED, Status.COMMITTING})
 _COMMITTING = frozenset({Status.COMMITTING})
 _AFTER_CLAIM = frozenset({Status.APPROVED, Status.COMMITTING, Status.FAILED, Status.STALE})
@@ -98,6 +108,15 @@ TRANSITIONS: dict[str, Transition] = {
             stages_commit=True,
         ),
         Transition("reject", _PENDING, Status.REJECTED, "proposal.rejected", "proposal.decided", ""),
+        # Final, like a rejection: the agent is told to submit a corrected call under a new key (the
+        # service writes CHANGES_REQUESTED_REASON with the reviewer's reason).
+        Transition(
+            "request_changes",
+            _PENDING,
+            Status.CHANGES_REQUESTED,
+            "proposal.changes_requested",
+            "proposal.decided",
+        ),
         Transition("cancel", _PENDING, Status.CANCELLED, "proposal.cancelled"),
         # The agent was deactivated: no webhook, the agent is no longer one to tell.
         Transition("revoke", _PENDING, Status.CANCELLED, "proposal.cancelled", reason=AGENT_REVOKED_REASON),
@@ -205,6 +224,8 @@ def transition(
         outbox.stage_commit(proposal.pk, available_at=commit_at)
     if spec.webhook:
         webhooks.stage(proposal, spec.webhook)
+    if name not in SLACK_SILENT:
+        slack_notify.stage_sync(proposal)  # its Slack message, if it has one, shows the new state
     waiting.changed(proposal.pk)  # agents waiting on it (``?wait=N``) hear of it once this commits
     return proposal
 

@@ -31,7 +31,7 @@ from adapters import errors as adapter_errors
 from adapters import registry
 from adapters.slack import messages as slack_messages
 from approvals import errors, lifecycle, selectors, services
-from approvals.forms import ApproveForm, ArgsForm, RejectForm
+from approvals.forms import ApproveForm, ArgsForm, RejectForm, RequestChangesForm
 from approvals.models import AgentCredential, Decision, Proposal, Receipt, Risk, Status
 from approvals.reveal import reveal_json
 from audit.models import AuditEvent
@@ -393,6 +393,7 @@ def _review_context(request: HttpRequest, proposal: Proposal, **extra: Any) -> d
         "own": own and proposal.status == Status.PENDING,
         "approve_form": extra.pop("approve_form", None) or ApproveForm(),
         "reject_form": extra.pop("reject_form", None) or RejectForm(),
+        "changes_form": extra.pop("changes_form", None) or RequestChangesForm(),
         **extra,
     }
 
@@ -471,6 +472,31 @@ def proposal_reject(request: HttpRequest, pk: Any) -> HttpResponse:
     except errors.InvalidTransition:
         return _conflict(request, pk)
     messages.success(request, "Rejected. The agent will see your reason.")
+    return redirect("proposal-review", pk=pk)
+
+
+@login_required
+@require_POST
+def proposal_request_changes(request: HttpRequest, pk: Any) -> HttpResponse:
+    proposal = _visible(request, pk)
+    form = RequestChangesForm(request.POST)
+    if not form.is_valid():
+        context = _review_context(request, proposal, changes_form=form)
+        return render(request, "approvals/proposal.html", context, status=400)
+    try:
+        services.proposal_request_changes(
+            proposal=proposal,
+            reviewer=_person(request),
+            reason=form.cleaned_data["reason"],
+            where=_where(request),
+        )
+    except errors.NotAllowed as exc:
+        return _forbidden(request, exc.detail)
+    except errors.InvalidTransition:
+        return _conflict(request, pk)
+    messages.success(
+        request, "Changes requested. The agent will read your reason and propose a corrected call."
+    )
     return redirect("proposal-review", pk=pk)
 
 

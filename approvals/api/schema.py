@@ -75,6 +75,7 @@ PROPOSAL_LINKS = {
     "GetProposal": ("proposals_retrieve", "Read the proposal again (its status, decision and receipt)."),
     "ApproveProposal": ("proposals_approve_create", "A reviewer approves it."),
     "RejectProposal": ("proposals_reject_create", "A reviewer rejects it."),
+    "RequestChanges": ("proposals_request_changes_create", "A reviewer asks the agent for a corrected call."),
     "CancelProposal": ("proposals_cancel_create", "The proposing agent withdraws it while pending."),
     "GetReceipt": ("proposals_receipt_retrieve", "The receipt, once committed."),
 }
@@ -83,6 +84,7 @@ LINKED_FROM = {
     "proposals_retrieve": ("200",),
     "proposals_approve_create": ("202",),
     "proposals_reject_create": ("200",),
+    "proposals_request_changes_create": ("200",),
     "proposals_cancel_create": ("200",),
 }
 

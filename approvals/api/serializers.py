@@ -62,6 +62,12 @@ class RejectIn(serializers.Serializer):
     reason = StrictCharField(max_length=4000, allow_blank=False)
 
 
+class RequestChangesIn(serializers.Serializer):
+    reason = StrictCharField(
+        max_length=4000, allow_blank=False, help_text="What the agent should change; it is told to resubmit."
+    )
+
+
 class ChangeOut(serializers.Serializer):
     field = serializers.CharField()
     before = serializers.JSONField(allow_null=True)
@@ -100,6 +106,7 @@ class LinksOut(serializers.Serializer):
     review = serializers.URLField()
     approve = serializers.URLField()
     reject = serializers.URLField()
+    request_changes = serializers.URLField()
     cancel = serializers.URLField()
     receipt = serializers.URLField()
 
@@ -199,6 +206,7 @@ class ProposalOut(serializers.Serializer):
             "review": url("proposal-review"),
             "approve": url("api-proposal-approve"),
             "reject": url("api-proposal-reject"),
+            "request_changes": url("api-proposal-request-changes"),
             "cancel": url("api-proposal-cancel"),
             "receipt": url("api-proposal-receipt"),
         }

@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 from adapters import registry
 from approvals import reads, selectors, services, waiting
 from approvals.api import serializers as s
-from approvals.api.errors import ApiError, query_errors
+from approvals.api.errors import ApiError, query_errors, retry_after_seconds
 from approvals.models import AgentCredential, Decision, Proposal, Receipt, Status
 from audit.services import Where
 from audit.where import where_from
@@ -311,12 +311,13 @@ class ProposalListView(APIView):
         data = _valid(s.SubmitIn, request.data, code="invalid_args")
         wait = services.intake_allowed(tool=data["tool"])
         if wait is not None:
+            seconds = retry_after_seconds(wait)
             raise ApiError(
                 429,
                 "backpressure",
                 "The commit queue is backed up; retry later.",
-                retry_after=int(wait),
-                headers={"Retry-After": str(int(wait))},
+                retry_after=seconds,
+                headers={"Retry-After": str(seconds)},
             )
         on_behalf_of = None
         if data.get("on_behalf_of"):
@@ -453,6 +454,22 @@ class ProposalRejectView(APIView):
             proposal=proposal, reviewer=reviewer, reason=data["reason"], where=where(request)
         )
         return Response(s.proposal_out(rejected, request))
+
+
+class ProposalRequestChangesView(APIView):
+    @extend_schema(
+        request=s.RequestChangesIn,
+        responses={200: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+        summary="Ask the agent for a corrected call, with a reason (final: status changes_requested).",
+    )
+    def post(self, request: Request, pk: Any) -> Response:
+        proposal = _get_visible(request, pk, to_decide=True)
+        reviewer = _require_person(request)
+        data = _valid(s.RequestChangesIn, request.data)
+        asked = services.proposal_request_changes(
+            proposal=proposal, reviewer=reviewer, reason=data["reason"], where=where(request)
+        )
+        return Response(s.proposal_out(asked, request))
 
 
 class ProposalCancelView(APIView):

@@ -34,7 +34,7 @@ from mcp.shared.exceptions import MCPError
 from adapters import registry
 from adapters.errors import UnknownTool
 from approvals import reads, selectors, services, waiting
-from approvals.api.errors import ApiError, exception_handler
+from approvals.api.errors import ApiError, exception_handler, retry_after_seconds
 from approvals.models import AgentCredential, Proposal, Receipt, Status
 from audit.services import Where
 
@@ -69,6 +69,10 @@ STATUS_TEXT = {
     Status.COMMITTED: "Done: proposal {id} was approved and committed to {system} ({external_id}).",
     Status.REJECTED: "Proposal {id} was rejected by a reviewer. Reason: {reason}. Do not resubmit the same "
     "call: it would be refused again. Change what the reason asks for, or tell the user.",
+    Status.CHANGES_REQUESTED: "A reviewer asked for changes to proposal {id} instead of approving it. "
+    "Reason: {reason}. Nothing was done and this proposal is closed. Call the same tool again with the args "
+    "corrected as the reason asks: the corrected call is a new proposal (a new key) for a person to approve. "
+    "Repeating the old call unchanged only returns this proposal.",
     Status.CANCELLED: "Proposal {id} was cancelled; nothing was done.",
     Status.EXPIRED: "Proposal {id} expired before anyone decided on it; nothing was done. Propose it again "
     "only if it is still wanted.",
@@ -108,7 +112,8 @@ GET_PROPOSAL_TOOL = types.Tool(
     name=GET_PROPOSAL,
     title="Get a proposal's status",
     description="The status of a proposal made by one of the write tools: pending (waiting for a person), "
-    "approved, committed (done, with the receipt), rejected (with the reviewer's reason), or another final "
+    "approved, committed (done, with the receipt), rejected (with the reviewer's reason), changes_requested "
+    "(the reviewer's reason: call the tool again with corrected args), or another final "
     "status. With wait (seconds, at most 30) it answers as soon as the proposal is decided.",
     input_schema={
         "type": "object",
@@ -182,11 +187,12 @@ def call_tool(caller: Caller, tool: registry.Tool, arguments: dict[str, Any]) ->
 def _propose(caller: Caller, tool: registry.Tool, arguments: dict[str, Any]) -> types.CallToolResult:
     wait = services.intake_allowed(tool=tool.name)
     if wait is not None:
+        seconds = retry_after_seconds(wait)
         raise ApiError(
             429,
             "backpressure",
-            f"The commit queue is backed up; retry in {int(wait)} seconds.",
-            retry_after=int(wait),
+            f"The commit queue is backed up; retry in {seconds} seconds.",
+            retry_after=seconds,
         )
     submitted = services.proposal_submit(
         agent=caller.agent, tool=tool.name, args=arguments, where=caller.where

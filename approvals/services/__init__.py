@@ -6,7 +6,7 @@ Plain functions, keyword-only arguments (HackSoft's styleguide), one module per 
 - ``context``      policy rows → the engine's plain data (``agent_context``, ``edit_context``);
 - ``intake``       the per-agent submission budget and backpressure (``intake_allowed``);
 - ``submit``       ``proposal_submit``: validate, normalize, policy, preview, store; idempotency and replay;
-- ``decide``       ``proposal_approve``, ``proposal_reject``, ``proposal_cancel``, ``agent_deactivate``,
+- ``decide``       ``proposal_approve``, ``proposal_reject``, ``proposal_request_changes``, ``proposal_cancel``, ``agent_deactivate``,
                    expiry (``proposal_expire_due``);
 - ``commit``       ``proposal_commit`` (claim under a lease, send once, record) and ``commits_redispatch``;
 - ``sagas``        the runner of multi-step tools and their compensation;
@@ -35,6 +35,7 @@ from approvals.services.decide import (
     proposal_cancel,
     proposal_expire_due,
     proposal_reject,
+    proposal_request_changes,
     require_reviewer,
 )
 from approvals.services.intake import SUBMISSION_BUDGET, SUBMISSIONS_EXCEEDED, commit_backlog, intake_allowed
@@ -69,6 +70,7 @@ __all__ = [
     "proposal_discard",
     "proposal_expire_due",
     "proposal_reject",
+    "proposal_request_changes",
     "proposal_requeue",
     "proposal_submit",
     "require_reviewer",

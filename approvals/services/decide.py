@@ -1,4 +1,4 @@
-"""Decide: a reviewer approves or rejects a pending proposal, its agent cancels it, it expires; revoking an agent
+"""Decide: a reviewer approves, rejects or asks changes to a pending proposal, its agent cancels it, it expires; revoking an agent
 cancels its pending proposals."""
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def _decide(
                 reason=reason,
                 args_hash=locked.args_hash,
                 edited_from=edited_from,
-                channel=where.channel if where.channel in ("api", "web") else "cli",
+                channel=where.channel if where.channel in ("api", "web", "slack") else "cli",
                 ip=where.ip or None,
                 user_agent=where.user_agent[:256],
             )
@@ -192,6 +192,32 @@ def proposal_reject(*, proposal: Proposal, reviewer: User, reason: str, where: W
         )
 
     return _on_pending(proposal.pk, "rejected", change)
+
+
+def proposal_request_changes(*, proposal: Proposal, reviewer: User, reason: str, where: Where) -> Proposal:
+    """Ask the agent for a corrected call: final for this proposal (``changes_requested``), under the same
+    rules as a rejection (four-eyes, pending only, a reason required, audited); the reason reaches the agent
+    in the API's decision, the ``proposal.decided`` webhook and MCP's ``get_proposal``."""
+    require_reviewer(proposal, reviewer)
+    reason = (reason or "").strip()
+    if not reason:
+        raise errors.DomainError(
+            errors.CHANGES_REASON_REQUIRED, errors=[{"loc": ["reason"], "msg": "required", "type": "missing"}]
+        )
+
+    def change(locked: Proposal) -> Proposal:
+        decision = _decide(locked, reviewer, Verdict.CHANGES_REQUESTED, reason, where)
+        return lifecycle.transition(
+            locked,
+            "request_changes",
+            actor=user_actor(reviewer),
+            where=where,
+            decision=decision,
+            data={"reason": reason},
+            reason=lifecycle.CHANGES_REQUESTED_REASON.format(reason=reason),
+        )
+
+    return _on_pending(proposal.pk, "changes_requested", change)
 
 
 def proposal_cancel(*, proposal: Proposal, agent: AgentCredential, where: Where) -> Proposal:

@@ -614,6 +614,7 @@ def test_the_openapi_document_links_a_submission_to_what_can_be_done_with_it(cli
         "proposals_retrieve",
         "proposals_approve_create",
         "proposals_reject_create",
+        "proposals_request_changes_create",
         "proposals_cancel_create",
         "proposals_receipt_retrieve",
     }

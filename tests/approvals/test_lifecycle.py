@@ -86,6 +86,12 @@ DRIVERS: dict[str, tuple[Setup, Run]] = {
         lambda p, m: pending(p),
         lambda p, m, x: services.proposal_reject(proposal=x, reviewer=p.reviewer, reason="no", where=API),
     ),
+    "request_changes": (
+        lambda p, m: pending(p),
+        lambda p, m, x: services.proposal_request_changes(
+            proposal=x, reviewer=p.reviewer, reason="lower the priority", where=API
+        ),
+    ),
     "cancel": (
         lambda p, m: pending(p),
         lambda p, m, x: services.proposal_cancel(proposal=x, agent=p.agent, where=API),

@@ -107,6 +107,13 @@ MATRIX: list[Row] = [
         body={"reason": "duplicate"},
     ),
     Row(
+        f"proposals/{PK}/request_changes/",
+        "POST",
+        web(reviewer=302, other_reviewer=404, requester=403, admin=404),
+        "web",
+        body={"reason": "lower the priority"},
+    ),
+    Row(
         f"proposals/{PK}/edit/", "GET", web(reviewer=200, other_reviewer=404, requester=403, admin=404), "web"
     ),
     Row("accounts/login/", "GET", everyone(200), "web", "/accounts/login/"),
@@ -141,6 +148,12 @@ MATRIX: list[Row] = [
         "POST",
         api(agent=403, other_agent=404, reviewer=200, other_reviewer=404, requester=403, admin=404),
         body={"reason": "duplicate"},
+    ),
+    Row(
+        f"api/v1/proposals/{PK}/request_changes/",
+        "POST",
+        api(agent=403, other_agent=404, reviewer=200, other_reviewer=404, requester=403, admin=404),
+        body={"reason": "lower the priority"},
     ),
     Row(
         f"api/v1/proposals/{PK}/cancel/",
