@@ -172,9 +172,15 @@ ACME_SUBMIT_BURST = env.int("ACME_SUBMIT_BURST", default=100)
 # thread, never a database connection); default half of gunicorn's threads, so the rest serve everyone else.
 ACME_WAIT_SLOTS = env.int("ACME_WAIT_SLOTS", default=max(1, env.int("ACME_WEB_THREADS", default=8) // 2))
 # How long a worker holds a proposal it is committing before another worker may take it over (crash
-# recovery). A commit's outside calls (attempts, timeouts, waits) end within nine tenths of it: a wait the
-# lease cannot cover defers the commit (services.commit_budget).
-ACME_COMMIT_LEASE = env.int("ACME_COMMIT_LEASE", default=120)
+# recovery). A live worker renews the lease every ACME_COMMIT_HEARTBEAT seconds for as long as the commit
+# runs, so a dead worker's commit is taken over within about this long (plus a housekeeping pass), while a
+# long commit (a 429 asking for 30 s) keeps it. 10 s renewed every 3 s: two renewals may be missed.
+ACME_COMMIT_LEASE = env.int("ACME_COMMIT_LEASE", default=10)
+ACME_COMMIT_HEARTBEAT = env.float("ACME_COMMIT_HEARTBEAT", default=3.0)
+# Seconds a commit's outside calls (attempts, timeouts, waits) may take in all: past it a wait is a deferral.
+# The renewed lease no longer bounds them; this keeps them well inside the RQ job timeout (RQ_QUEUES, 300 s),
+# which would kill the job with its outcome unrecorded (services.commit_budget).
+ACME_COMMIT_BUDGET = env.float("ACME_COMMIT_BUDGET", default=120.0)
 # Outbound attempts one commit may spend in all, across the waits of an outage (a commit whose retries ran
 # out as its downstream's breaker opened waits for the breaker, like the commits behind it); past this
 # budget it is dead-lettered for an admin instead of waiting again.

@@ -142,8 +142,13 @@ class Proposal(models.Model):
     idempotency_key = models.CharField(max_length=255)
     expires_at = models.DateTimeField()
     commit_attempts = models.PositiveIntegerField(default=0)
-    # A worker committing the proposal holds it until then; past it, another worker may take over.
+    # A worker committing the proposal holds it until then, renewing it while the commit runs
+    # (services.commit heartbeat); past it, another worker may take over.
     lease_until = models.DateTimeField(null=True, blank=True)
+    # The fencing token: raised by every claim. A worker renews its lease and records its outcome only
+    # while the token is still the one its claim took, so a worker that stalled past its lease (and was
+    # taken over) cannot overwrite the outcome of the one that took over.
+    lease_token = models.PositiveIntegerField(default=0, db_default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # A failed (dead-lettered) commit an admin chose not to retry.
     discarded_at = models.DateTimeField(null=True, blank=True)

@@ -1,5 +1,6 @@
-"""Commit: claim an approved proposal under a lease, send it once (an idempotency key towards the outside
-system), wait out an open breaker within a budget of attempts, record the outcome; re-stage lost commits."""
+"""Commit: claim an approved proposal under a lease (renewed while it runs, fenced by a token:
+``services.lease``), send it once (an idempotency key towards the outside system), wait out an open breaker
+within a budget of attempts, record the outcome if the claim still owns it; re-stage lost commits."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from approvals.models import (
     Status,
     Verdict,
 )
+from approvals.services import lease
 from approvals.services.base import _locked
 from approvals.services.sagas import SagaFailed, _run_steps
 from audit import services as audit
@@ -42,7 +44,8 @@ class CommitResult:
 def _claim(proposal_id: Any) -> tuple[Proposal, Decision, bool] | None:
     """approved → committing under a row lock; also takes over a committing proposal whose lease ran out.
     The flag says whether an earlier run may have sent the write: a takeover (the worker died mid-commit)
-    or outbound attempts spent by a run that was deferred, or failed and was requeued."""
+    or outbound attempts spent by a run that was deferred, or failed and was requeued. Every claim raises
+    ``lease_token``: the returned proposal carries this claim's token."""
     now = timezone.now()
     with transaction.atomic():
         try:
@@ -82,22 +85,29 @@ def _claim(proposal_id: Any) -> tuple[Proposal, Decision, bool] | None:
             return None
         took_over = proposal.status == Status.COMMITTING
         proposal.lease_until = now + timedelta(seconds=settings.ACME_COMMIT_LEASE)
+        proposal.lease_token += 1
         lifecycle.transition(
             proposal,
             "claim",
             actor=audit.SYSTEM,
             where=audit.WORKER,
             decision=decision,
-            data={"resumed": took_over, "earlier_attempts": proposal.commit_attempts},
-            fields=["lease_until"],
+            data={
+                "resumed": took_over,
+                "earlier_attempts": proposal.commit_attempts,
+                "token": proposal.lease_token,
+            },
+            fields=["lease_until", "lease_token"],
         )
         return proposal, decision, took_over or proposal.commit_attempts > 0
 
 
 def commit_budget() -> float:
-    """Seconds a commit's outside calls may take in all: nine tenths of its lease, the rest left for
-    recording the outcome before the lease ends."""
-    return 0.9 * float(settings.ACME_COMMIT_LEASE)
+    """Seconds a commit's outside calls may take in all (``ACME_COMMIT_BUDGET``). The lease no longer bounds
+    them: the heartbeat renews it for as long as the commit runs, and a worker that stalls past it is fenced
+    off (``services.lease``). The bound that remains is the RQ job timeout, which would kill the job with
+    its outcome unrecorded: the budget stays well inside it, and each call within its own retry schedule."""
+    return float(settings.ACME_COMMIT_BUDGET)
 
 
 def proposal_commit(*, proposal_id: Any) -> CommitResult:
@@ -106,11 +116,11 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
     if claimed is None:
         return CommitResult("noop", str(proposal_id))
     proposal, decision, resumed = claimed
+    token = proposal.lease_token
     try:
-        # The outside calls end within the lease the claim took: past it another worker may take the
-        # proposal over and send the write again (a Slack message has no idempotency key to stop a second
-        # post). A wait the server asks for that the lease cannot cover is a deferral, not a failure.
-        with http.deadline(commit_budget()):
+        # The heartbeat keeps the lease while the calls run; the calls end within the commit's budget, and
+        # a wait the server asks for that the budget cannot cover is a deferral, not a failure.
+        with lease.heartbeat(proposal.pk, token), http.deadline(commit_budget()):
             if registry.get(proposal.tool).steps:
                 outcome = _run_steps(proposal)
             else:
@@ -123,22 +133,28 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
                     resumed=resumed,
                 )
     except SagaFailed as failed:
-        return _finish_unsuccessful(proposal, decision, Status.FAILED, str(failed), attempts=1)
+        return _finish_unsuccessful(proposal, decision, token, Status.FAILED, str(failed), attempts=1)
     except adapter_errors.Deferred as deferred:
         # Attempts sent before the wait count towards the budget, and make the next run a resumed one.
-        return _finish_deferred(proposal, decision, deferred, attempts=deferred.attempts)
+        return _finish_deferred(proposal, decision, token, deferred, attempts=deferred.attempts)
     except adapter_errors.StaleTarget as stale:
-        return _finish_unsuccessful(proposal, decision, Status.STALE, str(stale), attempts=1)
+        return _finish_unsuccessful(proposal, decision, token, Status.STALE, str(stale), attempts=1)
     except adapter_errors.TransientFailure as failure:
         waited = _wait_for_breaker(proposal, failure)
         if waited is not None:
-            return _finish_deferred(proposal, decision, waited, attempts=failure.attempts)
+            return _finish_deferred(proposal, decision, token, waited, attempts=failure.attempts)
         return _finish_unsuccessful(
-            proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts
+            proposal, decision, token, Status.FAILED, str(failure), attempts=failure.attempts
         )
     except adapter_errors.PermanentFailure as failure:
         return _finish_unsuccessful(
-            proposal, decision, Status.FAILED, str(failure), attempts=failure.attempts, permanent=True
+            proposal,
+            decision,
+            token,
+            Status.FAILED,
+            str(failure),
+            attempts=failure.attempts,
+            permanent=True,
         )
     except redis.RedisError as exc:
         # Our own shared state (breaker, rate limits) was unreachable, perhaps after the outside call went
@@ -150,16 +166,25 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
         return _finish_deferred(
             proposal,
             decision,
+            token,
             adapter_errors.Deferred(reason="redis_unavailable", retry_at=time.time() + REDIS_RETRY_SECONDS),
         )
     except Exception as exc:  # an unexpected error must not leave the proposal looking in progress
         logger.exception("commit of %s crashed", proposal.pk)
         return _finish_unsuccessful(
-            proposal, decision, Status.FAILED, f"Internal error ({type(exc).__name__}).", attempts=1
+            proposal, decision, token, Status.FAILED, f"Internal error ({type(exc).__name__}).", attempts=1
         )
     with transaction.atomic():
         locked = _locked(proposal.pk)
-        if locked.status == Status.COMMITTED:
+        if not lease.fenced(locked, token):
+            # Taken over while this worker stalled past its lease: the claim that owns it now records the
+            # outcome (its retry replays the same write, never a second one); this one is only audited.
+            lease.discard(
+                locked,
+                token,
+                outcome="committed",
+                data={"system": outcome.system, "external_id": outcome.external_id},
+            )
             return CommitResult("noop", str(proposal.pk))
         Receipt.objects.create(
             proposal=locked,
@@ -217,14 +242,20 @@ def _wait_for_breaker(
 
 
 def _finish_deferred(
-    proposal: Proposal, decision: Decision, deferred: adapter_errors.Deferred, *, attempts: int = 0
+    proposal: Proposal,
+    decision: Decision,
+    token: int,
+    deferred: adapter_errors.Deferred,
+    *,
+    attempts: int = 0,
 ) -> CommitResult:
     """An open breaker or a rate limit: not a failure; back to approved, retried when it may pass.
     ``attempts``: outbound attempts this run spent before it had to wait (they count towards the budget)."""
     retry_at = datetime.fromtimestamp(deferred.retry_at, tz=timezone.get_current_timezone())
     with transaction.atomic():
         locked = _locked(proposal.pk)
-        if locked.status != Status.COMMITTING:
+        if not lease.fenced(locked, token):
+            lease.discard(locked, token, outcome="deferred", data={"reason": deferred.reason})
             return CommitResult("noop", str(proposal.pk))
         locked.lease_until = None
         locked.next_attempt_at = retry_at
@@ -248,6 +279,7 @@ def _finish_deferred(
 def _finish_unsuccessful(
     proposal: Proposal,
     decision: Decision,
+    token: int,
     status: Status,
     reason: str,
     *,
@@ -258,7 +290,8 @@ def _finish_unsuccessful(
     audit's ``outbound.call`` says so, and the reviewer's page offers no requeue."""
     with transaction.atomic():
         locked = _locked(proposal.pk)
-        if locked.status != Status.COMMITTING:
+        if not lease.fenced(locked, token):
+            lease.discard(locked, token, outcome=str(status), data={"error": reason[:500]})
             return CommitResult("noop", str(proposal.pk))
         locked.lease_until = None
         locked.commit_attempts += attempts

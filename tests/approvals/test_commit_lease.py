@@ -1,0 +1,149 @@
+"""approvals/services/lease.py: the heartbeat keeps a long commit's lease; the fencing token refuses a
+stalled worker's late result."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.utils import timezone
+
+from adapters import errors as adapter_errors
+from adapters import registry
+from adapters.types import Outcome
+from approvals import queues, services
+from approvals.models import Proposal, Receipt, Status
+from approvals.services import lease
+from audit.models import AuditEvent
+from audit.services import Where
+
+API = Where(channel="api", ip="127.0.0.1")
+ARGS = {"subject": "Broken login", "description": "Users cannot log in.", "priority": "high"}
+
+
+def approved(party):
+    proposal = services.proposal_submit(
+        agent=party.agent, tool="crm.create_ticket", args=ARGS, where=API
+    ).proposal
+    return services.proposal_approve(proposal=proposal, reviewer=party.reviewer, where=API)
+
+
+def outcome(external_id: str) -> Outcome:
+    return Outcome(system="crm", external_id=external_id, summary={"id": external_id})
+
+
+@pytest.fixture
+def no_handoff(monkeypatch):
+    """The approvals' commit jobs are not run (the test drives the commit, as a worker would)."""
+    monkeypatch.setattr(queues, "enqueue_commit", lambda proposal_id: True)
+
+
+# A real database connection per thread: the heartbeat renews on its own connection.
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_keeps_a_long_commits_lease(acme, settings, monkeypatch, no_handoff):
+    # given a short lease, renewed often, and a commit that takes well past it (a long 429 wait)
+    settings.ACME_COMMIT_LEASE = 1
+    settings.ACME_COMMIT_HEARTBEAT = 0.2
+    proposal = approved(acme)
+    seen: dict[str, object] = {}
+
+    def slow(name, args, **kwargs):
+        time.sleep(2.5)
+        # then another worker finds it held, and the sweep does not re-stage it
+        seen["other_worker"] = services.proposal_commit(proposal_id=proposal.pk).outcome
+        seen["restaged"] = services.commits_redispatch()
+        seen["lease_left"] = (
+            Proposal.objects.get(pk=proposal.pk).lease_until - timezone.now()
+        ).total_seconds()
+        return outcome("77")
+
+    monkeypatch.setattr(registry, "execute", slow)
+
+    # when
+    result = services.proposal_commit(proposal_id=proposal.pk)
+
+    # then
+    assert seen["other_worker"] == "noop"
+    assert seen["restaged"] == 0
+    assert seen["lease_left"] > 0
+    assert result.outcome == "committed"
+    assert Receipt.objects.filter(proposal=proposal).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_renewals_a_long_commit_loses_its_lease(acme, settings, monkeypatch, no_handoff):
+    """The counterpart of the test above: what the heartbeat prevents."""
+    settings.ACME_COMMIT_LEASE = 1
+    settings.ACME_COMMIT_HEARTBEAT = 60
+    proposal = approved(acme)
+    seen: dict[str, object] = {}
+
+    def slow(name, args, **kwargs):
+        time.sleep(1.5)
+        seen["restaged"] = services.commits_redispatch()
+        return outcome("77")
+
+    monkeypatch.setattr(registry, "execute", slow)
+    services.proposal_commit(proposal_id=proposal.pk)
+
+    assert seen["restaged"] == 1
+
+
+def renew_refused_after_takeover(acme):
+    proposal = approved(acme)
+    Proposal.objects.filter(pk=proposal.pk).update(status=Status.COMMITTING, lease_token=3)
+    assert lease.renew(proposal.pk, 3) is True
+    assert lease.renew(proposal.pk, 2) is False
+
+
+@pytest.mark.django_db
+def test_a_renewal_under_an_old_token_changes_nothing(acme):
+    renew_refused_after_takeover(acme)
+
+
+LATE_RESULTS = {
+    "committed": lambda: outcome("A-late"),
+    "failed": adapter_errors.PermanentFailure(detail="crm answered 422", attempts=1, status=422),
+    "stale": adapter_errors.StaleTarget("ticket 5 changed since the preview"),
+    "deferred": adapter_errors.Deferred(reason="rate_limited", retry_at=time.time() + 30),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("late", sorted(LATE_RESULTS))
+def test_a_stalled_workers_late_result_is_discarded(acme, monkeypatch, late):
+    # given worker A claims the proposal, then stalls past its lease; worker B takes it over and commits
+    proposal = approved(acme)
+    results: list[str] = []
+
+    def execute(name, args, **kwargs):
+        if results:  # worker B's call
+            return outcome("B-1")
+        results.append("A started")
+        Proposal.objects.filter(pk=proposal.pk).update(lease_until=timezone.now())
+        results.append(services.proposal_commit(proposal_id=proposal.pk).outcome)  # worker B
+        answer = LATE_RESULTS[late]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer()
+
+    monkeypatch.setattr(registry, "execute", execute)
+
+    # when A's late result arrives
+    a = services.proposal_commit(proposal_id=proposal.pk)
+
+    # then it is refused: B's outcome stands, one receipt, and the discarded result is audited
+    assert results == ["A started", "committed"]
+    assert a.outcome == "noop"
+    proposal.refresh_from_db()
+    assert proposal.status == Status.COMMITTED
+    assert proposal.lease_token == 2
+    assert list(Receipt.objects.filter(proposal=proposal).values_list("external_id", flat=True)) == ["B-1"]
+    discarded = AuditEvent.objects.get(action=lease.DISCARDED_ACTION, subject_id=str(proposal.pk))
+    assert discarded.result == "stale"
+    assert (discarded.data["outcome"], discarded.data["token"], discarded.data["current_token"]) == (
+        late,
+        1,
+        2,
+    )
+    assert AuditEvent.objects.filter(action="proposal.committed", subject_id=str(proposal.pk)).count() == 1
