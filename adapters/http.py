@@ -13,6 +13,7 @@ import email.utils
 import http.cookiejar
 import ipaddress
 import logging
+import math
 import os
 import re
 import socket
@@ -311,6 +312,21 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
             return None
         seconds = max(0.0, when.timestamp() - (time.time() if now is None else now))
     return min(seconds, MAX_RETRY_AFTER)
+
+
+# Seconds to suggest when a downstream failed without saying when it will be back.
+DEFAULT_RETRY_AFTER = 5
+
+
+def retry_after_seconds(seconds: float) -> int:
+    """A wait as the ``Retry-After`` the gateway sends (the API's 429 and 503, the MCP door, a budget's
+    message): whole seconds (RFC 9110) rounded *up*, so that a client retrying after it is never too early;
+    at least 1 (0 invites a client to hammer us); at most ``MAX_RETRY_AFTER``, the longest wait believed
+    from a downstream; and never ``int()`` of an infinity or a NaN, which would turn a polite 503 into a 500.
+    The one rounding: every ``Retry-After`` and ``retry_after`` the gateway answers goes through it."""
+    if math.isnan(seconds):
+        return DEFAULT_RETRY_AFTER
+    return math.ceil(min(max(1.0, seconds), MAX_RETRY_AFTER))
 
 
 class _Wait:

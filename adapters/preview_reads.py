@@ -19,13 +19,13 @@ per second, bucket size), merged over ``DEFAULT_LIMITS``.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
 from adapters import connections, ratelimit
 from adapters.errors import RateLimited
+from adapters.http import retry_after_seconds
 
 if TYPE_CHECKING:
     from adapters.types import Context
@@ -58,7 +58,7 @@ def take(ctx: Context, system: str) -> None:
         bucket, said = buckets[scope]
         wait = ratelimit.acquire(bucket, float(conf["rate"]), int(conf["burst"]))
         if wait > 0:
-            retry_after = max(1, math.ceil(wait))
+            retry_after = retry_after_seconds(wait)
             raise RateLimited(
                 policy=POLICY,
                 check=f"{POLICY}.{scope}",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from adapters import errors as adapter_errors
-from adapters.http import MAX_RETRY_AFTER
+from adapters.http import DEFAULT_RETRY_AFTER, retry_after_seconds
 from adapters.warehouse.errors import InvalidQuery, QueryError, QueryTimeout, QueryTooExpensive
 from approvals import errors as domain_errors
 
@@ -72,23 +71,10 @@ def query_errors() -> Iterator[None]:
     except adapter_errors.Deferred as exc:
         if exc.reason != "rate_limited":
             raise  # an open breaker: the API's 503 downstream_unavailable
-        retry = max(1, math.ceil(exc.retry_at - time.time()))
+        retry = retry_after_seconds(exc.retry_at - time.time())
         raise ApiError(
             429, "rate_limited", str(exc), retry_after=retry, headers={"Retry-After": str(retry)}
         ) from None
-
-
-# Seconds to suggest when a downstream failed without saying when it will be back.
-DEFAULT_RETRY_AFTER = 5
-
-
-def retry_after_seconds(seconds: float) -> int:
-    """A wait as the ``Retry-After`` we send: whole seconds (RFC 9110), at least 1 (0 invites a client to
-    hammer us), at most the longest wait the adapters believe from a downstream, and never ``int()`` of an
-    infinity or a NaN, which would turn a polite 503 into a 500."""
-    if math.isnan(seconds):
-        return DEFAULT_RETRY_AFTER
-    return int(min(max(1.0, seconds), MAX_RETRY_AFTER))
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 
 import redis
 from django.conf import settings
@@ -11,6 +10,7 @@ from django.utils import timezone
 
 from adapters import errors as adapter_errors
 from adapters import ratelimit
+from adapters.http import retry_after_seconds
 from approvals import queues
 from approvals.models import AgentCredential, OutboxMessage
 
@@ -37,7 +37,7 @@ def _take_submission(agent: AgentCredential) -> None:
         logger.warning("submission budget unavailable (Redis); submission of agent %s not counted", agent.pk)
         return
     if wait > 0:
-        retry_after = max(1, math.ceil(wait))
+        retry_after = retry_after_seconds(wait)
         raise adapter_errors.RateLimited(
             policy=SUBMISSION_BUDGET,
             check=SUBMISSION_BUDGET,
