@@ -23,6 +23,17 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
 
 
+# The roles that review (approve, reject, edit) a tenant's proposals. The one rule: ``Membership.can_review``,
+# ``selectors.PersonScope`` and through it ``selectors.may_review(user, tenant_id)`` (what services and views
+# ask) all read it from here.
+REVIEW_ROLES = frozenset({Role.REVIEWER, Role.ADMIN})
+
+
+def role_reviews(role: str) -> bool:
+    """Whether a member with ``role`` reviews the tenant's proposals."""
+    return role in REVIEW_ROLES
+
+
 class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
@@ -47,7 +58,7 @@ class Membership(models.Model):
 
     @property
     def can_review(self) -> bool:
-        return self.role in (Role.REVIEWER, Role.ADMIN)
+        return role_reviews(self.role)
 
 
 class AgentCredential(models.Model):

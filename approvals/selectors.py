@@ -8,11 +8,18 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
-from approvals.models import AgentCredential, Membership, Proposal, Role, Tenant
+from approvals.models import AgentCredential, Membership, Proposal, Tenant, role_reviews
 
 
 def reviewer_tenant_ids(user: User) -> list[int]:
     return list(PersonScope.of(user).review)
+
+
+def may_review(user: User, tenant_id: int) -> bool:
+    """The review permission: whether ``user`` may approve, reject or edit ``tenant_id``'s proposals (a
+    reviewer's or an admin's membership, ``models.role_reviews``). Services and views ask this; the
+    tenants come from the scope the request already read to find the proposal (once per request)."""
+    return tenant_id in PersonScope.of(user).review
 
 
 def proposals_visible_to(principal: Any) -> QuerySet[Proposal]:
@@ -49,7 +56,7 @@ class PersonScope:
         review: list[int] = []
         requester: list[int] = []
         for tenant_id, role in Membership.objects.filter(user=user).values_list("tenant_id", "role"):
-            (review if role in (Role.REVIEWER, Role.ADMIN) else requester).append(tenant_id)
+            (review if role_reviews(role) else requester).append(tenant_id)
         return cls(review=review, requester=requester)
 
     def q(self, user: User) -> Q:

@@ -361,7 +361,7 @@ def _conflicts(proposal: Proposal, target: dict[str, Any] | None) -> list[Propos
 
 
 def _review_context(request: HttpRequest, proposal: Proposal, **extra: Any) -> dict[str, Any]:
-    can_review = proposal.tenant_id in selectors.reviewer_tenant_ids(_person(request))
+    can_review = selectors.may_review(_person(request), proposal.tenant_id)
     own = proposal.on_behalf_of_id is not None and proposal.on_behalf_of_id == request.user.pk
     decisions = list(Decision.objects.filter(proposal=proposal).select_related("reviewer").order_by("at"))
     events = list(

@@ -26,11 +26,6 @@ from audit import services as audit
 from audit.services import Where
 
 
-def _is_reviewer(user: User, tenant_id: int) -> bool:
-    # The scope the request already read to find the proposal (read once per user object, i.e. per request).
-    return tenant_id in selectors.PersonScope.of(user).review
-
-
 class _Due(Exception):
     """A pending proposal found past its expiry while deciding on it."""
 
@@ -63,7 +58,7 @@ def _on_pending(pk: Any, action: str, change: Callable[[Proposal], Proposal]) ->
 def require_reviewer(proposal: Proposal, reviewer: User) -> None:
     """Raise NotAllowed unless ``reviewer`` may decide on ``proposal``: a reviewer or admin of its tenant,
     and not the person it was made on behalf of."""
-    if not _is_reviewer(reviewer, proposal.tenant_id):
+    if not selectors.may_review(reviewer, proposal.tenant_id):
         raise errors.NotAllowed(errors.NOT_A_REVIEWER)
     if proposal.on_behalf_of_id is not None and proposal.on_behalf_of_id == reviewer.pk:
         raise errors.NotAllowed(errors.SELF_APPROVAL, error="self_approval_forbidden")
