@@ -41,3 +41,9 @@ def get(name: str) -> Tool:
         return _REGISTRY[canonical(name)]
     except KeyError:
         raise UnknownTool(name=name, allowed=sorted(_REGISTRY)) from None
+
+
+def find(name: str) -> Tool | None:
+    """The tool named either way, or None: for what a stored proposal's tool is (a tool since withdrawn from
+    the registry still has its proposals shown)."""
+    return _REGISTRY.get(canonical(name))

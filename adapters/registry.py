@@ -25,7 +25,7 @@ from django.conf import settings
 from pydantic import BaseModel, ValidationError
 
 from adapters import connections, http, policy, preview_reads, ratelimit
-from adapters.catalog import canonical, get, register, tools
+from adapters.catalog import canonical, find, get, register, tools
 from adapters.errors import InvalidArgs
 from adapters.types import (
     SAFE_NAME,
@@ -64,6 +64,7 @@ __all__ = [
     "canonical",
     "compensate_step",
     "execute",
+    "find",
     "get",
     "prepare",
     "read",

@@ -150,6 +150,11 @@ class Tool:
         return self.kind == "write"
 
     @property
+    def is_workflow(self) -> bool:
+        """A multi-step tool (a saga): its proposal shows its steps. Asked of the tool, never of its name."""
+        return bool(self.steps)
+
+    @property
     def safe_name(self) -> str:
         return safe_name(self.name)
 

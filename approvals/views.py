@@ -7,6 +7,7 @@ through ``approvals.services`` (which locks the row, checks the status and the r
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -328,7 +329,15 @@ def _status_context(proposal: Proposal) -> dict[str, Any]:
         "poll_ms": POLL_MS.get(Status(proposal.status), 0),
         "waiting": lifecycle.is_waiting(proposal),
         "refused_for_good": _refused_for_good(proposal),
+        "is_workflow": _tool_is(proposal, lambda tool: tool.is_workflow),
     }
+
+
+def _tool_is(proposal: Proposal, asked: Callable[[registry.Tool], bool]) -> bool:
+    """What the registry says of the proposal's tool (its kind, its system), never guessed from its name;
+    False for a tool no longer declared."""
+    tool = registry.find(proposal.tool)
+    return tool is not None and asked(tool)
 
 
 # At most this many other pending proposals of the same record are listed on a review page.
@@ -378,7 +387,7 @@ def _review_context(request: HttpRequest, proposal: Proposal, **extra: Any) -> d
         "summary": preview.get("summary") or proposal.tool,
         "changes": diff_rows(preview.get("changes") or []),
         "notes": preview.get("notes") or [],
-        "is_message": proposal.tool.startswith("slack."),
+        "is_message": _tool_is(proposal, lambda tool: tool.system == "slack"),
         # As Slack will show it: the characters as typed (escaped when sent), or links and mentions spelled
         # out where the policy let them through (the change table shows the exact text sent).
         "message_text": slack_messages.render(

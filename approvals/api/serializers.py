@@ -9,6 +9,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from adapters import registry
 from approvals.models import Proposal, Receipt, Risk, Status, Verdict
 
 if TYPE_CHECKING:
@@ -141,7 +142,8 @@ class ProposalOut(serializers.Serializer):
 
     @extend_schema_field(SagaStepOut(many=True))
     def get_steps(self, obj: Proposal) -> list[dict[str, Any]]:
-        if not obj.tool.startswith("workflow."):
+        tool = registry.find(obj.tool)  # the tool's kind is asked of the registry, never read off its name
+        if tool is None or not tool.is_workflow:
             return []
         return [{"index": s.index, "name": s.name, "state": s.state} for s in obj.saga_steps.all()]
 
