@@ -375,4 +375,34 @@ def connection_set(
             subject_id=str(row.pk),
             data={"system": system, "base_url": url, "outcome": outcome, "changed": changed},
         )
+    if system == "slack" and team_id is None and row.signing_secret_encrypted and (created or changed):
+        learn_team(row)
     return row, outcome
+
+
+TEAM_UNKNOWN = "Slack's auth.test did not answer ({detail}): Slack clicks for {tenant} are refused until it is set again."
+
+
+def learn_team(row: Connection) -> str:
+    """Ask the tenant's Slack which workspace its token belongs to (``auth.test``, through the one outbound
+    door, bounded to a few seconds) and store it: Slack's interaction requests name their workspace, and
+    ``POST /api/v1/slack/interactions/`` finds the tenant by it. A failure leaves ``team_id`` as it was
+    (setting the connection still succeeds) and is logged for the operator."""
+    import logging
+
+    from adapters import http
+    from adapters.errors import DownstreamError
+    from adapters.slack import web
+
+    try:
+        with http.deadline(5):
+            team = web.team_of(resolve(row.tenant, "slack"))
+    except (DownstreamError, ImproperlyConfigured) as exc:
+        logging.getLogger(__name__).warning(
+            TEAM_UNKNOWN.format(detail=getattr(exc, "detail", str(exc)), tenant=row.tenant)
+        )
+        return row.team_id
+    if team and team != row.team_id:
+        type(row).objects.filter(pk=row.pk).update(team_id=team)
+        row.team_id = team
+    return row.team_id

@@ -28,6 +28,7 @@ from approvals.models import (
     OutboxMessage,
     Proposal,
     Receipt,
+    SlackPost,
     Tenant,
     ToolPolicy,
     UserToken,
@@ -112,7 +113,8 @@ class MembershipAdmin(TenantScopedAdmin):
     people already in them (new people come from ``create_reviewer`` or an operator)."""
 
     tenant_lookup = "tenant__slug"
-    list_display = ["user", "tenant", "role"]
+    list_display = ["user", "tenant", "role", "slack_user_id"]
+    search_fields = ["=slack_user_id"]
     list_filter = ["tenant", "role"]
     list_select_related = ["user", "tenant"]
     autocomplete_fields = ["tenant"]
@@ -405,6 +407,36 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
             f"Redelivering {done} deliver{'y' if done == 1 else 'ies'}; "
             f"{queryset.count() - done} skipped (still pending: retries are scheduled).",
         )
+
+
+@admin.register(SlackPost)
+class SlackPostAdmin(ReadOnlyAdmin):
+    """Each proposal's message in its tenant's Slack review channel: posted or not, attempts, last error."""
+
+    tenant_lookup = "proposal__tenant__slug"
+    list_display = [
+        "proposal_link",
+        "tenant",
+        "channel",
+        "ts",
+        "state",
+        "shown",
+        "attempts",
+        "last_error",
+        "updated_at",
+    ]
+    list_filter = ["state", "proposal__tenant", ("created_at", admin.DateFieldListFilter)]
+    list_select_related = ["proposal", "proposal__tenant"]
+    search_fields = ["=ts"]
+    readonly_fields = [f.name for f in SlackPost._meta.fields]
+
+    @admin.display(description="tenant", ordering="proposal__tenant__slug")
+    def tenant(self, obj: SlackPost) -> str:
+        return obj.proposal.tenant.slug
+
+    @admin.display(description="proposal")
+    def proposal_link(self, obj: SlackPost) -> str:
+        return format_html('<a href="{}">review page</a>', reverse("proposal-review", args=[obj.proposal_id]))
 
 
 @admin.register(InboundEvent)

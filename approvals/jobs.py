@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from approvals import webhooks
 from approvals.services import proposal_commit
+from approvals.slack import deliver as slack_deliver
 
 
 def commit_proposal(proposal_id: str) -> str:
@@ -15,3 +16,7 @@ def commit_proposal(proposal_id: str) -> str:
 
 def deliver_webhook(delivery_id: str) -> str:
     return webhooks.deliver(delivery_id)
+
+
+def send_slack(outbox_id: str) -> str:
+    return slack_deliver.send(int(outbox_id))

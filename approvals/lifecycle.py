@@ -45,6 +45,7 @@ from typing import Any
 from django.db.models import Q
 
 from approvals import errors, outbox, waiting, webhooks
+from approvals.slack import notify as slack_notify
 from approvals.models import Decision, Proposal, Status
 from approvals.slack import notify as slack_notify
 from audit import services as audit
@@ -89,6 +90,8 @@ class Transition:
 
 
 _PENDING = frozenset({Status.PENDING})
+# Transitions a proposal's Slack message does not show (a worker taking or deferring its commit).
+SLACK_SILENT = frozenset({"claim", "defer"})
 # Transitions a proposal's Slack message does not show (a worker taking or deferring its commit).
 SLACK_SILENT = frozenset({"claim", "defer"})
 _CLAIMABLE = frozenset({Status.APPROVED, Status.COMMITTING})
@@ -224,6 +227,8 @@ def transition(
         outbox.stage_commit(proposal.pk, available_at=commit_at)
     if spec.webhook:
         webhooks.stage(proposal, spec.webhook)
+    if name not in SLACK_SILENT:
+        slack_notify.stage_sync(proposal)  # its Slack message, if it has one, shows the new state
     if name not in SLACK_SILENT:
         slack_notify.stage_sync(proposal)  # its Slack message, if it has one, shows the new state
     waiting.changed(proposal.pk)  # agents waiting on it (``?wait=N``) hear of it once this commits

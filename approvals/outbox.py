@@ -46,6 +46,8 @@ def _hand_off(message: OutboxMessage) -> None:
         queues.enqueue_commit(message.payload["proposal_id"])
     elif message.kind == OutboxMessage.Kind.WEBHOOK:
         queues.enqueue_webhook(message.payload["delivery_id"])
+    elif message.kind == OutboxMessage.Kind.SLACK:
+        queues.enqueue_slack(message.pk)
     else:  # pragma: no cover - a kind without a handler is a programming error
         raise ValueError(f"no handler for outbox kind {message.kind}")
 

@@ -26,6 +26,7 @@ COMMIT_QUEUE = "commits"
 WEBHOOK_QUEUE = "default"
 COMMIT_JOB = "approvals.jobs.commit_proposal"
 WEBHOOK_JOB = "approvals.jobs.deliver_webhook"
+SLACK_JOB = "approvals.jobs.send_slack"
 
 
 def get_queue(name: str) -> Queue:
@@ -68,6 +69,18 @@ def enqueue_webhook(delivery_id: str) -> bool:
         f"webhook-{delivery_id}",
         result_ttl=3600,
         description=f"deliver webhook {delivery_id}",
+    )
+
+
+def enqueue_slack(outbox_id: int) -> bool:
+    """A Slack call staged in the outbox (post or update a proposal's message, answer a click)."""
+    return _enqueue_once(
+        WEBHOOK_QUEUE,
+        SLACK_JOB,
+        str(outbox_id),
+        f"slack-{outbox_id}",
+        result_ttl=3600,
+        description=f"slack call {outbox_id}",
     )
 
 

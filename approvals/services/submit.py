@@ -23,6 +23,7 @@ from approvals.models import (
 from approvals.services.base import _audit_proposal, agent_actor
 from approvals.services.context import agent_context
 from approvals.services.intake import _take_submission
+from approvals.slack import notify as slack_notify
 from audit import services as audit
 from audit.services import Where
 
@@ -152,6 +153,8 @@ def proposal_submit(
                 where=where,
                 data={"args": proposal.args},
             )
+            # Its tenant's Slack review channel hears of it (staged: Slack being down costs intake nothing).
+            slack_notify.stage_post(proposal)
     except adapter_errors.RateLimited as limited:
         existing = _replay(
             agent=agent, key=key, args_hash=prepared.args_hash, tool=tool, on_behalf_of=on_behalf_of

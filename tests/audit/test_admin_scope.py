@@ -35,6 +35,7 @@ from approvals.models import (
     Membership,
     Proposal,
     Role,
+    SlackPost,
     Status,
     Tenant,
     ToolPolicy,
@@ -62,6 +63,7 @@ TENANT_ADMIN_MODELS = {
     "adapters.connection",
     "approvals.webhookdelivery",
     "approvals.inboundevent",
+    "approvals.slackpost",
 }
 SUPERUSER_ONLY_MODELS = {"approvals.outboxmessage", "auth.group", "auditlog.logentry", "django_rq.dashboard"}
 VIEWERS = ["admin_q", "admin_w", "root", "loner"]
@@ -119,7 +121,11 @@ def _objects(party: Party) -> dict[str, Any]:
         type="ticket.created",
         payload={"id": f"{party.tenant.slug}-evt-1"},
     )
+    slack_post = SlackPost.objects.create(
+        proposal=proposal, channel="C0REVIEW", ts="1.1", state=SlackPost.State.POSTED, shown="committed"
+    )
     return {
+        "approvals.slackpost": slack_post,
         "approvals.webhookdelivery": delivery,
         "approvals.inboundevent": inbound,
         "approvals.tenant": party.tenant,

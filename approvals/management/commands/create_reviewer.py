@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import IntegrityError
 
 from approvals.accounts import person_create, user_token_create
-from approvals.models import Role, Tenant
+from approvals.models import Membership, Role, Tenant
 
 
 class Command(BaseCommand):
@@ -12,6 +13,11 @@ class Command(BaseCommand):
         parser.add_argument("--username", required=True)
         parser.add_argument("--password", default=None)
         parser.add_argument("--role", default=Role.REVIEWER, choices=[Role.REVIEWER, Role.ADMIN])
+        parser.add_argument(
+            "--slack-user-id",
+            default=None,
+            help="their Slack user id (U...): their clicks in Slack decide as them",
+        )
 
     def handle(self, *args, tenant, username, password, role, **options):
         try:
@@ -19,6 +25,16 @@ class Command(BaseCommand):
         except Tenant.DoesNotExist:
             raise CommandError(f"no tenant {tenant!r}; create it with create_tenant") from None
         user = person_create(tenant=tenant_obj, username=username, role=role, password=password)
+        slack_user_id = options.get("slack_user_id")
+        if slack_user_id is not None:
+            try:
+                Membership.objects.filter(user=user, tenant=tenant_obj).update(
+                    slack_user_id=slack_user_id.strip()
+                )
+            except IntegrityError:
+                raise CommandError(
+                    f"Slack user {slack_user_id!r} is already another reviewer of {tenant}"
+                ) from None
         token = user_token_create(user=user)
         self.stdout.write(f"{role} {user.get_username()} in {tenant_obj.slug}")
         self.stdout.write(token)

@@ -1,0 +1,170 @@
+"""A proposal's Slack message, built with slack-sdk's Block Kit models.
+
+While the proposal is pending the message carries "Approve", "Reject" and "Open"; once decided it shows
+who decided what, and then the commit's outcome, without buttons. A button's ``value`` is
+``<proposal id>:<args hash>``: a click decides on exactly the args the message showed (nothing is kept in
+process memory between the post and the click), and a click on args that changed since is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from adapters.slack.messages import escape
+from approvals.models import Proposal, Status
+
+APPROVE = "approve"
+REJECT = "reject"
+REJECT_MODAL = "reject_reason"  # the modal's callback_id
+REASON_BLOCK = "reason"
+REASON_INPUT = "reason_input"
+MAX_CHANGES = 8  # fields shown; the rest are behind "Open"
+MAX_VALUE = 200  # characters of one before/after value
+OUTCOMES = {
+    Status.APPROVED: ":white_check_mark: Approved by {who}; committing.",
+    Status.COMMITTING: ":white_check_mark: Approved by {who}; committing.",
+    Status.COMMITTED: ":white_check_mark: Approved by {who} and committed{link}.",
+    Status.REJECTED: ":no_entry: Rejected by {who}: {reason}",
+    Status.CHANGES_REQUESTED: ":leftwards_arrow_with_hook: Changes requested by {who}: {reason}",
+    Status.FAILED: ":x: Approved by {who}, but the commit failed: {reason}",
+    Status.STALE: ":warning: Approved by {who}, but the record changed before the commit (stale); nothing was written.",
+    Status.EXPIRED: ":hourglass: Expired without a decision.",
+    Status.CANCELLED: ":heavy_multiplication_x: Cancelled.",
+}
+
+
+def review_url(proposal: Proposal) -> str:
+    base = str(getattr(settings, "ACME_PUBLIC_URL", "http://127.0.0.1:8000")).rstrip("/")
+    return base + reverse("proposal-review", args=[proposal.pk])
+
+
+def button_value(proposal: Proposal) -> str:
+    return f"{proposal.pk}:{proposal.args_hash}"
+
+
+def _value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
+    return escape(text)  # the agent's text is shown, never interpreted (mentions, links)
+
+
+def _change_lines(proposal: Proposal) -> str:
+    changes = (proposal.preview or {}).get("changes") or []
+    lines = [
+        f"• *{escape(str(c.get('field', '')))}*: {_value(c.get('before'))} → {_value(c.get('after'))}"
+        if isinstance(c, dict)
+        else f"• {_value(c)}"
+        for c in changes[:MAX_CHANGES]
+    ]
+    if len(changes) > MAX_CHANGES:
+        lines.append(f"…and {len(changes) - MAX_CHANGES} more: <{review_url(proposal)}|open the proposal>")
+    return "\n".join(lines) or "_(no field-by-field change)_"
+
+
+def outcome_line(proposal: Proposal) -> str:
+    decision = proposal.decisions.select_related("reviewer").first()
+    who = decision.reviewer.get_username() if decision else "someone"
+    reason = escape(
+        (
+            decision.reason
+            if decision and proposal.status in (Status.REJECTED, Status.CHANGES_REQUESTED)
+            else ""
+        )
+        or ""
+    )
+    if proposal.status in (Status.FAILED, Status.STALE):
+        reason = escape(proposal.status_reason or "")
+    receipt = getattr(proposal, "receipt", None) if proposal.status == Status.COMMITTED else None
+    link = (
+        f": <{receipt.external_url}|{escape(receipt.external_id)}>"
+        if receipt and receipt.external_url
+        else ""
+    )
+    template = OUTCOMES.get(Status(proposal.status), "{status}")
+    return template.format(who=escape(who), reason=reason, link=link, status=proposal.status)
+
+
+def summary_text(proposal: Proposal) -> str:
+    summary = str((proposal.preview or {}).get("summary") or proposal.tool)
+    return f"Proposal waiting for review: {summary}"[:3000]
+
+
+def message(proposal: Proposal) -> tuple[str, list[dict[str, Any]]]:
+    """The message's fallback ``text`` and its ``blocks`` for the proposal's current state."""
+    summary = str((proposal.preview or {}).get("summary") or proposal.tool)
+    notes = [escape(str(n)) for n in (proposal.preview or {}).get("notes") or []]
+    blocks: list[Any] = [
+        HeaderBlock(text=PlainTextObject(text=summary[:150])),
+        SectionBlock(text=MarkdownTextObject(text=_change_lines(proposal)[:3000])),
+        SectionBlock(
+            fields=[
+                MarkdownTextObject(text=f"*Risk*\n{proposal.risk}"),
+                MarkdownTextObject(text=f"*Agent*\n{escape(proposal.agent.name)}"),
+            ]
+        ),
+    ]
+    if proposal.rationale:
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text=f"*Rationale*\n{escape(proposal.rationale)[:2900]}"))
+        )
+    if notes:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text="\n".join(notes)[:3000])]))
+    open_button = ButtonElement(text="Open", action_id="open", url=review_url(proposal))
+    if proposal.status == Status.PENDING:
+        value = button_value(proposal)
+        blocks.append(
+            ActionsBlock(
+                block_id="decide",
+                elements=[
+                    ButtonElement(text="Approve", action_id=APPROVE, value=value, style="primary"),
+                    ButtonElement(text="Reject", action_id=REJECT, value=value, style="danger"),
+                    open_button,
+                ],
+            )
+        )
+        text = summary_text(proposal)
+    else:
+        line = outcome_line(proposal)
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=line[:3000])))
+        blocks.append(ActionsBlock(block_id="open", elements=[open_button]))
+        text = f"{summary}: {line}"[:3000]
+    return text, [b.to_dict() for b in blocks]
+
+
+def reject_modal(proposal: Proposal, *, channel: str) -> dict[str, Any]:
+    """The modal asking for a rejection's reason; its ``private_metadata`` names the proposal, the args
+    the message showed, and the channel to answer in."""
+    summary = str((proposal.preview or {}).get("summary") or proposal.tool)
+    view = View(
+        type="modal",
+        callback_id=REJECT_MODAL,
+        title=PlainTextObject(text="Reject proposal"),
+        submit=PlainTextObject(text="Reject"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=f"{button_value(proposal)}:{channel}",
+        blocks=[
+            SectionBlock(text=MarkdownTextObject(text=escape(summary)[:3000])),
+            InputBlock(
+                block_id=REASON_BLOCK,
+                label="Reason (the agent reads it)",
+                element=PlainTextInputElement(action_id=REASON_INPUT, multiline=True),
+            ),
+        ],
+    )
+    return view.to_dict()

@@ -1,0 +1,117 @@
+"""The worker's side of the Slack outbox messages (``approvals.jobs.send_slack``).
+
+``sync`` posts a proposal's message once and updates it afterwards. The ``SlackPost`` row is locked while
+Slack is called and its ``ts`` saved in the same transaction: a repeated or concurrent sync (a re-dispatch,
+a double click's two decisions racing) waits, then finds the ``ts`` and updates instead of posting again.
+The lock is held across the call on purpose, bounded by ``CALL_BUDGET`` seconds: a second post is worse
+than a sync that waits. A failure that may heal is retried later with exponential backoff (a new outbox
+message due then); the post's state and last error are what the admin shows.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from adapters import connections, http
+from adapters.errors import Deferred, DownstreamError, TransientFailure
+from adapters.slack import web
+from approvals import outbox
+from approvals.models import OutboxMessage, SlackPost
+from approvals.slack import blocks
+
+logger = logging.getLogger(__name__)
+
+CALL_BUDGET = 10.0  # seconds for one Slack call, its retries included
+MAX_ATTEMPTS = 8  # syncs of one post before it is marked failed
+BACKOFF_BASE = 5.0  # seconds; doubles per attempt
+BACKOFF_CAP = 600.0
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1)))
+
+
+def send(outbox_id: int) -> str:
+    message = OutboxMessage.objects.filter(pk=outbox_id).first()
+    if message is None:
+        return "gone"
+    payload: dict[str, Any] = message.payload
+    op = payload.get("op")
+    if op == "sync":
+        return sync(payload["proposal_id"])
+    conn = connections.resolve(payload["tenant"], "slack")
+    try:
+        with http.deadline(CALL_BUDGET):
+            if op == "ephemeral":
+                web.call(
+                    conn,
+                    "chat.postEphemeral",
+                    {"channel": payload["channel"], "user": payload["user"], "text": payload["text"]},
+                )
+            elif op == "modal":
+                # No retry: Slack's trigger_id is good for 3 seconds.
+                web.call(conn, "views.open", {"trigger_id": payload["trigger_id"], "view": payload["view"]})
+            else:
+                return "unknown"
+    except DownstreamError as exc:
+        logger.warning("slack %s failed: %s", op, getattr(exc, "detail", str(exc)))
+        return "failed"
+    return "sent"
+
+
+def sync(proposal_id: str) -> str:
+    """Post the proposal's message, or update it to the proposal's current state; idempotent."""
+    with transaction.atomic():
+        post = (
+            SlackPost.objects.select_for_update()
+            .select_related("proposal__tenant", "proposal__agent")
+            .filter(proposal_id=proposal_id)
+            .first()
+        )
+        if post is None:
+            return "none"
+        proposal = post.proposal
+        if post.ts and post.shown == proposal.status:
+            return "unchanged"
+        conn = connections.resolve(proposal.tenant.slug, "slack")
+        text, body = blocks.message(proposal)
+        try:
+            with http.deadline(CALL_BUDGET):
+                if post.ts:
+                    web.call(
+                        conn,
+                        "chat.update",
+                        {"channel": post.channel, "ts": post.ts, "text": text, "blocks": body},
+                    )
+                else:
+                    answer = web.call(
+                        conn, "chat.postMessage", {"channel": post.channel, "text": text, "blocks": body}
+                    )
+                    post.ts = answer.ts or ""
+                    post.channel = answer.channel or post.channel
+        except DownstreamError as exc:
+            post.attempts += 1
+            post.last_error = str(getattr(exc, "detail", "") or exc)[:1000]
+            # What may heal (timeouts, 5xx, an open breaker, a rate limit) is retried; a refusal
+            # (channel_not_found, invalid_auth...) is not, until the connection is fixed.
+            retry = post.attempts < MAX_ATTEMPTS and isinstance(exc, (TransientFailure, Deferred))
+            if retry:
+                outbox.stage(
+                    OutboxMessage.Kind.SLACK,
+                    {"op": "sync", "tenant": proposal.tenant.slug, "proposal_id": str(proposal.pk)},
+                    available_at=timezone.now() + backoff(post.attempts),
+                )
+            elif not post.ts:
+                post.state = SlackPost.State.FAILED
+            post.save(update_fields=["attempts", "last_error", "state", "updated_at"])
+            return "retry" if retry else "failed"
+        post.state = SlackPost.State.POSTED
+        post.shown = proposal.status
+        post.last_error = ""
+        post.save()
+        return "posted"

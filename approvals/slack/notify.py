@@ -1,0 +1,44 @@
+"""Staging of Slack calls, in the caller's transaction, through the outbox (kind ``slack``).
+
+* ``stage_post(proposal)``: at submission, when the tenant has its own Slack connection with a review
+  channel: a ``SlackPost`` row (one per proposal) and a ``sync`` message. Nothing leaves before the
+  proposal's transaction commits, and a Slack outage costs intake nothing (the worker sends it, retrying).
+* ``stage_sync(proposal)``: after a transition of a proposal that has a message: the worker posts it if it
+  is not posted yet, else updates it (``chat.update``) to the proposal's state at that time.
+* ``stage_ephemeral`` / ``stage_modal``: the answers to a click (a reason it was refused; the rejection
+  modal), sent by the worker once the click's request was answered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters import connections
+from approvals import outbox
+from approvals.models import OutboxMessage, Proposal, SlackPost
+
+
+def _stage(payload: dict[str, Any]) -> OutboxMessage:
+    return outbox.stage(OutboxMessage.Kind.SLACK, payload)
+
+
+def stage_post(proposal: Proposal) -> SlackPost | None:
+    conn = connections.resolve(proposal.tenant.slug, "slack")
+    if not (conn.own and conn.review_channel):
+        return None
+    post = SlackPost.objects.create(proposal=proposal, channel=conn.review_channel)
+    _stage({"op": "sync", "tenant": proposal.tenant.slug, "proposal_id": str(proposal.pk)})
+    return post
+
+
+def stage_sync(proposal: Proposal) -> None:
+    if SlackPost.objects.filter(proposal_id=proposal.pk).exists():
+        _stage({"op": "sync", "tenant": proposal.tenant.slug, "proposal_id": str(proposal.pk)})
+
+
+def stage_ephemeral(*, tenant: str, channel: str, user: str, text: str) -> None:
+    _stage({"op": "ephemeral", "tenant": tenant, "channel": channel, "user": user, "text": text})
+
+
+def stage_modal(*, tenant: str, trigger_id: str, view: dict[str, Any]) -> None:
+    _stage({"op": "modal", "tenant": tenant, "trigger_id": trigger_id, "view": view})

@@ -1,0 +1,371 @@
+"""Slack approvals (issue 19 parts 1 and 6, contract section 8): a pending proposal is posted to its
+tenant's review channel, a signed click decides through the same services as the web UI, and the message
+follows the proposal to its outcome. Slack is a ``responses`` stand-in; the outbox is drained as the
+worker's housekeeping would (RQ runs the jobs in-process in the tests)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, cast
+from urllib.parse import urlencode
+
+import pytest
+import responses
+from slack_sdk.signature import SignatureVerifier
+
+from adapters.models import Connection
+from approvals import outbox
+from approvals.models import Decision, Membership, OutboxMessage, Proposal, SlackPost, Status
+from approvals.slack import interactions
+from audit.models import AuditEvent
+from tests.conftest import own_connection
+
+SLACK = "https://acme.slack.test/api"
+SECRET = "acme-slack-signing-secret"
+TEAM = "T0ACME"
+REVIEWER = "U0REVIEWER"
+URL = "/api/v1/slack/interactions/"
+
+
+@pytest.fixture(autouse=True)
+def no_channel_limit(settings: Any) -> None:
+    settings.ACME_RATE_LIMITS = {"slack.post_message": []}
+
+
+@pytest.fixture
+def slack(acme: Any, fast_retries: Any, sleeps: Any) -> Any:
+    """acme's own Slack (team learned with auth.test), its reviewer mapped to a Slack user."""
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, f"{SLACK}/auth.test", json={"ok": True, "team_id": TEAM, "user_id": "UBOT"})
+        own_connection(
+            "acme",
+            "slack",
+            base_url=SLACK,
+            token="xoxb-acme",
+            signing_secret=SECRET,
+            review_channel="#approvals",
+        )
+    Membership.objects.filter(user=acme.reviewer, tenant=acme.tenant).update(slack_user_id=REVIEWER)
+    return acme
+
+
+def _submit(party: Any, text: str = "hello") -> str:
+    response = party.agent_client.post(
+        "/api/v1/proposals/",
+        {"tool": "slack.post_message", "args": {"channel": "#general", "text": text}},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    return str(response.json()["id"])
+
+
+def _calls(rsps: responses.RequestsMock, method: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(cast(bytes, c.request.body))
+        for c in rsps.calls
+        if str(c.request.url).endswith("/" + method)
+    ]
+
+
+def _signed(
+    client: Any, payload: dict[str, Any], *, secret: str = SECRET, age: int = 0, signature: str | None = None
+) -> Any:
+    body = urlencode({"payload": json.dumps(payload)})
+    timestamp = str(int(time.time()) - age)
+    sig = signature or SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
+    return client.post(
+        URL,
+        data=body,
+        content_type="application/x-www-form-urlencoded",
+        HTTP_X_SLACK_REQUEST_TIMESTAMP=timestamp,
+        HTTP_X_SLACK_SIGNATURE=sig,
+    )
+
+
+def _click(
+    proposal: Proposal, action: str, *, user: str = REVIEWER, value: str | None = None
+) -> dict[str, Any]:
+    return {
+        "type": "block_actions",
+        "team": {"id": TEAM},
+        "user": {"id": user},
+        "channel": {"id": "C0APPROVALS"},
+        "trigger_id": "trigger-1",
+        "container": {"type": "message", "message_ts": "100.1", "channel_id": "C0APPROVALS"},
+        "actions": [{"action_id": action, "value": value or f"{proposal.pk}:{proposal.args_hash}"}],
+    }
+
+
+def _ok(rsps: responses.RequestsMock, *methods: str) -> None:
+    for method in methods:
+        rsps.add(
+            responses.POST, f"{SLACK}/{method}", json={"ok": True, "channel": "C0APPROVALS", "ts": "100.1"}
+        )
+
+
+def _posted(proposal_id: str) -> None:
+    with responses.RequestsMock() as rsps:
+        _ok(rsps, "chat.postMessage")
+        outbox.drain()
+
+
+@pytest.mark.django_db
+class TestTheLoop:
+    def test_connection_learns_its_team_with_auth_test(self, slack):
+        assert Connection.objects.get(tenant="acme", system="slack").team_id == TEAM
+
+    def test_a_pending_proposal_is_posted_with_its_buttons(self, slack):
+        proposal_id = _submit(slack, "deploy done")
+        proposal = Proposal.objects.get(pk=proposal_id)
+
+        with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+            _ok(rsps, "chat.postMessage")
+            outbox.drain()
+            posted = _calls(rsps, "chat.postMessage")
+            assert rsps.calls[0].request.headers["Authorization"] == "Bearer xoxb-acme"
+
+        assert len(posted) == 1 and posted[0]["channel"] == "#approvals"
+        actions = next(b for b in posted[0]["blocks"] if b["type"] == "actions")
+        buttons = {e["text"]["text"]: e for e in actions["elements"] if e["type"] == "button"}
+        assert set(buttons) == {"Approve", "Reject", "Open"}
+        assert (
+            buttons["Approve"]["value"] == buttons["Reject"]["value"] == f"{proposal_id}:{proposal.args_hash}"
+        )
+        assert proposal_id in buttons["Open"]["url"]
+        assert any("deploy done" in json.dumps(b) for b in posted[0]["blocks"])
+        assert any("low" in json.dumps(b) for b in posted[0]["blocks"])  # the risk
+        post = SlackPost.objects.get(proposal_id=proposal_id)
+        assert (post.state, post.ts, post.channel) == ("posted", "100.1", "C0APPROVALS")
+
+        # A second drain or re-dispatch never posts it again.
+        with responses.RequestsMock() as rsps:
+            from approvals.slack import deliver
+
+            assert deliver.sync(proposal_id) == "unchanged"
+            assert len(rsps.calls) == 0
+
+    def test_signed_click_approves_commits_and_updates_the_message(self, slack, client):
+        proposal_id = _submit(slack)
+        _posted(proposal_id)
+        proposal = Proposal.objects.get(pk=proposal_id)
+
+        response = _signed(client, _click(proposal, "approve"))
+
+        assert response.status_code == 200
+        proposal.refresh_from_db()
+        assert proposal.status == Status.APPROVED
+        decision = Decision.objects.get(proposal=proposal)
+        assert (decision.reviewer, decision.channel, decision.args_hash) == (
+            slack.reviewer,
+            "slack",
+            proposal.args_hash,
+        )
+        event = AuditEvent.objects.get(action="proposal.approved", subject_id=proposal_id)
+        assert (event.channel, event.actor_label) == ("slack", "acme-reviewer")
+
+        with responses.RequestsMock() as rsps:
+            rsps.add(
+                responses.POST,
+                f"{SLACK}/chat.postMessage",
+                json={"ok": True, "channel": "C0GENERAL", "ts": "200.1"},
+            )
+            _ok(rsps, "chat.update")
+            outbox.drain()  # the commit, then the message's updates
+            outbox.drain()
+            updates = _calls(rsps, "chat.update")
+
+        proposal.refresh_from_db()
+        assert proposal.status == Status.COMMITTED
+        assert updates and updates[-1]["ts"] == "100.1" and updates[-1]["channel"] == "C0APPROVALS"
+        final = json.dumps(updates[-1]["blocks"])
+        assert "committed" in final and "acme-reviewer" in final
+        assert '"Approve"' not in final  # no buttons once decided
+
+    def test_reject_opens_a_modal_whose_submission_decides_with_the_reason(self, slack, client):
+        proposal_id = _submit(slack)
+        _posted(proposal_id)
+        proposal = Proposal.objects.get(pk=proposal_id)
+
+        with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+            _ok(rsps, "views.open")
+            assert _signed(client, _click(proposal, "reject")).status_code == 200
+            outbox.drain()
+            opened = _calls(rsps, "views.open")
+        assert opened[0]["trigger_id"] == "trigger-1"
+        view = opened[0]["view"]
+        assert Proposal.objects.get(pk=proposal_id).status == Status.PENDING  # nothing decided yet
+
+        submission = {
+            "type": "view_submission",
+            "team": {"id": TEAM},
+            "user": {"id": REVIEWER},
+            "view": {
+                "callback_id": view["callback_id"],
+                "private_metadata": view["private_metadata"],
+                "state": {
+                    "values": {
+                        "reason": {"reason_input": {"type": "plain_text_input", "value": "Wrong channel"}}
+                    }
+                },
+            },
+        }
+        assert _signed(client, submission).status_code == 200
+
+        proposal.refresh_from_db()
+        assert proposal.status == Status.REJECTED
+        decision = Decision.objects.get(proposal=proposal)
+        assert (decision.reason, decision.channel) == ("Wrong channel", "slack")
+        with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+            _ok(rsps, "chat.update")
+            outbox.drain()
+            assert "Wrong channel" in json.dumps(_calls(rsps, "chat.update")[0]["blocks"])
+
+    def test_a_submission_without_a_reason_is_refused_in_the_modal(self, slack, client):
+        proposal = Proposal.objects.get(pk=_submit(slack))
+        submission = {
+            "type": "view_submission",
+            "team": {"id": TEAM},
+            "user": {"id": REVIEWER},
+            "view": {
+                "callback_id": "reject_reason",
+                "private_metadata": f"{proposal.pk}:{proposal.args_hash}:C0APPROVALS",
+                "state": {"values": {"reason": {"reason_input": {"value": "  "}}}},
+            },
+        }
+        response = _signed(client, submission)
+        assert response.json()["response_action"] == "errors"
+        assert Decision.objects.count() == 0
+
+
+@pytest.mark.django_db
+class TestRefusals:
+    @pytest.mark.parametrize(
+        "how",
+        ["forged", "stale", "unsigned", "other-secret"],
+    )
+    def test_a_forged_or_stale_signature_is_a_401_and_records_nothing(self, slack, client, how):
+        proposal = Proposal.objects.get(pk=_submit(slack))
+        events = AuditEvent.objects.count()
+        outbox_rows = OutboxMessage.objects.count()
+        payload = _click(proposal, "approve")
+
+        if how == "forged":
+            response = _signed(client, payload, signature="v0=" + "0" * 64)
+        elif how == "stale":
+            response = _signed(client, payload, age=6 * 60)
+        elif how == "other-secret":
+            response = _signed(client, payload, secret="someone-elses-secret")
+        else:
+            response = client.post(
+                URL,
+                data=urlencode({"payload": json.dumps(payload)}),
+                content_type="application/x-www-form-urlencoded",
+            )
+
+        assert response.status_code == 401
+        assert response.json()["detail"] == interactions.UNSIGNED
+        assert Proposal.objects.get(pk=proposal.pk).status == Status.PENDING
+        assert Decision.objects.count() == 0
+        assert (AuditEvent.objects.count(), OutboxMessage.objects.count()) == (events, outbox_rows)
+
+    def test_a_payload_naming_another_workspace_is_refused(self, slack, client):
+        proposal = Proposal.objects.get(pk=_submit(slack))
+        payload = {**_click(proposal, "approve"), "team": {"id": "T0OTHER"}}
+        assert _signed(client, payload).status_code == 401
+        assert Decision.objects.count() == 0
+
+    def test_a_click_by_an_unmapped_user_records_nothing_and_is_told_why(self, slack, client):
+        proposal = Proposal.objects.get(pk=_submit(slack))
+        _posted(str(proposal.pk))
+        events = AuditEvent.objects.count()
+
+        with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+            _ok(rsps, "chat.postEphemeral")
+            assert _signed(client, _click(proposal, "approve", user="U0STRANGER")).status_code == 200
+            outbox.drain()
+            told = _calls(rsps, "chat.postEphemeral")
+
+        assert told == [{"channel": "C0APPROVALS", "user": "U0STRANGER", "text": interactions.NOT_MAPPED}]
+        assert Proposal.objects.get(pk=proposal.pk).status == Status.PENDING
+        assert Decision.objects.count() == 0 and AuditEvent.objects.count() == events
+
+    def test_the_requester_cannot_approve_their_own_proposal_from_slack(self, slack, client):
+        from approvals.services import proposal_submit  # noqa: F401  (on_behalf_of through the API below)
+
+        Membership.objects.filter(user=slack.reviewer, tenant=slack.tenant).update(slack_user_id="")
+        Membership.objects.filter(user=slack.requester, tenant=slack.tenant).update(
+            slack_user_id="U0REQ", role="reviewer"
+        )
+        response = slack.agent_client.post(
+            "/api/v1/proposals/",
+            {
+                "tool": "slack.post_message",
+                "args": {"channel": "#general", "text": "mine"},
+                "on_behalf_of": "acme-requester",
+            },
+            format="json",
+        )
+        assert response.status_code == 201, response.json()
+        proposal = Proposal.objects.get(pk=response.json()["id"])
+        assert proposal.on_behalf_of == slack.requester
+
+        with responses.RequestsMock() as rsps:
+            _ok(rsps, "chat.postMessage", "chat.postEphemeral")
+            assert _signed(client, _click(proposal, "approve", user="U0REQ")).status_code == 200
+            outbox.drain()
+            told = _calls(rsps, "chat.postEphemeral")
+        assert Decision.objects.count() == 0
+        assert "your own behalf" in told[0]["text"]
+
+    def test_a_double_click_decides_once(self, slack, client):
+        proposal = Proposal.objects.get(pk=_submit(slack))
+        _posted(str(proposal.pk))
+
+        assert _signed(client, _click(proposal, "approve")).status_code == 200
+        assert _signed(client, _click(proposal, "approve")).status_code == 200
+
+        assert Decision.objects.filter(proposal=proposal).count() == 1
+        assert AuditEvent.objects.filter(action="proposal.approved", subject_id=str(proposal.pk)).count() == 1
+        ephemerals = OutboxMessage.objects.filter(kind="slack", payload__op="ephemeral")
+        assert [m.payload["text"] for m in ephemerals] == [
+            "This proposal is approved; it can be approved only while pending."
+        ]
+
+    def test_a_click_on_args_that_changed_records_nothing(self, slack, client):
+        proposal = Proposal.objects.get(pk=_submit(slack))
+        response = _signed(client, _click(proposal, "approve", value=f"{proposal.pk}:{'0' * 64}"))
+        assert response.status_code == 200
+        assert Decision.objects.count() == 0
+        assert OutboxMessage.objects.filter(kind="slack", payload__text=interactions.ARGS_CHANGED).exists()
+
+
+@pytest.mark.django_db
+class TestReliableNotifications:
+    def test_slack_down_at_submit_does_not_block_intake_and_the_post_is_retried(self, slack, settings):
+        settings.ACME_BREAKER_FAILURES = 100  # the outage below does not open the breaker (its own tests)
+        with responses.RequestsMock() as rsps:
+            rsps.add(responses.POST, f"{SLACK}/chat.postMessage", status=503)
+            proposal_id = _submit(slack)  # 201: intake is not held by Slack
+            outbox.drain()
+            assert len(_calls(rsps, "chat.postMessage")) >= 1
+
+        post = SlackPost.objects.get(proposal_id=proposal_id)
+        assert (post.state, post.ts, post.attempts) == ("pending", "", 1)
+        assert "503" in post.last_error or "gave up" in post.last_error
+        retry = OutboxMessage.objects.filter(kind="slack", dispatched_at__isnull=True).get()
+        assert retry.payload == {"op": "sync", "tenant": "acme", "proposal_id": proposal_id}
+        assert retry.available_at > post.updated_at  # backoff: not due at once
+
+        # Slack is back; the retry comes due.
+        OutboxMessage.objects.filter(pk=retry.pk).update(available_at=retry.created_at)
+        with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+            _ok(rsps, "chat.postMessage")
+            outbox.drain()
+        post.refresh_from_db()
+        assert (post.state, post.ts) == ("posted", "100.1")
+
+    def test_a_tenant_without_a_review_channel_gets_no_post(self, acme):
+        _submit(acme)
+        assert SlackPost.objects.count() == 0
+        assert not OutboxMessage.objects.filter(kind="slack").exists()
