@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from approvals import webhooks
+from approvals import services, webhooks
 from approvals.api import parsers
 from approvals.api.errors import ApiError
 from approvals.api.views import ERROR, StrictCursorPagination, _require_agent, _valid, where
@@ -71,8 +71,7 @@ class AgentWebhookView(APIView):
                 str(exc),
                 errors=[{"loc": ["url"], "msg": str(exc), "type": "unsafe_url"}],
             ) from None
-        agent.webhook_url = url
-        agent.save(update_fields=["webhook_url"])
+        services.agent_webhook_set(agent=agent, url=url, where=where(request))
         return Response(_webhook_out(agent))
 
     @extend_schema(
@@ -80,8 +79,7 @@ class AgentWebhookView(APIView):
     )
     def delete(self, request: Request) -> Response:
         agent = _require_agent(request)
-        agent.webhook_url = ""
-        agent.save(update_fields=["webhook_url"])
+        services.agent_webhook_set(agent=agent, url="", where=where(request))
         return Response(status=204)
 
 

@@ -11,6 +11,7 @@ Plain functions, keyword-only arguments (HackSoft's styleguide), one module per 
 - ``commit``       ``proposal_commit`` (claim under a lease, send once, record) and ``commits_redispatch``;
 - ``sagas``        the runner of multi-step tools and their compensation;
 - ``dead_letters`` ``proposal_requeue``, ``proposal_discard``;
+- ``agents``       ``agent_webhook_set``: an agent's own settings, audited;
 - ``base``         what they share: actors, the proposal's audit event, the proposal under a row lock.
 
 Callers import this package (``from approvals import services``); the names below are its public surface.
@@ -19,6 +20,7 @@ Callers import this package (``from approvals import services``); the names belo
 from __future__ import annotations
 
 from approvals.lifecycle import AGENT_REVOKED_REASON
+from approvals.services.agents import agent_webhook_set
 from approvals.services.base import _locked, agent_actor, user_actor
 from approvals.services.commit import (
     REDIS_RETRY_SECONDS,
@@ -58,6 +60,7 @@ __all__ = [
     "agent_context",
     "agent_deactivate",
     "agent_policy_rules",
+    "agent_webhook_set",
     "commit_backlog",
     "commit_budget",
     "commits_redispatch",
