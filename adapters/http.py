@@ -19,7 +19,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -467,6 +467,7 @@ def call(
     params: dict[str, Any] | None = None,
     breaker_key: str | None = None,
     public_only: bool = False,
+    before_resend: Callable[[int], None] | None = None,
 ) -> requests.Response:
     """Send one logical request to ``downstream`` ("crm", "slack"), retrying what may heal.
 
@@ -474,6 +475,9 @@ def call(
     its own (``adapters.connections``), while metrics and logs keep ``downstream`` as their label.
     ``public_only``: connect to public addresses only, checked at each connection (a tenant's own connection,
     whose URL a tenant admin chose: ``adapters.connections.Resolved.public_only``).
+    ``before_resend(number)``: called before attempt ``number`` when the attempt before it may have been
+    carried out without our hearing so (a timeout, a connection cut, a 5xx), for a downstream with no
+    idempotency key to look for the write first; whatever it raises ends the call (e.g. "found it").
 
     Returns the 2xx response with an ``attempts`` attribute (for the receipt). Raises
     ``TransientFailure`` when retries ran out, ``PermanentFailure`` on any other 3xx/4xx/5xx, and
@@ -504,24 +508,32 @@ def call(
     session = _pooled_session(public_only=public_only)
     with tracing.span("http.call", downstream=downstream, method=method, path=urlsplit(url).path) as current:
         number = 0
+        unknown = False  # the last attempt's outcome is unknown: it may have been carried out
         try:
             for attempt in retrying:
                 with attempt:
                     number = attempt.retry_state.attempt_number
                     if number > 1:
                         metrics.observe_retry(downstream)
-                    response = _attempt(
-                        session,
-                        downstream,
-                        method,
-                        url,
-                        number,
-                        json=json,
-                        headers=request_headers,
-                        params=params,
-                        timeout=_attempt_timeout(timeout),
-                        breaker_key=breaker_key or downstream,
-                    )
+                        if unknown and before_resend is not None:
+                            before_resend(number)
+                    try:
+                        response = _attempt(
+                            session,
+                            downstream,
+                            method,
+                            url,
+                            number,
+                            json=json,
+                            headers=request_headers,
+                            params=params,
+                            timeout=_attempt_timeout(timeout),
+                            breaker_key=breaker_key or downstream,
+                        )
+                    except _Retryable as exc:
+                        # No status: a timeout or a connection cut, perhaps after the request arrived.
+                        unknown = exc.status is None or exc.status >= 500
+                        raise
                     response.attempts = number  # type: ignore[attr-defined]
         except Deferred as deferred:
             # The breaker refuses before attempt ``number`` is sent: the attempts before it were.

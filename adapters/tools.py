@@ -61,6 +61,7 @@ register(
         preview=messages.preview,  # type: ignore[arg-type]
         preview_takes_context=True,  # the policy decides whether links and mentions go out as formatting
         execute=messages.execute,  # type: ignore[arg-type]
+        takes_resumed=True,  # a resumed commit looks for its post before posting (adapters.slack.messages)
         strict=True,
     )
 )

@@ -421,6 +421,53 @@ def postgres_connection_drop(stack: Stack, party: dict[str, str]) -> Outcome:
     return out
 
 
+@_timed
+def slack_lost_answer(stack: Stack, party: dict[str, str]) -> Outcome:
+    d = Drill(stack, party, "slack-lost-answer")
+    out = Outcome(
+        d.name,
+        "Slack posts the message, then the answer is lost (connection dropped after the write); the sandbox "
+        "Slack keeps no Idempotency-Key, as the real one",
+        "the retry looks the post up by its metadata (conversations.history) and adopts it: 1 message",
+    )
+    text = f"[{d.tag}] drill message"
+    config = stack.sandbox("POST", "/_sandbox/config", json={"slack_idempotency": False})
+    out.check(config.status_code == 200, f"sandbox config: {config.status_code}")
+    try:
+        submitted = stack.api(
+            "POST",
+            "/proposals/",
+            party["agent"],
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+            json={"tool": "slack.post_message", "args": {"channel": "#support", "text": text}},
+        )
+        assert submitted.status_code == 201, submitted.text
+        pid = submitted.json()["id"]
+        d.fault(
+            target="slack", mode="write_then_timeout", seconds=0, count=1, path="/slack/api/chat.postMessage"
+        )
+        out.check(d.approve(pid).status_code == 202, "approve failed")
+        final = d.wait([pid], TERMINAL)
+    finally:
+        stack.sandbox("POST", "/_sandbox/config", json={"slack_idempotency": True})
+    posted = [m for m in stack.sandbox("GET", "/_sandbox/messages").json()["messages"] if m["text"] == text]
+    receipt = d.status(pid).get("receipt") or {}
+    out.proposals = 1
+    out.committed = int(final.get(pid) == "committed")
+    out.tickets = len(posted)  # the writes: messages in the channel
+    out.doubled = max(0, len(posted) - 1)
+    out.lost = int(not out.committed or not receipt.get("external_id"))
+    adopted = [f"{m['channel']}:{m['ts']}" for m in posted]
+    out.check(receipt.get("external_id") in adopted, f"receipt {receipt.get('external_id')} is not the post")
+    posts = [
+        r
+        for r in stack.sandbox("GET", "/_sandbox/requests").json()["requests"]
+        if r["path"].endswith("chat.postMessage") and r.get("idempotency_key") == f"acme-proposal-{pid}"
+    ]
+    out.notes.append(f"{len(posts)} chat.postMessage call(s), {len(posted)} message(s)")
+    return out
+
+
 # Run in this order: the storms go last (they open the CRM breaker, which later drills would meet).
 DRILLS: list[Callable[[Stack, dict[str, str]], Outcome]] = [
     racing_submissions,
@@ -428,6 +475,7 @@ DRILLS: list[Callable[[Stack, dict[str, str]], Outcome]] = [
     commit_job_twice,
     write_then_timeout,
     worker_kill9,
+    slack_lost_answer,
     postgres_connection_drop,
     redis_restart,
     crm_429_storm,

@@ -10,7 +10,9 @@ Controls, under ``/_sandbox/`` (never part of the Zendesk or Slack surface):
   names a ``method`` ("PUT") and/or a ``path`` ("/crm/api/v2/tickets/1/comments.json") lets other
   requests by.
 * ``POST /_sandbox/config`` ``{"put_idempotency": false}``: the CRM ignores ``Idempotency-Key`` on PUT,
-  like a real Zendesk (see ``adapters.sandbox.crm``); ``GET`` shows it; ``POST /_sandbox/reset`` restores it.
+  like a real Zendesk (see ``adapters.sandbox.crm``); ``{"slack_idempotency": false}``: Slack's
+  ``chat.postMessage`` ignores it, like the real Slack (with ``write_then_timeout`` on Slack: "write, then
+  lose the answer" as it happens there); ``GET`` shows them; ``POST /_sandbox/reset`` restores them.
 * ``GET /_sandbox/requests`` every request that reached the CRM or Slack: method, path, target,
   idempotency_key, time (epoch seconds), fault. ``GET /_sandbox/tickets`` (with their comments),
   ``GET /_sandbox/messages``, ``GET /_sandbox/faults``, ``POST /_sandbox/reset``, ``GET /_sandbox/health``.
@@ -136,7 +138,7 @@ class Handler(BaseHTTPRequestHandler):
         elif target == "crm":
             reply = crm.route(store, method, path, query, body, self.headers)
         else:
-            reply = slack.route(store, method, path, body, self.headers)
+            reply = slack.route(store, method, path, body, self.headers, query=query)
         if fault and fault["mode"] == "write_then_timeout":
             time.sleep(float(fault.get("seconds", 0)))  # the client's timeout fires meanwhile
             self._drop()
@@ -192,11 +194,16 @@ def control(store: Store, method: str, path: str, body: Any) -> Reply:
             store.faults.clear()
             return Reply(200, {"ok": True})
         if path == "/_sandbox/config" and method == "POST":
-            if not isinstance(body, dict) or not isinstance(body.get("put_idempotency", True), bool):
-                return Reply(400, {"error": "invalid_config", "fields": ["put_idempotency"]})
+            flags = ("put_idempotency", "slack_idempotency")
+            if not isinstance(body, dict) or not all(isinstance(body.get(f, True), bool) for f in flags):
+                return Reply(400, {"error": "invalid_config", "fields": list(flags)})
             store.put_idempotency = body.get("put_idempotency", store.put_idempotency)
+            store.slack_idempotency = body.get("slack_idempotency", store.slack_idempotency)
         if path == "/_sandbox/config":
-            return Reply(200, {"put_idempotency": store.put_idempotency})
+            return Reply(
+                200,
+                {"put_idempotency": store.put_idempotency, "slack_idempotency": store.slack_idempotency},
+            )
         if path == "/_sandbox/requests":
             return Reply(200, {"requests": store.requests})
         if path == "/_sandbox/tickets":

@@ -38,6 +38,8 @@ class Store:
     last_ts: float = 0.0
     # False: a PUT ignores Idempotency-Key, as a real Zendesk does (``POST /_sandbox/config``).
     put_idempotency: bool = True
+    # False: chat.postMessage ignores Idempotency-Key, as the real Slack does (``POST /_sandbox/config``).
+    slack_idempotency: bool = True
 
     def __post_init__(self) -> None:
         self.reset()
@@ -57,6 +59,7 @@ class Store:
             self.next_user_id = 100
             self.next_comment_id = 1
             self.put_idempotency = True
+            self.slack_idempotency = True
 
     def take_fault(self, target: str, method: str, path: str) -> dict[str, Any] | None:
         """The first armed fault for ``target`` ("crm"/"slack"; a fault's "*" matches both) and, when the

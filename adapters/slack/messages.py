@@ -1,8 +1,16 @@
 """``slack.post_message``: preview and commit.
 
 Slack answers HTTP 200 with ``{"ok": false, "error": ...}`` for most failures, so the body decides.
-Slack keeps no idempotency key: a retry after a lost response (timeout) can post twice; we still send
-the header (harmless, and the sandbox honours it) so the same request is recognisable in logs.
+
+Slack keeps no idempotency key, so a post is made exactly once another way. Each post carries the
+proposal's key in its message ``metadata`` (``{"event_type": "acme_proposal", "event_payload": {"key":
+...}}``). Before a post whose outcome is unknown is sent again (the attempt before it timed out, lost its
+connection or met a 5xx; or an earlier run of the commit spent attempts: ``resumed``), the channel's
+history is read (``conversations.history`` with ``include_all_metadata``, from the first attempt's time
+minus a margin, a bounded number of pages) and a message with the key is adopted: the receipt gets its
+``ts`` and says ``reconciled``. When the look-up itself fails, the post is not sent again (a failure the
+commit records, not a possible double). We still send the ``Idempotency-Key`` header (harmless, and the
+sandbox honours it) so the same request is recognisable in logs.
 
 Slack reads ``<...>`` in ``text`` as formatting: ``<https://evil.example|https://sso.acme.example>`` is a
 link whose label hides its target, ``<!channel>`` notifies everyone in the channel. What the reviewer sees
@@ -17,6 +25,7 @@ the text the reviewer saw, whatever the policy says later.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -47,6 +56,65 @@ class PostMessageResponse(BaseModel):
     error: str | None = None
     channel: str | None = None
     ts: str | None = None
+
+
+class MessageMetadata(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    event_type: str = ""
+    event_payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class HistoryMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    ts: str
+    metadata: MessageMetadata | None = None
+
+
+class ResponseMetadata(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    next_cursor: str = ""
+
+
+class HistoryResponse(BaseModel):
+    """``conversations.history`` (and the channel id of ``conversations.list``'s answer, below)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ok: bool
+    error: str | None = None
+    messages: list[HistoryMessage] = Field(default_factory=list)
+    has_more: bool = False
+    response_metadata: ResponseMetadata | None = None
+
+
+class ChannelItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    name: str = ""
+
+
+class ListResponse(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    ok: bool
+    error: str | None = None
+    channels: list[ChannelItem] = Field(default_factory=list)
+    response_metadata: ResponseMetadata | None = None
+
+
+# The tag every post carries (Slack message metadata), found again by ``find``.
+METADATA_EVENT = "acme_proposal"
+# The history is read from the first attempt's time minus this margin (Slack's clock and ours may differ),
+# or, for a resumed commit (the first attempt was made by an earlier run), from this long ago.
+LOOKUP_MARGIN = 120.0
+RESUMED_LOOKBACK = 7 * 86400.0
+# Pages of history (and of the channel list) read at most: a busy channel is not read without end.
+LOOKUP_PAGES = 10
+PAGE_SIZE = 200
 
 
 # --- formatting: escaped by default, spelled out where a policy lets it through --------------------------
@@ -189,27 +257,137 @@ def sent_text(args: PostMessageArgs, snapshot: dict[str, Any]) -> str:
     return render(args.text, markup=snapshot.get("slack_markup") is True).sent
 
 
-def execute(args: PostMessageArgs, idempotency_key: str, snapshot: dict[str, Any]) -> Outcome:
-    return post(args.channel, sent_text(args, snapshot), idempotency_key)
+def execute(
+    args: PostMessageArgs, idempotency_key: str, snapshot: dict[str, Any], *, resumed: bool = False
+) -> Outcome:
+    """``resumed``: an earlier run of this commit may have posted it (the registry's ``takes_resumed``)."""
+    return post(args.channel, sent_text(args, snapshot), idempotency_key, resumed=resumed)
 
 
-def post(channel: str, text: str, idempotency_key: str) -> Outcome:
-    """``chat.postMessage`` with ``text`` exactly as given (escaped, or approved as formatting)."""
-    # The current tenant's Slack (adapters.connections): its own workspace, else SLACK_API_URL/SLACK_BOT_TOKEN.
-    conn = connections.current(DOWNSTREAM)
+class _Found(Exception):
+    """The post was found already made: ends the call that was about to send it again."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.external_id)
+        self.outcome = outcome
+
+
+def _slack_get(conn: connections.Resolved, method: str, params: dict[str, Any], model: Any) -> Any:
     response = http.call(
         DOWNSTREAM,
-        "POST",
-        f"{conn.base_url}/chat.postMessage",
-        json={"channel": channel, "text": text},
-        headers={
-            "Authorization": f"Bearer {conn.token()}",
-            "Content-Type": "application/json; charset=utf-8",
-        },
-        idempotency_key=idempotency_key,
+        "GET",
+        f"{conn.base_url}/{method}",
+        params=params,
+        headers={"Authorization": f"Bearer {conn.token()}"},
         breaker_key=conn.key,
         public_only=conn.public_only,
     )
+    body = http.parse(model, response, DOWNSTREAM)
+    if not body.ok:
+        error = (body.error or "unknown_error")[:100]
+        # Not knowing whether the post was made, we do not post again: the commit records a failure.
+        raise TransientFailure(
+            detail=f"slack: {method} for a post whose answer was lost: {error}", attempts=0
+        )
+    return body
+
+
+def _channel_id(conn: connections.Resolved, channel: str) -> str:
+    """``conversations.history`` takes a channel id; an agent may name the channel ('#general')."""
+    if not channel.startswith("#"):
+        return channel
+    name, cursor = channel[1:], ""
+    for _ in range(LOOKUP_PAGES):
+        params = {"limit": PAGE_SIZE, "exclude_archived": "true", "types": "public_channel,private_channel"}
+        page = _slack_get(
+            conn, "conversations.list", {**params, **({"cursor": cursor} if cursor else {})}, ListResponse
+        )
+        for item in page.channels:
+            if item.name == name:
+                return str(item.id)
+        cursor = page.response_metadata.next_cursor if page.response_metadata else ""
+        if not cursor:
+            break
+    raise TransientFailure(detail=f"slack: channel {channel} not found to look for a lost post", attempts=0)
+
+
+def find(conn: connections.Resolved, channel_id: str, idempotency_key: str, *, oldest: float) -> str | None:
+    """The ``ts`` of the message in channel ``channel_id`` tagged with ``idempotency_key`` posted since
+    ``oldest`` (epoch seconds), or None; raises ``TransientFailure`` when the history cannot be read."""
+    cursor = ""
+    for _ in range(LOOKUP_PAGES):
+        params: dict[str, Any] = {
+            "channel": channel_id,
+            "oldest": f"{max(oldest, 0):.6f}",
+            "limit": PAGE_SIZE,
+            "include_all_metadata": "true",
+        }
+        if cursor:
+            params["cursor"] = cursor
+        page = _slack_get(conn, "conversations.history", params, HistoryResponse)
+        for message in page.messages:
+            tag = message.metadata
+            if tag and tag.event_type == METADATA_EVENT and tag.event_payload.get("key") == idempotency_key:
+                return message.ts
+        cursor = page.response_metadata.next_cursor if page.response_metadata else ""
+        if not page.has_more or not cursor:
+            return None
+    # A busier channel than the pages read: not knowing, we do not post again.
+    raise TransientFailure(detail="slack: too much history to look for a lost post", attempts=0)
+
+
+def _adopted(channel_id: str, ts: str, attempts: int) -> Outcome:
+    return Outcome(
+        system="slack",
+        external_id=f"{channel_id}:{ts}",
+        summary={"channel": channel_id, "ts": ts},
+        attempts=attempts,
+        reconciled=True,
+    )
+
+
+def post(channel: str, text: str, idempotency_key: str, *, resumed: bool = False) -> Outcome:
+    """``chat.postMessage`` with ``text`` exactly as given (escaped, or approved as formatting), made once:
+    tagged with ``idempotency_key``, looked for before any resend whose earlier attempt may have posted it."""
+    # The current tenant's Slack (adapters.connections): its own workspace, else SLACK_API_URL/SLACK_BOT_TOKEN.
+    conn = connections.current(DOWNSTREAM)
+    first_attempt = time.time()
+    if resumed:
+        channel_id = _channel_id(conn, channel)
+        found = find(conn, channel_id, idempotency_key, oldest=first_attempt - RESUMED_LOOKBACK)
+        if found:
+            return _adopted(channel_id, found, 0)
+
+    def look_first(number: int) -> None:
+        try:
+            channel_id = _channel_id(conn, channel)
+            found = find(conn, channel_id, idempotency_key, oldest=first_attempt - LOOKUP_MARGIN)
+        except TransientFailure as failure:
+            raise TransientFailure(detail=failure.detail, attempts=number - 1) from None
+        if found:
+            raise _Found(_adopted(channel_id, found, number - 1))
+
+    try:
+        response = http.call(
+            DOWNSTREAM,
+            "POST",
+            f"{conn.base_url}/chat.postMessage",
+            json={
+                "channel": channel,
+                "text": text,
+                "metadata": {"event_type": METADATA_EVENT, "event_payload": {"key": idempotency_key}},
+            },
+            headers={
+                "Authorization": f"Bearer {conn.token()}",
+                "Content-Type": "application/json; charset=utf-8",
+            },
+            idempotency_key=idempotency_key,
+            breaker_key=conn.key,
+            public_only=conn.public_only,
+            before_resend=look_first,
+        )
+    except _Found as found:
+        return found.outcome
     attempts = http.attempts_of(response)
     body = http.parse(PostMessageResponse, response, DOWNSTREAM)
     if not body.ok:

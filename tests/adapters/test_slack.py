@@ -52,7 +52,14 @@ def test_post_sends_channel_text_and_bearer(mocked: Any) -> None:
         json={"ok": True, "channel": "C0SUPPORT1", "ts": "1712.000100"},
         match=[
             matchers.header_matcher({"Authorization": "Bearer xoxb-test"}),
-            matchers.json_params_matcher({"channel": "#support", "text": "hi"}),
+            matchers.json_params_matcher(
+                {
+                    "channel": "#support",
+                    "text": "hi",
+                    # the post's tag, looked for before a resend (tests/adapters/test_slack_exactly_once.py)
+                    "metadata": {"event_type": "acme_proposal", "event_payload": {"key": "k"}},
+                }
+            ),
         ],
     )
     outcome = registry.execute(

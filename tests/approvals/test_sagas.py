@@ -96,6 +96,11 @@ class TestDigest:
             assert posted == {
                 "channel": "#accounts",
                 "text": "Customer update: Dana Scully (CRM #501): Renewal signed for 2 years.",
+                # the step's post is tagged with its key, looked for before a resend
+                "metadata": {
+                    "event_type": "acme_proposal",
+                    "event_payload": {"key": f"acme-proposal-{proposal.pk}-step-1"},
+                },
             }
 
         assert list(SagaStep.objects.values_list("name", "state")) == [

@@ -48,6 +48,11 @@ def _posted(rsps: responses.RequestsMock) -> list[dict[str, Any]]:
     ]
 
 
+def _tag(key: str) -> dict[str, Any]:
+    """The metadata every post carries: the proposal's key, looked for before a resend."""
+    return {"event_type": "acme_proposal", "event_payload": {"key": key}}
+
+
 def _change(preview: dict[str, Any], field: str) -> Any:
     return next(c["after"] for c in preview["changes"] if c["field"] == field)
 
@@ -67,7 +72,13 @@ class TestSlackFormatting:
             _approve_and_commit(acme, submitted["id"])
             posted = _posted(rsps)
 
-        assert posted == [{"channel": "#general", "text": _change(submitted["preview"], "text")}]
+        assert posted == [
+            {
+                "channel": "#general",
+                "text": _change(submitted["preview"], "text"),
+                "metadata": _tag(f"acme-proposal-{submitted['id']}"),
+            }
+        ]
         assert "<" not in posted[0]["text"] and "&lt;!channel&gt;" in posted[0]["text"]
         assert submitted["risk"] == "low"
 
@@ -92,7 +103,13 @@ class TestSlackFormatting:
                 responses.POST, f"{SLACK}/chat.postMessage", json={"ok": True, "channel": "C1", "ts": "1.2"}
             )
             _approve_and_commit(acme, submitted["id"])
-            assert _posted(rsps) == [{"channel": "#general", "text": _change(submitted["preview"], "text")}]
+            assert _posted(rsps) == [
+                {
+                    "channel": "#general",
+                    "text": _change(submitted["preview"], "text"),
+                    "metadata": _tag(f"acme-proposal-{submitted['id']}"),
+                }
+            ]
         assert _change(submitted["preview"], "text") == PHISH
 
     def test_the_review_page_shows_the_link_target_and_the_mention(self, acme):
@@ -216,7 +233,13 @@ class TestWorkflowUnderItsStepsPolicies:
                 json={"ticket": {"id": 900, "status": "new", "updated_at": "2026-11-23T10:00:00Z"}},
             )
             _approve_and_commit(acme, submitted["id"])
-            assert _posted(rsps) == [{"channel": "#accounts", "text": text}]
+            assert _posted(rsps) == [
+                {
+                    "channel": "#accounts",
+                    "text": text,
+                    "metadata": _tag(f"acme-proposal-{submitted['id']}-step-1"),
+                }
+            ]
 
     def test_the_slack_step_takes_its_channels_rate_limit_and_resumes_after_it(self, acme, settings):
         settings.ACME_RATE_LIMITS = {"slack.post_message": [{"per": ["channel"], "rate": 0.01, "burst": 1}]}
