@@ -73,3 +73,37 @@ def test_a_ticket_has_a_page_for_people_where_receipts_link() -> None:
     assert page.status == 200 and page.getheader("Content-Type", "").startswith("text/html")
     assert "&lt;b&gt;Printer&lt;/b&gt; on fire" in text and "<b>Printer" not in text and "Smoke" in text
     assert missing.status == 404
+
+
+def test_the_sandbox_slack_keeps_metadata_and_answers_conversations_history() -> None:
+    """What the commit's look-up for a lost post reads (adapters.slack.messages.find), as Slack answers it;
+    with ``slack_idempotency`` off the key is ignored like on the real Slack, so a resend posts twice."""
+    from adapters.sandbox import slack
+
+    store = Store(crm_token="t", slack_token="t")
+    store.slack_idempotency = False
+    auth = {"Authorization": "Bearer t", "Idempotency-Key": "k"}
+    tag = {"event_type": "acme_proposal", "event_payload": {"key": "k"}}
+    body = {"channel": "#support", "text": "hi", "metadata": tag}
+
+    first = slack.route(store, "POST", "/slack/api/chat.postMessage", body, auth).body
+    second = slack.route(store, "POST", "/slack/api/chat.postMessage", body, auth).body
+    listed = slack.route(store, "GET", "/slack/api/conversations.list", None, auth, query={}).body
+    with_tags = slack.route(
+        store,
+        "GET",
+        "/slack/api/conversations.history",
+        None,
+        auth,
+        query={"channel": "C0SUPPORT1", "include_all_metadata": "true", "limit": "1"},
+    ).body
+    without = slack.route(
+        store, "GET", "/slack/api/conversations.history", None, auth, query={"channel": "C0SUPPORT1"}
+    ).body
+
+    assert first["ts"] != second["ts"]  # two posts: no idempotency, as on Slack
+    assert {"id": "C0SUPPORT1", "name": "support"} in listed["channels"]
+    assert [m["ts"] for m in with_tags["messages"]] == [second["ts"]]  # newest first, one a page
+    assert with_tags["messages"][0]["metadata"] == tag
+    assert with_tags["has_more"] is True and with_tags["response_metadata"]["next_cursor"] == "1"
+    assert all("metadata" not in m for m in without["messages"])
