@@ -290,14 +290,6 @@ def diff_rows(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {"field": f, "before": before.get(f), "after": after.get(f)}
-        for f in sorted(set(before) | set(after))
-        if before.get(f) != after.get(f)
-    ]
-
-
 def _receipt(proposal: Proposal) -> Receipt | None:
     try:
         return proposal.receipt
@@ -546,7 +538,7 @@ def proposal_edit(request: HttpRequest, pk: Any) -> HttpResponse:
             context.update(
                 {
                     "prepared": prepared,
-                    "edits": diff_rows(_changes(proposal.args, prepared.args)),
+                    "edits": diff_rows(services.args_changes(proposal.args, prepared.args)),
                     "new_changes": diff_rows(prepared.preview.changes),
                     "new_notes": prepared.preview.notes,
                     # The snapshot is the state of the target this preview showed: the approval must find it

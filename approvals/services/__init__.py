@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from approvals.lifecycle import AGENT_REVOKED_REASON
 from approvals.services.agents import agent_webhook_set
-from approvals.services.base import _locked, agent_actor, user_actor
+from approvals.services.base import _locked, agent_actor, args_changes, user_actor
 from approvals.services.commit import (
     REDIS_RETRY_SECONDS,
     CommitResult,
@@ -61,6 +61,7 @@ __all__ = [
     "agent_deactivate",
     "agent_policy_rules",
     "agent_webhook_set",
+    "args_changes",
     "commit_backlog",
     "commit_budget",
     "commits_redispatch",

@@ -42,3 +42,13 @@ def _locked(proposal_id: Any) -> Proposal:
         .select_related("tenant", "agent")
         .get(pk=proposal_id)
     )
+
+
+def args_changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a reviewer's edit changed, field by field (``{"field", "before", "after"}``, sorted by field): what
+    ``Decision.edited_from`` stores and what the review page shows before an edit is approved."""
+    return [
+        {"field": f, "before": before.get(f), "after": after.get(f)}
+        for f in sorted(set(before) | set(after))
+        if before.get(f) != after.get(f)
+    ]

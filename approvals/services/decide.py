@@ -20,7 +20,7 @@ from approvals.models import (
     Status,
     Verdict,
 )
-from approvals.services.base import _locked, agent_actor, user_actor
+from approvals.services.base import _locked, agent_actor, args_changes, user_actor
 from approvals.services.context import edit_context
 from audit import services as audit
 from audit.services import Where
@@ -62,15 +62,6 @@ def require_reviewer(proposal: Proposal, reviewer: User) -> None:
         raise errors.NotAllowed(errors.NOT_A_REVIEWER)
     if proposal.on_behalf_of_id is not None and proposal.on_behalf_of_id == reviewer.pk:
         raise errors.NotAllowed(errors.SELF_APPROVAL, error="self_approval_forbidden")
-
-
-def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
-    fields = sorted(set(before) | set(after))
-    return [
-        {"field": f, "before": before.get(f), "after": after.get(f)}
-        for f in fields
-        if before.get(f) != after.get(f)
-    ]
 
 
 def _decide(
@@ -141,7 +132,7 @@ def proposal_approve(
             )
             if (edited.preview.snapshot or {}) != seen:
                 raise errors.TargetChanged(errors.TARGET_CHANGED)
-            edited_from = _changes(locked.args, edited.args)
+            edited_from = args_changes(locked.args, edited.args)
             locked.args = edited.args
             locked.args_hash = edited.args_hash
             locked.risk = edited.risk
