@@ -202,6 +202,24 @@ ACME_BACKPRESSURE_RETRY_AFTER = env.int("ACME_BACKPRESSURE_RETRY_AFTER", default
 ACME_LOW_PRIORITY_TOOLS = env.list("ACME_LOW_PRIORITY_TOOLS", default=["slack.post_message"])
 ACME_PUBLIC_URL = env.str("ACME_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 
+# --- Reviewers' email (approvals.notifications; contract section 8) -----------------------------------
+# EMAIL_URL: smtp://user:password@host:port (smtp+tls://, smtp+ssl://), read by django-environ into Django's
+# EMAIL_* settings. Unset: the console backend under DEBUG (make run prints each email), else no email at all
+# (logged once by the worker). https://django-environ.readthedocs.io/en/latest/types.html#environ-env-email-url
+if env.str("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+    ACME_EMAIL_ENABLED = True
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    ACME_EMAIL_ENABLED = DEBUG
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ACME Gateway <gateway@localhost>")
+# At most one email of new proposals per reviewer per this many seconds (a batch lists what arrived).
+ACME_EMAIL_BATCH = env.int("ACME_EMAIL_BATCH", default=60)
+# A proposal still pending after this many seconds is re-announced once (email; Slack thread reply).
+ACME_REMIND_AFTER = env.int("ACME_REMIND_AFTER", default=3600)
+# A proposal still pending this many seconds before it expires is escalated to its tenant's admins, once.
+ACME_ESCALATE_BEFORE = env.int("ACME_ESCALATE_BEFORE", default=3600)
+
 # --- Auth, API ---------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},

@@ -14,6 +14,7 @@ urlpatterns = [
     path("", views.inbox, name="inbox"),
     path("proposals/<uuid:pk>/", views.proposal_review, name="proposal-review"),
     path("proposals/<uuid:pk>/status/", views.proposal_status, name="proposal-status"),
+    path("proposals/<uuid:pk>/open/", views.proposal_open, name="proposal-open"),
     path("proposals/<uuid:pk>/approve/", views.proposal_approve, name="proposal-approve"),
     path("proposals/<uuid:pk>/reject/", views.proposal_reject, name="proposal-reject"),
     path(

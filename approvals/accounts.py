@@ -131,6 +131,7 @@ TENANT_ADMIN_PERMISSIONS = [
     "approvals.change_webhookdelivery",  # change: redeliver
     "approvals.view_inboundevent",
     "approvals.view_slackpost",  # the delivery state of their proposals' Slack messages
+    "approvals.view_revieweremail",
     "approvals.view_toolpolicy",
     "approvals.add_toolpolicy",
     "approvals.change_toolpolicy",

@@ -28,6 +28,7 @@ from approvals.models import (
     OutboxMessage,
     Proposal,
     Receipt,
+    ReviewerEmail,
     SlackPost,
     Tenant,
     ToolPolicy,
@@ -346,6 +347,36 @@ class ReceiptAdmin(ReadOnlyAdmin):
         if not obj.external_url.startswith(("https://", "http://")):
             return "-"
         return format_html('<a href="{}" rel="noopener">{}</a>', obj.external_url, obj.external_url)
+
+
+@admin.register(ReviewerEmail)
+class ReviewerEmailAdmin(ReadOnlyAdmin):
+    """Reviewers' notification emails (approvals.notifications): what each listed and its delivery state
+    (open: collecting or waiting for a retry; sending; sent; failed, with the last error)."""
+
+    tenant_lookup = "tenant__slug"
+    list_display = [
+        "kind",
+        "recipient",
+        "tenant",
+        "state",
+        "attempts",
+        "last_error",
+        "send_after",
+        "sent_at",
+        "listed",
+    ]
+    list_filter = ["state", "kind", "tenant", ("created_at", admin.DateFieldListFilter)]
+    list_select_related = ["tenant", "user"]
+    readonly_fields = [f.name for f in ReviewerEmail._meta.fields]
+
+    @admin.display(description="to", ordering="user__username")
+    def recipient(self, obj: ReviewerEmail) -> str:
+        return f"{obj.user.get_username()} <{obj.user.email}>"
+
+    @admin.display(description="proposals")
+    def listed(self, obj: ReviewerEmail) -> int:
+        return len(obj.proposal_ids or [])
 
 
 @admin.register(WebhookDelivery)

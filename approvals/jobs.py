@@ -5,7 +5,7 @@ They are handed off by ``approvals.queues`` (through the outbox), which names th
 
 from __future__ import annotations
 
-from approvals import webhooks
+from approvals import notifications, webhooks
 from approvals.services import proposal_commit
 from approvals.slack import deliver as slack_deliver
 
@@ -16,6 +16,10 @@ def commit_proposal(proposal_id: str) -> str:
 
 def deliver_webhook(delivery_id: str) -> str:
     return webhooks.deliver(delivery_id)
+
+
+def send_reviewer_email(email_id: str) -> str:
+    return notifications.email_send(email_id=int(email_id))
 
 
 def send_slack(outbox_id: str) -> str:

@@ -48,6 +48,8 @@ def _hand_off(message: OutboxMessage) -> None:
         queues.enqueue_webhook(message.payload["delivery_id"])
     elif message.kind == OutboxMessage.Kind.SLACK:
         queues.enqueue_slack(message.pk)
+    elif message.kind == OutboxMessage.Kind.EMAIL:
+        queues.enqueue_email(message.payload["email_id"])
     else:  # pragma: no cover - a kind without a handler is a programming error
         raise ValueError(f"no handler for outbox kind {message.kind}")
 

@@ -26,6 +26,7 @@ COMMIT_QUEUE = "commits"
 WEBHOOK_QUEUE = "default"
 COMMIT_JOB = "approvals.jobs.commit_proposal"
 WEBHOOK_JOB = "approvals.jobs.deliver_webhook"
+EMAIL_JOB = "approvals.jobs.send_reviewer_email"
 SLACK_JOB = "approvals.jobs.send_slack"
 
 
@@ -81,6 +82,18 @@ def enqueue_slack(outbox_id: int) -> bool:
         f"slack-{outbox_id}",
         result_ttl=3600,
         description=f"slack call {outbox_id}",
+    )
+
+
+def enqueue_email(email_id: int) -> bool:
+    """A batch of reviewer email (approvals.notifications); its job claims the row, so a repeat is harmless."""
+    return _enqueue_once(
+        WEBHOOK_QUEUE,
+        EMAIL_JOB,
+        str(email_id),
+        f"email-{email_id}",
+        result_ttl=3600,
+        description=f"reviewer email {email_id}",
     )
 
 

@@ -31,7 +31,7 @@ from django.views.decorators.http import require_GET, require_POST
 from adapters import errors as adapter_errors
 from adapters import registry
 from adapters.slack import messages as slack_messages
-from approvals import errors, lifecycle, selectors, services
+from approvals import errors, lifecycle, notifications, selectors, services
 from approvals.forms import ApproveForm, ArgsForm, RejectForm, RequestChangesForm
 from approvals.models import AgentCredential, Decision, Proposal, Receipt, Risk, Status
 from approvals.reveal import reveal_json
@@ -404,6 +404,15 @@ def _review_context(request: HttpRequest, proposal: Proposal, **extra: Any) -> d
 def proposal_review(request: HttpRequest, pk: Any) -> HttpResponse:
     proposal = _visible(request, pk)
     return render(request, "approvals/proposal.html", _review_context(request, proposal))
+
+
+@require_GET
+def proposal_open(request: HttpRequest, pk: Any) -> HttpResponse:
+    """The link in a reviewer's email: a valid signed token leads to the review page, which asks for a login
+    like any page (the token logs nobody in); a forged, altered, expired or misdirected one is a 404."""
+    if notifications.read_link(request.GET.get("t", ""), pk) is None:
+        raise Http404("This link is not valid (altered or expired); open the proposal from your inbox.")
+    return redirect("proposal-review", pk=pk)
 
 
 @login_required

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from adapters import errors as adapter_errors
 from adapters import policy, registry
-from approvals import errors
+from approvals import errors, notifications
 from approvals.models import (
     AgentCredential,
     Proposal,
@@ -155,6 +155,8 @@ def proposal_submit(
             )
             # Its tenant's Slack review channel hears of it (staged: Slack being down costs intake nothing).
             slack_notify.stage_post(proposal)
+            # Its reviewers' next email batch lists it (staged in the outbox, like the Slack post).
+            notifications.stage_new(proposal)
     except adapter_errors.RateLimited as limited:
         existing = _replay(
             agent=agent, key=key, args_hash=prepared.args_hash, tool=tool, on_behalf_of=on_behalf_of

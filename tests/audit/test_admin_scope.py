@@ -34,6 +34,7 @@ from approvals.models import (
     InboundEvent,
     Membership,
     Proposal,
+    ReviewerEmail,
     Role,
     SlackPost,
     Status,
@@ -63,6 +64,7 @@ TENANT_ADMIN_MODELS = {
     "adapters.connection",
     "approvals.webhookdelivery",
     "approvals.inboundevent",
+    "approvals.revieweremail",
     "approvals.slackpost",
 }
 SUPERUSER_ONLY_MODELS = {"approvals.outboxmessage", "auth.group", "auditlog.logentry", "django_rq.dashboard"}
@@ -124,7 +126,16 @@ def _objects(party: Party) -> dict[str, Any]:
     slack_post = SlackPost.objects.create(
         proposal=proposal, channel="C0REVIEW", ts="1.1", state=SlackPost.State.POSTED, shown="committed"
     )
+    reviewer_email = ReviewerEmail.objects.create(
+        tenant=party.tenant,
+        user=party.reviewer,
+        kind=ReviewerEmail.Kind.NEW,
+        proposal_ids=[str(proposal.pk)],
+        state=ReviewerEmail.State.FAILED,
+        last_error="SMTPServerDisconnected",
+    )
     return {
+        "approvals.revieweremail": reviewer_email,
         "approvals.slackpost": slack_post,
         "approvals.webhookdelivery": delivery,
         "approvals.inboundevent": inbound,

@@ -85,6 +85,9 @@ MATRIX: list[Row] = [
     # --- reviewer UI (sessions) ------------------------------------------------------------------------
     Row("", "GET", web(reviewer=200, other_reviewer=200, requester=200, admin=200), "web", "/"),
     Row(f"proposals/{PK}/", "GET", web(reviewer=200, other_reviewer=404, requester=200, admin=404), "web"),
+    # An email's link: without a valid signed token it leads nowhere, for anyone (the token's own test is
+    # tests/approvals/test_notifications.py); with one, to the review page above.
+    Row(f"proposals/{PK}/open/", "GET", everyone(404), "web"),
     Row(
         f"proposals/{PK}/status/",
         "GET",

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from approvals import outbox, services, webhooks
+from approvals import notifications, outbox, services, webhooks
 from approvals.worker import AcmeWorker
 
 logger = logging.getLogger("approvals.worker")
@@ -24,6 +24,8 @@ def housekeeping_pass() -> None:
     services.commits_redispatch()
     webhooks.redispatch()
     services.proposal_expire_due()
+    notifications.remind_due()
+    notifications.escalate_due()
 
 
 class Command(BaseCommand):

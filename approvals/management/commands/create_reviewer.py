@@ -1,4 +1,6 @@
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_email
 from django.db import IntegrityError
 
 from approvals.accounts import person_create, user_token_create
@@ -13,6 +15,9 @@ class Command(BaseCommand):
         parser.add_argument("--username", required=True)
         parser.add_argument("--password", default=None)
         parser.add_argument("--role", default=Role.REVIEWER, choices=[Role.REVIEWER, Role.ADMIN])
+        parser.add_argument(
+            "--email", default=None, help="where they get new proposals, reminders and escalations"
+        )
         parser.add_argument(
             "--slack-user-id",
             default=None,
@@ -35,6 +40,14 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"Slack user {slack_user_id!r} is already another reviewer of {tenant}"
                 ) from None
+        email = options.get("email")
+        if email is not None:
+            try:
+                validate_email(email.strip())
+            except ValidationError:
+                raise CommandError(f"not an email address: {email!r}") from None
+            user.email = email.strip()
+            user.save(update_fields=["email"])
         token = user_token_create(user=user)
         self.stdout.write(f"{role} {user.get_username()} in {tenant_obj.slug}")
         self.stdout.write(token)
