@@ -15,7 +15,9 @@
                                         │      └───── go_stale > stale                   (proposal.stale)
           approved or committing ── refuse_mismatch / refuse_revoked ──> failed          (proposal.failed / none)
 
-``claim`` also takes over a committing proposal whose lease ran out (the worker died). A failed commit not
+``claim`` also takes over a committing proposal whose lease ran out (the worker died; a live worker renews
+it), and raises the fencing token: ``commit``, ``defer``, ``fail`` and ``go_stale`` are applied only by the
+claim that holds it (``services.lease``). A failed commit not
 discarded is a *dead letter* (``is_dead_letter``): an admin requeues it or discards it (``discarded_at``;
 it stays failed, so discarding is not a transition). ``LIVE``: the statuses that still change by
 themselves or by a person; the others are final.
@@ -45,7 +47,6 @@ from typing import Any
 from django.db.models import Q
 
 from approvals import errors, outbox, waiting, webhooks
-from approvals.slack import notify as slack_notify
 from approvals.models import Decision, Proposal, Status
 from approvals.slack import notify as slack_notify
 from audit import services as audit
@@ -92,11 +93,8 @@ class Transition:
 _PENDING = frozenset({Status.PENDING})
 # Transitions a proposal's Slack message does not show (a worker taking or deferring its commit).
 SLACK_SILENT = frozenset({"claim", "defer"})
-# Transitions a proposal's Slack message does not show (a worker taking or deferring its commit).
-SLACK_SILENT = frozenset({"claim", "defer"})
 _CLAIMABLE = frozenset({Status.APPROVED, Status.COMMITTING})
 _COMMITTING = frozenset({Status.COMMITTING})
-_AFTER_CLAIM = frozenset({Status.APPROVED, Status.COMMITTING, Status.FAILED, Status.STALE})
 
 TRANSITIONS: dict[str, Transition] = {
     t.name: t
@@ -137,9 +135,10 @@ TRANSITIONS: dict[str, Transition] = {
             ARGS_MISMATCH_REASON,
             result="error",
         ),
-        # The outside write landed: recorded even where a takeover moved the status meanwhile (the other
-        # worker deferred or failed it after this one's lease ran out); only a second "committed" is a no-op.
-        Transition("commit", _AFTER_CLAIM, Status.COMMITTED, "proposal.committed", "proposal.committed", ""),
+        # The outside write landed. Like every outcome of a commit, recorded only by the claim that still owns
+        # the proposal (its fencing token, ``services.lease``): a worker taken over after its lease ran out
+        # has its late result discarded and audited; the claim that took over replays the same write.
+        Transition("commit", _COMMITTING, Status.COMMITTED, "proposal.committed", "proposal.committed", ""),
         Transition(
             "defer",
             _COMMITTING,
@@ -227,8 +226,6 @@ def transition(
         outbox.stage_commit(proposal.pk, available_at=commit_at)
     if spec.webhook:
         webhooks.stage(proposal, spec.webhook)
-    if name not in SLACK_SILENT:
-        slack_notify.stage_sync(proposal)  # its Slack message, if it has one, shows the new state
     if name not in SLACK_SILENT:
         slack_notify.stage_sync(proposal)  # its Slack message, if it has one, shows the new state
     waiting.changed(proposal.pk)  # agents waiting on it (``?wait=N``) hear of it once this commits
