@@ -22,6 +22,8 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "acme_integration.settings")
 django.setup()
 
+from django.conf import settings  # noqa: E402
+
 from drills.scenarios import DRILLS, STACK_ENV, Outcome  # noqa: E402
 from tests.e2e.stack import running_stack  # noqa: E402
 
@@ -122,12 +124,17 @@ def markdown(outcomes: list[Outcome], info: dict[str, str]) -> str:
         "# Reliability: fault drills",
         "",
         "Figures from `make drills` (`python -m drills`): real processes — gunicorn, one `acme_worker`, the",
-        "sandbox CRM — on a fresh PostgreSQL database and a private Redis the drills stop and start. Each drill",
-        "injects one fault and counts, for the proposals it approved: proposals committed, tickets in the CRM,",
+        "sandbox CRM and Slack — on a fresh PostgreSQL database and a private Redis the drills stop and start.",
+        "Each drill injects one fault and counts, for the proposals it approved: proposals committed, tickets",
+        "in the CRM (messages in the channel for slack-lost-answer),",
         "approvals **lost** (approved but not committed with a ticket) and **doubled** (a second ticket,",
         "proposal or approval for one intent). A drill fails on any loss or double. Stack settings: "
         + ", ".join(f"`{k}={v}`" for k, v in STACK_ENV.items())
-        + ".",
+        + ". The commit lease keeps its defaults (`ACME_COMMIT_LEASE="
+        + str(settings.ACME_COMMIT_LEASE)
+        + "`, renewed every `ACME_COMMIT_HEARTBEAT="
+        + f"{settings.ACME_COMMIT_HEARTBEAT:g}"
+        + "` s by the live worker): the kill-9 row reports how long a dead worker's commit took to recover.",
         "",
         f"Run on {info['date']}: {info['nproc']} CPUs ({info['cpu']}), {info['ram']} RAM, "
         f"PostgreSQL {info['postgresql']}, Redis {info['redis']}, Python {info['python']}.",
@@ -145,6 +152,17 @@ def markdown(outcomes: list[Outcome], info: dict[str, str]) -> str:
         "  the catch-all and was dead-lettered. Fixed in `approvals/services.py:proposal_commit`: a",
         "  `redis.RedisError` now defers the commit (back to approved, retried through the outbox with the",
         "  same idempotency key), covered by `tests/approvals/test_commit_redis_outage.py`.",
+        "* **kill-9 on the default lease** (issue 21): with the former defaults a dead worker's commit waited",
+        "  out a 120 s lease (the drills set 6 s). The lease is now 10 s, renewed every 3 s by the live worker",
+        "  (`approvals/services/lease.py`), so the drill runs on the defaults and recovers in about 10 s; a",
+        "  worker that stalls past its lease is fenced off by `lease_token` (its late result is discarded and",
+        "  audited: `tests/approvals/test_commit_lease.py`). pg-drop now takes about the default lease too: the",
+        "  worker whose connection was cut mid-commit is taken over once its lease runs out. commit-twice's time",
+        "  is the start-up of its extra `manage.py shell` processes on a loaded machine (the lease is not involved:",
+        "  they find it held).",
+        "* **slack-lost-answer** (issue 21): the sandbox Slack, like Slack, keeps no idempotency key; the post",
+        "  lands, its answer is lost, and the retry finds it in `conversations.history` by its metadata: one",
+        "  message, one `chat.postMessage` call.",
     ]
     passed = sum(1 for o in outcomes if o.ok)
     lines += [
