@@ -31,7 +31,13 @@ from approvals.models import Proposal, Status
 
 APPROVE = "approve"
 REJECT = "reject"
-REJECT_MODAL = "reject_reason"  # the modal's callback_id
+CHANGES = "request_changes"
+REJECT_MODAL = "reject_reason"  # the modals' callback_id
+CHANGES_MODAL = "changes_reason"
+MODALS = {  # action -> (callback_id, title, submit label)
+    REJECT: (REJECT_MODAL, "Reject proposal", "Reject"),
+    CHANGES: (CHANGES_MODAL, "Request changes", "Request changes"),
+}
 REASON_BLOCK = "reason"
 REASON_INPUT = "reason_input"
 MAX_CHANGES = 8  # fields shown; the rest are behind "Open"
@@ -100,14 +106,19 @@ def outcome_line(proposal: Proposal) -> str:
     return template.format(who=escape(who), reason=reason, link=link, status=proposal.status)
 
 
+def _summary(proposal: Proposal) -> str:
+    # Slack reads &, < and > as control characters in every text field: the agent's words are escaped.
+    return escape(str((proposal.preview or {}).get("summary") or proposal.tool))
+
+
 def summary_text(proposal: Proposal) -> str:
-    summary = str((proposal.preview or {}).get("summary") or proposal.tool)
+    summary = _summary(proposal)
     return f"Proposal waiting for review: {summary}"[:3000]
 
 
 def message(proposal: Proposal) -> tuple[str, list[dict[str, Any]]]:
     """The message's fallback ``text`` and its ``blocks`` for the proposal's current state."""
-    summary = str((proposal.preview or {}).get("summary") or proposal.tool)
+    summary = _summary(proposal)
     notes = [escape(str(n)) for n in (proposal.preview or {}).get("notes") or []]
     blocks: list[Any] = [
         HeaderBlock(text=PlainTextObject(text=summary[:150])),
@@ -134,6 +145,7 @@ def message(proposal: Proposal) -> tuple[str, list[dict[str, Any]]]:
                 elements=[
                     ButtonElement(text="Approve", action_id=APPROVE, value=value, style="primary"),
                     ButtonElement(text="Reject", action_id=REJECT, value=value, style="danger"),
+                    ButtonElement(text="Request changes", action_id=CHANGES, value=value),
                     open_button,
                 ],
             )
@@ -147,19 +159,20 @@ def message(proposal: Proposal) -> tuple[str, list[dict[str, Any]]]:
     return text, [b.to_dict() for b in blocks]
 
 
-def reject_modal(proposal: Proposal, *, channel: str) -> dict[str, Any]:
-    """The modal asking for a rejection's reason; its ``private_metadata`` names the proposal, the args
-    the message showed, and the channel to answer in."""
-    summary = str((proposal.preview or {}).get("summary") or proposal.tool)
+def reason_modal(proposal: Proposal, *, action: str, channel: str) -> dict[str, Any]:
+    """The modal asking for the reason of a rejection or of a request for changes (``action``); its
+    ``private_metadata`` names the proposal, the args the message showed, and the channel."""
+    summary = _summary(proposal)
+    callback_id, title, submit = MODALS[action]
     view = View(
         type="modal",
-        callback_id=REJECT_MODAL,
-        title=PlainTextObject(text="Reject proposal"),
-        submit=PlainTextObject(text="Reject"),
+        callback_id=callback_id,
+        title=PlainTextObject(text=title),
+        submit=PlainTextObject(text=submit),
         close=PlainTextObject(text="Cancel"),
         private_metadata=f"{button_value(proposal)}:{channel}",
         blocks=[
-            SectionBlock(text=MarkdownTextObject(text=escape(summary)[:3000])),
+            SectionBlock(text=MarkdownTextObject(text=summary[:3000])),
             InputBlock(
                 block_id=REASON_BLOCK,
                 label="Reason (the agent reads it)",

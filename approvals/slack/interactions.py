@@ -47,7 +47,7 @@ NOT_MAPPED = (
 )
 UNKNOWN_PROPOSAL = "This proposal is not known to the gateway; nothing was recorded."
 ARGS_CHANGED = "This proposal changed since this message was posted; open it to review the new version. Nothing was recorded."
-REASON_MISSING = "Say why you reject it: the agent reads the reason."
+REASON_MISSING = "Say why: the agent reads the reason."
 
 
 def _unauthorized() -> JsonResponse:
@@ -99,8 +99,9 @@ def interactions(request: HttpRequest) -> HttpResponse:
     if kind == "block_actions":
         _click(request, conn, payload, user)
         return HttpResponse(status=200)
-    if kind == "view_submission" and (payload.get("view") or {}).get("callback_id") == blocks.REJECT_MODAL:
-        return _reject_submitted(request, conn, payload, user)
+    callback_id = (payload.get("view") or {}).get("callback_id")
+    if kind == "view_submission" and callback_id in (blocks.REJECT_MODAL, blocks.CHANGES_MODAL):
+        return _reason_submitted(request, conn, payload, user, changes=callback_id == blocks.CHANGES_MODAL)
     return HttpResponse(status=200)  # an interaction the gateway does not act on (e.g. "Open", a link)
 
 
@@ -137,7 +138,7 @@ def _click(request: HttpRequest, conn: connections.Resolved, payload: dict[str, 
     actions = payload.get("actions") or []
     action = actions[0] if actions and isinstance(actions[0], dict) else {}
     action_id = str(action.get("action_id") or "")
-    if action_id not in (blocks.APPROVE, blocks.REJECT):
+    if action_id not in (blocks.APPROVE, blocks.REJECT, blocks.CHANGES):
         return
     channel = str(
         (payload.get("channel") or {}).get("id") or (payload.get("container") or {}).get("channel_id") or ""
@@ -159,23 +160,24 @@ def _click(request: HttpRequest, conn: connections.Resolved, payload: dict[str, 
                 proposal=proposal, reviewer=reviewer, where=where_from(request, channel="slack")
             )
         else:
-            # The same checks as the decision itself, before a modal is opened for one that cannot decide.
+            # Reject / Request changes: the same checks as the decision itself, before a modal is opened
+            # for one that cannot decide.
             services.require_reviewer(proposal, reviewer)
             if proposal.status != Status.PENDING:
                 raise errors.InvalidTransition(
-                    errors.INVALID_STATE.format(status=proposal.status, action="rejected", allowed="pending")
+                    errors.INVALID_STATE.format(status=proposal.status, action="decided", allowed="pending")
                 )
             notify.stage_modal(
                 tenant=conn.tenant,
                 trigger_id=str(payload.get("trigger_id") or ""),
-                view=blocks.reject_modal(proposal, channel=channel),
+                view=blocks.reason_modal(proposal, action=action_id, channel=channel),
             )
     except errors.DomainError as exc:
         _refuse(conn, channel, user, exc.detail)
 
 
-def _reject_submitted(
-    request: HttpRequest, conn: connections.Resolved, payload: dict[str, Any], user: str
+def _reason_submitted(
+    request: HttpRequest, conn: connections.Resolved, payload: dict[str, Any], user: str, *, changes: bool
 ) -> HttpResponse:
     view = payload.get("view") or {}
     value = str(view.get("private_metadata") or "").rpartition(":")[0]  # "<id>:<args hash>:<channel>"
@@ -196,8 +198,9 @@ def _reject_submitted(
         return error(ARGS_CHANGED)
     if not reason:
         return error(REASON_MISSING)
+    decide = services.proposal_request_changes if changes else services.proposal_reject
     try:
-        services.proposal_reject(
+        decide(
             proposal=proposal, reviewer=reviewer, reason=reason, where=where_from(request, channel="slack")
         )
     except errors.DomainError as exc:

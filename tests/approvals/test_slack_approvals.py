@@ -128,7 +128,7 @@ class TestTheLoop:
         assert len(posted) == 1 and posted[0]["channel"] == "#approvals"
         actions = next(b for b in posted[0]["blocks"] if b["type"] == "actions")
         buttons = {e["text"]["text"]: e for e in actions["elements"] if e["type"] == "button"}
-        assert set(buttons) == {"Approve", "Reject", "Open"}
+        assert set(buttons) == {"Approve", "Reject", "Request changes", "Open"}
         assert (
             buttons["Approve"]["value"] == buttons["Reject"]["value"] == f"{proposal_id}:{proposal.args_hash}"
         )
@@ -220,6 +220,35 @@ class TestTheLoop:
             _ok(rsps, "chat.update")
             outbox.drain()
             assert "Wrong channel" in json.dumps(_calls(rsps, "chat.update")[0]["blocks"])
+
+    def test_request_changes_opens_a_modal_whose_submission_sends_the_proposal_back(self, slack, client):
+        proposal_id = _submit(slack)
+        _posted(proposal_id)
+        proposal = Proposal.objects.get(pk=proposal_id)
+
+        with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+            _ok(rsps, "views.open")
+            assert _signed(client, _click(proposal, "request_changes")).status_code == 200
+            outbox.drain()
+            view = _calls(rsps, "views.open")[0]["view"]
+        assert view["callback_id"] == "changes_reason"
+
+        submission = {
+            "type": "view_submission",
+            "team": {"id": TEAM},
+            "user": {"id": REVIEWER},
+            "view": {
+                "callback_id": view["callback_id"],
+                "private_metadata": view["private_metadata"],
+                "state": {"values": {"reason": {"reason_input": {"value": "Post it in #ops instead"}}}},
+            },
+        }
+        assert _signed(client, submission).status_code == 200
+
+        proposal.refresh_from_db()
+        assert proposal.status == Status.CHANGES_REQUESTED
+        assert "Post it in #ops instead" in proposal.status_reason
+        assert Decision.objects.get(proposal=proposal).channel == "slack"
 
     def test_a_submission_without_a_reason_is_refused_in_the_modal(self, slack, client):
         proposal = Proposal.objects.get(pk=_submit(slack))
@@ -369,3 +398,90 @@ class TestReliableNotifications:
         _submit(acme)
         assert SlackPost.objects.count() == 0
         assert not OutboxMessage.objects.filter(kind="slack").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_whole_loop_against_the_sandbox_slack_and_its_click_page(
+    acme, live_server, settings, monkeypatch
+):
+    """The sandbox Slack (``make run``'s) as the stand-in: auth.test, the post with its buttons, a click from
+    its demo page signed and sent to the gateway, the message updated."""
+    import threading
+
+    import requests
+
+    from adapters.sandbox import slack_review
+    from adapters.sandbox.server import make_server
+
+    server = make_server("127.0.0.1", 0, crm_token="sandbox", slack_token="sandbox")
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    sandbox = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("SLACK_SANDBOX_REQUEST_URL", f"{live_server.url}{URL}")
+    settings.SLACK_API_URL = f"{sandbox}/slack/api"
+    try:
+        own_connection(
+            "acme",
+            "slack",
+            base_url=f"{sandbox}/slack/api",
+            token="sandbox",
+            signing_secret=slack_review.signing_secret(),
+            review_channel="#general",
+        )
+        assert Connection.objects.get(tenant="acme", system="slack").team_id == slack_review.TEAM_ID
+        Membership.objects.filter(user=acme.reviewer, tenant=acme.tenant).update(
+            slack_user_id=slack_review.DEMO_USER
+        )
+        proposal_id = _submit(acme, "from the sandbox")
+        outbox.drain()
+        message = next(m for m in server.store.messages if m.get("blocks"))
+        assert "Approve" in requests.get(f"{sandbox}/slack/demo", timeout=5).text
+
+        value = f"{proposal_id}:{Proposal.objects.get(pk=proposal_id).args_hash}"
+        clicked = requests.post(
+            f"{sandbox}/slack/demo/click",
+            data={"channel": message["channel"], "ts": message["ts"], "action_id": "approve", "value": value},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert clicked.status_code == 303
+        assert slack_review._state(server.store)["sent"][-1]["status"] == 200
+        assert Proposal.objects.get(pk=proposal_id).status in (Status.APPROVED, Status.COMMITTED)
+        outbox.drain()
+        outbox.drain()
+        assert Proposal.objects.get(pk=proposal_id).status == Status.COMMITTED
+        assert "committed" in json.dumps(message["blocks"])  # chat.update replaced them
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.django_db
+def test_the_agents_text_is_shown_in_the_message_never_interpreted(slack):
+    """An agent's proposal must not ping the review channel or dress a link up as another one."""
+    proposal_id = _submit(slack, "Hi <!channel> see <https://evil.example|https://sso.acme.example>")
+
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        _ok(rsps, "chat.postMessage")
+        outbox.drain()
+        sent = json.dumps(_calls(rsps, "chat.postMessage")[0])  # the fallback text and the blocks
+
+    assert SlackPost.objects.get(proposal_id=proposal_id).state == "posted"
+    assert "<!channel>" not in sent and "<https://evil.example" not in sent
+    assert "&lt;!channel&gt;" in sent
+
+
+@pytest.mark.django_db
+def test_seed_demo_connects_the_demo_tenant_to_the_sandbox_slack(settings):
+    from django.core.management import call_command
+
+    from adapters.sandbox import slack_review
+
+    settings.DEBUG = True  # seed_demo's accounts have a published password: development only
+    call_command("seed_demo", stdout=__import__("io").StringIO())
+
+    row = Connection.objects.get(tenant="acme", system="slack")
+    assert (row.team_id, row.review_channel) == (slack_review.TEAM_ID, "#general")
+    assert Membership.objects.get(user__username="reviewer", tenant__slug="acme").slack_user_id == (
+        slack_review.DEMO_USER
+    )
+    assert SlackPost.objects.filter(proposal__status="pending").exists()  # the samples wait in Slack

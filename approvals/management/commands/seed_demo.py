@@ -76,6 +76,7 @@ class Command(BaseCommand):
         reviewer = self._person(tenant, "reviewer", Role.REVIEWER, password)
         admin = self._person(tenant, "admin", Role.ADMIN, password, staff=True)
         self._person(tenant, "alice", Role.REQUESTER, password)
+        self._demo_slack_connection(tenant.slug, reviewer)
 
         kept = demo.kept_tokens()
         reviewer_token = kept.get("reviewer", "")
@@ -150,6 +151,37 @@ class Command(BaseCommand):
             where=Where(channel="cli"),
         )
         self.stdout.write(f"crm: {slug} has its own connection to {settings.CRM_BASE_URL}")
+
+    def _demo_slack_connection(self, slug: str, reviewer: Any) -> None:
+        """acme's own Slack, the sandbox's workspace: new proposals are posted to its #general with their
+        buttons, and the sandbox's page /slack/demo clicks them as the demo reviewer (signed as Slack
+        signs). The sandbox's team id is given: it is not running yet when the demo is seeded, so
+        ``auth.test`` could not tell it. Created once; an existing connection is left as it is."""
+        from django.conf import settings
+
+        from adapters import connections
+        from adapters.models import Connection
+        from adapters.sandbox import slack_review
+        from approvals.models import Membership
+        from audit import services as audit
+
+        if not Connection.objects.filter(tenant=slug, system="slack").exists():
+            connections.connection_set(
+                tenant=slug,
+                system="slack",
+                base_url=settings.SLACK_API_URL,
+                token=settings.SLACK_BOT_TOKEN,
+                signing_secret=slack_review.signing_secret(),
+                review_channel="#general",
+                team_id=slack_review.TEAM_ID,
+                actor=audit.Actor(type="system", label="seed_demo"),
+                where=Where(channel="cli"),
+            )
+            self.stdout.write(f"slack: {slug}'s review channel is the sandbox's #general")
+        if not Membership.objects.filter(tenant__slug=slug, slack_user_id=slack_review.DEMO_USER).exists():
+            Membership.objects.filter(user=reviewer, tenant__slug=slug, slack_user_id="").update(
+                slack_user_id=slack_review.DEMO_USER
+            )
 
     def _person(self, tenant: Any, username: str, role: str, password: str, *, staff: bool = False) -> Any:
         """The demo person, created with the demo password if missing; an existing one keeps theirs."""
