@@ -10,14 +10,9 @@ elapsed time; never headers (tokens) or bodies (PII).
 from __future__ import annotations
 
 import email.utils
-import http.cookiejar
-import ipaddress
 import logging
 import math
-import os
 import re
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,10 +22,6 @@ from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
-import urllib3
-import urllib3.connection
-import urllib3.exceptions
-import urllib3.util.connection
 from django.conf import settings
 from tenacity import (
     RetryCallState,
@@ -45,7 +36,31 @@ from tenacity.wait import wait_random_exponential
 
 from adapters import breaker
 from adapters.errors import Deferred, PermanentFailure, TransientFailure
+from adapters.outbound_guard import is_public_address
+from adapters.sessions import USER_AGENT, _pooled_session, _Session, make_session, public_only_session
 from audit import metrics, tracing
+
+# The sessions (adapters.sessions) and the public-address guard (adapters.outbound_guard) live apart from the
+# retry loop; callers and tests keep reaching them here.
+__all__ = [
+    "DEFAULT_RETRY_AFTER",
+    "MAX_RETRY_AFTER",
+    "RETRYABLE_STATUSES",
+    "RETRY_AFTER_STATUSES",
+    "USER_AGENT",
+    "_Session",
+    "_pooled_session",
+    "attempts_of",
+    "call",
+    "deadline",
+    "is_public_address",
+    "make_session",
+    "parse",
+    "parse_retry_after",
+    "public_only_session",
+    "retry_after_seconds",
+    "sleep",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +84,6 @@ _UNSENDABLE = (
     requests.exceptions.InvalidHeader,
     requests.exceptions.InvalidJSONError,
 )
-USER_AGENT = "acme-integration-gateway/1.0"
 
 
 _DEADLINE: ContextVar[float | None] = ContextVar("acme_http_deadline", default=None)
@@ -100,186 +114,6 @@ def _attempt_timeout(timeout: float) -> float:
 def sleep(seconds: float) -> None:
     """The retry loop's sleep; tests replace it (``monkeypatch.setattr(adapters.http, "sleep", ...)``)."""
     time.sleep(seconds)
-
-
-class _Session(requests.Session):
-    """A session that cannot forget a timeout or follow a redirect (a redirect could carry our bearer
-    token to another host, and a write must never be silently re-sent as a GET).
-
-    It reads the environment's proxy and CA settings once, not on every call. requests' own
-    ``trust_env`` reads them per request: ``HTTP(S)_PROXY``/``NO_PROXY`` by walking all of ``os.environ``
-    (0.2 to 0.9 ms of CPU a call here, more with a large environment), and ``~/.netrc``, whose
-    credentials would *replace* the ``Authorization`` header we set. So ``trust_env`` is off and the same
-    settings are resolved here: the CA bundle (``REQUESTS_CA_BUNDLE``, then ``CURL_CA_BUNDLE``) when the
-    session is made, and the proxies (honouring ``NO_PROXY``) once per scheme and host. ``.netrc`` is
-    never read: every downstream is authenticated by the token its adapter sends."""
-
-    _MAX_HOSTS = 64  # proxies remembered per session (downstreams are a handful; webhooks use their own)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.trust_env = False
-        self.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        self._env_proxies: dict[str, dict[str, str]] = {}
-
-    def proxies_for(self, url: str) -> dict[str, str]:
-        """The environment's proxies for ``url`` (``{}`` when ``NO_PROXY`` covers its host)."""
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        proxies = self._env_proxies.get(origin)
-        if proxies is None:
-            if len(self._env_proxies) >= self._MAX_HOSTS:
-                self._env_proxies.clear()
-            proxies = self._env_proxies[origin] = requests.utils.get_environ_proxies(url)
-        return proxies
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        kwargs.setdefault("timeout", float(settings.ACME_HTTP_TIMEOUT))
-        kwargs["allow_redirects"] = False
-        if kwargs.get("proxies") is None:
-            kwargs["proxies"] = self.proxies_for(url)
-        return super().request(method, url, *args, **kwargs)
-
-
-def make_session() -> requests.Session:
-    session = _Session()
-    session.headers["User-Agent"] = USER_AGENT
-    # Nothing a downstream sets in a cookie is sent back: every call is authenticated by its own headers,
-    # and a kept session (``_pooled_session``) must not carry one call's state into the next.
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    return session
-
-
-# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64's well-known prefix (RFC 6052) and
-# its local-use prefix (RFC 8215). A gateway translating them connects to that IPv4 address.
-_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
-
-
-def _unwrapped(
-    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
-) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    """The addresses a packet to ``ip`` really reaches: the IPv4 address inside an IPv4-mapped, 6to4 or
-    NAT64 IPv6 address; both ends (server and client) of a Teredo one; else ``ip`` itself."""
-    if isinstance(ip, ipaddress.IPv4Address):
-        return [ip]
-    if ip.ipv4_mapped is not None:
-        return [ip.ipv4_mapped]
-    if ip.sixtofour is not None:
-        return [ip.sixtofour]
-    if ip.teredo is not None:
-        return list(ip.teredo)
-    if any(ip in net for net in _NAT64):
-        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
-    return [ip]
-
-
-def is_public_address(address: str) -> bool:
-    """An address on the public internet, by ``ipaddress``'s ``is_global`` (IANA's special-purpose
-    registries: private, shared 100.64.0.0/10, loopback, link-local, documentation...), after unwrapping an
-    IPv4 address carried inside IPv6 (mapped, 6to4, Teredo, NAT64): ``2002:a9fe:a9fe::`` is
-    169.254.169.254. Python 3.11's ``is_global`` still says yes to IPv6 site-local (fec0::/10), multicast
-    and the IPv4-compatible ``::/96`` addresses (reserved), so those are refused by name."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 scope ("fe80::1%eth0") is not an address
-    return all(
-        inner.is_global
-        and not (inner.is_multicast or inner.is_reserved or inner.is_unspecified or inner.is_private)
-        and not (isinstance(inner, ipaddress.IPv6Address) and inner.is_site_local)
-        for inner in _unwrapped(ip)
-    )
-
-
-class _PublicOnlyConnection:
-    """urllib3 connection mixin: resolve the host once, refuse if any of its addresses is not public, and
-    connect to those vetted addresses. A check made before the request (``approvals.webhooks``) cannot stop
-    a host whose DNS answers a public address to the check and ``127.0.0.1`` to the connection (DNS
-    rebinding); this check is the connection's own resolution. TLS still names and verifies the host."""
-
-    _dns_host: str
-    host: str
-    port: int
-    timeout: Any
-    source_address: Any
-    socket_options: Any
-
-    def _new_conn(self) -> socket.socket:
-        try:
-            infos = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise urllib3.exceptions.NameResolutionError(self.host, self, exc) from exc  # type: ignore[arg-type]
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        if not addresses or not all(is_public_address(a) for a in addresses):
-            raise urllib3.exceptions.NewConnectionError(
-                self,  # type: ignore[arg-type]
-                f"{self.host} resolves to an address that is not public; nothing was sent",
-            )
-        error: OSError | None = None
-        for address in addresses:
-            try:
-                return urllib3.util.connection.create_connection(
-                    (address, self.port),
-                    self.timeout,
-                    source_address=self.source_address,
-                    socket_options=self.socket_options,
-                )
-            except TimeoutError as exc:
-                raise urllib3.exceptions.ConnectTimeoutError(
-                    self, f"Connection to {self.host} timed out"
-                ) from exc
-            except OSError as exc:
-                error = exc
-        raise urllib3.exceptions.NewConnectionError(self, f"Failed to establish a new connection: {error}")  # type: ignore[arg-type]
-
-
-class _PublicHTTPConnection(_PublicOnlyConnection, urllib3.connection.HTTPConnection):
-    pass
-
-
-class _PublicHTTPSConnection(_PublicOnlyConnection, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _PublicHTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _PublicHTTPConnection
-
-
-class _PublicHTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _PublicHTTPSConnection
-
-
-class _PublicOnlyAdapter(requests.adapters.HTTPAdapter):
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _PublicHTTPPool, "https": _PublicHTTPSPool}
-
-
-def public_only_session() -> requests.Session:
-    """A session (``make_session``) that connects only to public addresses, checked at each connection:
-    for URLs that callers choose (agents' webhook URLs). Through a proxy, the proxy resolves and connects,
-    and is the place for that rule."""
-    session = make_session()
-    adapter = _PublicOnlyAdapter()
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-_pool = threading.local()
-
-
-def _pooled_session(*, public_only: bool = False) -> requests.Session:
-    """This thread's session, kept between calls so that its connection pool is reused: against a real
-    CRM or Slack, a new session per call would pay a TCP and TLS handshake on every commit. One per
-    thread (a requests.Session is not documented as thread-safe) and per process (a session inherited
-    across a fork would share its sockets with the parent). urllib3 replaces a pooled connection the
-    server has closed before reusing it; a connection that drops mid-request is an attempt that failed
-    like any other, retried with the same Idempotency-Key."""
-    name = "public_session" if public_only else "session"
-    session: requests.Session | None = getattr(_pool, name, None)
-    if session is None or getattr(_pool, f"{name}_pid", None) != os.getpid():
-        session = public_only_session() if public_only else make_session()
-        setattr(_pool, name, session)
-        setattr(_pool, f"{name}_pid", os.getpid())
-    return session
 
 
 class _Retryable(Exception):

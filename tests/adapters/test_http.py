@@ -14,7 +14,7 @@ import requests
 import responses
 from responses import matchers
 
-from adapters import breaker, http
+from adapters import breaker, http, sessions
 from adapters.errors import Deferred, PermanentFailure, TransientFailure
 
 URL = "https://crm.test/api/v2/tickets.json"
@@ -469,7 +469,7 @@ def fresh_session(monkeypatch: pytest.MonkeyPatch) -> None:
     """This thread's kept session is made anew, under the test's environment."""
     import threading
 
-    monkeypatch.setattr(http, "_pool", threading.local())
+    monkeypatch.setattr(sessions, "_pool", threading.local())  # the kept sessions live in adapters.sessions
     for name in (
         "HTTP_PROXY",
         "http_proxy",
