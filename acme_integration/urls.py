@@ -12,6 +12,7 @@ admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
     path("", views.inbox, name="inbox"),
+    path("inbox/live/", views.inbox_live, name="inbox-live"),
     path("proposals/<uuid:pk>/", views.proposal_review, name="proposal-review"),
     path("proposals/<uuid:pk>/status/", views.proposal_status, name="proposal-status"),
     path("proposals/<uuid:pk>/open/", views.proposal_open, name="proposal-open"),

@@ -21,7 +21,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KT
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -242,6 +242,12 @@ def inbox(request: HttpRequest) -> HttpResponse:
             "first_query": filters.query(),
             "next_query": filters.query(after=next_cursor) if next_cursor else "",
             "is_first_page": not request.GET.get("after"),
+            # The tab's title counts what waits for this person (inbox.js keeps it current).
+            "pending_count": _shown(
+                counts[Status.PENDING]
+                if not filters.any
+                else _status_counts(Proposal.objects.filter(scope.q(_person(request))))[Status.PENDING]
+            ),
             "tools": [t.name for t in registry.tools() if t.requires_approval],
             "agents": sorted(agents, key=lambda a: (a.tenant.slug, a.name)),
             "risks": Risk.values,
@@ -250,6 +256,21 @@ def inbox(request: HttpRequest) -> HttpResponse:
             "no_tenant": not (scope.review or scope.requester),
         },
     )
+
+
+@login_required
+@require_GET
+def inbox_live(request: HttpRequest) -> JsonResponse:
+    """What the inbox polls (inbox.js): the capped counts per status of the same selection as the page (so
+    a new proposal or a decision changes them, and the page then reloads its list), and the pending count
+    for the tab's title. The same capped counts the page reads: bounded however large the table."""
+    scope = selectors.PersonScope.of(_person(request))
+    filters = Filters.from_query(request.GET)
+    counts = _status_counts(filters.apply(Proposal.objects.filter(scope.q(_person(request)))))
+    mine = _status_counts(Proposal.objects.filter(scope.q(_person(request))))
+    response = JsonResponse({"pending": _shown(mine[Status.PENDING]), "counts": counts})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 # --- Proposal page ---------------------------------------------------------------------------------------

@@ -84,6 +84,13 @@ PK = "<uuid:pk>"
 MATRIX: list[Row] = [
     # --- reviewer UI (sessions) ------------------------------------------------------------------------
     Row("", "GET", web(reviewer=200, other_reviewer=200, requester=200, admin=200), "web", "/"),
+    Row(
+        "inbox/live/",
+        "GET",
+        web(reviewer=200, other_reviewer=200, requester=200, admin=200),
+        "web",
+        "/inbox/live/",
+    ),
     Row(f"proposals/{PK}/", "GET", web(reviewer=200, other_reviewer=404, requester=200, admin=404), "web"),
     # An email's link: without a valid signed token it leads nowhere, for anyone (the token's own test is
     # tests/approvals/test_notifications.py); with one, to the review page above.
@@ -175,6 +182,8 @@ MATRIX: list[Row] = [
         path="/api/v1/webhooks/crm/?tenant=acme",
         body={"id": "1"},
     ),
+    # Slack's Request URL: no bearer auth either; a request not signed by a connected workspace is a 401.
+    Row("api/v1/slack/interactions/", "POST", everyone(401), body={"payload": "{}"}),
     Row("api/v1/events/", "GET", api(**AGENTS_ONLY)),
     Row(
         "api/v1/queries/",
@@ -374,7 +383,9 @@ def test_auth_matrix(row: Row, world: World) -> None:
     assert problems == []
 
 
-UNSAFE_ROWS = [row for row in MATRIX if row.method != "GET" and row.route != "api/v1/webhooks/crm/"]
+# Signed requests from outside systems (no session, no CSRF token: the signature is the proof) are 401s.
+SIGNED_ROUTES = {"api/v1/webhooks/crm/", "api/v1/slack/interactions/"}
+UNSAFE_ROWS = [row for row in MATRIX if row.method != "GET" and row.route not in SIGNED_ROUTES]
 
 
 @pytest.mark.django_db

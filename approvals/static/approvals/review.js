@@ -76,6 +76,28 @@
     decide.replaceWith(notice);
   }
 
+  // The page never contradicts itself: when the live panel shows a new status, the header's badge and the
+  // history (decisions, receipt) are fetched again with it (the same page, its two parts swapped in).
+  var shown = live.firstElementChild && live.firstElementChild.dataset.status;
+  function refreshRecord() {
+    if (!window.DOMParser) return;
+    fetch(window.location.pathname, { credentials: "same-origin", headers: { Accept: "text/html" },
+                                      cache: "no-store" })
+      .then(function (response) {
+        if (!response.ok) throw new Error("status " + response.status);
+        return response.text();
+      })
+      .then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        ["status-badge", "history"].forEach(function (id) {
+          var fresh = doc.getElementById(id);
+          var current = document.getElementById(id);
+          if (fresh && current) current.replaceWith(document.importNode(fresh, true));
+        });
+      })
+      .catch(function () { /* the next status change tries again */ });
+  }
+
   function poll() {
     if (document.hidden) {  // a background tab asks again later
       setTimeout(poll, delay);
@@ -98,6 +120,10 @@
         }
         live.dataset.final = panel.dataset.final;
         if (panel.dataset.status !== "pending") decidedMeanwhile(panel.dataset.status);
+        if (panel.dataset.status !== shown) {
+          shown = panel.dataset.status;
+          refreshRecord();
+        }
         delay = pace();
       })
       .catch(function () {
