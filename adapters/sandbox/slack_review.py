@@ -59,6 +59,10 @@ def _find(store: Store, channel: str, ts: str) -> dict[str, Any] | None:
     return next((m for m in store.messages if m["channel"] == channel and m["ts"] == ts), None)
 
 
+def _ok(reply: Reply) -> bool:
+    return isinstance(reply.body, dict) and bool(reply.body.get("ok"))
+
+
 def route(store: Store, method: str, path: str, body: Any, headers: Any, post: Any) -> Reply | None:
     """The methods above, or None for the rest of the sandbox Slack. ``post``: its chat.postMessage."""
     if path == "/slack/demo" and method == "GET":
@@ -70,19 +74,21 @@ def route(store: Store, method: str, path: str, body: Any, headers: Any, post: A
     name = path.removeprefix("/slack/api/")
     if name not in ("auth.test", "chat.update", "chat.postEphemeral", "views.open", "chat.postMessage"):
         return None
-    if not _authed(store, headers):
-        return Reply(200, {"ok": False, "error": "invalid_auth"})
-    body = body if isinstance(body, dict) else {}
-    if name == "auth.test":
-        return Reply(200, {"ok": True, "team_id": TEAM_ID, "team": "Sandbox", "user_id": "U0GATEWAY1"})
-    if name == "chat.postMessage":
+    if name == "chat.postMessage":  # its own checks and answers; the blocks are kept beside its message
         reply: Reply = post(store, body, headers)
-        if isinstance(body.get("blocks"), list) and isinstance(reply.body, dict) and reply.body.get("ok"):
+        if isinstance(body, dict) and isinstance(body.get("blocks"), list) and _ok(reply):
             with store.lock:
                 found = _find(store, str(reply.body["channel"]), str(reply.body["ts"]))
                 if found is not None:
                     found["blocks"] = body["blocks"]
         return reply
+    if not headers.get("Authorization", ""):
+        return Reply(200, {"ok": False, "error": "not_authed"})
+    if not _authed(store, headers):
+        return Reply(200, {"ok": False, "error": "invalid_auth"})
+    body = body if isinstance(body, dict) else {}
+    if name == "auth.test":
+        return Reply(200, {"ok": True, "team_id": TEAM_ID, "team": "Sandbox", "user_id": "U0GATEWAY1"})
     if name == "chat.update":
         with store.lock:
             found = _find(store, str(body.get("channel") or ""), str(body.get("ts") or ""))
