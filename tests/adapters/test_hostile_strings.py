@@ -103,7 +103,7 @@ def test_a_huge_tag_list_is_refused_before_any_tag_is_normalized(monkeypatch: py
         calls.append(value)
         return real(value)
 
-    monkeypatch.setattr(normalize, "clean_line", counting)
+    monkeypatch.setattr(normalize.fields, "clean_line", counting)  # where the tag rule calls it
     tags = [f"tag-{i}" for i in range(44_000)]
 
     errors = _errors("crm.create_ticket", {**TICKET, "tags": tags})
@@ -128,7 +128,7 @@ def test_a_huge_subject_is_refused_by_its_length_before_cleaning(monkeypatch: py
         calls.append(value)
         return real(value, keep)
 
-    monkeypatch.setattr(normalize, "_strip_invisible", counting)
+    monkeypatch.setattr(normalize.text, "_strip_invisible", counting)  # where the cleaners call it
 
     errors = _errors("crm.create_ticket", {**TICKET, "subject": "x" * 250_000})
 
