@@ -268,3 +268,40 @@ def test_create_reviewer_takes_an_email(acme):
     assert User.objects.get(username="mia").email == "mia@acme.test"
     with pytest.raises(CommandError):
         call_command("create_reviewer", "--tenant", "acme", "--username", "max", "--email", "not-an-address")
+
+
+EMAIL_SETTINGS = (
+    "from django.conf import settings as s; "
+    "print(s.ACME_EMAIL_ENABLED, s.EMAIL_BACKEND.rsplit('.', 2)[-2], getattr(s, 'EMAIL_PORT', ''))"
+)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"EMAIL_URL": "smtp://127.0.0.1:1025"}, "True smtp 1025"),
+        ({"DEBUG": "1"}, "True console 25"),  # make run: the console
+        ({}, "False console 25"),  # production without EMAIL_URL: none
+    ],
+)
+def test_email_url_picks_the_backend(tmp_path, env, expected):
+    from tests.acme_integration.test_settings import manage
+
+    result = manage("shell", "-c", EMAIL_SETTINGS, SECRET_KEY="k" * 50, ACME_VAR_DIR=str(tmp_path), **env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == expected
+
+
+@pytest.mark.django_db
+def test_with_email_off_it_is_logged_once(mailed, settings, monkeypatch, caplog):
+    settings.ACME_EMAIL_ENABLED = False
+    monkeypatch.setattr(notifications, "_disabled_logged", False)
+
+    with caplog.at_level("WARNING", logger="approvals.notifications"):
+        submit(mailed, 1)
+        submit(mailed, 2)
+
+    assert [r.getMessage() for r in caplog.records if r.name == "approvals.notifications"] == [
+        notifications.DISABLED
+    ]

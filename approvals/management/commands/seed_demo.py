@@ -191,6 +191,10 @@ class Command(BaseCommand):
         )
         if not user.is_active:
             self.stderr.write(f"the demo account {username} is deactivated: left as it is")
+        elif not user.email:
+            # So make run shows the reviewers' email (printed by the console backend under DEBUG).
+            user.email = f"{username}@demo.example"
+            user.save(update_fields=["email"])
         return user
 
     @staticmethod
