@@ -1,4 +1,10 @@
-"""Errors the integration layer raises. The domain above turns them into statuses and API errors."""
+"""Errors the integration layer raises. The domain above turns them into statuses and API errors.
+
+One of four ``errors.py``; this one is the integration layer's exceptions (what an outside call or a tool's
+args can go wrong with). The others -- ``adapters/warehouse/errors.py``: the warehouse read path's refusals;
+``approvals/errors.py``: the domain's exceptions (what a proposal's lifecycle refuses);
+``approvals/api/errors.py``: the API's error *responses*: it turns the other three into the contract's shape.
+"""
 
 from __future__ import annotations
 

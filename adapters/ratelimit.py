@@ -9,6 +9,19 @@ Configuration (``settings.ACME_RATE_LIMITS``, merged over ``DEFAULT_LIMITS`` too
 
 ``per`` names the dimensions of one bucket: ``"tenant"`` or an arg of the tool; ``[]`` is one bucket for
 the whole tool. ``rate`` is tokens per second, ``burst`` the bucket's size.
+
+"Rate limit" names four different things in this codebase; this module is the first:
+
+* ``adapters.ratelimit`` -- outbound: token buckets on the calls a *commit* (or a read) makes to an outside
+  system (per tool, tenant, channel); over it the call is ``Deferred`` and rescheduled, nothing refused;
+* ``adapters.policy`` ``max_per_hour`` -- a tenant's *policy*: proposals per agent per tool in a sliding
+  hour; over it ``RateLimited`` (429 ``rate_limited``, check ``max_per_hour``);
+* ``approvals.services.intake`` -- the *submission budget*: submissions per agent, whatever the tool;
+  over it 429 ``rate_limited`` (policy ``submission_budget``); and backpressure (429 ``backpressure``);
+* ``adapters.preview_reads`` -- the *preview-read budget*: live reads a preview makes, per agent and per
+  connection; over it 429 ``rate_limited`` (policy ``preview_reads``).
+
+(The reviewers' login throttle, ``approvals.login_throttle``, is a fifth, and says "throttle".)
 """
 
 from __future__ import annotations

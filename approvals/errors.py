@@ -1,4 +1,10 @@
-"""Domain errors. The API turns each into the contract's error shape; messages tests check live here."""
+"""Domain errors. The API turns each into the contract's error shape; messages tests check live here.
+
+One of four ``errors.py``; this one is the domain's exceptions (what a proposal's lifecycle refuses). The
+others -- ``adapters/errors.py``: the integration layer's exceptions (what an outside call or a tool's args
+can go wrong with); ``adapters/warehouse/errors.py``: the warehouse read path's refusals;
+``approvals/api/errors.py``: the API's error *responses*: it turns the other three into the contract's shape.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,10 @@
 
 Views stay thin: they read through scoped queries and change nothing themselves — every decision goes
 through ``approvals.services`` (which locks the row, checks the status and the reviewer, and audits).
+
+One of three ``views.py``; this one is the reviewers' web pages (HTML, session login). The others --
+``approvals/api/views.py``: the REST API (JSON, bearer tokens; contract 3); ``audit/views.py``:
+``GET /metrics`` (Prometheus).
 """
 
 from __future__ import annotations

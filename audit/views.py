@@ -7,6 +7,10 @@ Who may read it:
   staff, and these figures count every tenant's proposals (contract section 6; /ops/ shows them theirs).
 Anyone else gets 403 (401 with a ``WWW-Authenticate`` challenge when a token is configured). The figures
 are operational (counts, latencies, states): no tenant, id or argument ever appears in a label.
+
+One of three ``views.py``; this one is ``GET /metrics`` (Prometheus). The others -- ``approvals/views.py``:
+the reviewers' web pages (HTML, session login); ``approvals/api/views.py``: the REST API (JSON, bearer tokens;
+contract 3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""What the read path refuses. The API turns them into 400s (``invalid_query`` and friends)."""
+"""What the read path refuses. The API turns them into 400s (``invalid_query`` and friends).
+
+One of four ``errors.py``; this one is the warehouse read path's refusals. The others --
+``adapters/errors.py``: the integration layer's exceptions (what an outside call or a tool's args can go wrong
+with); ``approvals/errors.py``: the domain's exceptions (what a proposal's lifecycle refuses);
+``approvals/api/errors.py``: the API's error *responses*: it turns the other three into the contract's shape.
+"""
 
 from __future__ import annotations
 

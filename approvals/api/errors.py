@@ -1,4 +1,10 @@
-"""Every API error has the contract's shape: {"error": "<code>", "detail": "<sentence>", ...}."""
+"""Every API error has the contract's shape: {"error": "<code>", "detail": "<sentence>", ...}.
+
+One of four ``errors.py``; this one is the API's error *responses*: it turns the other three into the
+contract's shape. The others -- ``adapters/errors.py``: the integration layer's exceptions (what an outside
+call or a tool's args can go wrong with); ``adapters/warehouse/errors.py``: the warehouse read path's
+refusals; ``approvals/errors.py``: the domain's exceptions (what a proposal's lifecycle refuses).
+"""
 
 from __future__ import annotations
 

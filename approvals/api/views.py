@@ -1,4 +1,9 @@
-"""REST API (contract 3). Views are thin: validate input, call one service or selector, render."""
+"""REST API (contract 3). Views are thin: validate input, call one service or selector, render.
+
+One of three ``views.py``; this one is the REST API (JSON, bearer tokens; contract 3). The others --
+``approvals/views.py``: the reviewers' web pages (HTML, session login); ``audit/views.py``: ``GET /metrics``
+(Prometheus).
+"""
 
 from __future__ import annotations
 
