@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from adapters import connections, http
@@ -30,6 +31,11 @@ CALL_BUDGET = 10.0  # seconds for one Slack call, its retries included
 MAX_ATTEMPTS = 8  # syncs of one post before it is marked failed
 BACKOFF_BASE = 5.0  # seconds; doubles per attempt
 BACKOFF_CAP = 600.0
+
+
+def post_key(proposal_id: Any) -> str:
+    """The tag of a proposal's review message in its channel's history."""
+    return f"acme-review-{proposal_id}"
 
 
 def backoff(attempts: int) -> timedelta:
@@ -65,7 +71,13 @@ def send(outbox_id: int) -> str:
 
 
 def sync(proposal_id: str) -> str:
-    """Post the proposal's message, or update it to the proposal's current state; idempotent."""
+    """Post the proposal's message, or update it to the proposal's current state; idempotent.
+
+    A post is counted (``attempts``) in its own transaction before it is sent: after an attempt whose
+    answer was lost (a timeout, a 5xx, a worker that died mid-call) the next one first looks for the
+    message in the channel's history by the tag every post carries (``web.tag``) and adopts it instead of
+    posting a second one."""
+    SlackPost.objects.filter(proposal_id=proposal_id, ts="").update(attempts=F("attempts") + 1)
     with transaction.atomic():
         post = (
             SlackPost.objects.select_for_update()
@@ -82,6 +94,12 @@ def sync(proposal_id: str) -> str:
         text, body = blocks.message(proposal)
         try:
             with http.deadline(CALL_BUDGET):
+                if not post.ts and post.attempts > 1:
+                    found = web.find_tagged(
+                        conn, post.channel, post_key(proposal.pk), oldest=post.created_at.timestamp() - 120
+                    )
+                    if found is not None:
+                        post.channel, post.ts = found
                 if post.ts:
                     web.call(
                         conn,
@@ -90,12 +108,20 @@ def sync(proposal_id: str) -> str:
                     )
                 else:
                     answer = web.call(
-                        conn, "chat.postMessage", {"channel": post.channel, "text": text, "blocks": body}
+                        conn,
+                        "chat.postMessage",
+                        {
+                            "channel": post.channel,
+                            "text": text,
+                            "blocks": body,
+                            "metadata": web.tag(post_key(proposal.pk)),
+                        },
                     )
                     post.ts = answer.ts or ""
                     post.channel = answer.channel or post.channel
         except DownstreamError as exc:
-            post.attempts += 1
+            if post.ts:
+                post.attempts += 1  # an update's failure (a post was counted before it was sent)
             post.last_error = str(getattr(exc, "detail", "") or exc)[:1000]
             # What may heal (timeouts, 5xx, an open breaker, a rate limit) is retried; a refusal
             # (channel_not_found, invalid_auth...) is not, until the connection is fixed.

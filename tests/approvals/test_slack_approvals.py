@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import pytest
 import responses
+from django.utils import timezone
 from slack_sdk.signature import SignatureVerifier
 
 from adapters.models import Connection
@@ -102,6 +103,19 @@ def _ok(rsps: responses.RequestsMock, *methods: str) -> None:
         rsps.add(
             responses.POST, f"{SLACK}/{method}", json={"ok": True, "channel": "C0APPROVALS", "ts": "100.1"}
         )
+
+
+def _history(rsps: responses.RequestsMock, *, messages: list[dict[str, Any]]) -> None:
+    rsps.add(
+        responses.GET,
+        f"{SLACK}/conversations.list",
+        json={"ok": True, "channels": [{"id": "C0APPROVALS", "name": "approvals"}]},
+    )
+    rsps.add(
+        responses.GET,
+        f"{SLACK}/conversations.history",
+        json={"ok": True, "messages": messages, "has_more": False},
+    )
 
 
 def _posted(proposal_id: str) -> None:
@@ -386,13 +400,49 @@ class TestReliableNotifications:
         assert retry.payload == {"op": "sync", "tenant": "acme", "proposal_id": proposal_id}
         assert retry.available_at > post.updated_at  # backoff: not due at once
 
-        # Slack is back; the retry comes due.
+        # Slack is back; the retry comes due. An earlier attempt may have posted: the channel is read first.
         OutboxMessage.objects.filter(pk=retry.pk).update(available_at=retry.created_at)
         with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+            _history(rsps, messages=[])
             _ok(rsps, "chat.postMessage")
             outbox.drain()
+            posted = _calls(rsps, "chat.postMessage")
         post.refresh_from_db()
         assert (post.state, post.ts) == ("posted", "100.1")
+        assert posted[0]["metadata"] == {
+            "event_type": "acme_proposal",
+            "event_payload": {"key": f"acme-review-{proposal_id}"},
+        }
+
+    def test_a_post_whose_answer_was_lost_is_found_again_not_posted_twice(self, slack, settings):
+        settings.ACME_BREAKER_FAILURES = 100
+        with responses.RequestsMock() as rsps:
+            rsps.add(
+                responses.POST, f"{SLACK}/chat.postMessage", status=502
+            )  # Slack posted; the answer was lost
+            proposal_id = _submit(slack)
+            outbox.drain()
+        OutboxMessage.objects.filter(dispatched_at__isnull=True).update(available_at=timezone.now())
+
+        tagged = {
+            "type": "message",
+            "ts": "150.5",
+            "text": "x",
+            "metadata": {
+                "event_type": "acme_proposal",
+                "event_payload": {"key": f"acme-review-{proposal_id}"},
+            },
+        }
+        with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+            _history(rsps, messages=[tagged])
+            _ok(rsps, "chat.update")
+            outbox.drain()
+            updated = _calls(rsps, "chat.update")
+            assert _calls(rsps, "chat.postMessage") == []
+
+        post = SlackPost.objects.get(proposal_id=proposal_id)
+        assert (post.state, post.ts, post.channel) == ("posted", "150.5", "C0APPROVALS")
+        assert updated[0]["ts"] == "150.5"
 
     def test_a_tenant_without_a_review_channel_gets_no_post(self, acme):
         _submit(acme)
