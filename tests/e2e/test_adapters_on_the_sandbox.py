@@ -392,16 +392,19 @@ def test_sandbox_put_idempotency_can_be_turned_off_like_a_real_zendesk(sandbox: 
         return requests.put(url, json={"ticket": {"comment": {"body": "Again"}}}, headers=headers, timeout=5)
 
     # the default: a replayed PUT is answered from the first one
-    assert sandbox.control("GET", "config") == {"put_idempotency": True}
+    assert sandbox.control("GET", "config") == {"put_idempotency": True, "slack_idempotency": True}
     assert [put_comment().headers["x-idempotency-lookup"] for _ in range(2)] == ["miss", "hit"]
     # off: every PUT is applied, as on a real Zendesk
-    assert sandbox.control("POST", "config", {"put_idempotency": False}) == {"put_idempotency": False}
+    assert sandbox.control("POST", "config", {"put_idempotency": False}) == {
+        "put_idempotency": False,
+        "slack_idempotency": True,
+    }
     assert "x-idempotency-lookup" not in put_comment().headers
     put_comment()
     assert [c["body"] for c in sandbox.tickets()[0]["comments"]] == ["Smoke", "Again", "Again", "Again"]
     # a reset restores the default
     sandbox.control("POST", "reset")
-    assert sandbox.control("GET", "config") == {"put_idempotency": True}
+    assert sandbox.control("GET", "config") == {"put_idempotency": True, "slack_idempotency": True}
 
 
 def test_sandbox_fault_for_one_path_lets_other_requests_by(sandbox: Sandbox) -> None:
