@@ -67,21 +67,3 @@ def call(conn: Resolved, method: str, body: dict[str, Any]) -> Answer:
 def team_of(conn: Resolved) -> str:
     """The workspace (team id) ``conn``'s token belongs to (``auth.test``)."""
     return call(conn, "auth.test", {}).team_id or ""
-
-
-def find_tagged(conn: Resolved, channel: str, key: str, *, oldest: float) -> tuple[str, str] | None:
-    """The (channel id, ts) of a message in ``channel`` posted since ``oldest`` whose metadata carries
-    ``key`` (``tag(key)``), or None; raises TransientFailure when the history cannot be read. The same
-    look-up as the commit path's lost-answer check (``adapters.slack.messages.find``)."""
-    from adapters.slack import messages
-
-    channel_id = messages._channel_id(conn, channel)  # the commit path's resolver of '#name' to an id
-    ts = messages.find(conn, channel_id, key, oldest=oldest)
-    return (channel_id, ts) if ts else None
-
-
-def tag(key: str) -> dict[str, Any]:
-    """Slack message metadata naming ``key``: a post found again by ``find_tagged``."""
-    from adapters.slack import messages
-
-    return {"event_type": messages.METADATA_EVENT, "event_payload": {"key": key}}

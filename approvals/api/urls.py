@@ -2,7 +2,6 @@ from django.urls import path, re_path
 
 from approvals.api import docs, queries, views, webhooks
 from approvals.slack import interactions as slack_interactions
-from approvals.slack import interactions as slack_interactions
 
 urlpatterns = [
     path("tools/", views.ToolsView.as_view(), name="api-tools"),
@@ -20,8 +19,6 @@ urlpatterns = [
     path("proposals/<uuid:pk>/receipt/", views.ProposalReceiptView.as_view(), name="api-proposal-receipt"),
     path("webhook/", webhooks.AgentWebhookView.as_view(), name="api-agent-webhook"),
     path("webhooks/crm/", webhooks.CrmInboundView.as_view(), name="api-webhooks-crm"),
-    # Slack's interactivity Request URL (signed by the tenant's Slack app; no bearer token).
-    path("slack/interactions/", slack_interactions.interactions, name="api-slack-interactions"),
     # Slack's interactivity Request URL (signed by the tenant's Slack app; no bearer token).
     path("slack/interactions/", slack_interactions.interactions, name="api-slack-interactions"),
     path("events/", webhooks.InboundEventListView.as_view(), name="api-events"),

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from adapters import connections, http
 from adapters.errors import Deferred, DownstreamError, TransientFailure
-from adapters.slack import web
+from adapters.slack import messages, web
 from approvals import outbox
 from approvals.models import OutboxMessage, SlackPost
 from approvals.slack import blocks
@@ -31,6 +31,22 @@ CALL_BUDGET = 10.0  # seconds for one Slack call, its retries included
 MAX_ATTEMPTS = 8  # syncs of one post before it is marked failed
 BACKOFF_BASE = 5.0  # seconds; doubles per attempt
 BACKOFF_CAP = 600.0
+
+
+def find_tagged(
+    conn: connections.Resolved, channel: str, key: str, *, oldest: float
+) -> tuple[str, str] | None:
+    """The (channel id, ts) of a message in ``channel`` posted since ``oldest`` whose metadata carries
+    ``key`` (``tag(key)``), or None; raises TransientFailure when the history cannot be read. The commit
+    path's look-up for a post whose answer was lost (``adapters.slack.messages.find``)."""
+    channel_id = messages._channel_id(conn, channel)  # its resolver of '#name' to the id history takes
+    ts = messages.find(conn, channel_id, key, oldest=oldest)
+    return (channel_id, ts) if ts else None
+
+
+def tag(key: str) -> dict[str, Any]:
+    """Slack message metadata naming ``key``: a post found again by ``find_tagged``."""
+    return {"event_type": messages.METADATA_EVENT, "event_payload": {"key": key}}
 
 
 def post_key(proposal_id: Any) -> str:
@@ -95,7 +111,7 @@ def sync(proposal_id: str) -> str:
         try:
             with http.deadline(CALL_BUDGET):
                 if not post.ts and post.attempts > 1:
-                    found = web.find_tagged(
+                    found = find_tagged(
                         conn, post.channel, post_key(proposal.pk), oldest=post.created_at.timestamp() - 120
                     )
                     if found is not None:
@@ -114,7 +130,7 @@ def sync(proposal_id: str) -> str:
                             "channel": post.channel,
                             "text": text,
                             "blocks": body,
-                            "metadata": web.tag(post_key(proposal.pk)),
+                            "metadata": tag(post_key(proposal.pk)),
                         },
                     )
                     post.ts = answer.ts or ""
