@@ -6,48 +6,73 @@ POSTed by a worker with ``X-Acme-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256
 and ``X-Acme-Event-Id``, retried with backoff until a 2xx or the attempts run out. Agents deduplicate on the
 event id (a delivery whose answer was lost is sent again).
 
-Inbound: ``POST /api/v1/webhooks/crm/?tenant=<slug>`` verifies Zendesk's webhook signature
-(base64 HMAC-SHA256 over timestamp + body, headers ``X-Zendesk-Webhook-Signature`` and
-``X-Zendesk-Webhook-Signature-Timestamp``) with that tenant's secret, refuses stale or malformed timestamps,
-checks the event is bound to that tenant, and records each event id once across all tenants.
-
-The tenant is bound into what is verified in one of two ways. A tenant whose CRM connection has its own
-signing secret (``set_connection --signing-secret``; no two tenants may have the same one) is bound by the
-key: an event signed for another tenant does not verify. A tenant without one shares ``CRM_WEBHOOK_SECRET``
-with the others, so the signed body itself must name it: ``"tenant": "<slug>"``. Either way a body that
-names another tenant is refused.
+Inbound (the CRM's signed events) is ``approvals.inbound``; its names are re-exported here.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
 import logging
 import random
-import re
 import socket
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from adapters import connections, http
+from adapters import http
 from approvals import outbox
+from approvals.inbound import (
+    FOREIGN_EVENT as FOREIGN_EVENT,
+)
+from approvals.inbound import (
+    NAMES_ANOTHER as NAMES_ANOTHER,
+)
+from approvals.inbound import (
+    NOT_BOUND as NOT_BOUND,
+)
+from approvals.inbound import (
+    TOLERANCE as TOLERANCE,
+)
+from approvals.inbound import (
+    BadSignature as BadSignature,
+)
+from approvals.inbound import (
+    ForeignEvent as ForeignEvent,
+)
+from approvals.inbound import (
+    InboundKey as InboundKey,
+)
+from approvals.inbound import (
+    _parse_timestamp as _parse_timestamp,
+)
+from approvals.inbound import (
+    check_bound as check_bound,
+)
+from approvals.inbound import (
+    inbound_key as inbound_key,
+)
+from approvals.inbound import (
+    inbound_record as inbound_record,
+)
+from approvals.inbound import (
+    verify_inbound as verify_inbound,
+)
+from approvals.inbound import (
+    zendesk_signature as zendesk_signature,
+)
 from approvals.models import (
     AgentCredential,
-    InboundEvent,
     OutboxMessage,
     Proposal,
     Receipt,
-    Tenant,
     WebhookDelivery,
 )
 from audit import services as audit
@@ -56,7 +81,6 @@ logger = logging.getLogger(__name__)
 
 EVENTS = ("proposal.decided", "proposal.committed", "proposal.failed", "proposal.expired", "proposal.stale")
 SIGNATURE_HEADER = "X-Acme-Signature"
-TOLERANCE = 300  # seconds a signed timestamp stays acceptable, both ways
 
 
 # --- outbound ------------------------------------------------------------------------------------------
@@ -278,109 +302,3 @@ def redispatch(*, grace: int = 60, limit: int = 200) -> int:
             WebhookDelivery.objects.filter(pk=pk).update(next_attempt_at=now)
             outbox.stage(OutboxMessage.Kind.WEBHOOK, {"delivery_id": str(pk)})
     return len(ids)
-
-
-# --- inbound -------------------------------------------------------------------------------------------
-
-
-class BadSignature(Exception):
-    pass
-
-
-class ForeignEvent(Exception):
-    """The event id is already recorded for another tenant: refused, recorded nowhere."""
-
-
-NOT_BOUND = 'The event is not bound to this tenant: the signed body must name it ("tenant": "<slug>").'
-NAMES_ANOTHER = "The signed event names another tenant."
-FOREIGN_EVENT = "This event id was already received for another tenant; it is not recorded here."
-# Unix seconds, digits only. ``float()`` would also take "nan" (outside no window at all: a signature that
-# never expires), "inf", "1e9" and "-5".
-_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
-
-
-def zendesk_signature(secret: str, timestamp: str, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
-
-
-def _parse_timestamp(value: str) -> float:
-    """Unix seconds, or an ISO 8601 date-time with its offset (Zendesk's "2026-01-02T03:04:05Z");
-    anything else is a ValueError."""
-    if _UNIX_SECONDS.fullmatch(value):
-        return float(value)
-    if not value[:4].isdigit():
-        raise ValueError(value)
-    when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if when.tzinfo is None:  # a local time of unknown zone: its window cannot be checked
-        raise ValueError(value)
-    return when.timestamp()
-
-
-@dataclass(frozen=True)
-class InboundKey:
-    """The secret a tenant's CRM events are signed with, and whether that secret alone binds the tenant."""
-
-    secret: str
-    bound_by_key: bool
-
-
-def inbound_key(tenant_slug: str) -> InboundKey:
-    conn = connections.resolve(tenant_slug, "crm")
-    return InboundKey(secret=conn.signing_secret(), bound_by_key=conn.own_signing_secret)
-
-
-def check_bound(*, key: InboundKey, tenant_slug: str, payload: dict[str, Any]) -> None:
-    """Raise BadSignature unless the verified event is this tenant's (see the module docstring)."""
-    named = payload.get("tenant")
-    if named is not None and named != tenant_slug:
-        raise BadSignature(NAMES_ANOTHER)
-    if not key.bound_by_key and named != tenant_slug:
-        raise BadSignature(NOT_BOUND)
-
-
-def verify_inbound(
-    *, secret: str, signature: str, timestamp: str, body: bytes, now: float | None = None
-) -> None:
-    if not signature or not timestamp:
-        raise BadSignature("Missing X-Zendesk-Webhook-Signature or X-Zendesk-Webhook-Signature-Timestamp.")
-    try:
-        sent_at = _parse_timestamp(timestamp)
-    except ValueError:
-        raise BadSignature(
-            "The signature timestamp is neither Unix seconds nor an ISO 8601 date-time."
-        ) from None
-    if abs((now or time.time()) - sent_at) > TOLERANCE:
-        raise BadSignature("The signature timestamp is outside the accepted window.")
-    if not hmac.compare_digest(zendesk_signature(secret, timestamp, body), signature):
-        raise BadSignature("The signature does not match.")
-
-
-def inbound_record(
-    *, tenant: Tenant, source: str, payload: dict[str, Any], where: audit.Where
-) -> tuple[InboundEvent, bool]:
-    event_id = str(payload.get("id") or "")[:128]
-    try:
-        with transaction.atomic():
-            event = InboundEvent.objects.create(
-                tenant=tenant,
-                source=source,
-                event_id=event_id,
-                type=str(payload.get("type") or "")[:64],
-                payload=payload,
-            )
-            audit.record(
-                tenant=tenant.slug,
-                actor=audit.Actor(type="system", label=source),
-                action="inbound.received",
-                where=where,
-                subject_type="inbound_event",
-                subject_id=str(event.pk),
-                data={"source": source, "type": event.type, "event_id": event_id},
-            )
-    except IntegrityError:
-        existing = InboundEvent.objects.get(source=source, event_id=event_id)
-        if existing.tenant_id != tenant.pk:
-            raise ForeignEvent(FOREIGN_EVENT) from None
-        return existing, False
-    return event, True
