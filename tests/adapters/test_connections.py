@@ -234,7 +234,8 @@ def test_seed_demo_gives_the_demo_tenant_its_own_crm_connection(settings):
 
     conn = connections.resolve("acme", "crm")
     assert (conn.own, conn.shared, conn.base_url) == (True, False, connections.default_base_url("crm"))
-    assert Connection.objects.filter(tenant="acme").count() == 1
+    # One CRM connection however often it runs (the demo gives acme its own Slack connection too).
+    assert Connection.objects.filter(tenant="acme", system="crm").count() == 1
 
 
 @pytest.fixture
