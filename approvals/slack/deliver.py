@@ -75,9 +75,6 @@ def send(outbox_id: int) -> str:
                     "chat.postEphemeral",
                     {"channel": payload["channel"], "user": payload["user"], "text": payload["text"]},
                 )
-            elif op == "modal":
-                # No retry: Slack's trigger_id is good for 3 seconds.
-                web.call(conn, "views.open", {"trigger_id": payload["trigger_id"], "view": payload["view"]})
             else:
                 return "unknown"
     except DownstreamError as exc:

@@ -11,8 +11,9 @@ A click decides through the same services as the web UI and the API (``proposal_
 ``proposal_reject``: four-eyes, state checks, the args hash the button carried, the audit event with
 ``where.channel = "slack"``), as the reviewer the Slack user is mapped to (``Membership.slack_user_id``).
 A click that decides nothing is answered with an ephemeral message saying why. Slack is answered at once:
-the calls back to Slack (the message's update, an ephemeral answer, the rejection modal) go through the
-outbox to the worker. Nothing is kept in process memory: the button and the modal carry what is needed.
+the calls back to Slack (the message's update, an ephemeral answer) go through the outbox to the worker;
+only the reason modal is opened inside the request, in at most ``MODAL_DEADLINE`` seconds, because its
+``trigger_id`` expires 3 seconds after the click. Nothing is kept in process memory: the button and the modal carry what is needed.
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
+import redis
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from slack_sdk.signature import SignatureVerifier
 
-from adapters import connections
+from adapters import connections, http
+from adapters.errors import DownstreamError
 from adapters.models import Connection
+from adapters.slack import web
 from approvals import errors, services
 from approvals.models import Membership, Proposal, Status
 from approvals.slack import blocks, notify
@@ -48,6 +52,9 @@ NOT_MAPPED = (
 UNKNOWN_PROPOSAL = "This proposal is not known to the gateway; nothing was recorded."
 ARGS_CHANGED = "This proposal changed since this message was posted; open it to review the new version. Nothing was recorded."
 REASON_MISSING = "Say why: the agent reads the reason."
+MODAL_FAILED = "Slack did not open the form in time; click the button again. Nothing was recorded."
+# Seconds the inline views.open may take in all (retries included): Slack waits 3 s for our answer.
+MODAL_DEADLINE = 2.0
 
 
 def _unauthorized() -> JsonResponse:
@@ -167,13 +174,30 @@ def _click(request: HttpRequest, conn: connections.Resolved, payload: dict[str, 
                 raise errors.InvalidTransition(
                     errors.INVALID_STATE.format(status=proposal.status, action="decided", allowed="pending")
                 )
-            notify.stage_modal(
-                tenant=conn.tenant,
+            _open_modal(
+                conn,
                 trigger_id=str(payload.get("trigger_id") or ""),
                 view=blocks.reason_modal(proposal, action=action_id, channel=channel),
+                channel=channel,
+                user=user,
             )
     except errors.DomainError as exc:
         _refuse(conn, channel, user, exc.detail)
+
+
+def _open_modal(
+    conn: connections.Resolved, *, trigger_id: str, view: dict[str, Any], channel: str, user: str
+) -> None:
+    """Open the reason modal now, inside this request: Slack's ``trigger_id`` is good for 3 seconds, so
+    handing ``views.open`` to the worker (the outbox) loses it whenever the worker is busy. One call, bounded
+    by ``MODAL_DEADLINE`` so Slack is still answered within its 3 seconds; if it fails, the reviewer is told
+    to click again (nothing was decided)."""
+    try:
+        with http.deadline(MODAL_DEADLINE):
+            web.call(conn, "views.open", {"trigger_id": trigger_id, "view": view})
+    except (DownstreamError, redis.RedisError) as exc:
+        logger.warning("slack views.open failed: %s", getattr(exc, "detail", type(exc).__name__))
+        _refuse(conn, channel, user, MODAL_FAILED)
 
 
 def _reason_submitted(

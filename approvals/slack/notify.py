@@ -5,8 +5,9 @@
   proposal's transaction commits, and a Slack outage costs intake nothing (the worker sends it, retrying).
 * ``stage_sync(proposal)``: after a transition of a proposal that has a message: the worker posts it if it
   is not posted yet, else updates it (``chat.update``) to the proposal's state at that time.
-* ``stage_ephemeral`` / ``stage_modal``: the answers to a click (a reason it was refused; the rejection
-  modal), sent by the worker once the click's request was answered.
+* ``stage_ephemeral``: the answer to a click that decided nothing (the reason), sent by the worker once the
+  click's request was answered. The reason modal is not staged: Slack's trigger_id lives 3 seconds, so
+  ``approvals.slack.interactions`` opens it inside the click's request.
 """
 
 from __future__ import annotations
@@ -38,7 +39,3 @@ def stage_sync(proposal: Proposal) -> None:
 
 def stage_ephemeral(*, tenant: str, channel: str, user: str, text: str) -> None:
     _stage({"op": "ephemeral", "tenant": tenant, "channel": channel, "user": user, "text": text})
-
-
-def stage_modal(*, tenant: str, trigger_id: str, view: dict[str, Any]) -> None:
-    _stage({"op": "modal", "tenant": tenant, "trigger_id": trigger_id, "view": view})

@@ -204,8 +204,9 @@ class TestTheLoop:
         with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
             _ok(rsps, "views.open")
             assert _signed(client, _click(proposal, "reject")).status_code == 200
-            outbox.drain()
+            # Open by the time Slack has its answer, no worker needed: the trigger_id lives 3 seconds.
             opened = _calls(rsps, "views.open")
+            outbox.drain()
         assert opened[0]["trigger_id"] == "trigger-1"
         view = opened[0]["view"]
         assert Proposal.objects.get(pk=proposal_id).status == Status.PENDING  # nothing decided yet
@@ -234,6 +235,21 @@ class TestTheLoop:
             _ok(rsps, "chat.update")
             outbox.drain()
             assert "Wrong channel" in json.dumps(_calls(rsps, "chat.update")[0]["blocks"])
+
+    def test_a_modal_slack_will_not_open_tells_the_reviewer_to_click_again(self, slack, client):
+        proposal_id = _submit(slack)
+        _posted(proposal_id)
+        proposal = Proposal.objects.get(pk=proposal_id)
+
+        with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+            rsps.add(responses.POST, f"{SLACK}/views.open", json={"ok": False, "error": "expired_trigger_id"})
+            _ok(rsps, "chat.postEphemeral")
+            assert _signed(client, _click(proposal, "reject")).status_code == 200
+            outbox.drain()
+            told = _calls(rsps, "chat.postEphemeral")
+        assert told[0]["text"] == interactions.MODAL_FAILED
+        assert Proposal.objects.get(pk=proposal_id).status == Status.PENDING
+        assert not Decision.objects.filter(proposal=proposal).exists()
 
     def test_request_changes_opens_a_modal_whose_submission_sends_the_proposal_back(self, slack, client):
         proposal_id = _submit(slack)
