@@ -14,8 +14,8 @@ state). A worker dying between the SMTP answer and the mark leaves it ``sending`
 
 Reminders and escalations (``remind_due``, ``escalate_due``, run by the worker's housekeeping): a pending
 proposal's ``reminded_at`` / ``escalated_at`` is claimed by a conditional ``UPDATE … WHERE … IS NULL`` in the
-same transaction that stages the emails, so a restart neither loses nor repeats one. A Slack thread reply
-for reminders is the Slack integration's: it can read ``Proposal.reminded_at`` (see ``REMINDER_HOOKS``).
+same transaction that stages the emails and, where the proposal has a Slack message, its thread reply
+(``approvals.slack.notify.stage_reminder``), so a restart neither loses nor repeats one.
 
 Links: ``ACME_PUBLIC_URL/proposals/<id>/open/?t=<token>``; the token (``django.core.signing``, salted and
 time-limited) names the proposal and the reviewer it was sent to. It logs nobody in: it leads to the
@@ -25,7 +25,7 @@ review page, which asks for a login as any page does (``views.proposal_open``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from approvals import outbox
 from approvals.models import OutboxMessage, Proposal, ReviewerEmail, Role, Status
+from approvals.slack import notify as slack_notify
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,6 @@ DISABLED = "email is off: EMAIL_URL is not set (DEBUG off); reviewers get no ema
 
 # Called with each proposal whose reminder was just claimed (in its transaction): where another channel
 # (Slack's thread reply) registers its own reminder. Registered at import time, never changed at run time.
-REMINDER_HOOKS: list[Callable[[Proposal], None]] = []
 
 _disabled_logged = False
 
@@ -160,8 +160,7 @@ def _claim_each(due: Any, field: str, roles: tuple[str, ...], kind: str, limit: 
                     if user.pk != proposal.on_behalf_of_id:
                         _add(user, proposal, kind)
             if field == "reminded_at":
-                for hook in REMINDER_HOOKS:
-                    hook(proposal)
+                slack_notify.stage_reminder(proposal)
             count += 1
     return count
 

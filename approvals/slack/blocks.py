@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 from slack_sdk.models.blocks import (
     ActionsBlock,
     ButtonElement,
@@ -114,6 +115,12 @@ def _summary(proposal: Proposal) -> str:
 def summary_text(proposal: Proposal) -> str:
     summary = _summary(proposal)
     return f"Proposal waiting for review: {summary}"[:3000]
+
+
+def reminder_text(proposal: Proposal) -> str:
+    """The thread reply of a proposal still pending after ``ACME_REMIND_AFTER`` seconds."""
+    since = timezone.localtime(proposal.created_at).strftime("%Y-%m-%d %H:%M %Z")
+    return f"Reminder: still waiting for a review since {since}: {_summary(proposal)}"[:3000]
 
 
 def message(proposal: Proposal) -> tuple[str, list[dict[str, Any]]]:

@@ -22,7 +22,7 @@ from adapters import connections, http
 from adapters.errors import Deferred, DownstreamError, TransientFailure
 from adapters.slack import messages, web
 from approvals import outbox
-from approvals.models import OutboxMessage, SlackPost
+from approvals.models import OutboxMessage, SlackPost, Status
 from approvals.slack import blocks
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ def send(outbox_id: int) -> str:
     op = payload.get("op")
     if op == "sync":
         return sync(payload["proposal_id"])
+    if op == "reminder":
+        return remind(payload)
     conn = connections.resolve(payload["tenant"], "slack")
     try:
         with http.deadline(CALL_BUDGET):
@@ -79,6 +81,40 @@ def send(outbox_id: int) -> str:
                 return "unknown"
     except DownstreamError as exc:
         logger.warning("slack %s failed: %s", op, getattr(exc, "detail", str(exc)))
+        return "failed"
+    return "sent"
+
+
+def remind(payload: dict[str, Any]) -> str:
+    """Reply in the proposal's message thread that it still waits (``notify.stage_reminder``). Retried with
+    backoff while it may heal and the message is not posted yet; nothing once the proposal is decided."""
+    post = (
+        SlackPost.objects.select_related("proposal__tenant")
+        .filter(proposal_id=payload["proposal_id"])
+        .first()
+    )
+    if post is None or post.proposal.status != Status.PENDING:
+        return "none"
+    attempts = int(payload.get("attempts") or 0) + 1
+    conn = connections.resolve(post.proposal.tenant.slug, "slack")
+    try:
+        if not post.ts:
+            raise TransientFailure(detail="the review message is not posted yet", attempts=0)
+        with http.deadline(CALL_BUDGET):
+            web.call(
+                conn,
+                "chat.postMessage",
+                {"channel": post.channel, "thread_ts": post.ts, "text": blocks.reminder_text(post.proposal)},
+            )
+    except DownstreamError as exc:
+        if attempts < MAX_ATTEMPTS and isinstance(exc, (TransientFailure, Deferred)):
+            outbox.stage(
+                OutboxMessage.Kind.SLACK,
+                {**payload, "attempts": attempts},
+                available_at=timezone.now() + backoff(attempts),
+            )
+            return "retry"
+        logger.warning("slack reminder failed: %s", getattr(exc, "detail", str(exc)))
         return "failed"
     return "sent"
 

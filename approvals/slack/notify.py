@@ -5,6 +5,8 @@
   proposal's transaction commits, and a Slack outage costs intake nothing (the worker sends it, retrying).
 * ``stage_sync(proposal)``: after a transition of a proposal that has a message: the worker posts it if it
   is not posted yet, else updates it (``chat.update``) to the proposal's state at that time.
+* ``stage_reminder(proposal)``: a reply in the message's thread when the proposal is still pending after
+  ``ACME_REMIND_AFTER`` seconds (claimed once with the email reminder, ``approvals.notifications``).
 * ``stage_ephemeral``: the answer to a click that decided nothing (the reason), sent by the worker once the
   click's request was answered. The reason modal is not staged: Slack's trigger_id lives 3 seconds, so
   ``approvals.slack.interactions`` opens it inside the click's request.
@@ -39,3 +41,10 @@ def stage_sync(proposal: Proposal) -> None:
 
 def stage_ephemeral(*, tenant: str, channel: str, user: str, text: str) -> None:
     _stage({"op": "ephemeral", "tenant": tenant, "channel": channel, "user": user, "text": text})
+
+
+def stage_reminder(proposal: Proposal) -> None:
+    """A reminder in the thread of the proposal's message, when it has one (staged once: the caller's claim
+    of ``Proposal.reminded_at`` is in the same transaction, so a restart neither loses nor repeats it)."""
+    if SlackPost.objects.filter(proposal_id=proposal.pk).exists():
+        _stage({"op": "reminder", "tenant": proposal.tenant.slug, "proposal_id": str(proposal.pk)})

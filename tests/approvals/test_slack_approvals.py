@@ -551,3 +551,43 @@ def test_seed_demo_connects_the_demo_tenant_to_the_sandbox_slack(settings):
         slack_review.DEMO_USER
     )
     assert SlackPost.objects.filter(proposal__status="pending").exists()  # the samples wait in Slack
+
+
+@pytest.mark.django_db
+class TestReminders:
+    def test_a_pending_proposal_is_reminded_once_in_its_message_thread(self, slack, settings):
+        from approvals import notifications
+
+        settings.ACME_REMIND_AFTER = 60
+        proposal_id = _submit(slack)
+        _posted(proposal_id)
+        Proposal.objects.filter(pk=proposal_id).update(
+            created_at=timezone.now() - timezone.timedelta(hours=2)
+        )
+
+        with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+            _ok(rsps, "chat.postMessage")
+            assert notifications.remind_due() == 1
+            assert notifications.remind_due() == 0  # a second pass (another worker, a restart) claims nothing
+            outbox.drain()
+            replies = _calls(rsps, "chat.postMessage")
+        assert len(replies) == 1
+        assert replies[0]["thread_ts"] == "100.1" and replies[0]["channel"] == "C0APPROVALS"
+        assert replies[0]["text"].startswith("Reminder: still waiting for a review")
+
+    def test_a_proposal_decided_before_its_reminder_left_gets_no_reply(self, slack, settings, client):
+        from approvals import notifications
+
+        settings.ACME_REMIND_AFTER = 60
+        proposal_id = _submit(slack)
+        _posted(proposal_id)
+        Proposal.objects.filter(pk=proposal_id).update(
+            created_at=timezone.now() - timezone.timedelta(hours=2)
+        )
+        assert notifications.remind_due() == 1
+        Proposal.objects.filter(pk=proposal_id).update(status=Status.CANCELLED)
+
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            _ok(rsps, "chat.postMessage", "chat.update")
+            outbox.drain()
+            assert not [c for c in _calls(rsps, "chat.postMessage") if "thread_ts" in c]
