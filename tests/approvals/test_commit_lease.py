@@ -4,6 +4,7 @@ stalled worker's late result."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -45,16 +46,16 @@ def test_the_heartbeat_keeps_a_long_commits_lease(acme, settings, monkeypatch, n
     settings.ACME_COMMIT_LEASE = 1
     settings.ACME_COMMIT_HEARTBEAT = 0.2
     proposal = approved(acme)
-    seen: dict[str, object] = {}
+    seen: dict[str, Any] = {}
 
     def slow(name, args, **kwargs):
         time.sleep(2.5)
         # then another worker finds it held, and the sweep does not re-stage it
         seen["other_worker"] = services.proposal_commit(proposal_id=proposal.pk).outcome
         seen["restaged"] = services.commits_redispatch()
-        seen["lease_left"] = (
-            Proposal.objects.get(pk=proposal.pk).lease_until - timezone.now()
-        ).total_seconds()
+        lease_until = Proposal.objects.get(pk=proposal.pk).lease_until
+        assert lease_until is not None
+        seen["lease_left"] = (lease_until - timezone.now()).total_seconds()
         return outcome("77")
 
     monkeypatch.setattr(registry, "execute", slow)
@@ -76,7 +77,7 @@ def test_without_renewals_a_long_commit_loses_its_lease(acme, settings, monkeypa
     settings.ACME_COMMIT_LEASE = 1
     settings.ACME_COMMIT_HEARTBEAT = 60
     proposal = approved(acme)
-    seen: dict[str, object] = {}
+    seen: dict[str, Any] = {}
 
     def slow(name, args, **kwargs):
         time.sleep(1.5)
@@ -101,7 +102,7 @@ def test_a_renewal_under_an_old_token_changes_nothing(acme):
     renew_refused_after_takeover(acme)
 
 
-LATE_RESULTS = {
+LATE_RESULTS: dict[str, Any] = {
     "committed": lambda: outcome("A-late"),
     "failed": adapter_errors.PermanentFailure(detail="crm answered 422", attempts=1, status=422),
     "stale": adapter_errors.StaleTarget("ticket 5 changed since the preview"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from typing import Any, cast
 from urllib.parse import urlencode
 
@@ -561,9 +562,7 @@ class TestReminders:
         settings.ACME_REMIND_AFTER = 60
         proposal_id = _submit(slack)
         _posted(proposal_id)
-        Proposal.objects.filter(pk=proposal_id).update(
-            created_at=timezone.now() - timezone.timedelta(hours=2)
-        )
+        Proposal.objects.filter(pk=proposal_id).update(created_at=timezone.now() - timedelta(hours=2))
 
         with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
             _ok(rsps, "chat.postMessage")
@@ -581,9 +580,7 @@ class TestReminders:
         settings.ACME_REMIND_AFTER = 60
         proposal_id = _submit(slack)
         _posted(proposal_id)
-        Proposal.objects.filter(pk=proposal_id).update(
-            created_at=timezone.now() - timezone.timedelta(hours=2)
-        )
+        Proposal.objects.filter(pk=proposal_id).update(created_at=timezone.now() - timedelta(hours=2))
         assert notifications.remind_due() == 1
         Proposal.objects.filter(pk=proposal_id).update(status=Status.CANCELLED)
 
