@@ -14,7 +14,8 @@ register(
     Tool(
         name="crm.create_ticket",
         kind="write",
-        description="Open a support ticket in the CRM. Priority low, medium, high or critical.",
+        description="Open a support ticket in the CRM. Priority low, normal, high or urgent "
+        "(medium and critical are understood as normal and urgent).",
         args_model=CreateTicketArgs,
         risk="medium",
         system="crm",
