@@ -87,6 +87,10 @@ def _reviewers(tenant_id: int, roles: Iterable[str]) -> list[User]:
 def _add(user: User, proposal: Proposal, kind: str) -> None:
     """Put ``proposal`` in ``user``'s open batch of ``kind``, or open one (staging its hand-off)."""
     window = timedelta(seconds=settings.ACME_EMAIL_BATCH)
+    # Two transactions staging this reviewer's first email at once would each find no open batch and open
+    # one: they queue on the reviewer's row instead, so the second finds the first's batch (one email a
+    # minute, never two). Callers visit reviewers in pk order, so the locks are taken in one order.
+    User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).first()
     batch = (
         ReviewerEmail.objects.select_for_update()
         .filter(user=user, kind=kind, state=ReviewerEmail.State.OPEN)

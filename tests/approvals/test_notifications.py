@@ -305,3 +305,45 @@ def test_with_email_off_it_is_logged_once(mailed, settings, monkeypatch, caplog)
     assert [r.getMessage() for r in caplog.records if r.name == "approvals.notifications"] == [
         notifications.DISABLED
     ]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_submissions_at_once_share_one_batch(acme: Any, settings: Any) -> None:
+    """Two transactions staging a reviewer's first email at the same moment open one batch, not two (the
+    second waits for the first's lock on the reviewer, then finds its batch): one email a minute, never two."""
+    import threading
+
+    from django.db import connection, transaction
+
+    settings.ACME_EMAIL_ENABLED = True
+    acme.reviewer.email = "rev@acme.test"
+    acme.reviewer.save()
+    first, second = submit(acme, 1), submit(acme, 2)
+    ReviewerEmail.objects.all().delete()
+    OutboxMessage.objects.filter(kind="email").delete()
+    added, errors = threading.Event(), []
+
+    def stage(proposal: Proposal, hold: bool) -> None:
+        try:
+            with transaction.atomic():
+                notifications._add(acme.reviewer, proposal, ReviewerEmail.Kind.NEW)
+                if hold:
+                    added.set()
+                    threading.Event().wait(0.8)  # still open while the other one stages
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    a = threading.Thread(target=stage, args=(first, True))
+    a.start()
+    assert added.wait(10)
+    b = threading.Thread(target=stage, args=(second, False))
+    b.start()
+    a.join(10)
+    b.join(10)
+
+    assert errors == []
+    [batch] = ReviewerEmail.objects.filter(user=acme.reviewer, kind=ReviewerEmail.Kind.NEW)
+    assert sorted(batch.proposal_ids) == sorted([str(first.pk), str(second.pk)])
