@@ -588,3 +588,24 @@ class TestReminders:
             _ok(rsps, "chat.postMessage", "chat.update")
             outbox.drain()
             assert not [c for c in _calls(rsps, "chat.postMessage") if "thread_ts" in c]
+
+
+@pytest.mark.django_db
+def test_an_unsigned_request_costs_one_query_however_many_workspaces(
+    slack, client, django_assert_max_num_queries
+):
+    from adapters import connections
+
+    for n in range(20):
+        Connection.objects.create(
+            tenant=f"other-{n}",
+            system="slack",
+            base_url=SLACK,
+            token_encrypted=connections.encrypt("xoxb-other"),
+            signing_secret_encrypted=connections.encrypt(f"secret-{n}"),
+            team_id=f"T{n}",
+        )
+    proposal = Proposal.objects.get(pk=_submit(slack))
+    with django_assert_max_num_queries(1):
+        response = _signed(client, _click(proposal, "approve"), signature="v0=" + "0" * 64)
+    assert response.status_code == 401
