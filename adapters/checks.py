@@ -5,6 +5,8 @@
 * W002: a tenant's own connection has the environment default's base URL while some tenants have no
   connection of their own: those tenants use the same CRM (or Slack), yet the own connection is not treated
   as shared, so its tenant can touch the tickets the gateway created for them.
+* W003: a Slack connection with a signing secret but no workspace (team id): ``auth.test`` did not answer
+  when it was set, and its tenant's Slack clicks are refused (401) until it is set again.
 """
 
 from __future__ import annotations
@@ -74,3 +76,27 @@ def own_connection_on_the_default(app_configs: Any = None, **kwargs: Any) -> lis
     except DatabaseError:
         return []
     return messages
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def slack_workspace_unknown(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from adapters.models import Connection
+
+    try:
+        unknown = sorted(
+            Connection.objects.filter(system="slack", team_id="")
+            .exclude(signing_secret_encrypted="")
+            .values_list("tenant", flat=True)
+        )
+    except DatabaseError:
+        return []
+    if not unknown:
+        return []
+    return [
+        checks.Warning(
+            f"The Slack connection of {', '.join(unknown)} has no workspace (Slack's auth.test did not answer when "
+            "it was set): Slack's clicks for these tenants are refused.",
+            hint="Run set_connection --system slack again for each once Slack answers.",
+            id="adapters.W003",
+        )
+    ]

@@ -151,6 +151,24 @@ class TestDeployCheck:
         own_connection("globex", base_url="https://globex-crm.test")
         assert "adapters.W002" not in self.run_check()
 
+    def test_a_slack_connection_whose_workspace_is_unknown_is_a_warning_and_the_command_says_so(self, acme):
+        import responses
+
+        # given: Slack does not answer auth.test when the connection is set
+        with responses.RequestsMock() as rsps:
+            rsps.add(responses.POST, "https://slack.test/api/auth.test", status=400, json={"ok": False})
+            out, err = io.StringIO(), io.StringIO()
+            call_command(
+                "set_connection", "--tenant", "acme", "--system", "slack", "--base-url", "https://slack.test/api",
+                "--token", "xoxb-1", "--signing-secret", "sign-1", stdout=out, stderr=err,
+            )  # fmt: skip
+
+        # then: the operator is told where they look, and check --deploy keeps saying it
+        assert "auth.test did not answer" in err.getvalue()
+        assert "adapters.W003" in self.run_check()
+        Connection.objects.filter(tenant="acme", system="slack").update(team_id="T1")
+        assert "adapters.W003" not in self.run_check()
+
 
 @pytest.mark.django_db
 class TestAdminForm:

@@ -64,4 +64,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{outcome}: {tenant}'s {system} connection at {row.base_url}"
             + (" (with a signing secret)" if row.has_signing_secret else "")
+            + (f", workspace {row.team_id}" if row.team_id else "")
         )
+        if system == "slack" and row.has_signing_secret and not row.team_id:
+            # Said where the operator is looking, not only in the log: clicks are refused until it is known.
+            self.stderr.write(connections.TEAM_UNKNOWN.format(detail="no workspace learned", tenant=tenant))
