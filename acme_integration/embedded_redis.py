@@ -121,9 +121,18 @@ NO_REDIS_COMMANDS = frozenset(
 )
 
 
+# Static checkers that load the settings and the apps (django-stubs' mypy plugin calls django.setup()) but run
+# nothing: a server they started would outlive them, and `make test` would then take it for one it did not
+# start and leave it running.
+NO_REDIS_TOOLS = frozenset({"mypy", "dmypy", "stubtest", "lint-imports"})
+
+
 def needs_redis(argv: list[str]) -> bool:
     """Whether the process run as ``argv`` uses Redis: every process (web, worker, tests) but the manage.py
-    commands of NO_REDIS_COMMANDS (and ``manage.py`` alone, which prints its help)."""
+    commands of NO_REDIS_COMMANDS (and ``manage.py`` alone, which prints its help) and the static checkers
+    of NO_REDIS_TOOLS."""
+    if argv and (Path(argv[0]).name in NO_REDIS_TOOLS or Path(argv[0]).parent.name == "mypy"):
+        return False
     if not argv or Path(argv[0]).name not in ("manage.py", "django-admin"):
         return True
     command = next((arg for arg in argv[1:] if not arg.startswith("-")), "help")

@@ -56,6 +56,8 @@ def test_commands_that_do_not_use_redis_start_none(tmp_path: Path, command: list
         (["manage.py", "seed_demo"], True),
         (["gunicorn", "acme_integration.wsgi"], True),
         (["pytest"], True),
+        ([".venv/bin/mypy", "."], False),
+        ([".venv/lib/python3.11/site-packages/mypy/__main__.py", "."], False),
     ],
 )
 def test_which_processes_need_redis(argv: list[str], needed: bool) -> None:
@@ -84,3 +86,21 @@ def test_the_wrapper_leaves_a_server_that_was_already_running(tmp_path: Path) ->
         assert embedded_redis.is_alive(directory)
     finally:
         embedded_redis.stop(directory)
+
+
+def test_mypy_loading_the_apps_starts_no_server(tmp_path: Path) -> None:
+    """django-stubs' plugin sets the apps up inside mypy: with REDIS_URL unset that must start no embedded
+    Redis, or `make test` (mypy, then the tests) would find one running and leave it behind."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env["ACME_VAR_DIR"] = str(tmp_path)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "mypy"), "acme_integration/apps.py"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not embedded_redis.is_alive(tmp_path / "redis")
