@@ -13,6 +13,13 @@ from typing import Any
 INVALID_STATE = "This proposal is {status}; it can be {action} only while {allowed}."
 SELF_APPROVAL = "You cannot decide on a proposal made on your own behalf; ask another reviewer."
 NOT_A_REVIEWER = "Only a reviewer or admin of this tenant can decide on proposals."
+NOT_IN_REVIEW_GROUP = (
+    "This proposal is routed to the reviewer group {group}; only its members can decide on it. "
+    "Ask one of them, or an admin to reassign it."
+)
+ALREADY_APPROVED = (
+    "You already approved these args; the proposal waits for {missing} more approval(s) from other reviewers."
+)
 NOT_THE_PROPOSER = "Only the agent that made this proposal can cancel it."
 KEY_REUSED = (
     "This Idempotency-Key was already used for another request (other args, tool or on_behalf_of); "
@@ -51,6 +58,21 @@ class InvalidTransition(DomainError):
 class NotAllowed(DomainError):
     status = 403
     code = "forbidden"
+
+
+class NotInReviewGroup(NotAllowed):
+    """A reviewer outside the group a proposal is routed to (``Proposal.review_group``): 403
+    not_in_review_group, nothing recorded."""
+
+    code = "not_in_review_group"
+
+
+class AlreadyApproved(DomainError):
+    """A reviewer approving the same args of a proposal a second time: the quorum counts distinct people, so
+    the API answers 409 already_approved and records nothing."""
+
+    status = 409
+    code = "already_approved"
 
 
 class IdempotencyConflict(DomainError):

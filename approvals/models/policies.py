@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from approvals.models.accounts import AgentCredential, Tenant
 from approvals.models.proposals import Risk
+from approvals.models.rules import ReviewerGroup
+
+MAX_APPROVALS = 10
 
 
 class ToolPolicy(models.Model):
     """A policy rule for agents' tool calls, stored as data and edited in the admin (engine: adapters.policy).
 
-    Exactly one rule applies to a call, the most specific enabled one: this agent + this tool, then this
-    agent + "*", then every agent (agent empty) + this tool, then every agent + "*". Rules do not merge: an
-    agent's own rule replaces the tenant-wide one, so it can relax a limit as well as tighten it. With no
-    rule, only card numbers are refused. Empty limits mean "no limit".
+    Exactly one rule checks a call, the most specific enabled one among the rules for every risk (``risk``
+    empty): this agent + this tool, then this agent + "*", then every agent (agent empty) + this tool, then
+    every agent + "*". Rules do not merge: an agent's own rule replaces the tenant-wide one, so it can relax
+    a limit as well as tighten it. With no rule, only card numbers are refused. Empty limits mean "no limit".
+
+    Exactly one rule says who approves and how many (``approvals_required``, ``review_group``), chosen once
+    the proposal's risk is known (the tool's, raised by the checking rule's ``risk_override`` and by the
+    preview): a rule scoped to that risk outranks every rule for every risk; among rules of the same risk
+    scope, the most specific as above. So a tenant-wide "high risk needs 2" holds for an agent that has its
+    own rule for every risk (made, say, for its field limits); an agent's own rule for that risk replaces it
+    for that agent. A rule for one risk decides only that: its content limits stay at their defaults and it
+    cannot override the risk (``clean`` refuses otherwise). With no rule: one approval, any reviewer.
+    Snapshotted onto the proposal at submit (and again when a reviewer's edit changes its risk): editing a
+    rule changes what later proposals need, not pending ones.
     """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="tool_policies")
@@ -61,6 +75,27 @@ class ToolPolicy(models.Model):
         default="",
         help_text="Raise the risk shown to reviewers (never lowers the tool's own risk). Empty: the tool's.",
     )
+    risk = models.CharField(
+        max_length=8,
+        choices=Risk.choices,
+        blank=True,
+        default="",
+        help_text="Empty: the rule applies at every risk. Else only to proposals of that risk, and it decides "
+        "only how many approve and who (its other limits must stay at their defaults).",
+    )
+    approvals_required = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_APPROVALS)],
+        help_text="Approvals from distinct reviewers before the proposal commits (1-10). The requester never counts.",
+    )
+    review_group = models.ForeignKey(
+        ReviewerGroup,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="tool_policies",
+        help_text="Only this group's members may decide. Empty: every reviewer of the tenant.",
+    )
     allow_slack_markup = models.BooleanField(
         default=False,
         help_text="Slack messages: send links and mentions (<url|label>, <!channel>, <@user>) as Slack formatting. "
@@ -77,20 +112,32 @@ class ToolPolicy(models.Model):
             models.UniqueConstraint(fields=["tenant", "name"], name="tool_policy_name_unique_in_tenant"),
             # One rule per scope, so which rule applies is never a matter of load order.
             models.UniqueConstraint(
-                fields=["tenant", "tool"], condition=Q(agent__isnull=True), name="tool_policy_one_tenant_wide"
+                fields=["tenant", "tool", "risk"],
+                condition=Q(agent__isnull=True),
+                name="tool_policy_one_tenant_wide",
             ),
             models.UniqueConstraint(
-                fields=["tenant", "agent", "tool"],
+                fields=["tenant", "agent", "tool", "risk"],
                 condition=Q(agent__isnull=False),
                 name="tool_policy_one_per_agent",
             ),
             models.CheckConstraint(
                 condition=Q(risk_override__in=["", *Risk.values]), name="tool_policy_risk_override_valid"
             ),
+            models.CheckConstraint(condition=Q(risk__in=["", *Risk.values]), name="tool_policy_risk_valid"),
+            models.CheckConstraint(
+                condition=Q(approvals_required__gte=1, approvals_required__lte=MAX_APPROVALS),
+                name="tool_policy_approvals_required_valid",
+            ),
+            # A rule for one risk cannot change the risk it was chosen by.
+            models.CheckConstraint(
+                condition=Q(risk="") | Q(risk_override=""), name="tool_policy_risk_rule_keeps_risk"
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.tool}, {self.agent.name if self.agent is not None else 'every agent'})"
+        scope = f"{self.tool}, {self.agent.name if self.agent is not None else 'every agent'}"
+        return f"{self.name} ({scope}{f', {self.risk} risk' if self.risk else ''})"
 
     def clean(self) -> None:
         # Typos would otherwise fail silently (a misspelt tool never matches, a misspelt field denies a call).
@@ -120,5 +167,27 @@ class ToolPolicy(models.Model):
                 errors["allowed_fields"] = (
                     f"Not fields of {self.tool}: {', '.join(unknown)}; it has: {', '.join(known)}."
                 )
+        if (
+            self.review_group_id is not None
+            and self.tenant_id
+            and self.review_group.tenant_id != self.tenant_id
+        ):
+            errors["review_group"] = "This reviewer group belongs to another tenant."
+        if self.risk:
+            ignored = {
+                "risk_override": self.risk_override != "",
+                "allowed_fields": bool(self.allowed_fields),
+                "max_per_hour": self.max_per_hour is not None,
+                "max_items": self.max_items is not None,
+                "refuse_card_numbers": not self.refuse_card_numbers,
+                "allow_slack_markup": self.allow_slack_markup,
+            }
+            for field, is_set in ignored.items():
+                if is_set:
+                    errors.setdefault(
+                        field,
+                        "A rule for one risk decides only approvals and who gives them; set this on the rule "
+                        "for every risk.",
+                    )
         if errors:
             raise ValidationError(errors)

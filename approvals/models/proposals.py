@@ -68,6 +68,18 @@ class Proposal(models.Model):
     # loses nor repeats them (approvals.notifications).
     reminded_at = models.DateTimeField(null=True, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
+    # The approval rule (approvals.models.ToolPolicy), snapshotted at submit and again when a reviewer's edit
+    # changes the risk: how many distinct reviewers must approve the current args, and the group whose
+    # members alone may decide (None: every reviewer of the tenant). ``approval_rule``: the rule's name.
+    approvals_required = models.PositiveSmallIntegerField(default=1, db_default=1)
+    review_group = models.ForeignKey(
+        "approvals.ReviewerGroup", null=True, blank=True, on_delete=models.PROTECT, related_name="proposals"
+    )
+    approval_rule = models.CharField(max_length=100, blank=True, default="", db_default="")
+    # Handed to one person (a reassignment): their "for you" list shows it.
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -81,6 +93,10 @@ class Proposal(models.Model):
             ),
             models.CheckConstraint(condition=Q(status__in=Status.values), name="proposal_status_valid"),
             models.CheckConstraint(condition=Q(risk__in=Risk.values), name="proposal_risk_valid"),
+            models.CheckConstraint(
+                condition=Q(approvals_required__gte=1, approvals_required__lte=10),
+                name="proposal_approvals_required_valid",
+            ),
         ]
         indexes = [
             models.Index(fields=["tenant", "status", "created_at"], name="proposal_inbox"),
