@@ -33,9 +33,9 @@ PARTS = [
     ("… of which the django-auditlog entry", "log_create", "auditlog/receivers.py"),
     ("hash-chained audit event", "append", "audit/services.py"),
     ("validate, normalize, policy, preview", "prepare", "adapters/registry.py"),
-    ("request body validation", "_valid", "approvals/api/views.py"),
+    ("request body validation", "_valid", "approvals/api/views/"),
     ("the response body", "proposals_out", "approvals/api/serializers.py"),
-    ("the submission view as a whole", "ProposalListView.post", "approvals/api/views.py"),
+    ("the submission view as a whole", "ProposalListView.post", "approvals/api/views/"),
     ("DRF dispatch and everything under it", "APIView.dispatch", "rest_framework/views.py"),
 ]
 

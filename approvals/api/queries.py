@@ -25,7 +25,7 @@ from adapters.warehouse.plan import Plan
 from adapters.warehouse.service import max_limit, warehouse_query
 from approvals import selectors
 from approvals.api.errors import ApiError, query_errors
-from approvals.api.views import ERROR, where
+from approvals.api.views.base import ERROR, where
 from approvals.models import AgentCredential, Tenant
 from approvals.services import agent_actor, user_actor
 

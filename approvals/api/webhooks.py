@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from approvals import services, webhooks
 from approvals.api import parsers
 from approvals.api.errors import ApiError
-from approvals.api.views import ERROR, StrictCursorPagination, _require_agent, _valid, where
+from approvals.api.views.base import ERROR, StrictCursorPagination, _require_agent, _valid, where
 from approvals.models import AgentCredential, InboundEvent, Tenant
 
 WebhookOut = inline_serializer(
