@@ -2,28 +2,29 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
-from approvals import ops, views
+from approvals import ops
 from approvals.login_throttle import ThrottledAdminAuthenticationForm, ThrottledLoginView
 from approvals.mcp.http import mcp_endpoint
+from approvals.views import decide, edit, inbox, review
 from audit.views import metrics_view
 
 # The admin's login is throttled like the reviewers' (approvals.login_throttle).
 admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
-    path("", views.inbox, name="inbox"),
-    path("inbox/live/", views.inbox_live, name="inbox-live"),
-    path("proposals/<uuid:pk>/", views.proposal_review, name="proposal-review"),
-    path("proposals/<uuid:pk>/status/", views.proposal_status, name="proposal-status"),
-    path("proposals/<uuid:pk>/open/", views.proposal_open, name="proposal-open"),
-    path("proposals/<uuid:pk>/approve/", views.proposal_approve, name="proposal-approve"),
-    path("proposals/<uuid:pk>/reject/", views.proposal_reject, name="proposal-reject"),
+    path("", inbox.inbox, name="inbox"),
+    path("inbox/live/", inbox.inbox_live, name="inbox-live"),
+    path("proposals/<uuid:pk>/", review.proposal_review, name="proposal-review"),
+    path("proposals/<uuid:pk>/status/", review.proposal_status, name="proposal-status"),
+    path("proposals/<uuid:pk>/open/", review.proposal_open, name="proposal-open"),
+    path("proposals/<uuid:pk>/approve/", decide.proposal_approve, name="proposal-approve"),
+    path("proposals/<uuid:pk>/reject/", decide.proposal_reject, name="proposal-reject"),
     path(
         "proposals/<uuid:pk>/request_changes/",
-        views.proposal_request_changes,
+        decide.proposal_request_changes,
         name="proposal-request-changes",
     ),
-    path("proposals/<uuid:pk>/edit/", views.proposal_edit, name="proposal-edit"),
+    path("proposals/<uuid:pk>/edit/", edit.proposal_edit, name="proposal-edit"),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -1,4 +1,4 @@
-"""approvals/views.py: the reviewer UI through Django's test client (fast; the real browser is tests/browser)."""
+"""approvals/views/: the reviewer UI through Django's test client (fast; the real browser is tests/browser)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from django.http import StreamingHttpResponse
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from approvals import services, views
+from approvals import services
 from approvals.forms import REASON_REQUIRED
 from approvals.models import Decision, Proposal, Receipt, Status
+from approvals.views import inbox as inbox_view
 from audit.services import Where
 from tests.conftest import own_connection
 
@@ -165,7 +166,7 @@ class TestInbox:
         }  # ignored
 
     def test_keyset_pages_walk_every_row_once_in_order(self, acme, monkeypatch):
-        monkeypatch.setattr(views, "PAGE_SIZE", 3)
+        monkeypatch.setattr(inbox_view, "PAGE_SIZE", 3)
         proposals = [submit(acme, n) for n in range(8)]
         for p in proposals[5:]:
             services.proposal_reject(proposal=p, reviewer=acme.reviewer, reason="no", where=API)
@@ -183,7 +184,7 @@ class TestInbox:
         assert seen == expected
 
     def test_counts_are_one_capped_query_never_a_full_count(self, acme, monkeypatch):
-        monkeypatch.setattr(views, "COUNT_CAP", 3)
+        monkeypatch.setattr(inbox_view, "COUNT_CAP", 3)
         for n in range(5):
             submit(acme, n)
         with CaptureQueriesContext(connection) as ctx:
