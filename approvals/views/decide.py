@@ -3,88 +3,78 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from approvals import errors, services
 from approvals.forms import ApproveForm, RejectForm, RequestChangesForm
+from approvals.models import Proposal
 from approvals.views.base import _forbidden, _person, _visible, _where
 from approvals.views.review import _conflict, _review_context
 
+# One verdict on one proposal, from the form's cleaned data; returns the sentence shown after it.
+Act = Callable[[Proposal, dict[str, Any]], str]
 
-@login_required
-@require_POST
-def proposal_approve(request: HttpRequest, pk: Any) -> HttpResponse:
+
+def _verdict(request: HttpRequest, pk: Any, form_class: type[Form], form_name: str, act: Act) -> HttpResponse:
+    """What every verdict view does around its service call: the visible proposal, its form (an invalid one
+    shows the page again, 400, with the form's errors under ``form_name``), the service's refusals as the
+    403 page or the page again with a 409, and after a verdict the page with its message."""
     proposal = _visible(request, pk)
-    form = ApproveForm(request.POST)
+    form = form_class(request.POST)
     if not form.is_valid():
-        context = _review_context(request, proposal, approve_form=form)
+        context = _review_context(request, proposal, **{form_name: form})
         return render(request, "approvals/proposal.html", context, status=400)
     try:
-        services.proposal_approve(
-            proposal=proposal,
-            reviewer=_person(request),
-            where=_where(request),
-            comment=form.cleaned_data["comment"],
-        )
+        done = act(proposal, form.cleaned_data)
     except errors.NotAllowed as exc:
         return _forbidden(request, exc.detail)
     except errors.AgentRevoked as exc:
         return _conflict(request, pk, exc.detail)
     except errors.InvalidTransition:
         return _conflict(request, pk)
-    messages.success(request, "Approved. A worker is committing it now.")
+    messages.success(request, done)
     return redirect("proposal-review", pk=pk)
+
+
+@login_required
+@require_POST
+def proposal_approve(request: HttpRequest, pk: Any) -> HttpResponse:
+    def act(proposal: Proposal, data: dict[str, Any]) -> str:
+        services.proposal_approve(
+            proposal=proposal, reviewer=_person(request), where=_where(request), comment=data["comment"]
+        )
+        return "Approved. A worker is committing it now."
+
+    return _verdict(request, pk, ApproveForm, "approve_form", act)
 
 
 @login_required
 @require_POST
 def proposal_reject(request: HttpRequest, pk: Any) -> HttpResponse:
-    proposal = _visible(request, pk)
-    form = RejectForm(request.POST)
-    if not form.is_valid():
-        context = _review_context(request, proposal, reject_form=form)
-        return render(request, "approvals/proposal.html", context, status=400)
-    try:
+    def act(proposal: Proposal, data: dict[str, Any]) -> str:
         services.proposal_reject(
-            proposal=proposal,
-            reviewer=_person(request),
-            reason=form.cleaned_data["reason"],
-            where=_where(request),
+            proposal=proposal, reviewer=_person(request), reason=data["reason"], where=_where(request)
         )
-    except errors.NotAllowed as exc:
-        return _forbidden(request, exc.detail)
-    except errors.InvalidTransition:
-        return _conflict(request, pk)
-    messages.success(request, "Rejected. The agent will see your reason.")
-    return redirect("proposal-review", pk=pk)
+        return "Rejected. The agent will see your reason."
+
+    return _verdict(request, pk, RejectForm, "reject_form", act)
 
 
 @login_required
 @require_POST
 def proposal_request_changes(request: HttpRequest, pk: Any) -> HttpResponse:
-    proposal = _visible(request, pk)
-    form = RequestChangesForm(request.POST)
-    if not form.is_valid():
-        context = _review_context(request, proposal, changes_form=form)
-        return render(request, "approvals/proposal.html", context, status=400)
-    try:
+    def act(proposal: Proposal, data: dict[str, Any]) -> str:
         services.proposal_request_changes(
-            proposal=proposal,
-            reviewer=_person(request),
-            reason=form.cleaned_data["reason"],
-            where=_where(request),
+            proposal=proposal, reviewer=_person(request), reason=data["reason"], where=_where(request)
         )
-    except errors.NotAllowed as exc:
-        return _forbidden(request, exc.detail)
-    except errors.InvalidTransition:
-        return _conflict(request, pk)
-    messages.success(
-        request, "Changes requested. The agent will read your reason and propose a corrected call."
-    )
-    return redirect("proposal-review", pk=pk)
+        return "Changes requested. The agent will read your reason and propose a corrected call."
+
+    return _verdict(request, pk, RequestChangesForm, "changes_form", act)
