@@ -16,257 +16,81 @@ Breakers and rate limits are keyed by ``Resolved.key`` (``crm`` for the default,
 tenant's own), so one tenant's broken CRM never opens another tenant's breaker; metrics keep the system
 (``crm``, ``slack``) as their label. A token is decrypted only when a call is made (``Resolved.token()``)
 and never appears in a repr, a log line or an audit record.
+
+This module writes connections and answers ownership; the rest lives beside it and is re-exported here:
+the encryption in ``adapters.connection_secrets``, the base URL's checks in ``adapters.connection_urls``,
+the resolution and its scope (``resolve``, ``using``, ``current``) in ``adapters.connection_scope``.
 """
 
 from __future__ import annotations
 
-import base64
 import hmac
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
+from adapters.connection_scope import SYSTEMS, Resolved, breaker_key, current, default, resolve, using
+from adapters.connection_secrets import (
+    GENERATE_KEY,
+    KEY_INVALID,
+    KEY_REQUIRED,
+    UNDECRYPTABLE,
+    configured_keys,
+    decrypt,
+    encrypt,
+    fernet,
+)
+from adapters.connection_urls import (
+    NOT_PUBLIC,
+    UNRESOLVED,
+    InvalidConnection,
+    check_public,
+    default_base_url,
+    normalize_base_url,
+    private_allowed,
+)
 from audit import services as audit
 
 if TYPE_CHECKING:
     from adapters.models import Connection
 
-SYSTEMS = ("crm", "slack")
-GENERATE_KEY = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
-KEY_REQUIRED = (
-    "ACME_SECRETS_KEY must be set to store or use a connection's token while DEBUG is off. Generate a key with: "
-    + GENERATE_KEY
-)
-KEY_INVALID = (
-    "ACME_SECRETS_KEY must be comma-separated Fernet keys (32 url-safe base64-encoded bytes). Generate one with: "
-    + GENERATE_KEY
-)
-UNDECRYPTABLE = (
-    "A stored connection secret cannot be decrypted with ACME_SECRETS_KEY (a key was removed before the secrets "
-    "were re-encrypted?). Put the old key back after the new one, or set the connection again."
-)
+# The secrets' encryption (adapters.connection_secrets), the base URL's checks (adapters.connection_urls) and
+# the resolution with its scope (adapters.connection_scope) live apart; callers and tests reach them here.
+__all__ = [
+    "DUPLICATE_SIGNING",
+    "GENERATE_KEY",
+    "KEY_INVALID",
+    "KEY_REQUIRED",
+    "NOT_PUBLIC",
+    "SYSTEMS",
+    "TEAM_UNKNOWN",
+    "UNDECRYPTABLE",
+    "UNRESOLVED",
+    "InvalidConnection",
+    "Resolved",
+    "breaker_key",
+    "check_public",
+    "configured_keys",
+    "connection_set",
+    "current",
+    "decrypt",
+    "default",
+    "default_base_url",
+    "encrypt",
+    "fernet",
+    "learn_team",
+    "normalize_base_url",
+    "owns",
+    "private_allowed",
+    "record_created",
+    "resolve",
+    "signing_secret_taken",
+    "using",
+]
+
 DUPLICATE_SIGNING = "This signing secret is already used by another tenant (or is CRM_WEBHOOK_SECRET); each tenant needs its own."
-
-
-class InvalidConnection(ValueError):
-    """``connection_set`` refused its input (a sentence for the operator)."""
-
-
-# --- encryption ----------------------------------------------------------------------------------------
-
-
-def _dev_key() -> bytes:
-    # DEBUG only: a stable key per SECRET_KEY, so `make run` works with nothing configured. HKDF rather than a
-    # bare hash: SECRET_KEY has other uses, and the derived key must say nothing about it.
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"acme-connection-secrets").derive(
-        settings.SECRET_KEY.encode()
-    )
-    return base64.urlsafe_b64encode(derived)
-
-
-def configured_keys() -> list[str]:
-    raw = getattr(settings, "ACME_SECRETS_KEY", "") or ""
-    return [part.strip() for part in raw.split(",") if part.strip()]
-
-
-def fernet() -> MultiFernet:
-    """The keys from ``ACME_SECRETS_KEY``; raises ImproperlyConfigured when missing (DEBUG off) or malformed."""
-    keys = configured_keys()
-    if not keys:
-        if not settings.DEBUG:
-            raise ImproperlyConfigured(KEY_REQUIRED)
-        return MultiFernet([Fernet(_dev_key())])
-    try:
-        return MultiFernet([Fernet(k) for k in keys])
-    except (ValueError, TypeError):
-        raise ImproperlyConfigured(KEY_INVALID) from None
-
-
-def encrypt(text: str) -> str:
-    return fernet().encrypt(text.encode()).decode()
-
-
-def decrypt(token: str) -> str:
-    try:
-        return fernet().decrypt(token.encode()).decode()
-    except InvalidToken:
-        raise ImproperlyConfigured(UNDECRYPTABLE) from None
-
-
-# --- the resolved connection ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """Where one tenant's calls to one system go. ``key`` names its breaker and rate-limit buckets."""
-
-    tenant: str
-    system: str
-    key: str
-    base_url: str
-    shared: bool
-    own: bool
-    review_channel: str = ""
-    team_id: str = ""
-    # Ciphertext for a stored connection; never the clear token (see ``token()``).
-    _token: str = field(default="", repr=False)
-    _signing_secret: str = field(default="", repr=False)
-
-    def token(self) -> str:
-        """The bearer token, decrypted now (call time), never kept."""
-        if not self.own:
-            return str(settings.CRM_API_TOKEN if self.system == "crm" else settings.SLACK_BOT_TOKEN)
-        return decrypt(self._token)
-
-    def signing_secret(self) -> str:
-        """The secret the system signs its requests to us with: the connection's own, else (CRM only)
-        ``CRM_WEBHOOK_SECRET``; "" when there is none."""
-        if self.own and self._signing_secret:
-            return decrypt(self._signing_secret)
-        return str(getattr(settings, "CRM_WEBHOOK_SECRET", "") or "") if self.system == "crm" else ""
-
-    @property
-    def own_signing_secret(self) -> bool:
-        return self.own and bool(self._signing_secret)
-
-    @property
-    def public_only(self) -> bool:
-        """Whether calls may connect to public addresses only: a stored connection's URL was chosen by a
-        tenant's admin (or an operator), so it must not reach into the gateway's own network."""
-        return self.own and not private_allowed()
-
-
-def normalize_base_url(url: str) -> str:
-    """Scheme and host lower-cased, no trailing slash; http(s) only, no credentials, query or fragment."""
-    parts = urlsplit((url or "").strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise InvalidConnection("The base URL must be an http:// or https:// URL with a host.")
-    if parts.username or parts.password:
-        raise InvalidConnection("The base URL must not carry credentials; pass the token with --token.")
-    if parts.query or parts.fragment:
-        raise InvalidConnection("The base URL must not have a query or a fragment.")
-    netloc = parts.hostname.lower() + (f":{parts.port}" if parts.port else "")
-    if ":" in parts.hostname:  # an IPv6 literal keeps its brackets
-        netloc = f"[{parts.hostname.lower()}]" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path.rstrip("/"), "", ""))
-
-
-NOT_PUBLIC = (
-    "The base URL's host must resolve to public addresses only (not loopback, private, link-local or other "
-    "internal ranges); set ACME_CONNECTIONS_ALLOW_PRIVATE=1 if this CRM or Slack really lives in your network."
-)
-UNRESOLVED = "The base URL's host does not resolve."
-
-
-def private_allowed() -> bool:
-    """Whether connections may point into private networks (``ACME_CONNECTIONS_ALLOW_PRIVATE``, default DEBUG)."""
-    return bool(getattr(settings, "ACME_CONNECTIONS_ALLOW_PRIVATE", settings.DEBUG))
-
-
-def check_public(url: str) -> None:
-    """Refuse a base URL whose host resolves to any address that is not public (``http.is_public_address``),
-    unless private addresses are allowed. The calls check again at each connection (DNS rebinding)."""
-    from adapters import http
-
-    if private_allowed():
-        return
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        raise InvalidConnection(UNRESOLVED) from None
-    if not infos or not all(http.is_public_address(str(info[4][0])) for info in infos):
-        raise InvalidConnection(NOT_PUBLIC)
-
-
-def default_base_url(system: str) -> str:
-    url = settings.CRM_BASE_URL if system == "crm" else settings.SLACK_API_URL
-    try:
-        return normalize_base_url(str(url))
-    except InvalidConnection:
-        return str(url).rstrip("/")
-
-
-def default(system: str, tenant: str = "") -> Resolved:
-    """The environment's connection: shared by every tenant that has none of its own."""
-    return Resolved(
-        tenant=tenant, system=system, key=system, base_url=default_base_url(system), shared=True, own=False
-    )
-
-
-def resolve(tenant: str, system: str) -> Resolved:
-    """The tenant's connection to ``system``: its own when stored, else the environment's default."""
-    from adapters.models import Connection
-
-    if system not in SYSTEMS:
-        raise ValueError(f"unknown system {system!r}")
-    row = Connection.objects.filter(tenant=tenant, system=system).first() if tenant else None
-    if row is None:
-        return default(system, tenant)
-    shared = Connection.objects.filter(system=system, base_url=row.base_url).exclude(tenant=tenant).exists()
-    return Resolved(
-        tenant=tenant,
-        system=system,
-        key=f"{system}:{tenant}",
-        base_url=row.base_url,
-        shared=shared,
-        own=True,
-        review_channel=row.review_channel,
-        team_id=row.team_id,
-        _token=row.token_encrypted,
-        _signing_secret=row.signing_secret_encrypted,
-    )
-
-
-# --- the scope -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Scope:
-    tenant: str
-    resolved: dict[str, Resolved] = field(default_factory=dict)
-
-
-_SCOPE: ContextVar[_Scope | None] = ContextVar("acme_connection_scope", default=None)
-
-
-@contextmanager
-def using(tenant: str) -> Iterator[None]:
-    """Calls made inside go to ``tenant``'s connections (resolved on first use, once per scope)."""
-    token = _SCOPE.set(_Scope(tenant=tenant))
-    try:
-        yield
-    finally:
-        _SCOPE.reset(token)
-
-
-def current(system: str) -> Resolved:
-    """The connection of the scope's tenant; the environment default (no tenant) outside any scope."""
-    scope = _SCOPE.get()
-    if scope is None or not scope.tenant:
-        return default(system)
-    found = scope.resolved.get(system)
-    if found is None:
-        found = scope.resolved[system] = resolve(scope.tenant, system)
-    return found
-
-
-def breaker_key(tenant: str, system: str) -> str:
-    """The breaker (and rate-limit) key of ``tenant``'s connection to ``system``."""
-    return resolve(tenant, system).key if tenant and system in SYSTEMS else system
 
 
 # --- ownership -----------------------------------------------------------------------------------------
