@@ -14,10 +14,15 @@ knows where rules live or what a proposal is.
 
 then returns the risk: the tool's, raised (never lowered) by the rule's ``risk_override``.
 
-Which rule applies: exactly one, the most specific enabled rule for (agent, tool) --
-agent + tool, then agent + ``*``, then tenant-wide + tool, then tenant-wide + ``*``; ``DEFAULT_RULE`` when
-none matches. Rules do not merge: an agent's own rule replaces the tenant-wide one entirely, so an admin
-can both tighten and relax a limit for one agent, and what applies can be read off a single row.
+Which rule applies: exactly one, the most specific enabled rule for (agent, tool) among the rules for every
+risk (``PolicyRule.risk`` None) -- agent + tool, then agent + ``*``, then tenant-wide + tool, then
+tenant-wide + ``*``; ``DEFAULT_RULE`` when none matches. Rules do not merge: an agent's own rule replaces
+the tenant-wide one entirely, so an admin can both tighten and relax a limit for one agent, and what
+applies can be read off a single row.
+
+Who approves and how many (``approval_rule``) is asked once the risk is known: a rule for that risk
+outranks every rule for every risk, then the same precedence. A rule for one risk takes no part in the
+checks above (the risk is not known until they, and the preview, have run).
 
 Content rules deny with ``PolicyDenied`` (403 ``policy_denied``): resending the same call will never pass.
 The hourly limit denies with ``RateLimited`` (429 ``rate_limited`` with ``Retry-After``): the same call will
@@ -82,18 +87,34 @@ DEFAULT_RULE = PolicyRule(name="default")
 
 
 def effective_rule(tool_name: str, ctx: Context) -> PolicyRule:
-    """The one rule that applies to this agent and tool (see the module docstring for precedence)."""
+    """The one rule that checks this agent's call of this tool (see the module docstring for precedence)."""
+    return _most_specific(tool_name, ctx, risk=None)
+
+
+def approval_rule(tool_name: str, ctx: Context, risk: Risk) -> PolicyRule:
+    """The one rule that says how many approvals a proposal of this tool at ``risk`` needs, and who gives
+    them: a rule for that risk, else the rule for every risk (``effective_rule``), else ``DEFAULT_RULE``
+    (one approval, any reviewer). Within each, the most specific (see the module docstring)."""
+    return _most_specific(tool_name, ctx, risk=risk)
+
+
+def _most_specific(tool_name: str, ctx: Context, *, risk: Risk | None) -> PolicyRule:
     # A rule may name its tool either way (``crm_create_ticket`` is ``crm.create_ticket``).
     tool_name = canonical(tool_name)
     candidates = [
         rule
         for rule in ctx.policy
-        if canonical(rule.tool) in (tool_name, "*") and rule.agent in ("", ctx.agent)
+        if canonical(rule.tool) in (tool_name, "*")
+        and rule.agent in ("", ctx.agent)
+        and rule.risk in (None, risk)
     ]
     if not candidates:
         return DEFAULT_RULE
     # Ties (the store should prevent them) go to the first name, so the answer never depends on load order.
-    return min(candidates, key=lambda rule: (tuple(not s for s in rule.specificity), rule.name))
+    return min(
+        candidates,
+        key=lambda rule: (rule.risk is None, tuple(not s for s in rule.specificity), rule.name),
+    )
 
 
 def check(tool: Tool, args: dict[str, Any], ctx: Context) -> Risk:

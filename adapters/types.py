@@ -35,6 +35,12 @@ class PolicyRule:
     # Slack: send a message's links and mentions (<url|label>, <!channel>, <@U123>) as Slack formatting
     # instead of escaping them to literal text (the preview then spells them out and raises the risk).
     allow_slack_markup: bool = False
+    # Approval rules: the risk this rule is for (None: every risk; a rule for one risk only says who approves
+    # and how many), the approvals required, and the caller's id of the reviewer group that decides (opaque
+    # here; None: any reviewer). See ``adapters.policy.approval_rule``.
+    risk: Risk | None = None
+    approvals_required: int = 1
+    review_group: int | None = None
 
     @property
     def specificity(self) -> tuple[bool, bool]:

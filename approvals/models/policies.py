@@ -167,11 +167,8 @@ class ToolPolicy(models.Model):
                 errors["allowed_fields"] = (
                     f"Not fields of {self.tool}: {', '.join(unknown)}; it has: {', '.join(known)}."
                 )
-        if (
-            self.review_group_id is not None
-            and self.tenant_id
-            and self.review_group.tenant_id != self.tenant_id
-        ):
+        group = self.review_group if self.review_group_id is not None else None
+        if group is not None and self.tenant_id and group.tenant_id != self.tenant_id:
             errors["review_group"] = "This reviewer group belongs to another tenant."
         if self.risk:
             ignored = {

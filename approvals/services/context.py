@@ -1,9 +1,11 @@
-"""Policy rows to engine data: the context an agent's submission (and a reviewer's edit of it) is checked in."""
+"""Policy rows to engine data: the context an agent's submission (and a reviewer's edit of it) is checked in,
+and the approval rule a proposal snapshots from it."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
@@ -33,9 +35,23 @@ def agent_policy_rules(agent: AgentCredential) -> tuple[policy.PolicyRule, ...]:
             refuse_cards=rule.refuse_card_numbers,
             risk_override=rule.risk_override or None,  # type: ignore[arg-type]
             allow_slack_markup=rule.allow_slack_markup,
+            risk=rule.risk or None,  # type: ignore[arg-type]
+            approvals_required=rule.approvals_required,
+            review_group=rule.review_group_id,
         )
         for rule in rules
     )
+
+
+def approval_fields(ctx: registry.Context, tool: str, risk: str) -> dict[str, Any]:
+    """The proposal's snapshot of its approval rule (``adapters.policy.approval_rule``): what ``Proposal``
+    stores at submit, and again when a reviewer's edit changes the risk."""
+    rule = policy.approval_rule(tool, ctx, risk)  # type: ignore[arg-type]
+    return {
+        "approvals_required": rule.approvals_required,
+        "review_group_id": rule.review_group,
+        "approval_rule": "" if rule is policy.DEFAULT_RULE else rule.name,
+    }
 
 
 def edit_context(agent: AgentCredential) -> registry.Context:

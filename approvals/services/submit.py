@@ -21,7 +21,7 @@ from approvals.models import (
     Proposal,
 )
 from approvals.services.base import _audit_proposal, agent_actor
-from approvals.services.context import agent_context
+from approvals.services.context import agent_context, approval_fields
 from approvals.services.intake import _take_submission
 from approvals.slack import notify as slack_notify
 from audit import services as audit
@@ -145,6 +145,7 @@ def proposal_submit(
                 preview=prepared.preview.as_dict(),
                 idempotency_key=key,
                 expires_at=now + timedelta(seconds=settings.ACME_PROPOSAL_TTL),
+                **approval_fields(ctx, tool, prepared.risk),
             )
             _audit_proposal(
                 proposal,
