@@ -6,9 +6,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
-from approvals.models import AgentCredential, Membership, Proposal, Tenant, role_reviews
+from approvals.models import (
+    AgentCredential,
+    Approval,
+    Membership,
+    Proposal,
+    ReviewerGroup,
+    ReviewSnooze,
+    Tenant,
+    role_reviews,
+)
 
 
 def reviewer_tenant_ids(user: User) -> list[int]:
@@ -82,6 +92,28 @@ def proposal_list(
     if tool:
         qs = qs.filter(tool=tool)
     return qs
+
+
+def for_you(user: User, qs: QuerySet[Proposal]) -> QuerySet[Proposal]:
+    """The proposals of ``qs`` that wait for ``user``: in a tenant they review, not made on their behalf,
+    routed to a group they are in or not routed, handed to them or to nobody in particular; neither snoozed
+    by them (until a time still ahead) nor already approved by them as the args stand."""
+    return (
+        qs.filter(tenant_id__in=PersonScope.of(user).review)
+        .exclude(on_behalf_of=user)
+        .filter(Q(review_group__isnull=True) | Q(review_group__in=ReviewerGroup.objects.filter(members=user)))
+        .filter(Q(assignee__isnull=True) | Q(assignee=user))
+        .exclude(
+            Exists(ReviewSnooze.objects.filter(proposal=OuterRef("pk"), user=user, until__gt=timezone.now()))
+        )
+        .exclude(
+            Exists(
+                Approval.objects.filter(
+                    proposal=OuterRef("pk"), reviewer=user, args_hash=OuterRef("args_hash")
+                )
+            )
+        )
+    )
 
 
 def tenant_member(*, tenant: Tenant, username: str) -> User | None:

@@ -3,9 +3,11 @@ in the same transaction.
 
 Plain functions, keyword-only arguments (HackSoft's styleguide), one module per concern:
 
-- ``context``      policy rows → the engine's plain data (``agent_context``, ``edit_context``);
+- ``context``      policy rows → the engine's plain data (``agent_context``, ``edit_context``), and the
+                   approval rule a proposal snapshots (``approval_fields``);
 - ``intake``       the per-agent submission budget and backpressure (``intake_allowed``);
 - ``submit``       ``proposal_submit``: validate, normalize, policy, preview, store; idempotency and replay;
+- ``quorum``       an approval recorded and counted against the proposal's rule (``decide`` calls it);
 - ``decide``       ``proposal_approve``, ``proposal_reject``, ``proposal_request_changes``, ``proposal_cancel``, ``agent_deactivate``,
                    expiry (``proposal_expire_due``);
 - ``commit``       ``proposal_commit`` (claim under a lease, send once, record) and ``commits_redispatch``;
@@ -29,7 +31,7 @@ from approvals.services.commit import (
     commits_redispatch,
     proposal_commit,
 )
-from approvals.services.context import agent_context, agent_policy_rules, edit_context
+from approvals.services.context import agent_context, agent_policy_rules, approval_fields, edit_context
 from approvals.services.dead_letters import proposal_discard, proposal_requeue
 from approvals.services.decide import (
     agent_deactivate,
@@ -61,6 +63,7 @@ __all__ = [
     "agent_deactivate",
     "agent_policy_rules",
     "agent_webhook_set",
+    "approval_fields",
     "args_changes",
     "commit_backlog",
     "commit_budget",

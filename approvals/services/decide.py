@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from adapters import registry
-from approvals import errors, lifecycle, selectors
+from approvals import errors, lifecycle, rules, selectors
 from approvals.models import (
     AgentCredential,
     Decision,
@@ -21,7 +21,8 @@ from approvals.models import (
     Verdict,
 )
 from approvals.services.base import _locked, agent_actor, args_changes, user_actor
-from approvals.services.context import edit_context
+from approvals.services.context import approval_fields, edit_context
+from approvals.services.quorum import approval_recorded, record_approval
 from audit import services as audit
 from audit.services import Where
 
@@ -56,12 +57,14 @@ def _on_pending(pk: Any, action: str, change: Callable[[Proposal], Proposal]) ->
 
 
 def require_reviewer(proposal: Proposal, reviewer: User) -> None:
-    """Raise NotAllowed unless ``reviewer`` may decide on ``proposal``: a reviewer or admin of its tenant,
-    and not the person it was made on behalf of."""
+    """Raise NotAllowed unless ``reviewer`` may decide on ``proposal`` (``rules.may_decide``): a reviewer or
+    admin of its tenant, not the person it was made on behalf of, and a member of the reviewer group it is
+    routed to, if any (NotInReviewGroup)."""
     if not selectors.may_review(reviewer, proposal.tenant_id):
         raise errors.NotAllowed(errors.NOT_A_REVIEWER)
     if proposal.on_behalf_of_id is not None and proposal.on_behalf_of_id == reviewer.pk:
         raise errors.NotAllowed(errors.SELF_APPROVAL, error="self_approval_forbidden")
+    rules.require_review_group(reviewer, proposal)
 
 
 def _decide(
@@ -107,25 +110,33 @@ def proposal_approve(
     args: Any = None,
     seen_snapshot: dict[str, Any] | None = None,
 ) -> Proposal:
-    """Record the approval of the exact args (edited ones when ``args`` is given) and stage the commit.
+    """Record the approval of the exact args (edited ones when ``args`` is given); the approval that
+    completes the proposal's quorum (``approvals_required`` distinct reviewers on the same args) decides it
+    and stages the commit. Short of it the proposal stays pending: callers tell by its ``status``.
 
     An edit is previewed again (for an update, a fresh read of the target). That fresh read must show the
     target as the reviewer saw it: ``seen_snapshot`` (the browser's edit preview), else the proposal's
     stored preview (what an API reviewer saw). Otherwise TargetChanged: approving would adopt a state of
-    the target nobody reviewed, and the commit's staleness check would compare against it."""
+    the target nobody reviewed, and the commit's staleness check would compare against it. An edit changes
+    the args hash, so approvals given before it stop counting; one that changes the risk takes the approval
+    rule of the new risk (its reviewer must be in the group that rule routes to)."""
     require_reviewer(proposal, reviewer)
     edited = None
     if args is not None:
         # The edit goes through the same contract and policy as the agent's submission.
         agent = AgentCredential.objects.select_related("tenant").get(pk=proposal.agent_id)
-        edited = registry.prepare(proposal.tool, args, edit_context(agent))
+        ctx = edit_context(agent)
+        edited = registry.prepare(proposal.tool, args, ctx)
 
     def change(locked: Proposal) -> Proposal:
         if not locked.agent.is_active:
             raise errors.AgentRevoked(
                 errors.AGENT_REVOKED.format(agent=locked.agent.name), status=locked.status
             )
+        # Under the lock: the proposal may have been routed elsewhere since it was read.
+        rules.require_review_group(reviewer, locked)
         edited_from = None
+        fields: list[str] = []
         if edited is not None and edited.args_hash != locked.args_hash:
             seen = (
                 seen_snapshot if seen_snapshot is not None else (locked.preview or {}).get("snapshot") or {}
@@ -133,10 +144,21 @@ def proposal_approve(
             if (edited.preview.snapshot or {}) != seen:
                 raise errors.TargetChanged(errors.TARGET_CHANGED)
             edited_from = args_changes(locked.args, edited.args)
+            fields = ["args", "args_hash", "risk", "preview"]
+            if edited.risk != locked.risk:
+                for name, value in approval_fields(ctx, locked.tool, edited.risk).items():
+                    setattr(locked, name, value)
+                fields += ["approvals_required", "review_group", "approval_rule"]
+                rules.require_review_group(reviewer, locked)
             locked.args = edited.args
             locked.args_hash = edited.args_hash
             locked.risk = edited.risk
             locked.preview = edited.preview.as_dict()
+        given = record_approval(locked, reviewer, comment, where)
+        if given < locked.approvals_required:
+            return approval_recorded(
+                locked, reviewer, given=given, comment=comment, where=where, edits=edited_from, fields=fields
+            )
         decision = _decide(locked, reviewer, Verdict.APPROVED, comment, where, edited_from=edited_from)
         locked.next_attempt_at = timezone.now()
         return lifecycle.transition(
@@ -151,59 +173,50 @@ def proposal_approve(
                 "comment": comment,
                 "edits": edited_from or [],
                 "args": locked.args,
+                **({"approvals": given} if locked.approvals_required > 1 else {}),
             },
-            fields=["args", "args_hash", "risk", "preview", "next_attempt_at"],
+            fields=[*fields, "next_attempt_at"],
         )
 
     return _on_pending(proposal.pk, "approved", change)
 
 
-def proposal_reject(*, proposal: Proposal, reviewer: User, reason: str, where: Where) -> Proposal:
+def _end(
+    proposal: Proposal, reviewer: User, reason: str, where: Where, verdict: Verdict, required: str
+) -> Proposal:
+    """A rejection or a request for changes: it ends the pending proposal at once, whatever approvals it
+    had (four-eyes, pending only, a reason required, audited)."""
     require_reviewer(proposal, reviewer)
     reason = (reason or "").strip()
     if not reason:
-        raise errors.DomainError(
-            errors.REASON_REQUIRED, errors=[{"loc": ["reason"], "msg": "required", "type": "missing"}]
-        )
+        raise errors.DomainError(required, errors=[{"loc": ["reason"], "msg": "required", "type": "missing"}])
+    changes = verdict == Verdict.CHANGES_REQUESTED
 
     def change(locked: Proposal) -> Proposal:
-        decision = _decide(locked, reviewer, Verdict.REJECTED, reason, where)
+        rules.require_review_group(reviewer, locked)
+        decision = _decide(locked, reviewer, verdict, reason, where)
         return lifecycle.transition(
             locked,
-            "reject",
+            "request_changes" if changes else "reject",
             actor=user_actor(reviewer),
             where=where,
             decision=decision,
             data={"reason": reason},
+            reason=lifecycle.CHANGES_REQUESTED_REASON.format(reason=reason) if changes else None,
         )
 
-    return _on_pending(proposal.pk, "rejected", change)
+    return _on_pending(proposal.pk, verdict, change)
+
+
+def proposal_reject(*, proposal: Proposal, reviewer: User, reason: str, where: Where) -> Proposal:
+    return _end(proposal, reviewer, reason, where, Verdict.REJECTED, errors.REASON_REQUIRED)
 
 
 def proposal_request_changes(*, proposal: Proposal, reviewer: User, reason: str, where: Where) -> Proposal:
     """Ask the agent for a corrected call: final for this proposal (``changes_requested``), under the same
-    rules as a rejection (four-eyes, pending only, a reason required, audited); the reason reaches the agent
-    in the API's decision, the ``proposal.decided`` webhook and MCP's ``get_proposal``."""
-    require_reviewer(proposal, reviewer)
-    reason = (reason or "").strip()
-    if not reason:
-        raise errors.DomainError(
-            errors.CHANGES_REASON_REQUIRED, errors=[{"loc": ["reason"], "msg": "required", "type": "missing"}]
-        )
-
-    def change(locked: Proposal) -> Proposal:
-        decision = _decide(locked, reviewer, Verdict.CHANGES_REQUESTED, reason, where)
-        return lifecycle.transition(
-            locked,
-            "request_changes",
-            actor=user_actor(reviewer),
-            where=where,
-            decision=decision,
-            data={"reason": reason},
-            reason=lifecycle.CHANGES_REQUESTED_REASON.format(reason=reason),
-        )
-
-    return _on_pending(proposal.pk, "changes_requested", change)
+    rules as a rejection; the reason reaches the agent in the API's decision, the ``proposal.decided``
+    webhook and MCP's ``get_proposal``."""
+    return _end(proposal, reviewer, reason, where, Verdict.CHANGES_REQUESTED, errors.CHANGES_REASON_REQUIRED)
 
 
 def proposal_cancel(*, proposal: Proposal, agent: AgentCredential, where: Where) -> Proposal:
