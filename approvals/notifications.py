@@ -12,6 +12,9 @@ backoff and stages the next hand-off, up to ``MAX_ATTEMPTS``, then it is failed 
 state). A worker dying between the SMTP answer and the mark leaves it ``sending``: it is not sent again
 (at most once; the admin shows it).
 
+A proposal a rule routes to a reviewer group (``Proposal.review_group``) is announced and recalled to that
+group's members only; its escalation still reaches every admin of the tenant, who can reassign it.
+
 Reminders and escalations (``remind_due``, ``escalate_due``, run by the worker's housekeeping): a pending
 proposal's ``reminded_at`` / ``escalated_at`` is claimed by a conditional ``UPDATE … WHERE … IS NULL`` in the
 same transaction that stages the emails and, where the proposal has a Slack message, its thread reply
@@ -77,10 +80,14 @@ def enabled() -> bool:
     return False
 
 
-def _reviewers(tenant_id: int, roles: Iterable[str]) -> list[User]:
+def _reviewers(proposal: Proposal, roles: Iterable[str], *, routed: bool = True) -> list[User]:
+    """The people of ``roles`` in the proposal's tenant who hear of it; when ``routed`` and a rule routes it
+    to a reviewer group, only that group's members (the others may not decide on it)."""
     users = User.objects.filter(
-        memberships__tenant_id=tenant_id, memberships__role__in=list(roles), is_active=True
+        memberships__tenant_id=proposal.tenant_id, memberships__role__in=list(roles), is_active=True
     ).exclude(email="")
+    if routed and proposal.review_group_id is not None:
+        users = users.filter(reviewer_groups=proposal.review_group_id)
     return list(users.order_by("pk").distinct())
 
 
@@ -124,10 +131,11 @@ def _add(user: User, proposal: Proposal, kind: str) -> None:
 
 def stage_new(proposal: Proposal) -> None:
     """Call in the transaction that stored a new pending proposal: its tenant's reviewers with an email
-    (not the person it was made for, who may not decide on it) hear of it in their next batch."""
+    (not the person it was made for, who may not decide on it; only its group's members when a rule routes
+    it to a group) hear of it in their next batch."""
     if not enabled():
         return
-    for user in _reviewers(proposal.tenant_id, (Role.REVIEWER, Role.ADMIN)):
+    for user in _reviewers(proposal, (Role.REVIEWER, Role.ADMIN)):
         if user.pk != proposal.on_behalf_of_id:
             _add(user, proposal, ReviewerEmail.Kind.NEW)
 
@@ -160,7 +168,8 @@ def _claim_each(due: Any, field: str, roles: tuple[str, ...], kind: str, limit: 
                 continue
             proposal = Proposal.objects.select_related("tenant").get(pk=pk)
             if enabled():
-                for user in _reviewers(proposal.tenant_id, roles):
+                # An escalation reaches every admin, routed or not: an admin can reassign it.
+                for user in _reviewers(proposal, roles, routed=kind != ReviewerEmail.Kind.ESCALATION):
                     if user.pk != proposal.on_behalf_of_id:
                         _add(user, proposal, kind)
             if field == "reminded_at":
