@@ -1,10 +1,15 @@
-"""A reviewer's decision on one proposal: approve (optionally with edited args), reject, request changes."""
+"""A reviewer's decision on one proposal: approve (optionally with edited args), reject, request changes.
+
+The three share one shape (``DecisionView.post``): the proposal the caller may see, a person (never an agent),
+a body that must be a JSON object, one service call, the proposal JSON. Each names its body and its service.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,10 +17,37 @@ from rest_framework.views import APIView
 from approvals import services
 from approvals.api import serializers as s
 from approvals.api.views.base import ERROR, _get_visible, _require_person, _valid, where
+from approvals.models import Proposal
+from audit.services import Where
+
+FINAL = {200: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR}
 
 
-class ProposalApproveView(APIView):
-    @extend_schema(
+# No docstring on purpose: drf-spectacular would publish it as every subclass's description.
+class DecisionView(APIView):
+    # One reviewer's decision on one proposal: ``body`` validates the request, ``decide`` calls the service.
+
+    body: type[serializers.Serializer]
+
+    def decide(self, proposal: Proposal, reviewer: Any, data: dict[str, Any], where: Where) -> Proposal:
+        raise NotImplementedError
+
+    def answer_status(self, decided: Proposal) -> int:
+        return 200
+
+    def post(self, request: Request, pk: Any) -> Response:
+        proposal = _get_visible(request, pk, to_decide=True)
+        reviewer = _require_person(request)
+        # No body at all parses to an empty dict (approve: "as proposed"; reject and request changes then
+        # miss their reason). Any body must be an object: ``false``, ``0``, ``""``, ``[]`` or ``null`` are
+        # refused, never read as "no body".
+        data = _valid(self.body, request.data)
+        decided = self.decide(proposal, reviewer, data, where(request))
+        return Response(s.proposal_out(decided, request), status=self.answer_status(decided))
+
+
+@extend_schema_view(
+    post=extend_schema(
         request=s.ApproveIn,
         responses={
             202: s.ProposalOut,
@@ -32,49 +64,44 @@ class ProposalApproveView(APIView):
         "checked like a submission and previewed again: 409 `target_changed` when that "
         "fresh read of the target differs from the stored preview (nothing is approved).",
     )
-    def post(self, request: Request, pk: Any) -> Response:
-        proposal = _get_visible(request, pk, to_decide=True)
-        reviewer = _require_person(request)
-        # No body at all parses to an empty dict, and means "approve as proposed". Any body must be an
-        # object: ``false``, ``0``, ``""``, ``[]`` or ``null`` are refused, never read as "no body".
-        data = _valid(s.ApproveIn, request.data)
-        approved = services.proposal_approve(
+)
+class ProposalApproveView(DecisionView):
+    body = s.ApproveIn
+
+    def decide(self, proposal: Proposal, reviewer: Any, data: dict[str, Any], where: Where) -> Proposal:
+        return services.proposal_approve(
             proposal=proposal,
             reviewer=reviewer,
-            where=where(request),
+            where=where,
             comment=data.get("comment") or "",
             args=data.get("args"),
         )
-        return Response(s.proposal_out(approved, request), status=202)
+
+    def answer_status(self, decided: Proposal) -> int:
+        return 202
 
 
-class ProposalRejectView(APIView):
-    @extend_schema(
-        request=s.RejectIn,
-        responses={200: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
-        summary="Reject, with a reason.",
-    )
-    def post(self, request: Request, pk: Any) -> Response:
-        proposal = _get_visible(request, pk, to_decide=True)
-        reviewer = _require_person(request)
-        data = _valid(s.RejectIn, request.data)
-        rejected = services.proposal_reject(
-            proposal=proposal, reviewer=reviewer, reason=data["reason"], where=where(request)
+@extend_schema_view(post=extend_schema(request=s.RejectIn, responses=FINAL, summary="Reject, with a reason."))
+class ProposalRejectView(DecisionView):
+    body = s.RejectIn
+
+    def decide(self, proposal: Proposal, reviewer: Any, data: dict[str, Any], where: Where) -> Proposal:
+        return services.proposal_reject(
+            proposal=proposal, reviewer=reviewer, reason=data["reason"], where=where
         )
-        return Response(s.proposal_out(rejected, request))
 
 
-class ProposalRequestChangesView(APIView):
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         request=s.RequestChangesIn,
-        responses={200: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+        responses=FINAL,
         summary="Ask the agent for a corrected call, with a reason (final: status changes_requested).",
     )
-    def post(self, request: Request, pk: Any) -> Response:
-        proposal = _get_visible(request, pk, to_decide=True)
-        reviewer = _require_person(request)
-        data = _valid(s.RequestChangesIn, request.data)
-        asked = services.proposal_request_changes(
-            proposal=proposal, reviewer=reviewer, reason=data["reason"], where=where(request)
+)
+class ProposalRequestChangesView(DecisionView):
+    body = s.RequestChangesIn
+
+    def decide(self, proposal: Proposal, reviewer: Any, data: dict[str, Any], where: Where) -> Proposal:
+        return services.proposal_request_changes(
+            proposal=proposal, reviewer=reviewer, reason=data["reason"], where=where
         )
-        return Response(s.proposal_out(asked, request))
