@@ -4,7 +4,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError
 
 from approvals.accounts import person_create, user_token_create
-from approvals.models import Membership, Role, Tenant
+from approvals.models import Membership, ReviewerGroup, Role, Tenant
 
 
 class Command(BaseCommand):
@@ -22,6 +22,12 @@ class Command(BaseCommand):
             "--slack-user-id",
             default=None,
             help="their Slack user id (U...): their clicks in Slack decide as them",
+        )
+        parser.add_argument(
+            "--group",
+            default=None,
+            help="a reviewer group of the tenant to add them to (created if missing): "
+            "a rule routed to it lets only its members decide",
         )
 
     def handle(self, *args, tenant, username, password, role, **options):
@@ -48,6 +54,13 @@ class Command(BaseCommand):
                 raise CommandError(f"not an email address: {email!r}") from None
             user.email = email.strip()
             user.save(update_fields=["email"])
+        group_name = (options.get("group") or "").strip()
+        if options.get("group") is not None:
+            if not group_name or len(group_name) > 64:
+                raise CommandError(f"not a group name: {options['group']!r}")
+            group, _ = ReviewerGroup.objects.get_or_create(tenant=tenant_obj, name=group_name)
+            group.members.add(user)
         token = user_token_create(user=user)
-        self.stdout.write(f"{role} {user.get_username()} in {tenant_obj.slug}")
+        in_group = f" (group {group_name})" if group_name else ""
+        self.stdout.write(f"{role} {user.get_username()} in {tenant_obj.slug}{in_group}")
         self.stdout.write(token)
