@@ -1,7 +1,9 @@
 """A proposal's Slack message, built with slack-sdk's Block Kit models.
 
-While the proposal is pending the message carries "Approve", "Reject" and "Open"; once decided it shows
-who decided what, and then the commit's outcome, without buttons. A button's ``value`` is
+While the proposal is pending the message carries "Approve", "Reject" and "Open" (and, when its rule asks
+for several approvals or routes it to a group, "1 of 2 approvals" with who gave them, and the group: a
+partial approval updates the message); once decided it shows who decided what, and then the commit's
+outcome, without buttons. A button's ``value`` is
 ``<proposal id>:<args hash>``: a click decides on exactly the args the message showed (nothing is kept in
 process memory between the post and the click), and a click on args that changed since is refused.
 """
@@ -28,6 +30,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from adapters.slack.messages import escape
+from approvals import rules
 from approvals.models import Proposal, Status
 
 APPROVE = "approve"
@@ -84,9 +87,44 @@ def _change_lines(proposal: Proposal) -> str:
     return "\n".join(lines) or "_(no field-by-field change)_"
 
 
+def quorum_line(proposal: Proposal) -> str:
+    """ "1 of 2 approvals (alice)" and the group the proposal is routed to, for a pending proposal whose rule
+    asks for more than one approval or routes it; "" otherwise. The same count as the web and the API
+    (``rules.approvals_state``: the approvals on the current args)."""
+    parts = []
+    if proposal.approvals_required > 1:
+        given = [a["by"] for a in rules.approvals_state(proposal)["given"]]
+        names = f" ({', '.join(escape(n) for n in given)})" if given else ""
+        parts.append(
+            f":busts_in_silhouette: *{len(given)} of {proposal.approvals_required} approvals*{names}"
+        )
+    if proposal.review_group is not None:
+        parts.append(f"Only the group *{escape(proposal.review_group.name)}* can decide.")
+    return " · ".join(parts)
+
+
+def shown_state(proposal: Proposal) -> str:
+    """What the message shows, as ``SlackPost.shown`` keeps it (16 characters at most): the status, and for a
+    pending proposal that needs several approvals, how many it has ("pending:1"), so a partial approval
+    updates the message and a repeated sync does not."""
+    if proposal.status == Status.PENDING and proposal.approvals_required > 1:
+        return f"pending:{rules.counted_approvals(proposal).count()}"
+    return str(proposal.status)
+
+
+def _approvers(proposal: Proposal) -> str:
+    """Everyone whose approval counted, when the rule asked for several ("alice and bob"); "" otherwise."""
+    if proposal.approvals_required <= 1:
+        return ""
+    given = [a["by"] for a in rules.approvals_state(proposal)["given"]]
+    return " and ".join([", ".join(given[:-1]), given[-1]]) if len(given) > 1 else "".join(given)
+
+
 def outcome_line(proposal: Proposal) -> str:
     decision = proposal.decisions.select_related("reviewer").first()
     who = decision.reviewer.get_username() if decision else "someone"
+    if proposal.status not in (Status.REJECTED, Status.CHANGES_REQUESTED):
+        who = _approvers(proposal) or who
     reason = escape(
         (
             decision.reason
@@ -146,6 +184,9 @@ def message(proposal: Proposal) -> tuple[str, list[dict[str, Any]]]:
     open_button = ButtonElement(text="Open", action_id="open", url=review_url(proposal))
     if proposal.status == Status.PENDING:
         value = button_value(proposal)
+        rule = quorum_line(proposal)
+        if rule:
+            blocks.append(SectionBlock(block_id="quorum", text=MarkdownTextObject(text=rule[:3000])))
         blocks.append(
             ActionsBlock(
                 block_id="decide",

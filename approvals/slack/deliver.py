@@ -137,7 +137,8 @@ def sync(proposal_id: str) -> str:
         if post is None:
             return "none"
         proposal = post.proposal
-        if post.ts and post.shown == proposal.status:
+        shown = blocks.shown_state(proposal)
+        if post.ts and post.shown == shown:
             return "unchanged"
         conn = connections.resolve(proposal.tenant.slug, "slack")
         text, body = blocks.message(proposal)
@@ -186,7 +187,7 @@ def sync(proposal_id: str) -> str:
             post.save(update_fields=["attempts", "last_error", "state", "updated_at"])
             return "retry" if retry else "failed"
         post.state = SlackPost.State.POSTED
-        post.shown = proposal.status
+        post.shown = shown
         post.last_error = ""
         post.save()
         return "posted"

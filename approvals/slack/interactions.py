@@ -10,7 +10,9 @@ else is a 401 and records nothing.
 A click decides through the same services as the web UI and the API (``proposal_approve``,
 ``proposal_reject``: four-eyes, state checks, the args hash the button carried, the audit event with
 ``where.channel = "slack"``), as the reviewer the Slack user is mapped to (``Membership.slack_user_id``).
-A click that decides nothing is answered with an ephemeral message saying why. Slack is answered at once:
+A click that decides nothing is answered with an ephemeral message saying why (a reviewer outside the group
+the proposal is routed to gets the service's refusal, like any other); an approval that leaves the quorum
+short gets one saying it was recorded ("1 of 2 approvals"), and the message shows the count. Slack is answered at once:
 the calls back to Slack (the message's update, an ephemeral answer) go through the outbox to the worker;
 only the reason modal is opened inside the request, in at most ``MODAL_DEADLINE`` seconds, because its
 ``trigger_id`` expires 3 seconds after the click. Nothing is kept in process memory: the button and the modal carry what is needed.
@@ -35,7 +37,7 @@ from adapters import connections, http
 from adapters.errors import DownstreamError
 from adapters.models import Connection
 from adapters.slack import web
-from approvals import errors, services
+from approvals import errors, rules, services
 from approvals.models import Membership, Proposal, Status
 from approvals.slack import blocks, notify
 from audit.where import where_from
@@ -51,6 +53,9 @@ NOT_MAPPED = (
 )
 UNKNOWN_PROPOSAL = "This proposal is not known to the gateway; nothing was recorded."
 ARGS_CHANGED = "This proposal changed since this message was posted; open it to review the new version. Nothing was recorded."
+APPROVAL_RECORDED = (
+    "Your approval is recorded: {given} of {required} approvals. It is committed once the others approve."
+)
 REASON_MISSING = "Say why: the agent reads the reason."
 MODAL_FAILED = "Slack did not open the form in time; click the button again. Nothing was recorded."
 # Seconds the inline views.open may take in all (retries included): Slack waits 3 s for our answer.
@@ -143,7 +148,7 @@ def _proposal(tenant: str, value: str) -> tuple[Proposal | None, str]:
     return found, args_hash
 
 
-def _refuse(conn: connections.Resolved, channel: str, user: str, text: str) -> None:
+def _ephemeral(conn: connections.Resolved, channel: str, user: str, text: str) -> None:
     if channel and user:
         notify.stage_ephemeral(tenant=conn.tenant, channel=channel, user=user, text=text)
 
@@ -159,20 +164,30 @@ def _click(request: HttpRequest, conn: connections.Resolved, payload: dict[str, 
     )
     reviewer = _reviewer(conn.tenant, user)
     if reviewer is None:
-        _refuse(conn, channel, user, NOT_MAPPED)
+        _ephemeral(conn, channel, user, NOT_MAPPED)
         return
     proposal, args_hash = _proposal(conn.tenant, str(action.get("value") or ""))
     if proposal is None:
-        _refuse(conn, channel, user, UNKNOWN_PROPOSAL)
+        _ephemeral(conn, channel, user, UNKNOWN_PROPOSAL)
         return
     if args_hash != proposal.args_hash:
-        _refuse(conn, channel, user, ARGS_CHANGED)
+        _ephemeral(conn, channel, user, ARGS_CHANGED)
         return
     try:
         if action_id == blocks.APPROVE:
-            services.proposal_approve(
+            approved = services.proposal_approve(
                 proposal=proposal, reviewer=reviewer, where=where_from(request, channel="slack")
             )
+            if approved.status == Status.PENDING:
+                # The quorum is not met yet: the message shows the new count (the service staged its update);
+                # the reviewer is told their click counted.
+                state = rules.approvals_state(approved)
+                _ephemeral(
+                    conn,
+                    channel,
+                    user,
+                    APPROVAL_RECORDED.format(given=len(state["given"]), required=state["required"]),
+                )
         else:
             # Reject / Request changes: the same checks as the decision itself, before a modal is opened
             # for one that cannot decide.
@@ -189,7 +204,7 @@ def _click(request: HttpRequest, conn: connections.Resolved, payload: dict[str, 
                 user=user,
             )
     except errors.DomainError as exc:
-        _refuse(conn, channel, user, exc.detail)
+        _ephemeral(conn, channel, user, exc.detail)
 
 
 def _open_modal(
@@ -204,7 +219,7 @@ def _open_modal(
             web.call(conn, "views.open", {"trigger_id": trigger_id, "view": view})
     except (DownstreamError, redis.RedisError) as exc:
         logger.warning("slack views.open failed: %s", getattr(exc, "detail", type(exc).__name__))
-        _refuse(conn, channel, user, MODAL_FAILED)
+        _ephemeral(conn, channel, user, MODAL_FAILED)
 
 
 def _reason_submitted(
