@@ -10,10 +10,13 @@ taking someone out of the group or the tenant withdraws the approvals they gave 
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Iterable
+from functools import reduce
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from approvals import errors, selectors
 from approvals.models import REVIEW_ROLES, Approval, Proposal, ReviewerGroup, Status
@@ -47,9 +50,10 @@ def may_decide(user: User, proposal: Proposal) -> bool:
     )
 
 
-def counted_approvals(proposal: Proposal) -> QuerySet[Approval]:
-    """The approvals that count towards the quorum of ``proposal`` as it stands (see the module docstring)."""
-    approvals = Approval.objects.filter(
+def _counted(proposal: Proposal) -> Q:
+    """The condition an approval meets to count towards the quorum of ``proposal`` as it stands (see the module
+    docstring); ``proposal``'s fields as they are in memory (under the lock, an edit not yet saved)."""
+    counted = Q(
         proposal_id=proposal.pk,
         args_hash=proposal.args_hash,
         reviewer__is_active=True,
@@ -57,15 +61,39 @@ def counted_approvals(proposal: Proposal) -> QuerySet[Approval]:
         reviewer__memberships__role__in=list(REVIEW_ROLES),
     )
     if proposal.on_behalf_of_id is not None:
-        approvals = approvals.exclude(reviewer_id=proposal.on_behalf_of_id)
+        counted &= ~Q(reviewer_id=proposal.on_behalf_of_id)
     if proposal.review_group_id is not None:
-        approvals = approvals.filter(reviewer__reviewer_groups=proposal.review_group_id)
-    return approvals.select_related("reviewer").order_by("at", "id")
+        counted &= Q(reviewer__reviewer_groups=proposal.review_group_id)
+    return counted
 
 
-def approvals_state(proposal: Proposal) -> dict[str, Any]:
+def counted_approvals(proposal: Proposal) -> QuerySet[Approval]:
+    """The approvals that count towards the quorum of ``proposal`` as it stands (see the module docstring)."""
+    return Approval.objects.filter(_counted(proposal)).select_related("reviewer").order_by("at", "id")
+
+
+def counted_approvals_of(proposals: Iterable[Proposal]) -> dict[Any, list[Approval]]:
+    """``counted_approvals`` of several proposals (a page of a list) in one query, by proposal id."""
+    proposals = list(proposals)
+    by_proposal: dict[Any, list[Approval]] = {p.pk: [] for p in proposals}
+    if not proposals:
+        return by_proposal
+    # distinct: an unrouted proposal's branch joins the reviewer's groups that a routed one's branch needs.
+    approvals = (
+        Approval.objects.filter(reduce(operator.or_, (_counted(p) for p in proposals)))
+        .select_related("reviewer")
+        .order_by("at", "id")
+        .distinct()
+    )
+    for approval in approvals:
+        by_proposal[approval.proposal_id].append(approval)
+    return by_proposal
+
+
+def approvals_state(proposal: Proposal, counted: Iterable[Approval] | None = None) -> dict[str, Any]:
     """``{"required", "given": [{"by", "at", "args_hash", "comment"}], "missing"}``: the approvals counted on
-    the current args; ``missing`` is 0 once the proposal is no longer pending."""
+    the current args; ``missing`` is 0 once the proposal is no longer pending. ``counted``: the proposal's
+    ``counted_approvals`` when already read (a list reads its page's with ``counted_approvals_of``)."""
     given = [
         {
             "by": approval.reviewer.get_username(),
@@ -73,7 +101,7 @@ def approvals_state(proposal: Proposal) -> dict[str, Any]:
             "args_hash": approval.args_hash,
             "comment": approval.comment,
         }
-        for approval in counted_approvals(proposal)
+        for approval in (counted_approvals(proposal) if counted is None else counted)
     ]
     required = proposal.approvals_required
     missing = max(0, required - len(given)) if proposal.status == Status.PENDING else 0
