@@ -10,6 +10,8 @@ Plain functions, keyword-only arguments (HackSoft's styleguide), one module per 
 - ``quorum``       an approval recorded and counted against the proposal's rule (``decide`` calls it);
 - ``decide``       ``proposal_approve``, ``proposal_reject``, ``proposal_request_changes``, ``proposal_cancel``, ``agent_deactivate``,
                    expiry (``proposal_expire_due``);
+- ``bulk``         ``proposals_bulk_decide``: one verdict on several proposals, each decided on its own;
+- ``triage``       ``proposal_snooze``, ``proposal_reassign`` (audited; neither changes status nor expiry);
 - ``commit``       ``proposal_commit`` (claim under a lease, send once, record) and ``commits_redispatch``;
 - ``sagas``        the runner of multi-step tools and their compensation;
 - ``dead_letters`` ``proposal_requeue``, ``proposal_discard``;
@@ -24,6 +26,7 @@ from __future__ import annotations
 from approvals.lifecycle import AGENT_REVOKED_REASON
 from approvals.services.agents import agent_webhook_set
 from approvals.services.base import _locked, agent_actor, args_changes, user_actor
+from approvals.services.bulk import proposals_bulk_decide
 from approvals.services.commit import (
     REDIS_RETRY_SECONDS,
     CommitResult,
@@ -45,6 +48,7 @@ from approvals.services.decide import (
 from approvals.services.intake import SUBMISSION_BUDGET, SUBMISSIONS_EXCEEDED, commit_backlog, intake_allowed
 from approvals.services.sagas import SagaFailed
 from approvals.services.submit import Submitted, derive_idempotency_key, proposal_submit
+from approvals.services.triage import proposal_reassign, proposal_snooze
 from audit.services import Actor, Where
 
 __all__ = [
@@ -76,10 +80,13 @@ __all__ = [
     "proposal_commit",
     "proposal_discard",
     "proposal_expire_due",
+    "proposal_reassign",
     "proposal_reject",
     "proposal_request_changes",
     "proposal_requeue",
+    "proposal_snooze",
     "proposal_submit",
+    "proposals_bulk_decide",
     "require_reviewer",
     "user_actor",
 ]
