@@ -6,7 +6,7 @@ under the tenant scope; tests/audit/test_admin_scope.py walks admin.site._regist
 - accounts.py     tenants, memberships, agent credentials, user tokens
 - proposals.py    proposals (dead-letter requeue/discard), decisions, receipts
 - deliveries.py   reviewer emails, webhook deliveries (redeliver), Slack posts, inbound events, outbox
-- policies.py     policy rules (ToolPolicy)
+- policies.py     policy rules (ToolPolicy), reviewer groups
 - connections.py  tenants' own CRM and Slack connections
 - third_party.py  users, groups, django-auditlog's log entries, django-rq's queues
 """

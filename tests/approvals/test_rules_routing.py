@@ -127,3 +127,22 @@ class TestRouting:
         ReviewSnooze.objects.filter(user=member).update(until=timezone.now() - timedelta(seconds=1))
         Proposal.objects.filter(pk=mine).update(assignee=acme.reviewer)
         assert for_you(member) == {routed, unrouted}
+
+
+@pytest.mark.django_db
+def test_the_admin_puts_only_the_tenants_reviewers_in_its_groups(acme, globex):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    root = get_user_model().objects.create_superuser("root", "root@example.com", "pw-12345678")
+    client = Client()
+    client.force_login(root)
+    url = "/admin/approvals/reviewergroup/add/"
+
+    outsider = client.post(url, {"tenant": acme.tenant.pk, "name": "mixed", "members": [globex.reviewer.pk]})
+    requester = client.post(url, {"tenant": acme.tenant.pk, "name": "mixed", "members": [acme.requester.pk]})
+    own = client.post(url, {"tenant": acme.tenant.pk, "name": "mixed", "members": [acme.reviewer.pk]})
+
+    assert outsider.status_code == 200 and requester.status_code == 200
+    assert own.status_code == 302
+    assert list(ReviewerGroup.objects.get(name="mixed").members.all()) == [acme.reviewer]

@@ -35,6 +35,7 @@ from approvals.models import (
     Membership,
     Proposal,
     ReviewerEmail,
+    ReviewerGroup,
     Role,
     SlackPost,
     Status,
@@ -59,6 +60,7 @@ TENANT_ADMIN_MODELS = {
     "approvals.decision",
     "approvals.receipt",
     "approvals.toolpolicy",
+    "approvals.reviewergroup",
     "audit.auditevent",
     "auth.user",
     "adapters.connection",
@@ -98,6 +100,8 @@ def _objects(party: Party) -> dict[str, Any]:
         party, args={"subject": f"{party.tenant.slug} ticket", "description": "d", "priority": "high"}
     )
     policy = ToolPolicy.objects.create(tenant=party.tenant, name=f"{party.tenant.slug}-limits", tool="*")
+    group = ReviewerGroup.objects.create(tenant=party.tenant, name=f"{party.tenant.slug}-finance")
+    group.members.add(party.reviewer)
     connection, _ = connections.connection_set(
         tenant=party.tenant.slug,
         system="crm",
@@ -147,6 +151,7 @@ def _objects(party: Party) -> dict[str, Any]:
         "approvals.decision": proposal.decisions.get(),
         "approvals.receipt": proposal.receipt,
         "approvals.toolpolicy": policy,
+        "approvals.reviewergroup": group,
         "audit.auditevent": AuditEvent.objects.filter(tenant=party.tenant.slug).first(),
         "auth.user": party.reviewer,
         "adapters.connection": connection,
@@ -295,7 +300,14 @@ def _policy_post(world: World, attacker: str, tenant: Tenant) -> dict[str, Any]:
         "max_per_hour": "0",
         "refuse_card_numbers": "on",
         "risk_override": "",
+        "risk": "",
+        "approvals_required": "1",
+        "review_group": "",
     }
+
+
+def _group_post(world: World, attacker: str, tenant: Tenant) -> dict[str, Any]:
+    return {"tenant": tenant.pk, "name": "loot", "members": []}
 
 
 def _connection_post(world: World, attacker: str, tenant: Tenant) -> dict[str, Any]:
@@ -313,6 +325,7 @@ def _connection_post(world: World, attacker: str, tenant: Tenant) -> dict[str, A
 CRAFTED = {
     "approvals.membership": _membership_post,
     "approvals.toolpolicy": _policy_post,
+    "approvals.reviewergroup": _group_post,
     "adapters.connection": _connection_post,
 }
 
