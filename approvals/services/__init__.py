@@ -12,6 +12,7 @@ Plain functions, keyword-only arguments (HackSoft's styleguide), one module per 
                    expiry (``proposal_expire_due``);
 - ``bulk``         ``proposals_bulk_decide``: one verdict on several proposals, each decided on its own;
 - ``triage``       ``proposal_snooze``, ``proposal_reassign`` (audited; neither changes status nor expiry);
+- ``claim``        approved → committing under a row lock and a lease (``_claim``), or a takeover;
 - ``commit``       ``proposal_commit`` (claim under a lease, send once, record) and ``commits_redispatch``;
 - ``sagas``        the runner of multi-step tools and their compensation;
 - ``dead_letters`` ``proposal_requeue``, ``proposal_discard``;

@@ -1,6 +1,6 @@
-"""Commit: claim an approved proposal under a lease (renewed while it runs, fenced by a token:
-``services.lease``), send it once (an idempotency key towards the outside system), wait out an open breaker
-within a budget of attempts, record the outcome if the claim still owns it; re-stage lost commits."""
+"""Commit: claim an approved proposal under a lease (``services.claim``; renewed while it runs, fenced by a
+token: ``services.lease``), send it once (an idempotency key towards the outside system), wait out an open
+breaker within a budget of attempts, record the outcome if the claim still owns it; re-stage lost commits."""
 
 from __future__ import annotations
 
@@ -17,16 +17,16 @@ from django.utils import timezone
 
 from adapters import breaker, connections, http, registry
 from adapters import errors as adapter_errors
-from approvals import errors, lifecycle, outbox
+from approvals import lifecycle, outbox
 from approvals.models import (
     Decision,
     Proposal,
     Receipt,
     Status,
-    Verdict,
 )
 from approvals.services import lease
 from approvals.services.base import _locked
+from approvals.services.claim import _claim
 from approvals.services.sagas import SagaFailed, _run_steps
 from audit import services as audit
 
@@ -39,67 +39,6 @@ REDIS_RETRY_SECONDS = 5
 class CommitResult:
     outcome: str  # "committed" | "noop" | "deferred" | "stale" | "failed"
     proposal_id: str
-
-
-def _claim(proposal_id: Any) -> tuple[Proposal, Decision, bool] | None:
-    """approved → committing under a row lock; also takes over a committing proposal whose lease ran out.
-    The flag says whether an earlier run may have sent the write: a takeover (the worker died mid-commit)
-    or outbound attempts spent by a run that was deferred, or failed and was requeued. Every claim raises
-    ``lease_token``: the returned proposal carries this claim's token."""
-    now = timezone.now()
-    with transaction.atomic():
-        try:
-            proposal = _locked(proposal_id)
-        except Proposal.DoesNotExist:
-            return None
-        if proposal.status == Status.COMMITTING and proposal.lease_until and proposal.lease_until > now:
-            return None  # another worker holds it
-        if proposal.status not in (Status.APPROVED, Status.COMMITTING):
-            return None
-        if proposal.status == Status.APPROVED and proposal.next_attempt_at and proposal.next_attempt_at > now:
-            return None  # deferred (breaker open or rate limit): its own dispatch comes later
-        decision = proposal.decisions.filter(verdict=Verdict.APPROVED).order_by("-at").first()
-        if not proposal.agent.is_active:
-            # Approved before its agent was deactivated (deactivation only cancels pending proposals): the
-            # agent's work is withdrawn with its credential, so nothing is sent. No webhook to a revoked agent.
-            lifecycle.transition(
-                proposal,
-                "refuse_revoked",
-                actor=audit.SYSTEM,
-                where=audit.WORKER,
-                decision=decision,
-                data={"reason": "agent_revoked"},
-                reason="Refused: " + errors.AGENT_REVOKED.format(agent=proposal.agent.name),
-            )
-            return None
-        actual_hash = registry.args_hash(proposal.args)
-        if decision is None or decision.args_hash != proposal.args_hash or actual_hash != proposal.args_hash:
-            lifecycle.transition(
-                proposal,
-                "refuse_mismatch",
-                actor=audit.SYSTEM,
-                where=audit.WORKER,
-                decision=decision,
-                data={"reason": "args_hash_mismatch"},
-            )
-            return None
-        took_over = proposal.status == Status.COMMITTING
-        proposal.lease_until = now + timedelta(seconds=settings.ACME_COMMIT_LEASE)
-        proposal.lease_token += 1
-        lifecycle.transition(
-            proposal,
-            "claim",
-            actor=audit.SYSTEM,
-            where=audit.WORKER,
-            decision=decision,
-            data={
-                "resumed": took_over,
-                "earlier_attempts": proposal.commit_attempts,
-                "token": proposal.lease_token,
-            },
-            fields=["lease_until", "lease_token"],
-        )
-        return proposal, decision, took_over or proposal.commit_attempts > 0
 
 
 def commit_budget() -> float:

@@ -20,7 +20,7 @@ from adapters import errors as adapter_errors
 from adapters import registry
 from approvals import errors, lifecycle, services, views
 from approvals.models import AgentCredential, OutboxMessage, Proposal, Status, WebhookDelivery
-from approvals.services.commit import _claim
+from approvals.services.claim import _claim
 from audit.models import AuditEvent
 from audit.services import Where
 
