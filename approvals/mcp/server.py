@@ -15,6 +15,9 @@
 The handlers are coroutines (the SDK is anyio), but Django's ORM is synchronous: each handler runs its work
 with ``sync_to_async(thread_sensitive=True)``, which under ``approvals.mcp.http`` is the WSGI request's own
 thread (see there), with its own database connection.
+
+Here: the server and its two handlers. ``approvals.mcp.tools`` is what ``tools/list`` answers;
+``approvals.mcp.answers`` is what the model reads back (a proposal's status, a refusal).
 """
 
 from __future__ import annotations
@@ -34,11 +37,37 @@ from mcp.shared.exceptions import MCPError
 from adapters import registry
 from adapters.errors import UnknownTool
 from approvals import reads, selectors, services, waiting
-from approvals.api.errors import ApiError, exception_handler, retry_after_seconds
-from approvals.models import AgentCredential, Proposal, Receipt, Status
+from approvals.api.errors import ApiError, retry_after_seconds
+from approvals.mcp.answers import (
+    NO_SUCH_PROPOSAL,
+    OTHER_STATUS_TEXT,
+    PENDING_TEXT,
+    STATUS_TEXT,
+    _error,
+    _proposal_result,
+    refusal,
+)
+from approvals.mcp.tools import GET_PROPOSAL, GET_PROPOSAL_TOOL, list_tools_for
+from approvals.models import AgentCredential, Proposal, Status
 from audit.services import Where
 
-GET_PROPOSAL = "get_proposal"
+# What the listing (approvals.mcp.tools) and the answers (approvals.mcp.answers) define, importable from here.
+__all__ = [
+    "CALLER",
+    "GET_PROPOSAL",
+    "GET_PROPOSAL_TOOL",
+    "NO_SUCH_PROPOSAL",
+    "OTHER_STATUS_TEXT",
+    "PENDING_TEXT",
+    "SERVER",
+    "STATUS_TEXT",
+    "Caller",
+    "build_server",
+    "call_tool",
+    "get_proposal",
+    "list_tools_for",
+    "refusal",
+]
 
 
 @dataclass(frozen=True)
@@ -51,104 +80,6 @@ class Caller:
 
 
 CALLER: ContextVar[Caller] = ContextVar("acme_mcp_caller")
-
-# What the model reads. Each tells it what to do next, in the terms of its own tools.
-PENDING_TEXT = (
-    "Proposal {id} was submitted and is waiting for a person to approve it; nothing has been done yet. "
-    "Do not call {tool} again for this: an identical call returns this same proposal. Call get_proposal "
-    'with {{"proposal_id": "{id}"}} (add "wait": 30 to wait up to 30 seconds for the decision) to learn '
-    "whether it was approved and done. Review page: {review_url}"
-)
-STATUS_TEXT = {
-    Status.PENDING: "Proposal {id} is still waiting for a reviewer. Call get_proposal again later "
-    '(with "wait": 30 to wait for the decision).',
-    Status.APPROVED: "Proposal {id} was approved and is being carried out. Call get_proposal again "
-    "to see it committed.",
-    Status.COMMITTING: "Proposal {id} was approved and is being carried out. Call get_proposal again "
-    "to see it committed.",
-    Status.COMMITTED: "Done: proposal {id} was approved and committed to {system} ({external_id}).",
-    Status.REJECTED: "Proposal {id} was rejected by a reviewer. Reason: {reason}. Do not resubmit the same "
-    "call: it would be refused again. Change what the reason asks for, or tell the user.",
-    Status.CHANGES_REQUESTED: "A reviewer asked for changes to proposal {id} instead of approving it. "
-    "Reason: {reason}. Nothing was done and this proposal is closed. Call the same tool again with the args "
-    "corrected as the reason asks: the corrected call is a new proposal (a new key) for a person to approve. "
-    "Repeating the old call unchanged only returns this proposal.",
-    Status.CANCELLED: "Proposal {id} was cancelled; nothing was done.",
-    Status.EXPIRED: "Proposal {id} expired before anyone decided on it; nothing was done. Propose it again "
-    "only if it is still wanted.",
-    Status.FAILED: "Proposal {id} was approved but could not be carried out: {reason}. Nothing more will "
-    "happen unless an operator retries it.",
-    Status.STALE: "Proposal {id} was approved, but its target changed before it was carried out, so nothing "
-    "was done: {reason}. Propose it again against the current state if it is still wanted.",
-}
-OTHER_STATUS_TEXT = "Proposal {id} is {status}. {reason}"
-NO_SUCH_PROPOSAL = "No proposal {id!r} of this agent. Pass the proposal_id a write tool returned."
-
-
-def _write_description(tool: registry.Tool) -> str:
-    return (
-        f"{tool.description} Needs a person's approval: the call returns at once with a proposal_id "
-        "(status pending_approval); call get_proposal to learn the decision."
-    )
-
-
-def _annotations(tool: registry.Tool) -> types.ToolAnnotations:
-    """Hints, set honestly: a read changes nothing; a write is idempotent (an identical repeated call is the
-    same proposal, never a second change) and destructive only if it changes what exists."""
-    if not tool.requires_approval:
-        return types.ToolAnnotations(
-            title=tool.name, read_only_hint=True, open_world_hint=tool.system != "warehouse"
-        )
-    return types.ToolAnnotations(
-        title=tool.name,
-        read_only_hint=False,
-        destructive_hint=tool.destructive,
-        idempotent_hint=True,
-        open_world_hint=True,
-    )
-
-
-GET_PROPOSAL_TOOL = types.Tool(
-    name=GET_PROPOSAL,
-    title="Get a proposal's status",
-    description="The status of a proposal made by one of the write tools: pending (waiting for a person), "
-    "approved, committed (done, with the receipt), rejected (with the reviewer's reason), changes_requested "
-    "(the reviewer's reason: call the tool again with corrected args), or another final "
-    "status. With wait (seconds, at most 30) it answers as soon as the proposal is decided.",
-    input_schema={
-        "type": "object",
-        "properties": {
-            "proposal_id": {"type": "string", "description": "The proposal_id a write tool returned."},
-            "wait": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": waiting.MAX_WAIT,
-                "description": "Seconds to wait for a decision (0 to 30).",
-            },
-        },
-        "required": ["proposal_id"],
-        "additionalProperties": False,
-    },
-    annotations=types.ToolAnnotations(
-        title="Get a proposal's status", read_only_hint=True, open_world_hint=False
-    ),
-)
-
-
-def list_tools_for(agent: AgentCredential) -> list[types.Tool]:
-    from approvals.api.views import tools_of
-
-    listed = [
-        types.Tool(
-            name=tool.safe_name,
-            title=tool.name,
-            description=_write_description(tool) if tool.requires_approval else tool.description,
-            input_schema=tool.parameters(),
-            annotations=_annotations(tool),
-        )
-        for tool in tools_of(agent)
-    ]
-    return [*listed, GET_PROPOSAL_TOOL]
 
 
 async def _list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
@@ -233,62 +164,6 @@ def get_proposal(caller: Caller, arguments: dict[str, Any]) -> types.CallToolRes
     except LookupError:
         return _error({"error": "not_found", "detail": NO_SUCH_PROPOSAL.format(id=str(raw_id)[:64])})
     return _proposal_result(caller, proposal)
-
-
-def _proposal_result(caller: Caller, proposal: Proposal) -> types.CallToolResult:
-    decision = proposal.decisions.select_related("reviewer").order_by("-at").first()
-    receipt = None
-    if proposal.status == Status.COMMITTED:
-        try:
-            stored = proposal.receipt
-        except Receipt.DoesNotExist:
-            stored = None
-        if stored is not None:
-            receipt = {
-                "system": stored.system,
-                "external_id": stored.external_id,
-                "url": stored.external_url,
-                "committed_at": stored.committed_at.isoformat(),
-            }
-    reason = (decision.reason if decision is not None and decision.reason else "") or proposal.status_reason
-    body = {
-        "status": proposal.status,
-        "decision": decision.verdict if decision is not None else None,
-        "reason": reason,
-        "receipt": receipt,
-        "proposal_id": str(proposal.pk),
-        "tool": registry.safe_name(proposal.tool),
-    }
-    template = STATUS_TEXT.get(proposal.status, OTHER_STATUS_TEXT)  # type: ignore[call-overload]
-    text = template.format(
-        id=proposal.pk,
-        status=proposal.status,
-        reason=reason or "no reason given",
-        system=(receipt or {}).get("system", ""),
-        external_id=(receipt or {}).get("external_id", ""),
-    )
-    return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=body)
-
-
-def refusal(exc: Exception) -> types.CallToolResult | None:
-    """A refusal as a tool error, in the words (and the body) the REST API answers the same call with; None
-    for what is not a refusal (a bug: the SDK answers it as an internal error)."""
-    response = exception_handler(exc, {})
-    if response is None or (response.status_code >= 500 and response.status_code not in (502, 503)):
-        return None
-    return _error(dict(response.data or {}))
-
-
-def _error(body: dict[str, Any]) -> types.CallToolResult:
-    lines = [str(body.get("detail", ""))]
-    for error in body.get("errors", []) or []:
-        where = ".".join(str(part) for part in error.get("loc", []))
-        lines.append(f"- {where}: {error.get('msg', '')}" if where else f"- {error.get('msg', '')}")
-    if body.get("retry_after"):
-        lines.append(f"Retry after {body['retry_after']} seconds.")
-    return types.CallToolResult(
-        content=[types.TextContent(text="\n".join(lines))], structured_content=body, is_error=True
-    )
 
 
 def build_server() -> Server[Any]:
