@@ -5,7 +5,7 @@ from django.urls import include, path, re_path
 from approvals import ops
 from approvals.login_throttle import ThrottledAdminAuthenticationForm, ThrottledLoginView
 from approvals.mcp.http import mcp_endpoint
-from approvals.views import decide, edit, inbox, review
+from approvals.views import bulk, decide, edit, inbox, review, triage
 from audit.views import metrics_view
 
 # The admin's login is throttled like the reviewers' (approvals.login_throttle).
@@ -25,6 +25,9 @@ urlpatterns = [
         name="proposal-request-changes",
     ),
     path("proposals/<uuid:pk>/edit/", edit.proposal_edit, name="proposal-edit"),
+    path("proposals/<uuid:pk>/snooze/", triage.proposal_snooze, name="proposal-snooze"),
+    path("proposals/<uuid:pk>/reassign/", triage.proposal_reassign, name="proposal-reassign"),
+    path("proposals/bulk/", bulk.proposals_bulk, name="proposals-bulk"),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -7,9 +7,11 @@ One of three ``views``; this one is the reviewers' web pages (HTML, session logi
 ``approvals/api/views.py``: the REST API (JSON, bearer tokens; contract 3); ``audit/views.py``:
 ``GET /metrics`` (Prometheus).
 
-One module per page: ``inbox`` (the list, its filters, counts and keyset pages), ``review`` (the proposal
-page and its live status panel), ``decide`` (approve, reject, request changes), ``edit`` (edit, then
-approve); ``base`` holds what they share. ``acme_integration/urls.py`` routes to them.
+One module per page: ``inbox`` (the list, its filters, counts and keyset pages), ``for_you`` (the inbox's
+"For you" section: routed to this reviewer, similar proposals grouped), ``bulk`` (a verdict on the ticked
+ones, one result each), ``review`` (the proposal page, its quorum and its live status panel), ``decide``
+(approve, reject, request changes), ``edit`` (edit, then approve), ``triage`` (snooze, reassign); ``base``
+holds what they share. ``acme_integration/urls.py`` routes to them.
 """
 
 from approvals.views.inbox import Filters

@@ -15,9 +15,28 @@ from django.views.decorators.http import require_POST
 
 from approvals import errors, services
 from approvals.forms import ApproveForm, RejectForm, RequestChangesForm
-from approvals.models import Proposal
+from approvals.models import Proposal, Status
 from approvals.views.base import _forbidden, _person, _visible, _where
-from approvals.views.review import _conflict, _review_context
+from approvals.views.review import _conflict, _review_context, quorum
+
+APPROVED = "Approved. A worker is committing it now."
+RECORDED = "Your approval is recorded: {count} of {required} approvals. It is committed once {missing} more {who} it."
+
+
+def approved_message(proposal: Proposal, done: str = APPROVED) -> str:
+    """What the reviewer is told after approving: ``done``, or, while the proposal's quorum is not met yet
+    (it is still pending), that their approval is recorded and how many more it needs."""
+    state = quorum(proposal) if proposal.status == Status.PENDING else None
+    if state is None:
+        return done
+    missing = state["missing"]
+    return RECORDED.format(
+        count=state["count"],
+        required=state["required"],
+        missing=missing,
+        who="reviewers approve" if missing > 1 else "reviewer approves",
+    )
+
 
 # One verdict on one proposal, from the form's cleaned data; returns the sentence shown after it.
 Act = Callable[[Proposal, dict[str, Any]], str]
@@ -36,7 +55,7 @@ def _verdict(request: HttpRequest, pk: Any, form_class: type[Form], form_name: s
         done = act(proposal, form.cleaned_data)
     except errors.NotAllowed as exc:
         return _forbidden(request, exc.detail)
-    except errors.AgentRevoked as exc:
+    except (errors.AgentRevoked, errors.AlreadyApproved) as exc:
         return _conflict(request, pk, exc.detail)
     except errors.InvalidTransition:
         return _conflict(request, pk)
@@ -48,10 +67,10 @@ def _verdict(request: HttpRequest, pk: Any, form_class: type[Form], form_name: s
 @require_POST
 def proposal_approve(request: HttpRequest, pk: Any) -> HttpResponse:
     def act(proposal: Proposal, data: dict[str, Any]) -> str:
-        services.proposal_approve(
+        approved = services.proposal_approve(
             proposal=proposal, reviewer=_person(request), where=_where(request), comment=data["comment"]
         )
-        return "Approved. A worker is committing it now."
+        return approved_message(approved)
 
     return _verdict(request, pk, ApproveForm, "approve_form", act)
 

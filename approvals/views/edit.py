@@ -18,6 +18,7 @@ from approvals.forms import ApproveForm, ArgsForm
 from approvals.models import Proposal, Status
 from approvals.reveal import reveal_json
 from approvals.views.base import _forbidden, _person, _visible, _where
+from approvals.views.decide import approved_message
 from approvals.views.review import _conflict, diff_rows
 
 EDIT_EXPIRED = "The edit could not be confirmed (it was changed or is too old); please review it again."
@@ -101,7 +102,7 @@ def _edit_confirm(request: HttpRequest, proposal: Proposal, tool: registry.Tool)
     comment = form.cleaned_data["comment"] if form.is_valid() else ""
     try:
         # The service re-validates the args through the same contract and policy, and records the edit.
-        services.proposal_approve(
+        approved = services.proposal_approve(
             proposal=proposal,
             reviewer=_person(request),
             where=_where(request),
@@ -111,7 +112,7 @@ def _edit_confirm(request: HttpRequest, proposal: Proposal, tool: registry.Tool)
         )
     except errors.NotAllowed as exc:
         return _forbidden(request, exc.detail)
-    except errors.AgentRevoked as exc:
+    except (errors.AgentRevoked, errors.AlreadyApproved) as exc:
         return _conflict(request, proposal.pk, exc.detail)
     except errors.InvalidTransition:
         return _conflict(request, proposal.pk)
@@ -134,5 +135,7 @@ def _edit_confirm(request: HttpRequest, proposal: Proposal, tool: registry.Tool)
         return render(
             request, "approvals/edit.html", {"proposal": proposal, "form": form_again}, status=status
         )
-    messages.success(request, "Approved with your edits. A worker is committing it now.")
+    messages.success(
+        request, approved_message(approved, "Approved with your edits. A worker is committing it now.")
+    )
     return redirect("proposal-review", pk=proposal.pk)

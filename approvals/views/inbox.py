@@ -23,6 +23,7 @@ from adapters import registry
 from approvals import selectors
 from approvals.models import AgentCredential, Proposal, Risk, Status
 from approvals.views.base import _person
+from approvals.views.for_you import for_you_groups, quorum_rows
 
 PAGE_SIZE = 50
 # Status counts are exact up to here, then shown as "1000+" (see _status_counts).
@@ -175,7 +176,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     selection = filters.apply(Proposal.objects.filter(scope.q(_person(request))))
     counts = _status_counts(selection)
     rows_qs = (
-        selection.select_related("agent", "tenant")
+        selection.select_related("agent", "tenant", "review_group")
         .defer("args", "preview", "rationale", "status_reason", "agent__allowed_tools")
         .annotate(summary=KT("preview__summary"))
     )
@@ -183,6 +184,12 @@ def inbox(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     for row in rows:
         row.age = _age(now - row.created_at)  # type: ignore[attr-defined]
+    quorum_rows(rows)
+    # "For you" heads the first page of the work queue (not of a page further on, nor of decided ones).
+    show_for_you = (
+        bool(scope.review) and not request.GET.get("after") and filters.status in ("", Status.PENDING)
+    )
+    for_you, for_you_count = for_you_groups(_person(request), selection) if show_for_you else ([], 0)
     agents = AgentCredential.objects.filter(tenant_id__in=scope.review + scope.requester).select_related(
         "tenant"
     )
@@ -200,6 +207,9 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "approvals/inbox.html",
         {
             "rows": rows,
+            "for_you": for_you,
+            "for_you_count": for_you_count,
+            "show_for_you": show_for_you,
             "filters": filters,
             "status_tabs": status_tabs,
             "total": _total(counts),

@@ -4,7 +4,7 @@ same record), its decisions and audit trail, the live status panel it polls, and
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -15,9 +15,9 @@ from django.views.decorators.http import require_GET
 
 from adapters import registry
 from adapters.slack import messages as slack_messages
-from approvals import lifecycle, notifications, selectors
+from approvals import lifecycle, notifications, rules, selectors
 from approvals.forms import ApproveForm, RejectForm, RequestChangesForm
-from approvals.models import Decision, Proposal, Receipt, Status
+from approvals.models import Approval, Decision, Proposal, Receipt, Status
 from approvals.reveal import reveal_json
 from approvals.views.base import _person, _visible
 from audit.models import AuditEvent
@@ -27,6 +27,8 @@ ALREADY_DECIDED = "Nothing was done: this proposal is already {status}."
 # happen; a pending one may be decided meanwhile by another reviewer (or over the API), and the page must
 # not keep offering a decision that is no longer possible.
 POLL_MS = {Status.PENDING: 5000, Status.APPROVED: 1000, Status.COMMITTING: 1000}
+# The snoozes the page offers (``approvals.views.triage.snooze_until``).
+SNOOZES = {"1h": "1 hour", "4h": "4 hours", "tomorrow": "Until tomorrow 09:00"}
 
 
 def _display(value: Any) -> str:
@@ -79,9 +81,21 @@ def _refused_for_good(proposal: Proposal) -> bool:
     return isinstance(last, dict) and last.get("permanent") is True
 
 
+def quorum(proposal: Proposal, counted: Iterable[Approval] | None = None) -> dict[str, Any] | None:
+    """How far the quorum is ("1 of 2 approvals") and who gave them (``rules.approvals_state``: the
+    approvals on the current args; ``counted`` when a list already read them), for a proposal whose rule
+    asks for more than one; None otherwise (one approval decides, as always)."""
+    if proposal.approvals_required <= 1:
+        return None
+    state = rules.approvals_state(proposal, counted)
+    return {**state, "count": len(state["given"]), "names": [a["by"] for a in state["given"]]}
+
+
 def _status_context(proposal: Proposal) -> dict[str, Any]:
     return {
         "proposal": proposal,
+        "quorum": quorum(proposal) if proposal.status == Status.PENDING else None,
+        "review_group": proposal.review_group.name if proposal.review_group is not None else "",
         "receipt": _receipt(proposal),
         "final": not lifecycle.is_live(proposal),
         "poll_ms": POLL_MS.get(Status(proposal.status), 0),
@@ -128,8 +142,13 @@ def _conflicts(proposal: Proposal, target: dict[str, Any] | None) -> list[Propos
 
 
 def _review_context(request: HttpRequest, proposal: Proposal, **extra: Any) -> dict[str, Any]:
-    can_review = selectors.may_review(_person(request), proposal.tenant_id)
+    person = _person(request)
+    can_review = selectors.may_review(person, proposal.tenant_id)
     own = proposal.on_behalf_of_id is not None and proposal.on_behalf_of_id == request.user.pk
+    pending = proposal.status == Status.PENDING
+    # Routed to a group this reviewer is not in: the page says so instead of offering a decision (which the
+    # services would refuse, 403).
+    outside_group = pending and can_review and not own and not rules.in_review_group(person, proposal)
     decisions = list(Decision.objects.filter(proposal=proposal).select_related("reviewer").order_by("at"))
     events = list(
         AuditEvent.objects.filter(subject_type="proposal", subject_id=str(proposal.pk)).order_by("id")
@@ -138,8 +157,10 @@ def _review_context(request: HttpRequest, proposal: Proposal, **extra: Any) -> d
         decision.edits = diff_rows(decision.edited_from or [])  # type: ignore[attr-defined]
     preview = proposal.preview or {}
     target = _target(preview)
+    status = _status_context(proposal)
     return {
-        **_status_context(proposal),
+        **status,
+        "you_approved": bool(status["quorum"]) and person.get_username() in status["quorum"]["names"],
         "target": target,
         "conflicts": _conflicts(proposal, target),
         "summary": preview.get("summary") or proposal.tool,
@@ -156,8 +177,14 @@ def _review_context(request: HttpRequest, proposal: Proposal, **extra: Any) -> d
         "args_json": reveal_json(proposal.args),
         "decisions": decisions,
         "events": events,
-        "can_decide": proposal.status == Status.PENDING and can_review and not own,
-        "own": own and proposal.status == Status.PENDING,
+        # rules.may_decide, with the review permission already read above.
+        "can_decide": pending and can_review and not own and not outside_group,
+        "own": own and pending,
+        "outside_group": outside_group,
+        # Snooze: whoever may decide. Reassign: its own page, which lists the tenant's reviewers and groups
+        # (an admin outside the group may reassign; the service says who may).
+        "can_reassign": pending and can_review,
+        "snoozes": SNOOZES,
         "approve_form": extra.pop("approve_form", None) or ApproveForm(),
         "reject_form": extra.pop("reject_form", None) or RejectForm(),
         "changes_form": extra.pop("changes_form", None) or RequestChangesForm(),

@@ -38,10 +38,13 @@
 
   // 3. On a phone the inbox's filters fold into their "Filters" line (unless one is set): the proposals,
   //    not the filter form, fill the first screen.
+  //    So does the "For you" section, to its "For you (N)" line.
   var filters = document.getElementById("filter-panel");
   if (filters && filters.dataset.active !== "true" && window.matchMedia("(max-width: 40rem)").matches) {
     filters.open = false;
   }
+  var forYou = document.getElementById("for-you");
+  if (forYou && window.matchMedia("(max-width: 40rem)").matches) forYou.open = false;
 
   // 4. The live status: poll the status fragment while the proposal is pending (another reviewer may decide
   //    it) or being committed, at the pace the panel asks for (data-poll-ms), until its status is final.
