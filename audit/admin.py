@@ -74,6 +74,7 @@ class AuditEventAdmin(TenantScopedAdmin):
         "actor_label",
         "action",
         "tool",
+        "status",
         "subject_type",
         "subject_id",
         "channel",
@@ -101,6 +102,12 @@ class AuditEventAdmin(TenantScopedAdmin):
     @admin.display(description="tool")
     def tool(self, obj: AuditEvent) -> str:
         return str((obj.data or {}).get("tool", "")) or "-"
+
+    # A proposal's status after the event: with the event's data (status_reason, the fields the change saved,
+    # a decision's verdict, a receipt), the history django-auditlog no longer keeps of proposals.
+    @admin.display(description="status")
+    def status(self, obj: AuditEvent) -> str:
+        return str((obj.data or {}).get("status", "")) or "-"
 
     # --- append-only ------------------------------------------------------------------------------------
     def has_add_permission(self, request: HttpRequest) -> bool:

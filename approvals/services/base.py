@@ -8,7 +8,6 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
-from approvals.auditlog import remember_locked
 from approvals.lifecycle import proposal_event as _proposal_event
 from approvals.models import (
     AgentCredential,
@@ -37,7 +36,7 @@ def _locked(proposal_id: Any) -> Proposal:
     well, and every submission of the tenant (whose foreign-key check takes ``FOR KEY SHARE`` on the tenant)
     would wait for each decision and commit in flight. ``no_key``: the key never changes here, so rows that
     refer to the proposal (decisions, receipts) can be inserted beside the lock."""
-    return remember_locked(
+    return (
         Proposal.objects.select_for_update(of=("self",), no_key=True)
         .select_related("tenant", "agent")
         .get(pk=proposal_id)

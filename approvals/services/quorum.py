@@ -69,6 +69,7 @@ def approval_recorded(
             "edits": edits or [],
             **({"args": locked.args} if edits else {}),
         },
+        fields=fields,
     )
     slack_notify.stage_sync(locked)
     return locked

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from adapters import errors as adapter_errors
 from adapters import policy, registry
-from approvals import errors, notifications
+from approvals import errors, lifecycle, notifications
 from approvals.models import (
     AgentCredential,
     Proposal,
@@ -153,6 +153,7 @@ def proposal_submit(
                 action="proposal.submitted",
                 where=where,
                 data={"args": proposal.args},
+                fields=lifecycle.SUBMITTED_FIELDS,
             )
             # Its tenant's Slack review channel hears of it (staged: Slack being down costs intake nothing).
             slack_notify.stage_post(proposal)

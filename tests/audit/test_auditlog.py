@@ -1,4 +1,6 @@
-"""django-auditlog on the domain and policy models: field-level changes, with the acting person."""
+"""django-auditlog where field history is the point (tenants, agents, tokens, policies, reviewer groups,
+connections, users): field-level changes, with the acting person. A proposal, its decision and its receipt
+are not in it: their history is the audit trail (tests/audit/test_trail_history.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,14 @@ import pytest
 from auditlog.context import set_actor
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from adapters.models import Connection
 from approvals import models as domain
 from approvals.accounts import agent_create
+from audit.models import AuditEvent
+from tests.conftest import own_connection
 
 from .conftest import committed_life
 
@@ -20,13 +26,14 @@ def entries_for(obj):
     return LogEntry.objects.get_for_object(obj).order_by("id")
 
 
-def test_domain_and_policy_models_are_registered_and_queues_are_not():
-    for name in ["Tenant", "Membership", "AgentCredential", "UserToken", "Proposal", "Decision", "Receipt"]:
+def test_configuration_models_are_registered_and_proposals_and_queues_are_not():
+    for name in ["Tenant", "Membership", "AgentCredential", "UserToken", "ToolPolicy", "ReviewerGroup"]:
         assert auditlog.contains(getattr(domain, name)), name
-    if hasattr(domain, "ToolPolicy"):
-        assert auditlog.contains(domain.ToolPolicy)
+    assert auditlog.contains(Connection)
     assert auditlog.contains(get_user_model())
-    assert not auditlog.contains(domain.OutboxMessage)
+    # A proposal's own rows: every change of them is an audit event (approvals.lifecycle).
+    for name in ["Proposal", "Decision", "Receipt", "OutboxMessage"]:
+        assert not auditlog.contains(getattr(domain, name)), name
 
 
 @pytest.mark.django_db
@@ -54,11 +61,45 @@ def test_secrets_and_customer_args_are_never_in_the_change_log(acme):
     created = entries_for(agent).get(action=LogEntry.Action.CREATE)
     assert "token_hash" not in created.changes_dict
     assert token not in str(created.changes) and agent.token_hash not in str(created.changes)
-    logged = " ".join(str(e.changes) for e in entries_for(proposal))
-    assert "jane@example.com" not in logged
-    # ...while the status walk of the proposal is there, field by field.
-    statuses = [e.changes_dict["status"][1] for e in entries_for(proposal) if "status" in e.changes_dict]
-    assert statuses[-1] == "committed"
+    # A proposal's life, its decision and its receipt write no change log at all (the audit trail has them).
+    assert not entries_for(proposal).exists()
+    assert not entries_for(proposal.decisions.get()).exists()
+    assert not entries_for(proposal.receipt).exists()
+    assert "jane@example.com" not in " ".join(str(e.changes) for e in LogEntry.objects.all())
+
+
+@pytest.mark.django_db
+def test_a_connections_history_never_holds_its_token_or_signing_secret(acme):
+    own_connection("acme", "crm", token="crm-token-very-secret", signing_secret="crm-signing-very-secret")
+    own_connection("acme", "crm", base_url=settings.CRM_BASE_URL + "/v2", token="crm-token-rotated")
+    row = Connection.objects.get(tenant="acme", system="crm")
+
+    entries = list(entries_for(row))
+    logged = " ".join(str(e.changes) for e in entries)
+
+    assert [e.action for e in entries] == [LogEntry.Action.CREATE, LogEntry.Action.UPDATE]
+    assert entries[1].changes_dict["base_url"] == [settings.CRM_BASE_URL, row.base_url]
+    for secret in ("crm-token-very-secret", "crm-signing-very-secret", "crm-token-rotated"):
+        assert secret not in logged
+    assert "token_encrypted" not in logged and "signing_secret_encrypted" not in logged
+    assert row.token_encrypted not in logged and row.signing_secret_encrypted not in logged
+
+
+@pytest.mark.django_db
+def test_who_joined_or_left_a_reviewer_group_is_logged(acme):
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw-12345678")
+    group = domain.ReviewerGroup.objects.create(tenant=acme.tenant, name="finance")
+
+    with set_actor(admin):
+        group.members.add(acme.reviewer)
+        group.members.remove(acme.reviewer)
+
+    changes = [e.changes_dict["members"] for e in entries_for(group) if "members" in e.changes_dict]
+    assert changes == [
+        {"type": "m2m", "operation": "add", "objects": [str(acme.reviewer)]},
+        {"type": "m2m", "operation": "delete", "objects": [str(acme.reviewer)]},
+    ]
+    assert all(e.actor == admin for e in entries_for(group).filter(action=LogEntry.Action.UPDATE))
 
 
 @pytest.mark.django_db
@@ -85,17 +126,19 @@ def test_a_change_made_with_a_persons_api_token_is_logged_with_that_person(acme)
         format="json",
     ).json()["id"]
 
-    response = acme.reviewer_client.post(f"/api/v1/proposals/{pid}/reject/", {"reason": "no"}, format="json")
+    response = acme.reviewer_client.post(
+        f"/api/v1/proposals/{pid}/approve/", {"comment": "ok"}, format="json"
+    )
 
-    assert response.status_code == 200
-    proposal = domain.Proposal.objects.get(pk=pid)
-    entry = entries_for(proposal).filter(action=LogEntry.Action.UPDATE).last()
-    assert entry.changes_dict["status"] == ["pending", "rejected"]
+    assert response.status_code == 202
+    # The approval row (a registered model) written by the API request carries the token's person.
+    approval = domain.Approval.objects.get(proposal_id=pid)
+    entry = entries_for(approval).get(action=LogEntry.Action.CREATE)
     assert entry.actor == acme.reviewer
 
 
 @pytest.mark.django_db
-def test_a_proposals_life_is_logged_field_by_field_without_reading_the_locked_row_again(acme):
+def test_a_proposals_life_writes_no_change_log_and_reads_the_locked_row_once_per_change(acme):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -103,16 +146,17 @@ def test_a_proposals_life_is_logged_field_by_field_without_reading_the_locked_ro
         proposal = committed_life(acme)
     queries = [q for q in captured.captured_queries if not q["sql"].endswith("LIMIT 21")]  # refresh_from_db
 
-    updates = [e.changes_dict for e in entries_for(proposal).filter(action=LogEntry.Action.UPDATE)]
-    assert [u["status"] for u in updates] == [
-        ["pending", "approved"],
-        ["approved", "committing"],
-        ["committing", "committed"],
+    written = [q["sql"] for q in queries if q["sql"].startswith('INSERT INTO "auditlog_logentry"')]
+    assert len(written) == 1  # the Approval row's; none for the proposal, its decision or its receipt
+    # The status walk is in the audit trail instead.
+    walk = AuditEvent.objects.filter(subject_type="proposal", subject_id=str(proposal.pk)).order_by("id")
+    assert [e.data["status"] for e in walk if e.action.startswith("proposal.")] == [
+        "pending",
+        "approved",
+        "committing",
+        "committed",
     ]
-    # Only the row's own fields: its decisions and receipt have histories of their own.
-    assert not any({"receipt", "decisions", "saga_steps"} & set(u) for u in updates)
-    assert entries_for(proposal.receipt).filter(action=LogEntry.Action.CREATE).count() == 1
-    # Each state change read the proposal once, under its row lock; django-auditlog did not read it again.
+    # Each state change read the proposal once, under its row lock.
     # (Reads by idempotency key are the submission's look-up of an earlier proposal of the same derived key,
     # not a read of this row: approvals.services.submit._derived_keys.)
     reads = [
@@ -125,16 +169,3 @@ def test_a_proposals_life_is_logged_field_by_field_without_reading_the_locked_ro
     plain_reads = [sql for sql in reads if sql not in locked_reads]
     if connection.vendor == "postgresql":
         assert len(locked_reads) == 3 and plain_reads == []
-
-
-@pytest.mark.django_db
-def test_a_proposal_saved_outside_the_services_is_still_logged_against_the_stored_row(acme):
-    proposal = committed_life(acme)
-    stale = domain.Proposal.objects.get(pk=proposal.pk)
-    domain.Proposal.objects.filter(pk=proposal.pk).update(status_reason="changed meanwhile")
-
-    stale.status_reason = "edited in a shell"
-    stale.save(update_fields=["status_reason"])
-
-    entry = entries_for(proposal).filter(action=LogEntry.Action.UPDATE).last()
-    assert entry.changes_dict["status_reason"] == ["changed meanwhile", "edited in a shell"]
