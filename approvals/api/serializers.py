@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -10,7 +11,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from adapters import registry
+from approvals import rules
 from approvals.models import Proposal, Receipt, Risk, Status, Verdict
+from approvals.services.bulk import MAX_IDS as MAX_BULK_IDS
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -39,6 +42,16 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return cast(str, super().to_internal_value(data))
+
+
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID written as a string, and only so: DRF's UUIDField also takes an integer (and ``false`` as 0), which
+    the document does not allow."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
 
 
 class SubmitIn(serializers.Serializer):
@@ -90,6 +103,24 @@ class DecisionOut(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True)
 
 
+class ApprovalOut(serializers.Serializer):
+    by = serializers.CharField()
+    at = serializers.DateTimeField()
+    args_hash = serializers.CharField(
+        help_text="The args this reviewer approved (the proposal's current ones)."
+    )
+    comment = serializers.CharField(allow_blank=True)
+
+
+class ApprovalsOut(serializers.Serializer):
+    # The contract's name; it shadows Field.required for mypy only (DRF's metaclass takes fields off the class).
+    required = serializers.IntegerField(  # type: ignore[assignment]
+        help_text="Approvals from distinct reviewers its rule requires."
+    )
+    given = ApprovalOut(many=True, help_text="The approvals that count: on the current args only.")
+    missing = serializers.IntegerField(help_text="Approvals still needed; 0 once it is no longer pending.")
+
+
 class ReceiptOut(serializers.ModelSerializer):
     class Meta:
         model = Receipt
@@ -125,6 +156,9 @@ class ProposalOut(serializers.Serializer):
     status = serializers.ChoiceField(choices=Status.choices)
     status_reason = serializers.CharField(allow_blank=True)
     args = serializers.DictField()
+    args_hash = serializers.CharField(
+        help_text="Hash of the args as they stand: what an approval binds to (bulk review's `args_hashes`)."
+    )
     rationale = serializers.CharField(allow_blank=True)
     risk = serializers.ChoiceField(choices=Risk.choices)
     preview = serializers.SerializerMethodField()
@@ -134,6 +168,9 @@ class ProposalOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
     decision = serializers.SerializerMethodField()
+    approvals = serializers.SerializerMethodField(
+        help_text="The quorum: approvals required, given on the current args, still missing."
+    )
     receipt = serializers.SerializerMethodField()
     steps = serializers.SerializerMethodField(
         help_text="Multi-step tools: which steps ran and which were undone."
@@ -178,6 +215,12 @@ class ProposalOut(serializers.Serializer):
             "at": decision.at,
             "reason": decision.reason,
         }
+
+    @extend_schema_field(ApprovalsOut)
+    def get_approvals(self, obj: Proposal) -> dict[str, Any]:
+        # A list reads the counted approvals of its whole page at once (``rules.counted_approvals_of``) and
+        # leaves them here; one proposal reads its own.
+        return rules.approvals_state(obj, counted=getattr(obj, "prefetched_approvals", None))
 
     @extend_schema_field(ReceiptSummaryOut(allow_null=True))
     def get_receipt(self, obj: Proposal) -> dict[str, Any] | None:
@@ -235,6 +278,69 @@ def proposals_out(proposals: Iterable[Proposal], request: Any) -> list[dict[str,
 
 def proposal_out(proposal: Proposal, request: Any) -> dict[str, Any]:
     return proposals_out([proposal], request)[0]
+
+
+class BulkIn(serializers.Serializer):
+    ids = serializers.ListField(
+        child=StrictUUIDField(),
+        min_length=1,
+        max_length=MAX_BULK_IDS * 10,
+        help_text=f"The proposals to decide; at most {MAX_BULK_IDS} distinct (a repeated id counts once).",
+    )
+    verdict = serializers.ChoiceField(choices=["approve", "reject"])
+    reason = StrictCharField(
+        max_length=4000,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Required to reject; an approval's comment otherwise.",
+    )
+    args_hashes = serializers.DictField(
+        child=StrictCharField(max_length=64),
+        required=False,
+        default=dict,
+        help_text="Id → the args hash the reviewer saw: a proposal whose args changed since is skipped "
+        "(`args_changed`), not decided.",
+    )
+
+    def validate_ids(self, ids: list[Any]) -> list[str]:
+        distinct = list(dict.fromkeys(str(i) for i in ids))
+        if len(distinct) > MAX_BULK_IDS:
+            raise serializers.ValidationError(f"At most {MAX_BULK_IDS} distinct ids.")
+        return distinct
+
+    def validate_args_hashes(self, hashes: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for key, value in hashes.items():
+            try:
+                out[str(uuid.UUID(key))] = value
+            except ValueError:
+                raise serializers.ValidationError(f"{key[:50]!r} is not a proposal id.") from None
+        return out
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if data["verdict"] == "reject" and not data.get("reason", "").strip():
+            raise serializers.ValidationError({"reason": "A reason is required to reject."})
+        unknown = set(data.get("args_hashes") or {}) - set(data["ids"])
+        if unknown:
+            raise serializers.ValidationError({"args_hashes": "Every key must be one of ids."})
+        return data
+
+
+class BulkResultOut(serializers.Serializer):
+    id = serializers.CharField()
+    result = serializers.ChoiceField(choices=["decided", "skipped"])
+    status = serializers.ChoiceField(
+        choices=Status.choices, allow_null=True, help_text="Its status after; null when not found."
+    )
+    error = serializers.CharField(
+        required=False, help_text="Why it was skipped: args_changed, not_found, already_approved, ..."
+    )
+    detail = serializers.CharField(required=False)
+
+
+class BulkOut(serializers.Serializer):
+    results = BulkResultOut(many=True)
 
 
 class ToolCallHowOut(serializers.Serializer):

@@ -7,6 +7,7 @@ urlpatterns = [
     path("tools/", views.ToolsView.as_view(), name="api-tools"),
     path("tools/<str:name>/call/", views.ToolCallView.as_view(), name="api-tool-call"),
     path("proposals/", views.ProposalListView.as_view(), name="api-proposals"),
+    path("proposals/bulk/", views.ProposalBulkView.as_view(), name="api-proposals-bulk"),
     path("proposals/<uuid:pk>/", views.ProposalDetailView.as_view(), name="api-proposal-detail"),
     path("proposals/<uuid:pk>/approve/", views.ProposalApproveView.as_view(), name="api-proposal-approve"),
     path("proposals/<uuid:pk>/reject/", views.ProposalRejectView.as_view(), name="api-proposal-reject"),

@@ -165,6 +165,13 @@ MATRIX: list[Row] = [
         api(agent=403, other_agent=404, reviewer=200, other_reviewer=404, requester=403, admin=404),
         body={"reason": "lower the priority"},
     ),
+    # Bulk: reviewers' (every person gets one result per id; an id they cannot see is skipped not_found).
+    Row(
+        "api/v1/proposals/bulk/",
+        "POST",
+        api(agent=403, other_agent=403, reviewer=200, other_reviewer=200, requester=200, admin=200),
+        body={"ids": ["00000000-0000-4000-8000-000000000000"], "verdict": "approve"},
+    ),
     Row(
         f"api/v1/proposals/{PK}/cancel/",
         "POST",

@@ -1,7 +1,7 @@
 """REST API (contract 3). Views are thin: validate input, call one service or selector, render.
 
 One module per resource: ``tools`` (the catalogue, direct reads), ``proposals`` (list, submit, one, cancel,
-receipt), ``decisions`` (approve, reject, request changes); ``base`` holds what they share. The other
+receipt), ``decisions`` (approve, reject, request changes), ``bulk`` (several at once); ``base`` holds what they share. The other
 views: ``approvals/views.py``, the reviewers' web pages (HTML, session login); ``audit/views.py``,
 ``GET /metrics`` (Prometheus). Every view's name stays importable from ``approvals.api.views``.
 """
@@ -17,6 +17,7 @@ from approvals.api.views.base import (
     not_found,
     where,
 )
+from approvals.api.views.bulk import ProposalBulkView
 from approvals.api.views.decisions import ProposalApproveView, ProposalRejectView, ProposalRequestChangesView
 from approvals.api.views.proposals import (
     ProposalCancelView,
@@ -30,6 +31,7 @@ from approvals.api.views.tools import ToolCallView, ToolsView, how_to_call, tool
 __all__ = [
     "ERROR",
     "ProposalApproveView",
+    "ProposalBulkView",
     "ProposalCancelView",
     "ProposalDetailView",
     "ProposalListView",

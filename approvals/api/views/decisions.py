@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from approvals import services
 from approvals.api import serializers as s
 from approvals.api.views.base import ERROR, _get_visible, _require_person, _valid, where
-from approvals.models import Proposal
+from approvals.models import Proposal, Status
 from audit.services import Where
 
 FINAL = {200: s.ProposalOut, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR}
@@ -51,6 +51,7 @@ class DecisionView(APIView):
         request=s.ApproveIn,
         responses={
             202: s.ProposalOut,
+            200: s.ProposalOut,
             400: ERROR,
             401: ERROR,
             403: ERROR,
@@ -60,9 +61,13 @@ class DecisionView(APIView):
             503: ERROR,
         },
         summary="Approve (optionally with edited args); the commit runs in the background.",
-        description="409 `invalid_state` unless pending. With `args` (edit-then-approve) the edit is "
-        "checked like a submission and previewed again: 409 `target_changed` when that "
-        "fresh read of the target differs from the stored preview (nothing is approved).",
+        description="202 when this approval decides the proposal (its quorum is met: the commit runs in the "
+        "background); 200 when it is recorded and the proposal still waits for other reviewers "
+        "(`approvals.missing`). 409 `already_approved` when you already approved these args; 403 "
+        "`not_in_review_group` when it is routed to a group you are not in. 409 `invalid_state` unless "
+        "pending. With `args` (edit-then-approve) the edit is checked like a submission and previewed again: "
+        "409 `target_changed` when that fresh read of the target differs from the stored preview (nothing is "
+        "approved); an edit restarts the count (the others approved other args).",
     )
 )
 class ProposalApproveView(DecisionView):
@@ -78,7 +83,9 @@ class ProposalApproveView(DecisionView):
         )
 
     def answer_status(self, decided: Proposal) -> int:
-        return 202
+        # 202: decided, the commit runs in the background. 200: the approval is recorded, the quorum is not
+        # met yet (the proposal stays pending; its ``approvals`` say how many are missing).
+        return 200 if decided.status == Status.PENDING else 202
 
 
 @extend_schema_view(post=extend_schema(request=s.RejectIn, responses=FINAL, summary="Reject, with a reason."))

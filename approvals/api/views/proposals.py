@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from adapters import registry
-from approvals import selectors, services, waiting
+from approvals import rules, selectors, services, waiting
 from approvals.api import serializers as s
 from approvals.api.errors import ApiError, retry_after_seconds
 from approvals.api.views.base import (
@@ -78,8 +78,14 @@ class ProposalListView(APIView):
             queryset=Decision.objects.select_related("reviewer").order_by("-at"),
             to_attr="prefetched_decisions",
         )
-        page = paginator.paginate_queryset(qs.prefetch_related(decisions, "saga_steps"), request, view=self)
-        return paginator.get_paginated_response(s.proposals_out(page or [], request))
+        page = (
+            paginator.paginate_queryset(qs.prefetch_related(decisions, "saga_steps"), request, view=self)
+            or []
+        )
+        counted = rules.counted_approvals_of(page)  # one query for the page, not one per proposal
+        for proposal in page:
+            proposal.prefetched_approvals = counted[proposal.pk]  # type: ignore[attr-defined]
+        return paginator.get_paginated_response(s.proposals_out(page, request))
 
     @extend_schema(
         request=s.SubmitIn,
@@ -150,8 +156,9 @@ class ProposalListView(APIView):
             where=where(request),
         )
         if submitted.created:
-            # Just created: it has no decision, so the serializer need not ask the database.
+            # Just created: it has no decision nor approval, so the serializer need not ask the database.
             submitted.proposal.prefetched_decisions = []  # type: ignore[attr-defined]
+            submitted.proposal.prefetched_approvals = []  # type: ignore[attr-defined]
         body = s.proposal_out(submitted.proposal, request)
         if submitted.created:
             return Response(body, status=201, headers={"Location": body["links"]["self"]})
