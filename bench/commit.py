@@ -7,6 +7,9 @@ as a reference that is not the issue's target, against a bare commit job.
      * ``rq worker -w rq.SimpleWorker`` (the class AcmeWorker derives from) — the bare baseline,
      * ``manage.py acme_worker`` itself (the no-op job on the product's worker: its own overhead),
      * ``rq worker -w rq.Worker`` (forking, RQ's default) — for the choice of worker class.
+   And at 8 reviewers approving at once (``BENCH_INTAKE_CLIENTS``), each waiting for its approval to be
+   committed before its next, on one acme_worker: the absolute target "approve → committed p95 < 100 ms"
+   (``latency.product_8_clients``; bench/targets.py).
 3. Throughput: N approved proposals drained by 1 and 2 acme_workers, against N no-op jobs drained by 1
    and 2 plain SimpleWorkers (and forking Workers). The jobs are queued first and held aside; the workers
    start, register and block on the queue; then every job id is pushed at once. Rate = N / (last job's
@@ -30,7 +33,8 @@ Python costs.
 
 Every worker listens on two queues (acme_worker's "commits" and "default"), with RQ's scheduler.
 
-  BENCH_LATENCY_N     approvals (and no-op jobs per worker kind, and bare commit jobs) timed one by one (default 60)
+  BENCH_LATENCY_N     approvals (and no-op jobs per worker kind, and bare commit jobs) timed one by one (default 60);
+                      as many again approved by BENCH_INTAKE_CLIENTS (default 8) reviewers at once
   BENCH_THROUGHPUT_N  jobs per drain (default 300)
 """
 
@@ -60,7 +64,7 @@ from bench.common import (
     wait_workers_idle,
     write_results,
 )
-from bench.intake import body
+from bench.intake import CLIENTS, body
 
 LATENCY_N = int(os.environ.get("BENCH_LATENCY_N", "60"))
 THROUGHPUT_N = int(os.environ.get("BENCH_THROUGHPUT_N", "300"))
@@ -125,41 +129,67 @@ class Api:
 
 
 # --- 2. latency ---------------------------------------------------------------------------------------------
+def _approve_and_wait(api: Api, pg: Any, pk: str) -> tuple[float, ...]:
+    """Approve ``pk`` and wait until it is committed: (start, approve → committed, the approve request,
+    approved → commit_started, commit_started → committed, approved → committed), in seconds."""
+    t0 = time.time()
+    api.approve(pk)
+    t_http = time.time()
+
+    def committed() -> bool:
+        row = pg.execute("SELECT status FROM approvals_proposal WHERE id = %s", [pk]).fetchone()
+        if row and row[0] not in ("approved", "committing", "committed"):
+            raise RuntimeError(f"proposal {pk} ended {row[0]}")
+        return bool(row and row[0] == "committed")
+
+    wait_for(committed, timeout=60, interval=POLL, what=f"commit of {pk}")
+    events = dict(
+        pg.execute(
+            "SELECT action, extract(epoch FROM at)::float8 FROM audit_auditevent WHERE subject_id = %s "
+            "AND action IN ('proposal.approved', 'proposal.commit_started', 'proposal.committed')",
+            [pk],
+        ).fetchall()
+    )
+    return (
+        t0,
+        events["proposal.committed"] - t0,
+        t_http - t0,
+        events["proposal.commit_started"] - events["proposal.approved"],
+        events["proposal.committed"] - events["proposal.commit_started"],
+        events["proposal.committed"] - events["proposal.approved"],
+    )
+
+
+def _latency_summary(timings: list[tuple[float, ...]]) -> dict[str, Any]:
+    """The figures of ``_approve_and_wait``'s timings, in the order they started, after the warm-up."""
+    kept = sorted(timings)[WARMUP:]
+    return {
+        **summary_ms([t[1] for t in kept]),
+        "approve_http": summary_ms([t[2] for t in kept]),
+        "approved_to_commit_started": summary_ms([t[3] for t in kept]),
+        "commit_started_to_committed": summary_ms([t[4] for t in kept]),
+        "approved_to_committed": summary_ms([t[5] for t in kept]),
+    }
+
+
 def product_latency(api: Api, pg: Any, ids: list[str]) -> dict[str, Any]:
     """Approve each proposal and wait for it to be committed before the next."""
-    total, approve_http, queued, work, approved = [], [], [], [], []
-    for pk in ids:
-        t0 = time.time()
-        api.approve(pk)
-        t_http = time.time()
+    return _latency_summary([_approve_and_wait(api, pg, pk) for pk in ids])
 
-        def committed(pk: str = pk) -> bool:
-            row = pg.execute("SELECT status FROM approvals_proposal WHERE id = %s", [pk]).fetchone()
-            if row and row[0] not in ("approved", "committing", "committed"):
-                raise RuntimeError(f"proposal {pk} ended {row[0]}")
-            return bool(row and row[0] == "committed")
 
-        wait_for(committed, timeout=60, interval=POLL, what=f"commit of {pk}")
-        events = dict(
-            pg.execute(
-                "SELECT action, extract(epoch FROM at)::float8 FROM audit_auditevent WHERE subject_id = %s "
-                "AND action IN ('proposal.approved', 'proposal.commit_started', 'proposal.committed')",
-                [pk],
-            ).fetchall()
-        )
-        total.append(events["proposal.committed"] - t0)
-        approve_http.append(t_http - t0)
-        queued.append(events["proposal.commit_started"] - events["proposal.approved"])
-        work.append(events["proposal.committed"] - events["proposal.commit_started"])
-        approved.append(events["proposal.committed"] - events["proposal.approved"])
-    n = WARMUP
-    return {
-        **summary_ms(total[n:]),
-        "approve_http": summary_ms(approve_http[n:]),
-        "approved_to_commit_started": summary_ms(queued[n:]),
-        "commit_started_to_committed": summary_ms(work[n:]),
-        "approved_to_committed": summary_ms(approved[n:]),
-    }
+def product_latency_clients(api: Api, database_url: str, ids: list[str], clients: int) -> dict[str, Any]:
+    """``clients`` reviewers at once, each approving its share of ``ids`` and waiting for each to be
+    committed before its next (the issue's "approve → committed p95 at 8 clients"), on the worker(s) that
+    run. Each client reads the database on a connection of its own."""
+    import psycopg
+
+    def client(share: list[str]) -> list[tuple[float, ...]]:
+        with psycopg.connect(database_url, autocommit=True) as pg:
+            return [_approve_and_wait(api, pg, pk) for pk in share]
+
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(client, [ids[i::clients] for i in range(clients)]))
+    return {"clients": clients, **_latency_summary([t for share in results for t in share])}
 
 
 def _no_args(i: int) -> tuple[Any, ...]:
@@ -365,6 +395,9 @@ def main() -> dict[str, Any]:
             wait_workers_idle(conn, ["acme-latency"])
             ids = api.submit_many(LATENCY_N + WARMUP, "lat")
             latency["product"] = product_latency(api, pg, ids)
+            # The same at CLIENTS reviewers approving at once (issue 21's absolute target, one worker).
+            ids = api.submit_many(LATENCY_N + WARMUP, "lat-clients")
+            latency["product_8_clients"] = product_latency_clients(api, run.database_url, ids, CLIENTS)
             latency["noop_on_acme_worker"] = job_latency(conn, "commits", LATENCY_N)
             run.stop("acme-latency")
             for kind, cls in (("bare_simple", SIMPLE), ("bare_forking", FORKING)):

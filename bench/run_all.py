@@ -2,7 +2,8 @@
 
 Each bench runs in its own process (its own database, Redis db flush, processes), so one failing does not
 stop the others; the exit status is 1 if any bench failed to run (a missed target is a figure, not a
-failure). ``BENCH_ONLY=intake,commit`` runs a subset.
+failure). ``BENCH_ONLY=intake,commit`` runs a subset. ``results/summary.json`` holds the summary and
+``targets``: issue 21's six targets, each ``{"value", "target", "met"}`` (bench/targets.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import PY, RESULTS, ROOT, install_signal_handlers, machine, table
+from bench.targets import targets
 
 BENCHES = ["intake", "commit", "scale", "agents"]
 TIMEOUT = {"intake": 300, "commit": 420, "scale": 1200, "agents": 300}
@@ -253,6 +255,13 @@ def main() -> int:
         ["figure", "value", "ratio", "target", "met"],
         summary(ran),
     )
+    # Issue 21's targets, against the floors and absolute at 8 clients (bench/targets.py).
+    goals = targets(load("intake") if "intake" in ran else {}, load("commit") if "commit" in ran else {})
+    table(
+        "Targets (issue 21)",
+        ["figure", "value", "target", "met"],
+        [[key, t["value"], t["target"], t["met"]] for key, t in goals.items()],
+    )
     m = machine()
     print(
         f"{m['nproc']} x {m['cpu']}, {m['ram_gb']} GB RAM, load {m['loadavg_at_write']}; total {total:.0f} s"
@@ -265,6 +274,7 @@ def main() -> int:
                 "total_s": round(total, 1),
                 "benches": {n: {"ok": ok, "seconds": round(s, 1)} for n, (ok, s) in ran.items()},
                 "summary": summary(ran),
+                "targets": goals,
             },
             indent=2,
             default=str,
