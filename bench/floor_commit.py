@@ -6,12 +6,14 @@ It runs the statements of ``approvals.services.proposal_commit`` for a ``crm.cre
 the same order, on the product's own tables:
 
 1. the claim, in one transaction: the proposal under ``FOR NO KEY UPDATE OF`` (its tenant and agent
-   joined), its approving decision, the field-history entry, ``UPDATE … committing``, the tenant's chain
-   lock and head, the ``proposal.commit_started`` event;
+   joined), its approving decision, ``UPDATE … committing``, the tenant's chain lock and head, the
+   ``proposal.commit_started`` event;
 2. the outside call: the breaker's two Lua scripts (``adapters.breaker``'s own, on keys of its own), and
    ``POST tickets.json`` with the body and headers the product sends;
-3. the record, in one transaction: the proposal locked again, the receipt, two field-history entries,
-   ``UPDATE … committed``, the chain lock and head, the ``outbound.call`` and ``proposal.committed`` events.
+3. the record, in one transaction: the proposal locked again, the receipt, ``UPDATE … committed``, the
+   chain lock and head, the ``outbound.call`` and ``proposal.committed`` events (with the receipt's fields).
+
+No django-auditlog entries: the product keeps none for proposals and receipts (issue 21).
 
 No retries, no error paths, no ORM, no pydantic: whatever the gateway does, a commit cannot cost less than
 this on this stack. The statements are written out with their columns (the schema as of the product's
@@ -49,18 +51,6 @@ def _connection(database_url: str) -> psycopg.Connection[Any]:
 def _redis(redis_url: str) -> tuple[redis.Redis, Any, Any]:
     client = redis.Redis.from_url(redis_url)
     return client, client.register_script(_ACQUIRE), client.register_script(_RECORD)
-
-
-@functools.cache
-def _content_types(database_url: str) -> dict[str, int]:
-    rows = (
-        _connection(database_url)
-        .execute(
-            "SELECT model, id FROM django_content_type WHERE app_label = 'approvals' AND model IN ('proposal', 'receipt')"
-        )
-        .fetchall()
-    )
-    return dict(rows)
 
 
 def _json(value: Any) -> str:
@@ -108,22 +98,6 @@ def _append(
     )
 
 
-def _history(
-    cur: psycopg.Cursor[Any],
-    content_type: int,
-    object_pk: str,
-    repr_: str,
-    action: int,
-    changes: dict[str, Any],
-) -> None:
-    cur.execute(
-        "INSERT INTO auditlog_logentry (content_type_id, object_pk, object_id, object_repr, serialized_data, action,"
-        " changes_text, changes, actor_id, cid, remote_addr, remote_port, timestamp, additional_data, actor_email)"
-        " VALUES (%s, %s, NULL, %s, NULL, %s, '', %s, NULL, NULL, NULL, NULL, now(), NULL, NULL) RETURNING id",
-        [content_type, object_pk, repr_, action, Jsonb(changes)],
-    )
-
-
 _LOCK = (
     "SELECT p.id, p.tool, p.args, p.args_hash, p.status, p.status_reason, p.commit_attempts, p.idempotency_key,"
     " t.slug, a.name FROM approvals_proposal p JOIN approvals_tenant t ON p.tenant_id = t.id"
@@ -134,12 +108,11 @@ _LOCK = (
 def floor_commit(crm_base_url: str, database_url: str, redis_url: str, proposal_id: str) -> str:
     """Commit approved proposal ``proposal_id`` (a ``crm.create_ticket``) and return the CRM's ticket id."""
     conn = _connection(database_url)
-    types = _content_types(database_url)
     with conn.transaction(), conn.cursor() as cur:
         row = cur.execute(_LOCK, [proposal_id]).fetchone()
         if row is None or row[4] != "approved":
             raise RuntimeError(f"proposal {proposal_id} is not approved: {row and row[4]}")
-        pk, tool, args, args_hash, _status, reason, attempts, key, tenant, _agent = row
+        pk, tool, args, args_hash, _status, _reason, attempts, key, tenant, _agent = row
         decision = cur.execute(
             "SELECT id, args_hash FROM approvals_decision WHERE proposal_id = %s AND verdict = 'approved'"
             " ORDER BY at DESC LIMIT 1",
@@ -148,14 +121,6 @@ def floor_commit(crm_base_url: str, database_url: str, redis_url: str, proposal_
         if decision is None or decision[1] != args_hash:
             raise RuntimeError(f"proposal {proposal_id}: no approval of these args")
         decision_id = str(decision[0])
-        _history(
-            cur,
-            types["proposal"],
-            str(pk),
-            f"{tool} committing ({pk})",
-            1,
-            {"status": ["approved", "committing"], "status_reason": [reason, "Working on it…"]},
-        )
         cur.execute(
             "UPDATE approvals_proposal SET status = 'committing', status_reason = 'Working on it…',"
             " lease_until = %s, updated_at = now() WHERE id = %s",
@@ -170,7 +135,13 @@ def floor_commit(crm_base_url: str, database_url: str, redis_url: str, proposal_
             [
                 (
                     "proposal.commit_started",
-                    {"tool": tool, "status": "committing", "resumed": False, "earlier_attempts": attempts},
+                    {
+                        "tool": tool,
+                        "status": "committing",
+                        "status_reason": "Working on it…",
+                        "resumed": False,
+                        "earlier_attempts": attempts,
+                    },
                 )
             ],
         )
@@ -201,38 +172,12 @@ def floor_commit(crm_base_url: str, database_url: str, redis_url: str, proposal_
 
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(_LOCK, [proposal_id]).fetchone()
-        receipt = cur.execute(
+        external_url = f"{crm_base_url}/api/v2/tickets/{external_id}.json"
+        cur.execute(
             "INSERT INTO approvals_receipt (proposal_id, system, external_id, external_url, response_summary,"
             " attempts, args_hash, committed_at) VALUES (%s, 'crm', %s, %s, %s, 1, %s, now()) RETURNING id",
-            [pk, external_id, f"{crm_base_url}/api/v2/tickets/{external_id}.json", Jsonb(summary), args_hash],
+            [pk, external_id, external_url, Jsonb(summary), args_hash],
         ).fetchone()
-        receipt_id = str(receipt[0]) if receipt else ""
-        _history(
-            cur,
-            types["receipt"],
-            receipt_id,
-            f"crm #{external_id}",
-            0,
-            {
-                "proposal": ["None", str(pk)],
-                "system": ["None", "crm"],
-                "external_id": ["None", external_id],
-                "response_summary": ["None", _json(summary)],
-                "attempts": ["None", "1"],
-            },
-        )
-        _history(
-            cur,
-            types["proposal"],
-            str(pk),
-            f"{tool} committed ({pk})",
-            1,
-            {
-                "status": ["committing", "committed"],
-                "status_reason": ["Working on it…", ""],
-                "commit_attempts": [str(attempts), str(attempts + 1)],
-            },
-        )
         cur.execute(
             "UPDATE approvals_proposal SET status = 'committed', status_reason = '', commit_attempts = %s,"
             " lease_until = NULL, updated_at = now() WHERE id = %s",
@@ -250,6 +195,7 @@ def floor_commit(crm_base_url: str, database_url: str, redis_url: str, proposal_
                     {
                         "tool": tool,
                         "status": "committed",
+                        "status_reason": "",
                         "system": "crm",
                         "attempts": 1,
                         "external_id": external_id,
@@ -258,7 +204,22 @@ def floor_commit(crm_base_url: str, database_url: str, redis_url: str, proposal_
                 ),
                 (
                     "proposal.committed",
-                    {"tool": tool, "status": "committed", "system": "crm", "external_id": external_id},
+                    {
+                        "tool": tool,
+                        "status": "committed",
+                        "status_reason": "",
+                        "fields": {"commit_attempts": attempts + 1},
+                        "receipt": {
+                            "system": "crm",
+                            "external_id": external_id,
+                            "external_url": external_url,
+                            "attempts": 1,
+                            "args_hash": args_hash,
+                            "response_summary": summary,
+                        },
+                        "system": "crm",
+                        "external_id": external_id,
+                    },
                 ),
             ],
         )

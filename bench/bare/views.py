@@ -89,17 +89,6 @@ class AuditedRowsView(APIView):
 
 # --- The floor: the product's own statements, sent by hand ---------------------------------------------
 
-_PROPOSAL_CONTENT_TYPE: list[int] = []  # django_content_type's id of approvals.proposal, read once
-
-
-def _content_type_id(cursor: Any) -> int:
-    if not _PROPOSAL_CONTENT_TYPE:
-        cursor.execute(
-            "SELECT id FROM django_content_type WHERE app_label = 'approvals' AND model = 'proposal'"
-        )
-        _PROPOSAL_CONTENT_TYPE.append(cursor.fetchone()[0])
-    return _PROPOSAL_CONTENT_TYPE[0]
-
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
@@ -109,8 +98,8 @@ class FloorView(APIView):
     """A floor, not a product: the SQL a submission to the gateway runs (``POST /api/v1/proposals/``), in the
     same order on the product's own tables and indexes, sent by hand from a plain DRF view. It reads the
     agent by its token's sha256 (with its tenant) and the agent's policy rows, then in one transaction
-    inserts the proposal, its field-history entry and its hash-chained audit event (under the tenant's chain
-    lock). None of the gateway's Python runs: no ORM, no pydantic validation or normalization, no policy
+    inserts the proposal and its hash-chained audit event (under the tenant's chain lock; no django-auditlog
+    entry: the product keeps none for proposals, issue 21). None of the gateway's Python runs: no ORM, no pydantic validation or normalization, no policy
     evaluation, no preview beyond a copy of the args, no serializer. Whatever the gateway does, a
     submission cannot cost less than this on this stack, so its rate bounds what the intake ratio can reach.
     The statements are written out with their columns (the product's schema as of its migrations): a
@@ -177,22 +166,6 @@ class FloorView(APIView):
                         now,
                     ],
                 )
-                changes = {
-                    "id": ["None", str(pk)],
-                    "tenant": ["None", str(tenant_id)],
-                    "tool": ["None", tool],
-                    "args_hash": ["None", args_hash],
-                    "rationale": ["None", rationale],
-                    "status": ["None", "pending"],
-                    "idempotency_key": ["None", key],
-                }
-                cursor.execute(
-                    "INSERT INTO auditlog_logentry (content_type_id, object_pk, object_id, object_repr,"
-                    " serialized_data, action, changes_text, changes, actor_id, cid, remote_addr, remote_port,"
-                    " timestamp, additional_data, actor_email) VALUES (%s, %s, NULL, %s, NULL, 0, '', %s::jsonb,"
-                    " NULL, NULL, %s, NULL, %s, NULL, NULL) RETURNING id",
-                    [_content_type_id(cursor), str(pk), f"{tool} pending ({pk})", _json(changes), ip, now],
-                )
                 cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ["audit:" + tenant])
                 cursor.execute(
                     "SELECT hash FROM audit_auditevent WHERE tenant = %s ORDER BY id DESC LIMIT 1", [tenant]
@@ -207,7 +180,25 @@ class FloorView(APIView):
                     "at": now.isoformat(),
                     "where": ["api", ip or "", ""],
                     "result": "ok",
-                    "data": {"tool": tool, "status": "pending"},
+                    # What the product's proposal.submitted carries (approvals.lifecycle.SUBMITTED_FIELDS).
+                    "data": {
+                        "tool": tool,
+                        "status": "pending",
+                        "status_reason": "",
+                        "fields": {
+                            "risk": "medium",
+                            "rationale": rationale,
+                            "idempotency_key": key,
+                            "expires_at": (now + timedelta(days=1)).isoformat(),
+                            "on_behalf_of": None,
+                            "submitted_args_hash": args_hash,
+                            "approvals_required": 1,
+                            "review_group": None,
+                            "approval_rule": "",
+                            "assignee": None,
+                        },
+                        "args": args,
+                    },
                     "decision_id": "",
                     "args_hash": args_hash,
                     "prev": prev,
