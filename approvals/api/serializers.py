@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -13,7 +12,6 @@ from rest_framework import serializers
 from adapters import registry
 from approvals import rules
 from approvals.models import Proposal, Receipt, Risk, Status, Verdict
-from approvals.services.bulk import MAX_IDS as MAX_BULK_IDS
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -42,16 +40,6 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return cast(str, super().to_internal_value(data))
-
-
-class StrictUUIDField(serializers.UUIDField):
-    """A UUID written as a string, and only so: DRF's UUIDField also takes an integer (and ``false`` as 0), which
-    the document does not allow."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if not isinstance(data, str):
-            self.fail("invalid", value=data)
-        return super().to_internal_value(data)
 
 
 class SubmitIn(serializers.Serializer):
@@ -278,69 +266,6 @@ def proposals_out(proposals: Iterable[Proposal], request: Any) -> list[dict[str,
 
 def proposal_out(proposal: Proposal, request: Any) -> dict[str, Any]:
     return proposals_out([proposal], request)[0]
-
-
-class BulkIn(serializers.Serializer):
-    ids = serializers.ListField(
-        child=StrictUUIDField(),
-        min_length=1,
-        max_length=MAX_BULK_IDS * 10,
-        help_text=f"The proposals to decide; at most {MAX_BULK_IDS} distinct (a repeated id counts once).",
-    )
-    verdict = serializers.ChoiceField(choices=["approve", "reject"])
-    reason = StrictCharField(
-        max_length=4000,
-        required=False,
-        allow_blank=True,
-        default="",
-        help_text="Required to reject; an approval's comment otherwise.",
-    )
-    args_hashes = serializers.DictField(
-        child=StrictCharField(max_length=64),
-        required=False,
-        default=dict,
-        help_text="Id → the args hash the reviewer saw: a proposal whose args changed since is skipped "
-        "(`args_changed`), not decided.",
-    )
-
-    def validate_ids(self, ids: list[Any]) -> list[str]:
-        distinct = list(dict.fromkeys(str(i) for i in ids))
-        if len(distinct) > MAX_BULK_IDS:
-            raise serializers.ValidationError(f"At most {MAX_BULK_IDS} distinct ids.")
-        return distinct
-
-    def validate_args_hashes(self, hashes: dict[str, str]) -> dict[str, str]:
-        out = {}
-        for key, value in hashes.items():
-            try:
-                out[str(uuid.UUID(key))] = value
-            except ValueError:
-                raise serializers.ValidationError(f"{key[:50]!r} is not a proposal id.") from None
-        return out
-
-    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        if data["verdict"] == "reject" and not data.get("reason", "").strip():
-            raise serializers.ValidationError({"reason": "A reason is required to reject."})
-        unknown = set(data.get("args_hashes") or {}) - set(data["ids"])
-        if unknown:
-            raise serializers.ValidationError({"args_hashes": "Every key must be one of ids."})
-        return data
-
-
-class BulkResultOut(serializers.Serializer):
-    id = serializers.CharField()
-    result = serializers.ChoiceField(choices=["decided", "skipped"])
-    status = serializers.ChoiceField(
-        choices=Status.choices, allow_null=True, help_text="Its status after; null when not found."
-    )
-    error = serializers.CharField(
-        required=False, help_text="Why it was skipped: args_changed, not_found, already_approved, ..."
-    )
-    detail = serializers.CharField(required=False)
-
-
-class BulkOut(serializers.Serializer):
-    results = BulkResultOut(many=True)
 
 
 class ToolCallHowOut(serializers.Serializer):
