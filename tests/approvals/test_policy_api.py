@@ -293,6 +293,10 @@ class TestAdmin:
             "max_items": obj.max_items if obj.max_items is not None else "",
             "max_per_hour": obj.max_per_hour if obj.max_per_hour is not None else "",
             "risk_override": obj.risk_override,
+            # The approval fields, as the form shows them (a browser posts every field of the form).
+            "risk": obj.risk,
+            "approvals_required": obj.approvals_required,
+            "review_group": obj.review_group_id or "",
             "enabled": "on",
             "refuse_card_numbers": "on",
             "_save": "Save",
