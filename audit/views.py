@@ -8,9 +8,9 @@ Who may read it:
 Anyone else gets 403 (401 with a ``WWW-Authenticate`` challenge when a token is configured). The figures
 are operational (counts, latencies, states): no tenant, id or argument ever appears in a label.
 
-One of three ``views.py``; this one is ``GET /metrics`` (Prometheus). The others -- ``approvals/views.py``:
-the reviewers' web pages (HTML, session login); ``approvals/api/views.py``: the REST API (JSON, bearer tokens;
-contract 3).
+One of three ``views``; this one is ``GET /metrics`` (Prometheus). The others -- the package ``approvals/views/``:
+the reviewers' web pages (HTML, session login); the package ``approvals/api/views/``: the REST API (JSON, bearer
+tokens; contract 3).
 """
 
 from __future__ import annotations

@@ -28,9 +28,8 @@ from bench.intake import load
 # (label, function, a fragment of its file's path): a sample counts once for each part it is under.
 PARTS = [
     ("token authentication", "BearerTokenAuthentication.authenticate", "approvals/api/auth.py"),
-    ("policy rules for the agent", "agent_policy_rules", "approvals/services.py"),
-    ("proposal INSERT and its field history", "QuerySet.create", "django/db/models/query.py"),
-    ("… of which the django-auditlog entry", "log_create", "auditlog/receivers.py"),
+    ("policy rules for the agent", "agent_policy_rules", "approvals/services/context.py"),
+    ("proposal INSERT", "QuerySet.create", "django/db/models/query.py"),
     ("hash-chained audit event", "append", "audit/services.py"),
     ("validate, normalize, policy, preview", "prepare", "adapters/registry.py"),
     ("request body validation", "_valid", "approvals/api/views/"),
