@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from adapters import registry
 from approvals import reads
-from approvals.api import serializers as s
+from approvals.api import tool_serializers as ts
 from approvals.api.errors import ApiError, query_errors
 from approvals.api.views.base import ERROR, _require_agent, _valid, where
 from approvals.models import AgentCredential
@@ -42,7 +42,7 @@ class ToolsView(APIView):
             200: OpenApiResponse(
                 PolymorphicProxySerializer(
                     "ToolsList",
-                    [s.ToolsOut, s.OpenAIFunction(many=True)],
+                    [ts.ToolsOut, ts.OpenAIFunction(many=True)],
                     resource_type_field_name=None,
                     many=False,
                 ),
@@ -122,9 +122,9 @@ def how_to_call(tool: registry.Tool, request: Request) -> dict[str, str]:
 
 class ToolCallView(APIView):
     @extend_schema(
-        request=s.ToolCallIn,
+        request=ts.ToolCallIn,
         responses={
-            200: s.ToolCallOut,
+            200: ts.ToolCallOut,
             400: ERROR,
             401: ERROR,
             403: ERROR,
@@ -139,7 +139,7 @@ class ToolCallView(APIView):
     )
     def post(self, request: Request, name: str) -> Response:
         agent = _require_agent(request)
-        data = _valid(s.ToolCallIn, request.data, code="invalid_args")
+        data = _valid(ts.ToolCallIn, request.data, code="invalid_args")
         with query_errors():
             result = reads.tool_read(agent=agent, tool=name, args=data["args"], where=where(request))
         return Response({"tool": registry.get(name).name, "result": result})
