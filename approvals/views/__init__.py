@@ -15,6 +15,6 @@ holds what they share. ``acme_integration/urls.py`` routes to them.
 """
 
 from approvals.views.inbox import Filters
-from approvals.views.review import diff_rows
+from approvals.views.review import POLL_MS, diff_rows
 
-__all__ = ["Filters", "diff_rows"]
+__all__ = ["POLL_MS", "Filters", "diff_rows"]
