@@ -17,27 +17,47 @@ from approvals.models import (
     ToolPolicy,
 )
 
+_RULE_COLUMNS = (
+    "name",
+    "tool",
+    "agent_id",
+    "allowed_fields",
+    "max_per_hour",
+    "max_items",
+    "refuse_card_numbers",
+    "risk_override",
+    "allow_slack_markup",
+    "risk",
+    "approvals_required",
+    "review_group_id",
+)
+
 
 def agent_policy_rules(agent: AgentCredential) -> tuple[policy.PolicyRule, ...]:
     """The enabled rules that may apply to this agent (its own and its tenant's), as the engine's plain data.
     Read on every call, so an admin's edit applies to the next request."""
-    rules = ToolPolicy.objects.filter(
-        Q(agent=agent) | Q(agent__isnull=True), tenant_id=agent.tenant_id, enabled=True
-    ).order_by("pk")
+    # The columns the engine reads, as dicts: no model instances to build on every call.
+    rules = (
+        ToolPolicy.objects.filter(
+            Q(agent=agent) | Q(agent__isnull=True), tenant_id=agent.tenant_id, enabled=True
+        )
+        .order_by("pk")
+        .values(*_RULE_COLUMNS)
+    )
     return tuple(
         policy.PolicyRule(
-            name=rule.name,
-            tool=rule.tool,
-            agent=agent.name if rule.agent_id else "",
-            allowed_fields=tuple(rule.allowed_fields or ()),
-            max_per_hour=rule.max_per_hour,
-            max_items=rule.max_items,
-            refuse_cards=rule.refuse_card_numbers,
-            risk_override=rule.risk_override or None,  # type: ignore[arg-type]
-            allow_slack_markup=rule.allow_slack_markup,
-            risk=rule.risk or None,  # type: ignore[arg-type]
-            approvals_required=rule.approvals_required,
-            review_group=rule.review_group_id,
+            name=rule["name"],
+            tool=rule["tool"],
+            agent=agent.name if rule["agent_id"] else "",
+            allowed_fields=tuple(rule["allowed_fields"] or ()),
+            max_per_hour=rule["max_per_hour"],
+            max_items=rule["max_items"],
+            refuse_cards=rule["refuse_card_numbers"],
+            risk_override=rule["risk_override"] or None,
+            allow_slack_markup=rule["allow_slack_markup"],
+            risk=rule["risk"] or None,
+            approvals_required=rule["approvals_required"],
+            review_group=rule["review_group_id"],
         )
         for rule in rules
     )

@@ -222,9 +222,12 @@ def _replay(
 ) -> Proposal | None:
     """The agent's own proposal under ``key``. Keys are the agent's: another agent of the tenant that sends
     the same key makes its own proposal, and never learns of (or reads back) this one."""
-    existing = Proposal.objects.select_related("tenant").filter(agent=agent, idempotency_key=key).first()
-    if existing is None:
+    # Most submissions are new: ask for the key alone first (one column, no join, no ORDER BY: the pair is
+    # unique), and read the whole proposal only for a replay.
+    found = list(Proposal.objects.filter(agent=agent, idempotency_key=key).values_list("pk", flat=True)[:1])
+    if not found:
         return None
+    existing = Proposal.objects.select_related("tenant").get(pk=found[0])
     # The args as approved (a reviewer may have edited them) or as this agent submitted them: either way the
     # same request again, answered with the proposal it made.
     # For someone else (on_behalf_of) it is another request: whose self-approval the proposal guards against

@@ -126,8 +126,8 @@ class FloorView(APIView):
                 raise exceptions.AuthenticationFailed("unknown token")
             agent_id, tenant_id, agent_name, _tools, tenant = agent
             cursor.execute(
-                "SELECT id, tool, name, allowed_fields, max_per_hour, max_items, refuse_card_numbers, risk_override"
-                " FROM approvals_toolpolicy WHERE (agent_id = %s OR agent_id IS NULL) AND enabled"
+                "SELECT id, tool, name, allowed_fields, max_per_hour, max_items, refuse_card_numbers, risk_override,"
+                " risk, approvals_required, review_group_id FROM approvals_toolpolicy WHERE (agent_id = %s OR agent_id IS NULL) AND enabled"
                 " AND tenant_id = %s ORDER BY id",
                 [agent_id, tenant_id],
             )
