@@ -99,9 +99,9 @@ def proposal_reassign(request: HttpRequest, pk: Any) -> HttpResponse:
     proposal = _visible(request, pk)
     if proposal.status != Status.PENDING:
         return _conflict(request, pk)
+    if not selectors.may_review(_person(request), proposal.tenant_id):
+        return _forbidden(request, NOT_ALLOWED_TO_REASSIGN)  # before anything of the choice is looked up
     if request.method == "GET":
-        if not selectors.may_review(_person(request), proposal.tenant_id):
-            return _forbidden(request, NOT_ALLOWED_TO_REASSIGN)
         return render(request, "approvals/reassign.html", _choices(proposal))
     target = _reassign_target(proposal, request.POST.get("to", ""))
     if target is None:

@@ -126,6 +126,37 @@ MATRIX: list[Row] = [
     Row(
         f"proposals/{PK}/edit/", "GET", web(reviewer=200, other_reviewer=404, requester=403, admin=404), "web"
     ),
+    # Triage (issue 22): snooze by whoever may decide; reassign by the tenant's reviewers (the service then
+    # asks for an admin or a member of the group). An unknown target is a message on the page (302).
+    Row(
+        f"proposals/{PK}/snooze/",
+        "POST",
+        web(reviewer=302, other_reviewer=404, requester=403, admin=404),
+        "web",
+        body={"until": "1h"},
+    ),
+    Row(
+        f"proposals/{PK}/reassign/",
+        "GET",
+        web(reviewer=200, other_reviewer=404, requester=403, admin=404),
+        "web",
+    ),
+    Row(
+        f"proposals/{PK}/reassign/",
+        "POST",
+        web(reviewer=302, other_reviewer=404, requester=403, admin=404),
+        "web",
+        body={"to": "group:999999"},
+    ),
+    # Bulk review from the inbox: reviewers only; with nothing selected a reviewer gets the 400 page.
+    Row(
+        "proposals/bulk/",
+        "POST",
+        web(reviewer=400, other_reviewer=400, requester=403, admin=403),
+        "web",
+        "/proposals/bulk/",
+        body={"verdict": "approve"},
+    ),
     Row("accounts/login/", "GET", everyone(200), "web", "/accounts/login/"),
     Row("accounts/logout/", "POST", everyone(302), "web", "/accounts/logout/"),
     # The admin family: staff only (others are sent to the admin's login page).
