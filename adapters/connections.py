@@ -31,7 +31,16 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
-from adapters.connection_scope import SYSTEMS, Resolved, breaker_key, current, default, resolve, using
+from adapters.connection_scope import (
+    SYSTEMS,
+    Resolved,
+    breaker_key,
+    current,
+    default,
+    resolve,
+    slack_review_channel,
+    using,
+)
 from adapters.connection_secrets import (
     GENERATE_KEY,
     KEY_INVALID,
@@ -87,6 +96,7 @@ __all__ = [
     "record_created",
     "resolve",
     "signing_secret_taken",
+    "slack_review_channel",
     "using",
 ]
 

@@ -26,10 +26,10 @@ def _stage(payload: dict[str, Any]) -> OutboxMessage:
 
 
 def stage_post(proposal: Proposal) -> SlackPost | None:
-    conn = connections.resolve(proposal.tenant.slug, "slack")
-    if not (conn.own and conn.review_channel):
+    channel = connections.slack_review_channel(proposal.tenant.slug)
+    if not channel:
         return None
-    post = SlackPost.objects.create(proposal=proposal, channel=conn.review_channel)
+    post = SlackPost.objects.create(proposal=proposal, channel=channel)
     _stage({"op": "sync", "tenant": proposal.tenant.slug, "proposal_id": str(proposal.pk)})
     return post
 
