@@ -69,7 +69,7 @@ class TestQuorum:
         assert "1 of 2 approvals: acme-reviewer" in page  # the live panel: who approved
         assert Proposal.objects.get(pk=proposal.pk).status == Status.PENDING
         assert Approval.objects.filter(proposal=proposal).count() == 1 and not Decision.objects.exists()
-        assert "1 of 2 approvals" in text(reviewer_client(acme).get("/"))  # the inbox row
+        assert "1 of 2 approvals (acme-reviewer)" in text(reviewer_client(acme).get("/"))  # the inbox row
         panel = text(reviewer_client(acme).get(url("status", proposal)))
         assert "1 of 2 approvals: acme-reviewer" in panel and "1 more approval" in panel
 
