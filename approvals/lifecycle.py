@@ -23,9 +23,10 @@ it stays failed, so discarding is not a transition). ``LIVE``: the statuses that
 themselves or by a person; the others are final.
 
 ``transition(proposal, name, ...)`` does, in the caller's transaction and under the caller's row lock:
-check the source → set status (and ``status_reason``) → save → append the audit event(s) → stage the
-commit (transitions that hand one to the worker) → stage the agent's webhook → signal the agents waiting
-on it (``waiting.changed``, after the commit). The caller holds the lock
+check the source → set status (and ``status_reason``) → save → stage the commit (transitions that hand
+one to the worker) → stage the agent's webhook and the Slack message's update → append the audit event(s),
+last, since appending holds the tenant's chain lock until the transaction ends → signal the agents
+waiting on it (``waiting.changed``, after the commit). The caller holds the lock
 (``services.base._locked``) and makes any conditional check first (e.g. "still committing?" after a long
 outside call): the check and the change happen under one ``SELECT … FOR UPDATE``, as before.
 
@@ -208,18 +209,21 @@ def transition(
         recorded["verdict"] = decision.verdict
     if name == "commit":
         recorded["receipt"] = receipt_data(proposal.receipt)  # created with this instance: no query
-    audit.append(
-        *events,
-        proposal_event(
-            proposal, action=spec.action, data={**recorded, **(data or {})}, fields=fields, **common
-        ),
-    )
     if spec.stages_commit:
         outbox.stage_commit(proposal.pk, available_at=commit_at)
     if spec.webhook:
         webhooks.stage(proposal, spec.webhook)
     if name not in SLACK_SILENT:
         slack_notify.stage_sync(proposal)  # its Slack message, if it has one, shows the new state
+    # The audit events after the other writes: appending takes the tenant's chain lock until the transaction
+    # ends, so one tenant's transitions queue on it for as short a time as possible (same transaction, so
+    # the order of these writes is not visible to anyone).
+    audit.append(
+        *events,
+        proposal_event(
+            proposal, action=spec.action, data={**recorded, **(data or {})}, fields=fields, **common
+        ),
+    )
     waiting.changed(proposal.pk)  # agents waiting on it (``?wait=N``) hear of it once this commits
     return proposal
 

@@ -147,6 +147,12 @@ def proposal_submit(
                 expires_at=now + timedelta(seconds=settings.ACME_PROPOSAL_TTL),
                 **approval_fields(ctx, tool, prepared.risk),
             )
+            # Its tenant's Slack review channel hears of it (staged: Slack being down costs intake nothing).
+            slack_notify.stage_post(proposal)
+            # Its reviewers' next email batch lists it (staged in the outbox, like the Slack post).
+            notifications.stage_new(proposal)
+            # The audit event last: appending takes the tenant's chain lock until this transaction ends, so
+            # every other write of the transaction is done before it (one tenant's writers queue on it).
             _audit_proposal(
                 proposal,
                 actor=agent_actor(agent),
@@ -155,10 +161,6 @@ def proposal_submit(
                 data={"args": proposal.args},
                 fields=lifecycle.SUBMITTED_FIELDS,
             )
-            # Its tenant's Slack review channel hears of it (staged: Slack being down costs intake nothing).
-            slack_notify.stage_post(proposal)
-            # Its reviewers' next email batch lists it (staged in the outbox, like the Slack post).
-            notifications.stage_new(proposal)
     except adapter_errors.RateLimited as limited:
         existing = _replay(
             agent=agent, key=key, args_hash=prepared.args_hash, tool=tool, on_behalf_of=on_behalf_of
