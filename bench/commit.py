@@ -432,6 +432,12 @@ def main() -> dict[str, Any]:
                 throughput[f"floor_commit_{workers}"] = bare_drain(
                     run, conn, workers, SIMPLE, "floor", floor_commit, floor_args(floor_ids)
                 )
+            # How a tenant's commits scale past the cores (issue 21: 1 -> 2 -> 4 workers), product and floor only.
+            throughput["product_4"] = product_drain(run, api, pg, conn, 4)
+            floor_ids = approved_for_floor(api, conn, THROUGHPUT_N, "thr-floor4")
+            throughput["floor_commit_4"] = bare_drain(
+                run, conn, 4, SIMPLE, "floor", floor_commit, floor_args(floor_ids)
+            )
             throughput["bare_forking_1"] = bare_drain(run, conn, 1, FORKING)
             throughput["bare_forking_2"] = bare_drain(run, conn, 2, FORKING)
         run.stop("web")
@@ -480,7 +486,15 @@ def main() -> dict[str, Any]:
             str(w): ratio(
                 throughput[f"product_{w}"]["jobs_per_s"], throughput[f"floor_commit_{w}"]["jobs_per_s"]
             )
-            for w in (1, 2)
+            for w in (1, 2, 4)
+        },
+        # How each side's drain grows with workers: jobs/s with w workers over jobs/s with one.
+        "scaling": {
+            side: {
+                str(w): ratio(throughput[f"{side}_{w}"]["jobs_per_s"], throughput[f"{side}_1"]["jobs_per_s"])
+                for w in (2, 4)
+            }
+            for side in ("product", "floor_commit")
         },
     }
     table(
@@ -612,6 +626,19 @@ def main() -> dict[str, Any]:
             ["floor: throughput 2 workers floor job / no-op", floor["throughput"]["2"], "", ""],
             ["throughput 1 worker product / floor job", floor["product_over_floor_throughput"]["1"], "", ""],
             ["throughput 2 workers product / floor job", floor["product_over_floor_throughput"]["2"], "", ""],
+            ["throughput 4 workers product / floor job", floor["product_over_floor_throughput"]["4"], "", ""],
+            [
+                "scaling 1 -> 2 -> 4 workers, product (x the 1-worker rate)",
+                f"1 / {floor['scaling']['product']['2']} / {floor['scaling']['product']['4']}",
+                "",
+                "",
+            ],
+            [
+                "scaling 1 -> 2 -> 4 workers, floor job (x the 1-worker rate)",
+                f"1 / {floor['scaling']['floor_commit']['2']} / {floor['scaling']['floor_commit']['4']}",
+                "",
+                "",
+            ],
             ["acme_worker peak RSS MiB", memory["acme_worker"]["leader_peak_rss_mib"], "", ""],
             [
                 "acme_worker scheduler (child) peak RSS MiB",
