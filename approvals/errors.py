@@ -25,6 +25,9 @@ KEY_REUSED = (
     "This Idempotency-Key was already used for another request (other args, tool or on_behalf_of); "
     "use a new key for a different request."
 )
+ARGS_CHANGED = (
+    "Its args changed since you saw them (the args hash differs), so nothing was decided; open it again."
+)
 REASON_REQUIRED = "A reason is required to reject a proposal."
 CHANGES_REASON_REQUIRED = "A reason is required to request changes: say what the agent should change."
 TARGET_CHANGED = (
@@ -86,6 +89,15 @@ class TargetChanged(DomainError):
 
     status = 409
     code = "target_changed"
+
+
+class ArgsChanged(DomainError):
+    """An approval bound to the args hash the reviewer had on screen (``args_hash``) while the proposal's args
+    changed since (another reviewer's edit): counting it would complete a quorum on args this reviewer never
+    saw. The API answers 409 args_changed; nothing is recorded."""
+
+    status = 409
+    code = "args_changed"
 
 
 class AgentRevoked(InvalidTransition):

@@ -12,6 +12,7 @@ from rest_framework import serializers
 from adapters import registry
 from approvals import rules
 from approvals.models import Proposal, Receipt, Risk, Status, Verdict
+from approvals.services.decide import reason_given
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -42,6 +43,17 @@ class StrictCharField(serializers.CharField):
         return cast(str, super().to_internal_value(data))
 
 
+class ReasonField(StrictCharField):
+    """A rejection's (or a request for changes') reason: a string with something visible in it (spaces and
+    invisible characters alone are refused, as they are no reason the agent can read)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if not reason_given(value):
+            raise serializers.ValidationError("A reason needs something visible in it.")
+        return value
+
+
 class SubmitIn(serializers.Serializer):
     tool = StrictCharField(max_length=64)
     args = ArgsField(help_text="The tool's arguments: see GET /api/v1/tools/ for each tool's schema.")
@@ -58,14 +70,22 @@ class SubmitIn(serializers.Serializer):
 class ApproveIn(serializers.Serializer):
     comment = StrictCharField(max_length=4000, required=False, allow_blank=True, default="")
     args = NullableArgsField(required=False, default=None, help_text="Edited args to approve instead.")
+    args_hash = StrictCharField(
+        max_length=64,
+        required=False,
+        default=None,
+        help_text="The args hash you reviewed (the proposal's `args_hash`): if another reviewer's edit changed "
+        "the args since, 409 `args_changed` and nothing is recorded, so your approval never completes a quorum "
+        "on args you did not see.",
+    )
 
 
 class RejectIn(serializers.Serializer):
-    reason = StrictCharField(max_length=4000, allow_blank=False)
+    reason = ReasonField(max_length=4000, allow_blank=False)
 
 
 class RequestChangesIn(serializers.Serializer):
-    reason = StrictCharField(
+    reason = ReasonField(
         max_length=4000, allow_blank=False, help_text="What the agent should change; it is told to resubmit."
     )
 

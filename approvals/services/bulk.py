@@ -24,15 +24,13 @@ from django.db import transaction
 from approvals import errors, selectors
 from approvals.models import Proposal
 from approvals.services.base import _locked
-from approvals.services.decide import proposal_approve, proposal_reject
+from approvals.services.decide import proposal_approve, proposal_reject, reason_given
 from audit.services import Where
 
 MAX_IDS = 100
 VERDICTS = ("approve", "reject")
 NOT_FOUND = "No proposal with this id that you can see."
-ARGS_CHANGED = (
-    "Its args changed since you saw them (the args hash differs), so nothing was decided; open it again."
-)
+ARGS_CHANGED = errors.ARGS_CHANGED
 TOO_MANY = f"At most {MAX_IDS} proposals at once."
 
 
@@ -56,7 +54,7 @@ def proposals_bulk_decide(
     ``reason``, which is also an approval's comment); see the module docstring for what each result says."""
     if verdict not in VERDICTS:
         raise errors.DomainError(f"verdict must be one of {', '.join(VERDICTS)}.")
-    if verdict == "reject" and not reason.strip():
+    if verdict == "reject" and not reason_given(reason):
         raise errors.DomainError(errors.REASON_REQUIRED)
     wanted = list(dict.fromkeys(_canonical(i) or str(i)[:64] for i in ids))  # duplicates count once
     if len(wanted) > MAX_IDS:

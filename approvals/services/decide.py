@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from adapters import registry
+from adapters.normalize import strip_invisible
 from approvals import errors, lifecycle, rules, selectors
 from approvals.models import (
     AgentCredential,
@@ -54,6 +55,12 @@ def _on_pending(pk: Any, action: str, change: Callable[[Proposal], Proposal]) ->
             errors.INVALID_STATE.format(status=Status.EXPIRED, action=action, allowed="pending"),
             status=Status.EXPIRED,
         ) from None
+
+
+def reason_given(reason: str) -> bool:
+    """Whether a rejection's (or a request for changes') reason has something visible in it: spaces and
+    invisible characters (zero-width, bidi controls, Braille blank) alone are no reason the agent can read."""
+    return bool(strip_invisible(reason or "").strip())
 
 
 def require_reviewer(proposal: Proposal, reviewer: User) -> None:
@@ -109,6 +116,7 @@ def proposal_approve(
     comment: str = "",
     args: Any = None,
     seen_snapshot: dict[str, Any] | None = None,
+    args_hash: str | None = None,
 ) -> Proposal:
     """Record the approval of the exact args (edited ones when ``args`` is given); the approval that
     completes the proposal's quorum (``approvals_required`` distinct reviewers on the same args) decides it
@@ -119,7 +127,12 @@ def proposal_approve(
     stored preview (what an API reviewer saw). Otherwise TargetChanged: approving would adopt a state of
     the target nobody reviewed, and the commit's staleness check would compare against it. An edit changes
     the args hash, so approvals given before it stop counting; one that changes the risk takes the approval
-    rule of the new risk (its reviewer must be in the group that rule routes to)."""
+    rule of the new risk (its reviewer must be in the group that rule routes to).
+
+    ``args_hash``: the args hash the reviewer had on screen. Compared under the row lock: when another
+    reviewer's edit changed the args since, ArgsChanged (409 args_changed) and nothing is recorded, so an
+    approval never completes a quorum on args its reviewer did not see. Without it the approval is of the args
+    as they stand when it is recorded."""
     require_reviewer(proposal, reviewer)
     edited = None
     if args is not None:
@@ -135,6 +148,8 @@ def proposal_approve(
             )
         # Under the lock: the proposal may have been routed elsewhere since it was read.
         rules.require_review_group(reviewer, locked)
+        if args_hash is not None and args_hash != locked.args_hash:
+            raise errors.ArgsChanged(errors.ARGS_CHANGED)
         edited_from = None
         fields: list[str] = []
         if edited is not None and edited.args_hash != locked.args_hash:

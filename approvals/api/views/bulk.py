@@ -18,6 +18,7 @@ from approvals.api import serializers as s
 from approvals.api.views.base import ERROR, _require_person, _valid, where
 from approvals.models import Status
 from approvals.services.bulk import MAX_IDS as MAX_BULK_IDS
+from approvals.services.decide import reason_given
 
 
 class StrictUUIDField(serializers.UUIDField):
@@ -69,7 +70,7 @@ class BulkIn(serializers.Serializer):
         return out
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        if data["verdict"] == "reject" and not data.get("reason", "").strip():
+        if data["verdict"] == "reject" and not reason_given(data.get("reason", "")):
             raise serializers.ValidationError({"reason": "A reason is required to reject."})
         unknown = set(data.get("args_hashes") or {}) - set(data["ids"])
         if unknown:

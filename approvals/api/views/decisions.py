@@ -64,7 +64,8 @@ class DecisionView(APIView):
         description="202 when this approval decides the proposal (its quorum is met: the commit runs in the "
         "background); 200 when it is recorded and the proposal still waits for other reviewers "
         "(`approvals.missing`). 409 `already_approved` when you already approved these args; 403 "
-        "`not_in_review_group` when it is routed to a group you are not in. 409 `invalid_state` unless "
+        "`not_in_review_group` when it is routed to a group you are not in. 409 `args_changed` when `args_hash` "
+        "is not the proposal's current one (another reviewer edited it since). 409 `invalid_state` unless "
         "pending. With `args` (edit-then-approve) the edit is checked like a submission and previewed again: "
         "409 `target_changed` when that fresh read of the target differs from the stored preview (nothing is "
         "approved); an edit restarts the count (the others approved other args).",
@@ -80,6 +81,7 @@ class ProposalApproveView(DecisionView):
             where=where,
             comment=data.get("comment") or "",
             args=data.get("args"),
+            args_hash=data.get("args_hash"),
         )
 
     def answer_status(self, decided: Proposal) -> int:
