@@ -62,7 +62,7 @@ class SlackPost(models.Model):
     channel = models.CharField(max_length=100, help_text="The review channel it was (to be) posted to.")
     ts = models.CharField(max_length=32, blank=True, help_text="Slack's id of the message in its channel.")
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
-    shown = models.CharField(max_length=16, blank=True, help_text="The status the message last showed.")
+    shown = models.CharField(max_length=32, blank=True, help_text="The status the message last showed.")
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

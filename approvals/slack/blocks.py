@@ -104,7 +104,7 @@ def quorum_line(proposal: Proposal) -> str:
 
 
 def shown_state(proposal: Proposal) -> str:
-    """What the message shows, as ``SlackPost.shown`` keeps it (16 characters at most): the status, and for a
+    """What the message shows, as ``SlackPost.shown`` keeps it (32 characters at most): the status, and for a
     pending proposal that needs several approvals, how many it has ("pending:1"), so a partial approval
     updates the message and a repeated sync does not."""
     if proposal.status == Status.PENDING and proposal.approvals_required > 1:

@@ -280,6 +280,11 @@ class TestTheLoop:
         assert proposal.status == Status.CHANGES_REQUESTED
         assert "Post it in #ops instead" in proposal.status_reason
         assert Decision.objects.get(proposal=proposal).channel == "slack"
+        # The message follows it, and remembers that it did ("changes_requested" is 17 characters).
+        with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+            _ok(rsps, "chat.update")
+            outbox.drain()
+        assert SlackPost.objects.get(proposal=proposal).shown == Status.CHANGES_REQUESTED
 
     def test_a_submission_without_a_reason_is_refused_in_the_modal(self, slack, client):
         proposal = Proposal.objects.get(pk=_submit(slack))
