@@ -28,6 +28,7 @@ NOT_ALLOWED_TO_REASSIGN = (
 SNOOZE_IN_THE_PAST = "A snooze ends in the future."
 REASSIGN_TO_NOBODY = "Reassign to a reviewer, a reviewer group, or both."
 TARGET_NOT_FOUND = "No {what} of this tenant by that name."
+FOR_THEMSELVES = "It was made on behalf of {user}, so they cannot decide on it."
 NOT_IN_NEW_GROUP = "{user} is not a member of the reviewer group {group}, so they could not decide on it."
 
 
@@ -83,8 +84,11 @@ def proposal_reassign(
         raise errors.NotAllowed(NOT_ALLOWED_TO_REASSIGN)
     if to_group is not None and to_group.tenant_id != proposal.tenant_id:
         raise TargetNotFound(TARGET_NOT_FOUND.format(what="reviewer group"))
-    if to_user is not None and not selectors.may_review(to_user, proposal.tenant_id):
+    if to_user is not None and not (to_user.is_active and selectors.may_review(to_user, proposal.tenant_id)):
         raise TargetNotFound(TARGET_NOT_FOUND.format(what="reviewer"))
+    if to_user is not None and to_user.pk == proposal.on_behalf_of_id:
+        # Handed to the person it was made for, it would leave everyone's "for you" list, decidable by nobody.
+        raise errors.DomainError(FOR_THEMSELVES.format(user=to_user.get_username()))
 
     def change(locked: Proposal) -> Proposal:
         before = {

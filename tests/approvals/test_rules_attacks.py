@@ -260,3 +260,21 @@ def test_bulk_costs_a_constant_number_of_queries_per_id(acme):
     per_id = (ten - five) / 5
     assert abs(per_id - (five - one) / 4) <= 1, (one, five, ten)
     assert per_id <= 20, (one, five, ten)
+
+
+@pytest.mark.parametrize("who", ["deactivated", "requester"])
+def test_reassign_to_someone_who_cannot_decide_is_refused(acme, who):
+    """Handing a proposal to a person who may not decide on it (a deactivated reviewer, the reviewer it was
+    made for) would take it out of every other reviewer's "for you" list while nobody can act on it."""
+    target, _ = second_reviewer(acme, "target")
+    pid = submit(acme).json()["id"]
+    if who == "deactivated":
+        target.is_active = False
+        target.save(update_fields=["is_active"])
+    else:
+        Proposal.objects.filter(pk=pid).update(on_behalf_of=target)
+
+    with pytest.raises(errors.DomainError):
+        services.proposal_reassign(proposal=fresh(pid), by=acme.reviewer, to_user=target, where=API)
+
+    assert fresh(pid).assignee_id is None
