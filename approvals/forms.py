@@ -10,6 +10,7 @@ from typing import Any, Literal, get_args, get_origin
 from django import forms
 
 from adapters import registry
+from approvals.services.decide import reason_given
 
 REASON_REQUIRED = "Say why you reject it: the agent and the requester will read it."
 CHANGES_REASON_REQUIRED = "Say what the agent should change: it reads this and proposes a corrected call."
@@ -22,6 +23,9 @@ class ApproveForm(forms.Form):
     comment = forms.CharField(
         required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2}), label="Comment (optional)"
     )
+    # The args hash of the version the page showed: the approval counts for those args only (another
+    # reviewer's edit since is refused, 409, rather than approved unseen). The page always sends it.
+    args_hash = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
 
 class RejectForm(forms.Form):
@@ -34,7 +38,7 @@ class RejectForm(forms.Form):
 
     def clean_reason(self) -> str:
         reason = self.cleaned_data["reason"].strip()
-        if not reason:
+        if not reason_given(reason):  # invisible characters alone are no reason
             raise forms.ValidationError(REASON_REQUIRED)
         return reason
 
@@ -46,6 +50,12 @@ class RequestChangesForm(forms.Form):
         label="What should change (required)",
         error_messages={"required": CHANGES_REASON_REQUIRED},
     )
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason_given(reason):  # invisible characters alone are no reason
+            raise forms.ValidationError(CHANGES_REASON_REQUIRED)
+        return reason
 
 
 class ContractChoiceField(forms.ChoiceField):

@@ -44,6 +44,7 @@ from approvals.services.decide import (
     proposal_expire_due,
     proposal_reject,
     proposal_request_changes,
+    reason_given,
     require_reviewer,
 )
 from approvals.services.intake import SUBMISSION_BUDGET, SUBMISSIONS_EXCEEDED, commit_backlog, intake_allowed
@@ -88,6 +89,7 @@ __all__ = [
     "proposal_snooze",
     "proposal_submit",
     "proposals_bulk_decide",
+    "reason_given",
     "require_reviewer",
     "user_actor",
 ]

@@ -203,7 +203,7 @@ def _end(
     had (four-eyes, pending only, a reason required, audited)."""
     require_reviewer(proposal, reviewer)
     reason = (reason or "").strip()
-    if not reason:
+    if not reason_given(reason):
         raise errors.DomainError(required, errors=[{"loc": ["reason"], "msg": "required", "type": "missing"}])
     changes = verdict == Verdict.CHANGES_REQUESTED
 

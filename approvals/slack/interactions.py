@@ -176,7 +176,10 @@ def _click(request: HttpRequest, conn: connections.Resolved, payload: dict[str, 
     try:
         if action_id == blocks.APPROVE:
             approved = services.proposal_approve(
-                proposal=proposal, reviewer=reviewer, where=where_from(request, channel="slack")
+                proposal=proposal,
+                reviewer=reviewer,
+                where=where_from(request, channel="slack"),
+                args_hash=args_hash,  # checked again under the row lock: an edit may land in between
             )
             if approved.status == Status.PENDING:
                 # The quorum is not met yet: the message shows the new count (the service staged its update);
@@ -242,7 +245,7 @@ def _reason_submitted(
         return error(UNKNOWN_PROPOSAL)
     if args_hash != proposal.args_hash:
         return error(ARGS_CHANGED)
-    if not reason:
+    if not services.reason_given(reason):
         return error(REASON_MISSING)
     decide = services.proposal_request_changes if changes else services.proposal_reject
     try:

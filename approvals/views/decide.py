@@ -55,7 +55,7 @@ def _verdict(request: HttpRequest, pk: Any, form_class: type[Form], form_name: s
         done = act(proposal, form.cleaned_data)
     except errors.NotAllowed as exc:
         return _forbidden(request, exc.detail)
-    except (errors.AgentRevoked, errors.AlreadyApproved) as exc:
+    except (errors.AgentRevoked, errors.AlreadyApproved, errors.ArgsChanged) as exc:
         return _conflict(request, pk, exc.detail)
     except errors.InvalidTransition:
         return _conflict(request, pk)
@@ -68,7 +68,11 @@ def _verdict(request: HttpRequest, pk: Any, form_class: type[Form], form_name: s
 def proposal_approve(request: HttpRequest, pk: Any) -> HttpResponse:
     def act(proposal: Proposal, data: dict[str, Any]) -> str:
         approved = services.proposal_approve(
-            proposal=proposal, reviewer=_person(request), where=_where(request), comment=data["comment"]
+            proposal=proposal,
+            reviewer=_person(request),
+            where=_where(request),
+            comment=data["comment"],
+            args_hash=data["args_hash"] or None,
         )
         return approved_message(approved)
 

@@ -278,3 +278,45 @@ def test_reassign_to_someone_who_cannot_decide_is_refused(acme, who):
         services.proposal_reassign(proposal=fresh(pid), by=acme.reviewer, to_user=target, where=API)
 
     assert fresh(pid).assignee_id is None
+
+
+# --- the other doors: the review page and Slack -------------------------------------------------------
+
+
+def test_the_review_page_binds_its_approval_to_the_args_it_showed(acme):
+    """The web's Approve sends the args hash of the version on screen: after another reviewer's edit it is
+    refused (409 page, nothing recorded) instead of approving args this reviewer never saw."""
+    from tests.approvals.test_views import reviewer_client, url
+
+    pid = submit(acme).json()["id"]
+    needs(pid, 2)
+    web = reviewer_client(acme)
+    page = web.get(f"/proposals/{pid}/")
+    seen = fresh(pid).args_hash
+    assert f'name="args_hash" value="{seen}"' in page.content.decode()
+    _, editor = second_reviewer(acme, "editor")
+    assert approve(editor, pid, args=dict(TICKET, priority="low")).status_code == 200
+
+    stale = web.post(url("approve", fresh(pid)), {"comment": "", "args_hash": seen})
+
+    assert stale.status_code == 409
+    assert Approval.objects.filter(proposal_id=pid, reviewer=acme.reviewer).count() == 0
+    assert fresh(pid).status == Status.PENDING
+    current = web.post(url("approve", fresh(pid)), {"comment": "", "args_hash": fresh(pid).args_hash})
+    assert current.status_code == 302
+    assert Decision.objects.filter(proposal_id=pid, verdict="approved").count() == 1
+
+
+@pytest.mark.parametrize("action", ["reject", "request_changes"])
+def test_an_invisible_reason_is_no_reason_on_the_web_or_at_the_service(acme, action):
+    from tests.approvals.test_views import reviewer_client
+
+    pid = submit(acme).json()["id"]
+    path = "reject" if action == "reject" else "request_changes"
+    response = reviewer_client(acme).post(f"/proposals/{pid}/{path}/", {"reason": "\u200b \u2060\u2800"})
+    assert response.status_code == 400
+    decide = services.proposal_reject if action == "reject" else services.proposal_request_changes
+    with pytest.raises(errors.DomainError):
+        decide(proposal=fresh(pid), reviewer=acme.reviewer, reason="\u200b\u2060", where=API)
+    assert fresh(pid).status == Status.PENDING
+    assert not Decision.objects.filter(proposal_id=pid).exists()

@@ -286,7 +286,9 @@ class TestTheLoop:
             outbox.drain()
         assert SlackPost.objects.get(proposal=proposal).shown == Status.CHANGES_REQUESTED
 
-    def test_a_submission_without_a_reason_is_refused_in_the_modal(self, slack, client):
+    # Spaces, or invisible characters alone (zero-width space, word joiner, Braille blank): no reason.
+    @pytest.mark.parametrize("blank", ["  ", "\u200b\u2060\u2800"])
+    def test_a_submission_without_a_reason_is_refused_in_the_modal(self, slack, client, blank):
         proposal = Proposal.objects.get(pk=_submit(slack))
         submission = {
             "type": "view_submission",
@@ -295,7 +297,7 @@ class TestTheLoop:
             "view": {
                 "callback_id": "reject_reason",
                 "private_metadata": f"{proposal.pk}:{proposal.args_hash}:C0APPROVALS",
-                "state": {"values": {"reason": {"reason_input": {"value": "  "}}}},
+                "state": {"values": {"reason": {"reason_input": {"value": blank}}}},
             },
         }
         response = _signed(client, submission)
