@@ -66,7 +66,8 @@ class Conn:
 
 def ticket(n: int, tag: str) -> dict[str, Any]:
     return {
-        "subject": f"Bench {tag} {n} {uuid.uuid4().hex[:12]}",
+        # Each number after a letter: digit groups split by spaces would be read as a card number (policy).
+        "subject": f"Bench {tag} n{n} id{uuid.uuid4().hex[:12]}",
         "description": "Agents bench.",
         "priority": "high",
         "customer_email": "bench@example.com",
