@@ -101,7 +101,6 @@ def resolve(tenant: str, system: str) -> Resolved:
     )
 
 
-
 def slack_review_channel(tenant: str) -> str:
     """The review channel of ``tenant``'s own Slack connection, "" when it has none (the environment's
     Slack has none): what a submission asks on every call, one column read, no secret decrypted."""
@@ -111,6 +110,7 @@ def slack_review_channel(tenant: str) -> str:
         Connection.objects.filter(tenant=tenant, system="slack").values_list("review_channel", flat=True)[:1]
     )
     return found[0] if tenant and found else ""
+
 
 # --- the scope -----------------------------------------------------------------------------------------
 
