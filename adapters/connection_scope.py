@@ -15,6 +15,7 @@ never appears in a repr. Callers reach all of this through ``adapters.connection
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,6 +25,7 @@ from django.conf import settings
 
 from adapters.connection_secrets import decrypt
 from adapters.connection_urls import default_base_url, private_allowed
+from audit.prepared import Param, PreparedRead
 
 SYSTEMS = ("crm", "slack")
 
@@ -83,7 +85,7 @@ def resolve(tenant: str, system: str) -> Resolved:
 
     if system not in SYSTEMS:
         raise ValueError(f"unknown system {system!r}")
-    row = Connection.objects.filter(tenant=tenant, system=system).first() if tenant else None
+    row = _connection_row().first(tenant=tenant, system=system) if tenant else None
     if row is None:
         return default(system, tenant)
     shared = Connection.objects.filter(system=system, base_url=row.base_url).exclude(tenant=tenant).exists()
@@ -104,12 +106,33 @@ def resolve(tenant: str, system: str) -> Resolved:
 def slack_review_channel(tenant: str) -> str:
     """The review channel of ``tenant``'s own Slack connection, "" when it has none (the environment's
     Slack has none): what a submission asks on every call, one column read, no secret decrypted."""
+    found = _review_channel().rows(tenant=tenant) if tenant else []
+    return found[0] if found else ""
+
+
+@functools.cache
+def _connection_row() -> PreparedRead:
+    """A tenant's stored connection to a system: read by every outside call's scope, compiled once."""
     from adapters.models import Connection
 
-    found = list(
-        Connection.objects.filter(tenant=tenant, system="slack").values_list("review_channel", flat=True)[:1]
+    return PreparedRead(
+        lambda tenant, system: Connection.objects.filter(tenant=tenant, system=system).order_by("pk")[:1],
+        tenant=Param.TEXT,
+        system=Param.TEXT,
     )
-    return found[0] if tenant and found else ""
+
+
+@functools.cache
+def _review_channel() -> PreparedRead:
+    """Compiled once (audit.prepared); built on first use, as the models load after this module."""
+    from adapters.models import Connection
+
+    return PreparedRead(
+        lambda tenant: Connection.objects.filter(tenant=tenant, system="slack").values_list(
+            "review_channel", flat=True
+        )[:1],
+        tenant=Param.TEXT,
+    )
 
 
 # --- the scope -----------------------------------------------------------------------------------------

@@ -24,12 +24,13 @@ the resolution and its scope (``resolve``, ``using``, ``current``) in ``adapters
 
 from __future__ import annotations
 
+import functools
 import hmac
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from adapters.connection_scope import (
     SYSTEMS,
@@ -61,6 +62,7 @@ from adapters.connection_urls import (
     private_allowed,
 )
 from audit import services as audit
+from audit.prepared_writes import PreparedInsert
 
 if TYPE_CHECKING:
     from adapters.models import Connection
@@ -124,10 +126,26 @@ def record_created(system: str, external_id: object) -> None:
     from adapters.models import CreatedRecord
 
     conn = current(system)
-    if conn.tenant:
-        CreatedRecord.objects.get_or_create(
-            tenant=conn.tenant, system=system, base_url=conn.base_url, external_id=str(external_id)
-        )
+    if not conn.tenant:
+        return
+    record = CreatedRecord(
+        tenant=conn.tenant, system=system, base_url=conn.base_url, external_id=str(external_id)
+    )
+    # Insert first: a record is new but on a retry, and then the unique constraint says it is there.
+    try:
+        with transaction.atomic():
+            _created_insert().insert(record)
+    except IntegrityError:
+        pass
+
+
+@functools.cache
+def _created_insert() -> PreparedInsert:
+    """Compiled once (audit.prepared): every created record is remembered; built on first use, after the
+    models load."""
+    from adapters.models import CreatedRecord
+
+    return PreparedInsert(CreatedRecord)
 
 
 # --- writing a connection ------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ from approvals.trail import NOT_IN_TRAIL as NOT_IN_TRAIL  # re-exported: what th
 from approvals.trail import SUBMITTED_FIELDS as SUBMITTED_FIELDS
 from approvals.trail import proposal_event, receipt_data
 from audit import services as audit
+from audit.prepared_writes import PreparedUpdate
 from audit.services import Actor, Where
 
 # Statuses that still change; the rest are final (the reviewer page stops polling them).
@@ -79,6 +80,8 @@ WAITING_REASONS = {
     "rate_limited": WAITING + ": rate limit for {system}; next try at {at:%H:%M:%S} UTC.",
 }
 WAITING_OTHER = WAITING + " until {at:%H:%M:%S} UTC."
+
+_UPDATE = PreparedUpdate(Proposal)
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,9 @@ def transition(
     if text is not None:
         proposal.status_reason = text
         update.append("status_reason")
-    proposal.save(update_fields=[*update, *fields, "updated_at"])
+    _UPDATE.save(
+        proposal, [*update, *fields, "updated_at"]
+    )  # proposal.save(update_fields=...), compiled once
     common: dict[str, Any] = {"actor": actor, "where": where, "result": spec.result, "decision": decision}
     events = [proposal_event(proposal, action="outbound.call", data=outbound, **common)] if outbound else []
     # The decision and the receipt this transition records, as their rows say (the trail is their history).

@@ -17,20 +17,23 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from approvals import queues
 from approvals.models import OutboxMessage
+from audit.prepared_writes import PreparedInsert
 
 logger = logging.getLogger(__name__)
+_INSERT = PreparedInsert(
+    OutboxMessage
+)  # compiled once (audit.prepared_writes): every state change stages one
 
 
 def stage(kind: str, payload: dict[str, Any], *, available_at: datetime | None = None) -> OutboxMessage:
     """Write the message in the caller's transaction; hand it off right after the commit when it is due."""
-    message = OutboxMessage.objects.create(
-        kind=kind, payload=payload, available_at=available_at or timezone.now()
+    message = _INSERT.insert(
+        OutboxMessage(kind=kind, payload=payload, available_at=available_at or timezone.now())
     )
     if available_at is None or available_at <= timezone.now():
         transaction.on_commit(lambda: _hand_off_now(message))
@@ -54,13 +57,25 @@ def _hand_off(message: OutboxMessage) -> None:
         raise ValueError(f"no handler for outbox kind {message.kind}")
 
 
+def _claim(message: OutboxMessage) -> bool:
+    """Mark ``message`` dispatched unless a drain did first: ``filter(pk=…, dispatched_at__isnull=True)
+    .update(dispatched_at=now, attempts=F("attempts") + 1)``, written out once per engine (building that
+    query cost a tenth of an approval's CPU); the value is the field's own database form."""
+    connection = connections[router.db_for_write(OutboxMessage)]
+    meta = OutboxMessage._meta
+    qn = connection.ops.quote_name
+    table, pk, at, attempts = (qn(n) for n in (meta.db_table, meta.pk.column, "dispatched_at", "attempts"))
+    sql = f"UPDATE {table} SET {at} = %s, {attempts} = {attempts} + 1 WHERE {pk} = %s AND {at} IS NULL"  # noqa: S608 (quoted names of the model, no input)
+    now = meta.get_field("dispatched_at").get_db_prep_save(timezone.now(), connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, meta.pk.get_db_prep_value(message.pk, connection)])
+        return bool(cursor.rowcount == 1)
+
+
 def _hand_off_now(message: OutboxMessage) -> None:
     """Right after the staging transaction committed. Never raises: a failed hand-off stays for ``drain``."""
     try:
-        claimed = OutboxMessage.objects.filter(pk=message.pk, dispatched_at__isnull=True).update(
-            dispatched_at=timezone.now(), attempts=F("attempts") + 1
-        )
-        if not claimed:
+        if not _claim(message):
             return  # a drain got there first
         try:
             _hand_off(message)

@@ -2,7 +2,7 @@
 
 ``span(name, **attrs)`` wraps a step: ``adapter.validate``, ``adapter.map``, ``adapter.policy``,
 ``adapter.preview``, ``adapter.execute``, ``http.call`` and one ``http.attempt`` per try. Without a
-configured SDK the API's no-op tracer makes a span cost next to nothing.
+configured SDK no span is made at all (the block runs with ``None`` for its span).
 
 Export: when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set *and* ``opentelemetry-sdk`` plus
 ``opentelemetry-exporter-otlp-proto-http`` are installed, ``configure()`` (called once by the audit app)
@@ -38,7 +38,9 @@ def _clean(attrs: dict[str, Any]) -> dict[str, Any]:
 @contextlib.contextmanager
 def span(name: str, **attrs: Any) -> Iterator[Any]:
     """A span around a block; exceptions are recorded on it and re-raised."""
-    if _trace is None:
+    # No provider installed (no exporter configured): the API would hand out non-recording spans, and making
+    # eight of them cost about 3 % of a submission's CPU (bench/README.md, round 8); nothing to make then.
+    if _trace is None or isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider):
         yield None
         return
     tracer = _trace.get_tracer(TRACER_NAME)

@@ -99,6 +99,8 @@ def main() -> None:
             for i in range(half, n):
                 step(i)
             cpu_profile.disable()
+            if os.environ.get("PROFILE_DUMP"):  # for pstats' callers/callees: python -m pstats FILE
+                cpu_profile.dump_stats(os.environ["PROFILE_DUMP"])
             print(f"--- cProfile, CPU time, {n - half} x {what}: top functions by cumulative CPU")
             pstats.Stats(cpu_profile).sort_stats("cumulative").print_stats(
                 int(os.environ.get("PROFILE_LINES", "45"))

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import functools
 import threading
+import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
-from django.urls import reverse
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import get_script_prefix, reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -251,18 +254,33 @@ class ProposalOut(serializers.Serializer):
         if request is not None:
             base = request.build_absolute_uri("/").rstrip("/")
 
-        def url(name: str) -> str:
-            return base + reverse(name, kwargs={"pk": obj.pk})
+        pk = str(obj.pk)
+        return {key: base + before + pk + after for key, before, after in _link_paths(get_script_prefix())}
 
-        return {
-            "self": url("api-proposal-detail"),
-            "review": url("proposal-review"),
-            "approve": url("api-proposal-approve"),
-            "reject": url("api-proposal-reject"),
-            "request_changes": url("api-proposal-request-changes"),
-            "cancel": url("api-proposal-cancel"),
-            "receipt": url("api-proposal-receipt"),
-        }
+
+_LINKS = (
+    ("self", "api-proposal-detail"),
+    ("review", "proposal-review"),
+    ("approve", "api-proposal-approve"),
+    ("reject", "api-proposal-reject"),
+    ("request_changes", "api-proposal-request-changes"),
+    ("cancel", "api-proposal-cancel"),
+    ("receipt", "api-proposal-receipt"),
+)
+_PK_MARK = uuid.UUID(int=0)
+
+
+@functools.lru_cache(maxsize=16)
+def _link_paths(script_prefix: str) -> tuple[tuple[str, str, str], ...]:
+    """Each link's path around its proposal id, reversed once per script prefix: seven ``reverse()`` calls per
+    proposal cost more than the rest of its representation (a page of 50 made 350)."""
+    paths = []
+    for key, name in _LINKS:
+        before, mark, after = reverse(name, kwargs={"pk": _PK_MARK}).partition(str(_PK_MARK))
+        if not mark:
+            raise ImproperlyConfigured(f"the path of {name} does not hold the proposal id")
+        paths.append((key, before, after))
+    return tuple(paths)
 
 
 _bound = threading.local()

@@ -14,7 +14,8 @@ from approvals.models import (
     Proposal,
 )
 from audit import services as audit
-from audit.services import Actor
+from audit.prepared import Param, PreparedRead
+from audit.services import Actor, Where
 
 
 def agent_actor(agent: AgentCredential) -> Actor:
@@ -23,6 +24,16 @@ def agent_actor(agent: AgentCredential) -> Actor:
 
 def user_actor(user: User) -> Actor:
     return Actor(type="user", id=str(user.pk), label=user.get_username())
+
+
+def where_fields(where: Where) -> dict[str, Any]:
+    """The request fields an ``Approval`` and a ``Decision`` keep of where it was made (the channel as one of
+    the model's choices, the user agent cut to its column)."""
+    return {
+        "channel": where.channel if where.channel in ("api", "web", "slack") else "cli",
+        "ip": where.ip or None,
+        "user_agent": where.user_agent[:256],
+    }
 
 
 def _audit_proposal(proposal: Proposal, **fields: Any) -> None:
@@ -36,11 +47,21 @@ def _locked(proposal_id: Any) -> Proposal:
     well, and every submission of the tenant (whose foreign-key check takes ``FOR KEY SHARE`` on the tenant)
     would wait for each decision and commit in flight. ``no_key``: the key never changes here, so rows that
     refer to the proposal (decisions, receipts) can be inserted beside the lock."""
-    return (
+    found = _LOCKED.rows(pk=proposal_id)
+    if not found:
+        raise Proposal.DoesNotExist("Proposal matching query does not exist.")
+    return found[0]
+
+
+# Every decision and commit takes it: compiled once (audit.prepared).
+_LOCKED = PreparedRead(
+    lambda pk: (
         Proposal.objects.select_for_update(of=("self",), no_key=True)
         .select_related("tenant", "agent")
-        .get(pk=proposal_id)
-    )
+        .filter(pk=pk)
+    ),
+    pk=Param.UUID,
+)
 
 
 def args_changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:

@@ -17,6 +17,15 @@ from approvals import errors, lifecycle
 from approvals.models import Decision, Proposal, Status, Verdict
 from approvals.services.base import _locked
 from audit import services as audit
+from audit.prepared import Param, PreparedRead
+
+# Compiled once (audit.prepared): every commit reads it.
+_APPROVING = PreparedRead(
+    lambda proposal_id: Decision.objects.filter(proposal_id=proposal_id, verdict=Verdict.APPROVED).order_by(
+        "-at"
+    )[:1],
+    proposal_id=Param.UUID,
+)
 
 
 def _claim(proposal_id: Any) -> tuple[Proposal, Decision, bool] | None:
@@ -36,7 +45,9 @@ def _claim(proposal_id: Any) -> tuple[Proposal, Decision, bool] | None:
             return None
         if proposal.status == Status.APPROVED and proposal.next_attempt_at and proposal.next_attempt_at > now:
             return None  # deferred (breaker open or rate limit): its own dispatch comes later
-        decision = proposal.decisions.filter(verdict=Verdict.APPROVED).order_by("-at").first()
+        decision = _APPROVING.first(proposal_id=proposal.pk)
+        if decision is not None:
+            decision.proposal = proposal  # as the related manager would have set it
         if not proposal.agent.is_active:
             # Approved before its agent was deactivated (deactivation only cancels pending proposals): the
             # agent's work is withdrawn with its credential, so nothing is sent. No webhook to a revoked agent.

@@ -21,10 +21,11 @@ from approvals.models import (
     Status,
     Verdict,
 )
-from approvals.services.base import _locked, agent_actor, args_changes, user_actor
+from approvals.services.base import _locked, agent_actor, args_changes, user_actor, where_fields
 from approvals.services.context import approval_fields, edit_context
 from approvals.services.quorum import approval_recorded, record_approval
 from audit import services as audit
+from audit.prepared_writes import PreparedInsert
 from audit.services import Where
 
 
@@ -74,6 +75,9 @@ def require_reviewer(proposal: Proposal, reviewer: User) -> None:
     rules.require_review_group(reviewer, proposal)
 
 
+_DECISION = PreparedInsert(Decision)  # compiled once (audit.prepared_writes)
+
+
 def _decide(
     locked: Proposal,
     reviewer: User,
@@ -87,16 +91,16 @@ def _decide(
     # transaction (nothing of this decision is kept) and answers like any decision that came second.
     try:
         with transaction.atomic(savepoint=False):
-            decision = Decision.objects.create(
-                proposal=locked,
-                reviewer=reviewer,
-                verdict=verdict,
-                reason=reason,
-                args_hash=locked.args_hash,
-                edited_from=edited_from,
-                channel=where.channel if where.channel in ("api", "web", "slack") else "cli",
-                ip=where.ip or None,
-                user_agent=where.user_agent[:256],
+            decision = _DECISION.insert(
+                Decision(
+                    proposal=locked,
+                    reviewer=reviewer,
+                    verdict=verdict,
+                    reason=reason,
+                    args_hash=locked.args_hash,
+                    edited_from=edited_from,
+                    **where_fields(where),
+                )
             )
     except IntegrityError:
         # The other decision won.

@@ -12,9 +12,12 @@ from django.db import IntegrityError, transaction
 
 from approvals import errors, rules
 from approvals.models import Approval, Proposal
-from approvals.services.base import _audit_proposal, user_actor
+from approvals.services.base import _audit_proposal, user_actor, where_fields
 from approvals.slack import notify as slack_notify
+from audit.prepared_writes import PreparedInsert
 from audit.services import Where
+
+_APPROVAL = PreparedInsert(Approval)  # compiled once (audit.prepared_writes)
 
 
 def record_approval(locked: Proposal, reviewer: User, comment: str, where: Where) -> int:
@@ -22,14 +25,14 @@ def record_approval(locked: Proposal, reviewer: User, comment: str, where: Where
     approval of the same args by the same person is AlreadyApproved (409) and records nothing."""
     try:
         with transaction.atomic():  # a savepoint: the unique constraint answers without ending the caller's
-            Approval.objects.create(
-                proposal=locked,
-                reviewer=reviewer,
-                args_hash=locked.args_hash,
-                comment=comment,
-                channel=where.channel if where.channel in ("api", "web", "slack") else "cli",
-                ip=where.ip or None,
-                user_agent=where.user_agent[:256],
+            _APPROVAL.insert(
+                Approval(
+                    proposal=locked,
+                    reviewer=reviewer,
+                    args_hash=locked.args_hash,
+                    comment=comment,
+                    **where_fields(where),
+                )
             )
     except IntegrityError:
         given = rules.counted_approvals(locked).count()
@@ -37,7 +40,10 @@ def record_approval(locked: Proposal, reviewer: User, comment: str, where: Where
             errors.ALREADY_APPROVED.format(missing=max(0, locked.approvals_required - given)),
             missing=max(0, locked.approvals_required - given),
         ) from None
-    return rules.counted_approvals(locked).count()
+    # Read as rows, not counted: the answer shows them (the serializer takes them from here, no second read).
+    counted = list(rules.counted_approvals(locked))
+    locked.prefetched_approvals = counted  # type: ignore[attr-defined]
+    return len(counted)
 
 
 def approval_recorded(

@@ -25,6 +25,8 @@ from approvals.services.context import agent_context, approval_fields
 from approvals.services.intake import _take_submission
 from approvals.slack import notify as slack_notify
 from audit import services as audit
+from audit.prepared import Param, PreparedRead
+from audit.prepared_writes import PreparedInsert
 from audit.services import Where
 
 
@@ -132,20 +134,22 @@ def proposal_submit(
                 # this transaction (and its proposal) is committed.
                 audit.transaction_lock(f"rate:{agent.pk}:{tool}")
                 policy.check_rate(prepared.tool, ctx)
-            proposal = Proposal.objects.create(
-                tenant=tenant,
-                agent=agent,
-                on_behalf_of=on_behalf_of,
-                tool=tool,
-                args=prepared.args,
-                args_hash=prepared.args_hash,
-                submitted_args_hash=prepared.args_hash,
-                rationale=rationale,
-                risk=prepared.risk,
-                preview=prepared.preview.as_dict(),
-                idempotency_key=key,
-                expires_at=now + timedelta(seconds=settings.ACME_PROPOSAL_TTL),
-                **approval_fields(ctx, tool, prepared.risk),
+            proposal = _INSERT.insert(
+                Proposal(
+                    tenant=tenant,
+                    agent=agent,
+                    on_behalf_of=on_behalf_of,
+                    tool=tool,
+                    args=prepared.args,
+                    args_hash=prepared.args_hash,
+                    submitted_args_hash=prepared.args_hash,
+                    rationale=rationale,
+                    risk=prepared.risk,
+                    preview=prepared.preview.as_dict(),
+                    idempotency_key=key,
+                    expires_at=now + timedelta(seconds=settings.ACME_PROPOSAL_TTL),
+                    **approval_fields(ctx, tool, prepared.risk),
+                )
             )
             # Its tenant's Slack review channel hears of it (staged: Slack being down costs intake nothing).
             slack_notify.stage_post(proposal)
@@ -219,6 +223,16 @@ def _replay_of(
     ) or _recent_derived(agent=agent, key=previous, args_hash=args_hash, tool=tool, on_behalf_of=on_behalf_of)
 
 
+_INSERT = PreparedInsert(Proposal)  # compiled once (audit.prepared)
+_KEY = PreparedRead(  # compiled once (audit.prepared): asked on every submission without a key of its own
+    lambda agent_id, key: Proposal.objects.filter(agent_id=agent_id, idempotency_key=key).values_list(
+        "pk", flat=True
+    )[:1],
+    agent_id=Param.INT,
+    key=Param.TEXT,
+)
+
+
 def _replay(
     *, agent: AgentCredential, key: str, args_hash: str, tool: str, on_behalf_of: User | None
 ) -> Proposal | None:
@@ -226,7 +240,7 @@ def _replay(
     the same key makes its own proposal, and never learns of (or reads back) this one."""
     # Most submissions are new: ask for the key alone first (one column, no join, no ORDER BY: the pair is
     # unique), and read the whole proposal only for a replay.
-    found = list(Proposal.objects.filter(agent=agent, idempotency_key=key).values_list("pk", flat=True)[:1])
+    found = _KEY.rows(agent_id=agent.pk, key=key)
     if not found:
         return None
     existing = Proposal.objects.select_related("tenant").get(pk=found[0])

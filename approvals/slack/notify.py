@@ -19,6 +19,7 @@ from typing import Any
 from adapters import connections
 from approvals import outbox
 from approvals.models import OutboxMessage, Proposal, SlackPost
+from audit.prepared import Param, PreparedRead
 
 
 def _stage(payload: dict[str, Any]) -> OutboxMessage:
@@ -34,8 +35,15 @@ def stage_post(proposal: Proposal) -> SlackPost | None:
     return post
 
 
+# Whether a proposal has a Slack message: asked on every status change, compiled once (audit.prepared).
+_POSTED = PreparedRead(
+    lambda proposal_id: SlackPost.objects.filter(proposal_id=proposal_id).values_list("pk", flat=True)[:1],
+    proposal_id=Param.UUID,
+)
+
+
 def stage_sync(proposal: Proposal) -> None:
-    if SlackPost.objects.filter(proposal_id=proposal.pk).exists():
+    if _POSTED.rows(proposal_id=proposal.pk):
         _stage({"op": "sync", "tenant": proposal.tenant.slug, "proposal_id": str(proposal.pk)})
 
 
@@ -46,5 +54,5 @@ def stage_ephemeral(*, tenant: str, channel: str, user: str, text: str) -> None:
 def stage_reminder(proposal: Proposal) -> None:
     """A reminder in the thread of the proposal's message, when it has one (staged once: the caller's claim
     of ``Proposal.reminded_at`` is in the same transaction, so a restart neither loses nor repeats it)."""
-    if SlackPost.objects.filter(proposal_id=proposal.pk).exists():
+    if _POSTED.rows(proposal_id=proposal.pk):
         _stage({"op": "reminder", "tenant": proposal.tenant.slug, "proposal_id": str(proposal.pk)})
