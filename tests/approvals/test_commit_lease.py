@@ -148,3 +148,34 @@ def test_a_stalled_workers_late_result_is_discarded(acme, monkeypatch, late):
         2,
     )
     assert AuditEvent.objects.filter(action="proposal.committed", subject_id=str(proposal.pk)).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_thread_renews_every_commit_in_flight_and_stops_with_each(acme, settings, no_handoff):
+    import threading
+
+    settings.ACME_COMMIT_LEASE = 1
+    settings.ACME_COMMIT_HEARTBEAT = 0.1
+    first = approved(acme)
+    second_proposal = services.proposal_submit(
+        agent=acme.agent, tool="crm.create_ticket", args={**ARGS, "subject": "Another"}, where=API
+    ).proposal
+    second = services.proposal_approve(proposal=second_proposal, reviewer=acme.reviewer, where=API)
+    past = timezone.now()
+    Proposal.objects.filter(pk__in=[first.pk, second.pk]).update(
+        status=Status.COMMITTING, lease_token=1, lease_until=past
+    )
+
+    def lease_of(proposal: Proposal) -> Any:
+        return Proposal.objects.get(pk=proposal.pk).lease_until
+
+    with lease.heartbeat(first.pk, 1):
+        with lease.heartbeat(second.pk, 1):
+            time.sleep(0.5)
+            assert lease_of(first) > past and lease_of(second) > past  # both renewed
+            beating = [t for t in threading.enumerate() if t.name == "acme-lease-heartbeat"]
+            assert len(beating) == 1  # one thread for both, not one per commit
+        ended = lease_of(second)
+        time.sleep(0.4)
+        assert lease_of(second) == ended  # the second's block ended: no more renewals of it
+        assert lease_of(first) > ended  # while the first's go on
