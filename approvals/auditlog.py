@@ -7,8 +7,8 @@ that tool?", "who relaxed this policy?" or "who added this person to that review
 
 Registered: every model of this app except the operational queues and logs, which churn on every commit
 and carry nothing a person decided, and a proposal's own rows (``NOT_AUDITED``); the tenants' outside
-connections (``adapters.Connection``); the users. A proposal, its decision and its receipt change only in
-the services, and every change is an audit event with who, what, when and where (``approvals.lifecycle``:
+connections (``adapters.Connection``); the users. A proposal, its decision, its receipt and its approvals
+and snoozes change only in the services, and every change is an audit event with who, what, when and where (``approvals.lifecycle``:
 the status and ``status_reason``, the fields the change saved, the decision's verdict, the receipt's
 fields), so a second, per-field history of them would cost a write per state change for nothing. A
 reviewer group's members are tracked as a many-to-many field. So a new configuration model is covered the
@@ -34,6 +34,12 @@ NOT_AUDITED = {
     "Proposal",
     "Decision",
     "Receipt",
+    # Also a proposal's: its approvals (each is ``proposal.approval_recorded`` or the decision's event), its
+    # snoozes (``proposal.snoozed``), and what was sent about it (its Slack message, its reviewers' emails).
+    "Approval",
+    "ReviewSnooze",
+    "SlackPost",
+    "ReviewerEmail",
 }
 ALWAYS_EXCLUDED = {"token_hash", "updated_at", "last_used_at", "password", "last_login"}
 EXCLUDED_BY_MODEL: dict[str, set[str]] = {}
