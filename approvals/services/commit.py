@@ -12,7 +12,8 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
+from django.db import connection as db_connection
 from django.utils import timezone
 
 from adapters import breaker, connections, http, registry
@@ -29,8 +30,10 @@ from approvals.services.base import _locked
 from approvals.services.claim import _claim
 from approvals.services.sagas import SagaFailed, _run_steps
 from audit import services as audit
+from audit.prepared_writes import PreparedInsert
 
 logger = logging.getLogger(__name__)
+_RECEIPT = PreparedInsert(Receipt)  # compiled once (audit.prepared)
 # A commit that met Redis unavailable (breaker or rate-limit state) is tried again this many seconds later.
 REDIS_RETRY_SECONDS = 5
 
@@ -108,6 +111,26 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
             token,
             adapter_errors.Deferred(reason="redis_unavailable", retry_at=time.time() + REDIS_RETRY_SECONDS),
         )
+    except (OperationalError, InterfaceError) as exc:
+        # Our own database went away during the calls (perhaps after the write went through, while its record
+        # was being kept): like Redis above, nothing says the write was refused. Reconnect and retry later with
+        # the same idempotency key; if the database is still down, finishing fails too and the lease hands
+        # the commit to the next worker.
+        logger.warning("commit of %s lost its database (%s); retrying later", proposal.pk, type(exc).__name__)
+        if (
+            not db_connection.in_atomic_block
+            and db_connection.connection is not None
+            and not db_connection.is_usable()
+        ):
+            db_connection.close()  # the next query opens a new one
+        return _finish_deferred(
+            proposal,
+            decision,
+            token,
+            adapter_errors.Deferred(
+                reason="database_unavailable", retry_at=time.time() + REDIS_RETRY_SECONDS
+            ),
+        )
     except Exception as exc:  # an unexpected error must not leave the proposal looking in progress
         logger.exception("commit of %s crashed", proposal.pk)
         return _finish_unsuccessful(
@@ -125,16 +148,18 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
                 data={"system": outcome.system, "external_id": outcome.external_id},
             )
             return CommitResult("noop", str(proposal.pk))
-        Receipt.objects.create(
-            proposal=locked,
-            system=outcome.system,
-            external_id=outcome.external_id,
-            external_url=outcome.url,
-            response_summary={**outcome.summary, "reconciled": True}
-            if outcome.reconciled
-            else outcome.summary,
-            attempts=outcome.attempts,
-            args_hash=locked.args_hash,
+        _RECEIPT.insert(
+            Receipt(
+                proposal=locked,
+                system=outcome.system,
+                external_id=outcome.external_id,
+                external_url=outcome.url,
+                response_summary={**outcome.summary, "reconciled": True}
+                if outcome.reconciled
+                else outcome.summary,
+                attempts=outcome.attempts,
+                args_hash=locked.args_hash,
+            )
         )
         locked.lease_until = None
         locked.commit_attempts += outcome.attempts
