@@ -395,9 +395,21 @@ def main() -> dict[str, Any]:
             wait_workers_idle(conn, ["acme-latency"])
             ids = api.submit_many(LATENCY_N + WARMUP, "lat")
             latency["product"] = product_latency(api, pg, ids)
-            # The same at CLIENTS reviewers approving at once (issue 21's absolute target, one worker).
+            # The same at CLIENTS reviewers approving at once (issue 21's absolute target), on one worker, then
+            # on one worker per core (the commits of eight approvals at once queue on one worker).
             ids = api.submit_many(LATENCY_N + WARMUP, "lat-clients")
             latency["product_8_clients"] = product_latency_clients(api, run.database_url, ids, CLIENTS)
+            per_core = [f"acme-latency-{i}" for i in range(1, os.cpu_count() or 1)]
+            for name in per_core:
+                run.start_acme_worker(name)
+            wait_workers_idle(conn, ["acme-latency", *per_core])
+            ids = api.submit_many(LATENCY_N + WARMUP, "lat-clients-cores")
+            latency["product_8_clients_per_core"] = {
+                "workers": 1 + len(per_core),
+                **product_latency_clients(api, run.database_url, ids, CLIENTS),
+            }
+            for name in per_core:
+                run.stop(name)
             latency["noop_on_acme_worker"] = job_latency(conn, "commits", LATENCY_N)
             run.stop("acme-latency")
             for kind, cls in (("bare_simple", SIMPLE), ("bare_forking", FORKING)):
