@@ -142,19 +142,19 @@ class PreparedUpdate:
         if model._meta.parents:
             raise ImproperlyConfigured(f"{model.__name__}: a prepared update takes a model without parents")
 
-    def _compile(self, obj: Any, alias: str, names: tuple[str, ...]) -> _CompiledUpdate | None:
+    def _compile(
+        self, obj: Any, alias: str, fields: tuple[Any, ...], values: list[Any], bound: int
+    ) -> _CompiledUpdate | None:
         from django.db.models.sql import UpdateQuery
 
-        meta = self.model._meta
-        fields = tuple(meta.get_field(name) for name in names)
         if any(not f.concrete or f.primary_key or f.generated for f in fields):
             return None
         query = UpdateQuery(self.model)
-        query.add_update_fields([(f, None, f.pre_save(obj, False)) for f in fields])
+        query.add_update_fields([(f, None, v) for f, v in zip(fields, values, strict=True)])
         query.add_q(Q(pk=obj.pk))
         compiler = query.get_compiler(using=alias)
         sql, params = compiler.as_sql()
-        if sql.count("%s") != len(fields) + 1 or len(params) != len(fields) + 1:
+        if sql.count("%s") != bound or len(params) != bound:
             return None  # a field with a placeholder of its own
         return _CompiledUpdate(sql=sql, fields=fields, connection=compiler.connection)
 
@@ -165,31 +165,33 @@ class PreparedUpdate:
         model = self.model
         if type(obj) is not model:
             raise TypeError(f"expected a {model.__name__}, got {type(obj).__name__}")
-        names = tuple(dict.fromkeys(model._meta.get_field(n).name for n in update_fields))
+        meta = model._meta
+        fields = tuple(dict.fromkeys(meta.get_field(n) for n in update_fields))
+        names = [f.name for f in fields]
         obj._prepare_related_fields_for_save(operation_name="save")
         alias = using or obj._state.db or router.db_for_write(model, instance=obj)
         if pre_save.has_listeners(model) or post_save.has_listeners(model) or obj.pk is None:
-            obj.save(update_fields=list(names), using=alias)
+            obj.save(update_fields=names, using=alias)
             return
-        cache: dict[tuple[str, tuple[str, ...]], _CompiledUpdate | None] | None = getattr(
-            self._local, "cache", None
-        )
+        values = [f.pre_save(obj, False) for f in fields]
+        if any(hasattr(v, "resolve_expression") for v in values):
+            obj.save(update_fields=names, using=alias)  # an expression: its SQL is its own
+            return
+        cache: dict[tuple[Any, ...], _CompiledUpdate | None] | None = getattr(self._local, "cache", None)
         if cache is None:
             cache = self._local.cache = {}
         connection = connections[alias]
-        key = (alias, names)
+        # The compiler writes a value that is None once prepared as NULL in the statement: one per pattern.
+        prepared = [f.get_db_prep_save(v, connection) for f, v in zip(fields, values, strict=True)]
+        key = (alias, tuple(names), tuple(p is None for p in prepared))
         if key not in cache or (cache[key] is not None and cache[key].connection is not connection):  # type: ignore[union-attr]
-            cache[key] = self._compile(obj, alias, names)
+            cache[key] = self._compile(obj, alias, fields, values, sum(p is not None for p in prepared) + 1)
         compiled = cache[key]
         if compiled is None:
-            obj.save(update_fields=list(names), using=alias)
+            obj.save(update_fields=names, using=alias)
             return
-        values = [f.pre_save(obj, False) for f in compiled.fields]
-        if any(hasattr(v, "resolve_expression") for v in values):
-            obj.save(update_fields=list(names), using=alias)
-            return
-        params = [f.get_db_prep_save(v, connection) for f, v in zip(compiled.fields, values, strict=True)]
-        params.append(model._meta.pk.get_db_prep_value(obj.pk, connection))
+        params = [p for p in prepared if p is not None]
+        params.append(meta.pk.get_db_prep_value(obj.pk, connection))
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             if cursor.rowcount != 1:

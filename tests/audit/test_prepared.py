@@ -263,3 +263,41 @@ def test_a_prepared_update_saves_the_named_fields_only(acme: Any) -> None:
     Proposal.objects.filter(pk=proposal.pk).delete()
     with pytest.raises(DatabaseError, match="did not affect any rows"):
         update.save(proposal, ["status_reason", "updated_at"])
+
+
+def test_a_prepared_update_writes_a_none_and_then_a_value_again(acme: Any) -> None:
+    """A None is NULL in the compiled statement, not a parameter: each pattern of Nones has its own (the
+    commit sets ``lease_until`` to None, the claim to a time)."""
+    from django.db.models.signals import pre_save
+    from django.utils import timezone
+
+    from audit.prepared_writes import PreparedUpdate
+
+    update = PreparedUpdate(Proposal)
+    proposal = Proposal.objects.create(
+        tenant=acme.tenant,
+        agent=acme.agent,
+        tool="crm.create_ticket",
+        risk="low",
+        args={},
+        idempotency_key="k-none",
+        expires_at="2099-01-01T00:00:00Z",
+    )
+    saves: list[Any] = []
+
+    def counting(sender: Any, **kwargs: Any) -> None:
+        saves.append(sender)
+
+    for lease_until in (None, timezone.now(), None):
+        proposal.lease_until = lease_until
+        # No receiver during the call: it is the compiled statement that runs, not save().
+        update.save(proposal, ["lease_until", "updated_at"])
+        assert Proposal.objects.get(pk=proposal.pk).lease_until == lease_until
+    pre_save.connect(counting, sender=Proposal)
+    try:
+        proposal.lease_until = None
+        update.save(proposal, ["lease_until"])
+    finally:
+        pre_save.disconnect(counting, sender=Proposal)
+    assert saves == [Proposal] and Proposal.objects.get(pk=proposal.pk).lease_until is None
+    assert all(c is not None for c in update._local.cache.values())  # every pattern compiled, none fell back
