@@ -351,3 +351,28 @@ class TestPrivateAddresses:
         with connections.using("acme"):
             crm.call("GET", "tickets/1.json")
         assert local_server.hits == ["/api/v2/tickets/1.json"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_created_record_is_kept_once_and_not_waited_for_on_disk_in_its_own_transaction(acme):
+    """record_created runs after the outside call, in a transaction of its own: on PostgreSQL its COMMIT is
+    not waited for on disk (the receipt's later, synchronous COMMIT flushes it), and never so inside a
+    caller's transaction, whose durability is the caller's."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from adapters import connections as adapter_connections
+    from adapters.models import CreatedRecord
+
+    with adapter_connections.using("acme"), CaptureQueriesContext(connection) as own:
+        adapter_connections.record_created("crm", 41)
+        adapter_connections.record_created("crm", 41)  # a retry: the unique constraint keeps one
+    with adapter_connections.using("acme"), CaptureQueriesContext(connection) as inside:
+        with transaction.atomic():
+            adapter_connections.record_created("crm", 42)
+
+    assert CreatedRecord.objects.filter(tenant="acme", system="crm", external_id="41").count() == 1
+    assert CreatedRecord.objects.filter(tenant="acme", system="crm", external_id="42").count() == 1
+    relaxed = [q["sql"] for q in own.captured_queries if "synchronous_commit" in q["sql"]]
+    assert len(relaxed) == (2 if connection.vendor == "postgresql" else 0)
+    assert not [q for q in inside.captured_queries if "synchronous_commit" in q["sql"]]
