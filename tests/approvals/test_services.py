@@ -426,3 +426,28 @@ def test_a_proposal_under_its_lock_leaves_its_tenant_and_agent_free(acme):
             )
             with pytest.raises(psycopg.errors.LockNotAvailable):
                 other.execute("SELECT 1 FROM approvals_proposal WHERE id = %s FOR UPDATE", [proposal.pk])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_commits_hand_off_mark_is_not_waited_for_on_disk_but_a_reminders_is(acme, monkeypatch):
+    """The outbox's mark on a commit (whose job claims its proposal under a lock, so a second hand-off after
+    a crash is harmless) is committed without waiting for the disk on PostgreSQL; the mark on a Slack call,
+    which a second hand-off would send twice, is flushed."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from approvals import queues
+
+    monkeypatch.setattr(queues, "enqueue_commit", lambda pk: True)
+    monkeypatch.setattr(queues, "enqueue_slack", lambda pk: True)
+    with CaptureQueriesContext(connection) as marks, transaction.atomic():
+        commit = outbox.stage(OutboxMessage.Kind.COMMIT, {"proposal_id": "x"})
+        slack = outbox.stage(OutboxMessage.Kind.SLACK, {"op": "ephemeral"})
+    # (the hand-offs, and their marks, ran right after the COMMIT)
+
+    relaxed = [q["sql"] for q in marks.captured_queries if "synchronous_commit" in q["sql"]]
+    assert len(relaxed) == (1 if connection.vendor == "postgresql" else 0)
+    commit.refresh_from_db()
+    slack.refresh_from_db()
+    assert commit.dispatched_at is not None and commit.attempts == 1
+    assert slack.dispatched_at is not None and slack.attempts == 1
