@@ -140,7 +140,9 @@ def test_a_change_made_with_a_persons_api_token_is_logged_with_that_person(acme)
     from audit.where import AuditlogMiddleware
 
     def view(request):
-        user, _ = BearerTokenAuthentication().authenticate(Request(request))
+        authenticated = BearerTokenAuthentication().authenticate(Request(request))
+        assert authenticated is not None
+        user = authenticated[0]
         tenant = domain.Tenant.objects.get(pk=acme.tenant.pk)
         tenant.name = "Renamed by token"
         tenant.save()
