@@ -17,6 +17,21 @@ from audit.prepared import Param, PreparedRead
 pytestmark = pytest.mark.django_db
 
 
+def _proposal(party: Any, key: str, **fields: Any) -> Proposal:
+    """An unsaved pending proposal of ``party``'s agent under idempotency key ``key``."""
+    values: dict[str, Any] = {
+        "tenant": party.tenant,
+        "agent": party.agent,
+        "tool": "crm.create_ticket",
+        "risk": "low",
+        "args": {},
+        "idempotency_key": key,
+        "expires_at": "2099-01-01T00:00:00Z",
+        **fields,
+    }
+    return Proposal(**values)
+
+
 def _agent_by_hash() -> PreparedRead:
     return PreparedRead(
         lambda digest: AgentCredential.objects.select_related("tenant").filter(
@@ -152,27 +167,10 @@ def test_a_prepared_insert_keeps_the_constraints_and_the_receivers(acme: Any) ->
     from audit.prepared_writes import PreparedInsert
 
     insert = PreparedInsert(Proposal)
-    first = Proposal.objects.create(
-        tenant=acme.tenant,
-        agent=acme.agent,
-        tool="crm.create_ticket",
-        risk="low",
-        args={},
-        idempotency_key="k1",
-        expires_at="2099-01-01T00:00:00Z",
-    )
+    first = _proposal(acme, "k1")
+    first.save()
     with pytest.raises(IntegrityError), transaction.atomic():
-        insert.insert(
-            Proposal(
-                tenant=acme.tenant,
-                agent=acme.agent,
-                tool="crm.create_ticket",
-                risk="low",
-                args={},
-                idempotency_key="k1",
-                expires_at="2099-01-01T00:00:00Z",
-            )
-        )
+        insert.insert(_proposal(acme, "k1"))
     assert Proposal.objects.filter(idempotency_key="k1").count() == 1
     heard: list[Any] = []
 
@@ -181,17 +179,7 @@ def test_a_prepared_insert_keeps_the_constraints_and_the_receivers(acme: Any) ->
 
     post_save.connect(receiver, sender=Proposal)
     try:
-        other = insert.insert(
-            Proposal(
-                tenant=acme.tenant,
-                agent=acme.agent,
-                tool="crm.create_ticket",
-                risk="low",
-                args={},
-                idempotency_key="k2",
-                expires_at="2099-01-01T00:00:00Z",
-            )
-        )
+        other = insert.insert(_proposal(acme, "k2"))
     finally:
         post_save.disconnect(receiver, sender=Proposal)
     assert heard == [(other.pk, True)] and other.pk != first.pk  # a receiver gets save() itself
@@ -203,15 +191,8 @@ def test_a_uuid_parameter_and_a_row_lock(acme: Any) -> None:
 
     from approvals.services.base import _locked
 
-    proposal = Proposal.objects.create(
-        tenant=acme.tenant,
-        agent=acme.agent,
-        tool="crm.create_ticket",
-        risk="low",
-        args={"subject": "x"},
-        idempotency_key="k-lock",
-        expires_at="2099-01-01T00:00:00Z",
-    )
+    proposal = _proposal(acme, "k-lock", args={"subject": "x"})
+    proposal.save()
     with transaction.atomic():
         for pk in (proposal.pk, str(proposal.pk), proposal.pk.hex):  # each spelling a UUIDField takes
             locked = _locked(pk)
@@ -241,15 +222,8 @@ def test_a_prepared_update_saves_the_named_fields_only(acme: Any) -> None:
     from audit.prepared_writes import PreparedUpdate
 
     update = PreparedUpdate(Proposal)
-    proposal = Proposal.objects.create(
-        tenant=acme.tenant,
-        agent=acme.agent,
-        tool="crm.create_ticket",
-        risk="low",
-        args={"subject": "x"},
-        idempotency_key="k-upd",
-        expires_at="2099-01-01T00:00:00Z",
-    )
+    proposal = _proposal(acme, "k-upd", args={"subject": "x"})
+    proposal.save()
     before = Proposal.objects.get(pk=proposal.pk).updated_at
     proposal.status_reason = "Working on it"
     proposal.args = {"subject": "not saved"}  # not among the fields named
@@ -274,15 +248,8 @@ def test_a_prepared_update_writes_a_none_and_then_a_value_again(acme: Any) -> No
     from audit.prepared_writes import PreparedUpdate
 
     update = PreparedUpdate(Proposal)
-    proposal = Proposal.objects.create(
-        tenant=acme.tenant,
-        agent=acme.agent,
-        tool="crm.create_ticket",
-        risk="low",
-        args={},
-        idempotency_key="k-none",
-        expires_at="2099-01-01T00:00:00Z",
-    )
+    proposal = _proposal(acme, "k-none")
+    proposal.save()
     saves: list[Any] = []
 
     def counting(sender: Any, **kwargs: Any) -> None:
