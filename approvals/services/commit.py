@@ -112,17 +112,25 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
             adapter_errors.Deferred(reason="redis_unavailable", retry_at=time.time() + REDIS_RETRY_SECONDS),
         )
     except (OperationalError, InterfaceError) as exc:
-        # Our own database went away during the calls (perhaps after the write went through, while its record
-        # was being kept): like Redis above, nothing says the write was refused. Reconnect and retry later with
-        # the same idempotency key; if the database is still down, finishing fails too and the lease hands
-        # the commit to the next worker.
+        if not _connection_lost(exc) or registry.get(proposal.tool).steps:
+            # A statement that failed on a live connection (a timeout, a lock) is an error like any other. A
+            # multi-step tool's steps are not told they resume (sagas.run_step), so a retried step could post
+            # to Slack again: it fails as before, for an admin to check and requeue.
+            logger.exception("commit of %s crashed", proposal.pk)
+            return _finish_unsuccessful(
+                proposal,
+                decision,
+                token,
+                Status.FAILED,
+                f"Internal error ({type(exc).__name__}).",
+                attempts=1,
+            )
+        # Our own database connection went away during the calls (perhaps after the write went through, while
+        # its record was being kept): like Redis above, nothing says the write was refused. Retry later with
+        # the same idempotency key, counted as an attempt so that the retry runs as a resumed one (a Slack
+        # post is looked for before it is sent again); if the database is still down, finishing fails too
+        # and the lease hands the commit to the next worker.
         logger.warning("commit of %s lost its database (%s); retrying later", proposal.pk, type(exc).__name__)
-        if (
-            not db_connection.in_atomic_block
-            and db_connection.connection is not None
-            and not db_connection.is_usable()
-        ):
-            db_connection.close()  # the next query opens a new one
         return _finish_deferred(
             proposal,
             decision,
@@ -130,6 +138,7 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
             adapter_errors.Deferred(
                 reason="database_unavailable", retry_at=time.time() + REDIS_RETRY_SECONDS
             ),
+            attempts=1,
         )
     except Exception as exc:  # an unexpected error must not leave the proposal looking in progress
         logger.exception("commit of %s crashed", proposal.pk)
@@ -179,6 +188,23 @@ def proposal_commit(*, proposal_id: Any) -> CommitResult:
             fields=["lease_until", "commit_attempts"],
         )
     return CommitResult("committed", str(proposal.pk))
+
+
+# SQLSTATEs of a server that ended the session: admin_shutdown, crash_shutdown, cannot_connect_now; and every
+# "connection exception" (class 08).
+_SESSION_ENDED = ("57P01", "57P02", "57P03")
+
+
+def _connection_lost(exc: Exception) -> bool:
+    """Whether ``exc`` says the database connection itself was lost (PostgreSQL: the server ended the session,
+    or the driver lost it without an answer), not that a statement failed on a live one (a timeout, a lock,
+    a constraint). Asking the connection afterwards says nothing: Django has opened a new one by then."""
+    if db_connection.vendor != "postgresql":
+        return False  # SQLite's errors (e.g. "database is locked") are statements failing, not a lost server
+    if isinstance(exc, InterfaceError):
+        return True
+    state = getattr(exc.__cause__, "sqlstate", None)
+    return state is None or state.startswith("08") or state in _SESSION_ENDED
 
 
 def _wait_for_breaker(
