@@ -60,6 +60,11 @@ class _Heartbeats:
     (about a millisecond and a half of a commit of ten, under load) than the whole beat it ran."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        """A fresh state: at start, and in a forked child (the parent's thread is not running there, and its
+        lock may have been held at the fork by that thread, forever, as far as the child can tell)."""
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._due: dict[tuple[Any, int], tuple[float, float]] = {}  # (proposal, token) -> (due, interval)
@@ -70,7 +75,6 @@ class _Heartbeats:
     def add(self, key: tuple[Any, int], interval: float) -> None:
         with self._lock:
             self._due[key] = (time.monotonic() + interval, interval)
-            # After a fork (a forking RQ worker) the parent's thread is not running in the child.
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
                 self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="acme-lease-heartbeat", daemon=True)
@@ -78,11 +82,14 @@ class _Heartbeats:
             self._wake.notify()
 
     def remove(self, key: tuple[Any, int]) -> None:
-        """Stop beating for ``key``; a beat of it already under way is waited for, so none follows."""
+        """Stop beating for ``key``; a beat of it already under way is waited for (one interval at most: a
+        beat stuck on a dead network must not hold the commit's end; its late renewal matches no row, as
+        the proposal is no longer committing under this token)."""
         with self._lock:
-            self._due.pop(key, None)
-            while self._running == key:
-                self._wake.wait()
+            entry = self._due.pop(key, None)
+            deadline = time.monotonic() + (entry[1] if entry else float(settings.ACME_COMMIT_HEARTBEAT))
+            while self._running == key and (left := deadline - time.monotonic()) > 0:
+                self._wake.wait(left)
 
     def _next(self) -> list[tuple[Any, int]]:
         """Wait for the next due beats; each is rescheduled one interval on before it runs."""
@@ -130,6 +137,7 @@ class _Heartbeats:
 
 
 _HEARTBEATS = _Heartbeats()
+os.register_at_fork(after_in_child=_HEARTBEATS._reset)
 
 
 @contextmanager

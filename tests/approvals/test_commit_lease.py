@@ -179,3 +179,46 @@ def test_one_thread_renews_every_commit_in_flight_and_stops_with_each(acme, sett
         time.sleep(0.4)
         assert lease_of(second) == ended  # the second's block ended: no more renewals of it
         assert lease_of(first) > ended  # while the first's go on
+
+
+def test_a_forked_child_starts_with_a_heartbeat_of_its_own():
+    """A forking worker's child must not inherit the parent's heartbeat lock held by the parent's thread
+    (it would wait on it forever) nor the parent's commits in flight."""
+    import os
+
+    beats = lease._HEARTBEATS
+    with beats._lock:  # the parent's heartbeat thread holds its lock at the moment of the fork
+        beats._due[("parent-commit", 1)] = (time.monotonic() + 60, 60.0)
+        pid = os.fork()
+        if pid == 0:  # the child: a fresh lock, nothing in flight
+            ok = beats._lock.acquire(timeout=2) and not beats._due
+            os._exit(0 if ok else 1)
+        beats._due.pop(("parent-commit", 1))
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_beat_stuck_on_the_network_does_not_hold_the_commits_end(settings, monkeypatch):
+    """The heartbeat's renewal hangs (a connection black-holed, no reset): the commit's block still ends
+    within about one interval, instead of waiting for the beat for ever."""
+    import threading
+
+    settings.ACME_COMMIT_HEARTBEAT = 0.2
+    started, release = threading.Event(), threading.Event()
+
+    def stuck(proposal_id, token):
+        started.set()
+        release.wait(10)
+        return True
+
+    monkeypatch.setattr(lease, "renew", stuck)
+    try:
+        with lease.heartbeat("stuck-commit", 1):
+            assert started.wait(5)  # a beat is under way, and hangs
+            ended_at = time.monotonic()
+        took = time.monotonic() - ended_at
+    finally:
+        release.set()
+    assert (
+        took < 5
+    )  # one interval (0.2 s) plus scheduling; without the bound it waits the 10 s the beat hangs
