@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
-from django.db.models import Q
+from django.db.models import Model, Q
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,8 @@ class PreparedInsert:
     database alias. Each call still runs each field's ``pre_save`` and ``get_db_prep_save`` (defaults,
     ``auto_now``, JSON adaptation), and reads back what the database returns (an auto id) through the
     field's converters; what is skipped is building and compiling the statement. A model with ``pre_save``
-    or ``post_save`` receivers, with parents, or a value that is an expression takes ``save()`` itself."""
+    or ``post_save`` receivers or a ``save()`` of its own, with parents, or a value that is an expression
+    takes ``save()`` itself."""
 
     def __init__(self, model: type[Any]) -> None:
         self.model = model
@@ -76,8 +77,8 @@ class PreparedInsert:
         if type(obj) is not model:
             raise TypeError(f"expected a {model.__name__}, got {type(obj).__name__}")
         alias = using or router.db_for_write(model, instance=obj)
-        if pre_save.has_listeners(model) or post_save.has_listeners(model):
-            obj.save(force_insert=True, using=alias)
+        if pre_save.has_listeners(model) or post_save.has_listeners(model) or model.save is not Model.save:
+            obj.save(force_insert=True, using=alias)  # receivers, or a save() of the model's own, run
             return obj
         obj._prepare_related_fields_for_save(operation_name="save")
         meta = model._meta
@@ -134,7 +135,8 @@ class PreparedUpdate:
     """``obj.save(update_fields=...)`` of an existing row of ``model``, its UPDATE compiled once per thread,
     alias and set of fields: each field's ``pre_save`` (``auto_now``) and ``get_db_prep_save`` still run,
     and a row that is gone raises ``DatabaseError`` as ``save()`` does. A model with ``pre_save`` or
-    ``post_save`` receivers, or a value that is an expression, takes ``save()`` itself."""
+    ``post_save`` receivers or a ``save()`` of its own, or a value that is an expression, takes ``save()``
+    itself."""
 
     def __init__(self, model: type[Any]) -> None:
         self.model = model
@@ -170,7 +172,12 @@ class PreparedUpdate:
         names = [f.name for f in fields]
         obj._prepare_related_fields_for_save(operation_name="save")
         alias = using or obj._state.db or router.db_for_write(model, instance=obj)
-        if pre_save.has_listeners(model) or post_save.has_listeners(model) or obj.pk is None:
+        if (
+            pre_save.has_listeners(model)
+            or post_save.has_listeners(model)
+            or model.save is not Model.save  # a save() of the model's own runs
+            or obj.pk is None
+        ):
             obj.save(update_fields=names, using=alias)
             return
         values = [f.pre_save(obj, False) for f in fields]

@@ -268,3 +268,24 @@ def test_a_prepared_update_writes_a_none_and_then_a_value_again(acme: Any) -> No
         pre_save.disconnect(counting, sender=Proposal)
     assert saves == [Proposal] and Proposal.objects.get(pk=proposal.pk).lease_until is None
     assert all(c is not None for c in update._local.cache.values())  # every pattern compiled, none fell back
+
+
+def test_a_model_with_a_save_of_its_own_is_saved_by_it(acme: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.db.models import Model
+
+    from audit.prepared_writes import PreparedInsert, PreparedUpdate
+
+    calls: list[dict[str, Any]] = []
+
+    def own_save(self: Any, *args: Any, **kwargs: Any) -> None:
+        calls.append(kwargs)
+        Model.save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Proposal, "save", own_save)
+    proposal = PreparedInsert(Proposal).insert(_proposal(acme, "k-own"))
+    proposal.status_reason = "edited"
+    PreparedUpdate(Proposal).save(proposal, ["status_reason"])
+
+    assert [c.get("force_insert") for c in calls] == [True, None]
+    assert calls[1]["update_fields"] == ["status_reason"]
+    assert Proposal.objects.get(pk=proposal.pk).status_reason == "edited"
