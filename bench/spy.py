@@ -29,7 +29,11 @@ from bench.intake import load
 PARTS = [
     ("token authentication", "BearerTokenAuthentication.authenticate", "approvals/api/auth.py"),
     ("policy rules for the agent", "agent_policy_rules", "approvals/services/context.py"),
-    ("proposal INSERT", "QuerySet.create", "django/db/models/query.py"),
+    (
+        "compiled INSERTs: the proposal's, its audit event's",
+        "PreparedInsert.insert",
+        "audit/prepared_writes.py",
+    ),
     ("hash-chained audit event", "append", "audit/services.py"),
     ("validate, normalize, policy, preview", "prepare", "adapters/registry.py"),
     ("request body validation", "_valid", "approvals/api/views/"),
